@@ -1,1 +1,114 @@
-"""reliable-llm."""
+"""reliable-llm: dependable LLM calls.
+
+Per-model circuit breakers, retries with exponential backoff, a fallback chain across models
+and providers, response caching and metrics, behind one small API: `LLMManager`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from reliable_llm._breaker import BreakerState
+from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key
+from reliable_llm._callable import CallableProvider
+from reliable_llm._classify import ErrorClassifier
+from reliable_llm._clock import Clock, SystemClock
+from reliable_llm._errors import (
+    AllModelsFailedError,
+    AuthenticationError,
+    CacheKeyError,
+    CircuitOpenError,
+    ConfigurationError,
+    ContentPolicyError,
+    ContextWindowExceededError,
+    FailureReason,
+    InvalidRequestError,
+    ModelFailure,
+    ModelNotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitError,
+    ReliableLLMError,
+    RequestRejectedError,
+    ServerError,
+    StreamInterruptedError,
+    TransientError,
+    UnknownModelError,
+)
+from reliable_llm._manager import LLMManager
+from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
+from reliable_llm._provider import Provider
+from reliable_llm._stream import StreamAccumulator, response_to_chunks
+from reliable_llm._types import (
+    Attempt,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    StreamChunk,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+# Library convention: log records go nowhere unless the application configures logging.
+logging.getLogger("reliable_llm").addHandler(logging.NullHandler())
+
+__all__ = [
+    "AllModelsFailedError",
+    "Attempt",
+    "AuthenticationError",
+    "BreakerPolicy",
+    "BreakerState",
+    "CacheBackend",
+    "CacheKeyError",
+    "CachePolicy",
+    "CallableProvider",
+    "ChatRequest",
+    "ChatResponse",
+    "CircuitOpenError",
+    "Clock",
+    "ConfigurationError",
+    "ContentPolicyError",
+    "ContextWindowExceededError",
+    "ErrorClassifier",
+    "FailureReason",
+    "InMemoryCache",
+    "InvalidRequestError",
+    "LLMManager",
+    "Message",
+    "ModelFailure",
+    "ModelNotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "Provider",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "ProviderUnavailableError",
+    "RateLimitError",
+    "ReliableLLMError",
+    "RequestRejectedError",
+    "RetryPolicy",
+    "ServerError",
+    "StreamAccumulator",
+    "StreamChunk",
+    "StreamInterruptedError",
+    "SystemClock",
+    "TimeoutPolicy",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "TransientError",
+    "UnknownModelError",
+    "Usage",
+    "__version__",
+    "cache_key",
+    "response_to_chunks",
+]

@@ -1,0 +1,194 @@
+"""Per-model circuit breaker on pybreaker's state machine, with admission done around the I/O.
+
+pybreaker's ``call()`` holds a lock for the whole call (so concurrent calls run one at a time)
+and has no asyncio support. We use its states, storage, counters and listeners, but decide
+admission and record outcomes ourselves, holding our lock only for those few instructions.
+Time comes from the injected clock, so recovery timeouts run on a fake clock in tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pybreaker
+
+from reliable_llm._clock import Clock
+from reliable_llm._errors import CircuitOpenError, ProviderError
+from reliable_llm._policies import BreakerPolicy
+
+__all__ = ["Admission", "BreakerState", "ModelBreaker"]
+
+
+class BreakerState(enum.StrEnum):
+    """The three states of a circuit breaker."""
+
+    CLOSED = pybreaker.STATE_CLOSED
+    OPEN = pybreaker.STATE_OPEN
+    HALF_OPEN = pybreaker.STATE_HALF_OPEN
+
+
+class Admission(enum.Enum):
+    """The breaker's answer to "may I call the model now?"."""
+
+    ALLOWED = "allowed"
+    TRIAL = "trial"
+    REJECTED = "rejected"
+
+
+TransitionHook = Callable[[str, BreakerState, BreakerState], None]
+
+
+class _Listener(pybreaker.CircuitBreakerListener):
+    def __init__(self, owner: ModelBreaker) -> None:
+        self._owner = owner
+
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+        old = BreakerState(old_state.name) if old_state is not None else BreakerState.CLOSED
+        self._owner._on_transition(old, BreakerState(new_state.name))
+
+
+class ModelBreaker:
+    """The circuit breaker of one model.
+
+    Closed: calls run concurrently; ``failure_threshold`` consecutive failures open it.
+    Open: calls are rejected without touching the model until ``recovery_timeout`` passes.
+    Half-open: exactly one trial call at a time; success closes, failure re-opens.
+    """
+
+    __slots__ = (
+        "_cb",
+        "_clock",
+        "_lock",
+        "_on_change",
+        "_opened_at",
+        "_trial_busy",
+        "model",
+        "policy",
+        "state",
+    )
+
+    def __init__(
+        self,
+        model: str,
+        policy: BreakerPolicy,
+        clock: Clock,
+        on_change: TransitionHook | None = None,
+    ) -> None:
+        self.model = model
+        self.policy = policy
+        self._clock = clock
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._opened_at = 0.0
+        self._trial_busy = False
+        self.state = BreakerState.CLOSED
+        self._cb = pybreaker.CircuitBreaker(
+            fail_max=policy.failure_threshold,
+            reset_timeout=policy.recovery_timeout,
+            listeners=[_Listener(self)],
+            name=model,
+        )
+
+    def _on_transition(self, old: BreakerState, new: BreakerState) -> None:
+        self.state = new
+        if new is BreakerState.OPEN:
+            self._opened_at = self._clock.monotonic()
+        if self._on_change is not None and old is not new:
+            self._on_change(self.model, old, new)
+
+    @property
+    def failure_count(self) -> int:
+        """Consecutive failures counted so far."""
+        return int(self._cb.fail_counter)
+
+    def retry_in(self) -> float:
+        """Seconds until an open breaker lets a trial through (0 when not open)."""
+        if self.state is not BreakerState.OPEN:
+            return 0.0
+        return self._opened_at + self.policy.recovery_timeout - self._clock.monotonic()
+
+    def admit(self) -> Admission:
+        """Decide whether a call may go to the model now."""
+        if self.state is BreakerState.CLOSED:
+            return Admission.ALLOWED
+        with self._lock:
+            state: BreakerState = self.state  # re-read: it may have changed before we locked
+            if state is BreakerState.CLOSED:
+                return Admission.ALLOWED
+            if state is BreakerState.OPEN:
+                if self._clock.monotonic() - self._opened_at < self.policy.recovery_timeout:
+                    return Admission.REJECTED
+                self._cb.half_open()
+            if self._trial_busy:
+                return Admission.REJECTED
+            self._trial_busy = True
+            return Admission.TRIAL
+
+    def check(self) -> Admission:
+        """Like `admit`, but raise `CircuitOpenError` instead of returning REJECTED."""
+        admission = self.admit()
+        if admission is Admission.REJECTED:
+            raise CircuitOpenError(self.model, self.retry_in())
+        return admission
+
+    def record_success(self, admission: Admission) -> None:
+        """Record that an admitted call succeeded."""
+        if admission is Admission.ALLOWED and self.state is BreakerState.CLOSED:
+            if self._cb.fail_counter:
+                with self._lock:
+                    self._cb._state_storage.reset_counter()
+            return
+        with self._lock:
+            self._cb._state_storage.reset_counter()
+            if admission is Admission.TRIAL:
+                self._trial_busy = False
+                if self.state is BreakerState.HALF_OPEN:
+                    self._cb.close()
+
+    def record_failure(self, admission: Admission) -> None:
+        """Record that an admitted call failed in a way that counts against the model."""
+        with self._lock:
+            self._cb._inc_counter()
+            if admission is Admission.TRIAL:
+                self._trial_busy = False
+                if self.state is BreakerState.HALF_OPEN:
+                    self._cb.open()
+            elif (
+                self.state is BreakerState.CLOSED
+                and self._cb.fail_counter >= self.policy.failure_threshold
+            ):
+                self._cb.open()
+
+    def record_neutral(self, admission: Admission) -> None:
+        """Record an outcome that says nothing about the model's health (or a cancelled call).
+
+        A half-open trial that ends this way frees the trial slot for the next request.
+        """
+        if admission is Admission.TRIAL:
+            with self._lock:
+                self._trial_busy = False
+
+    def record(self, admission: Admission, error: ProviderError) -> None:
+        """Record a failed call according to the error's classification."""
+        if error.counts_against_breaker:
+            self.record_failure(admission)
+        else:
+            self.record_neutral(admission)
+
+    def reset(self) -> None:
+        """Close the breaker and forget its failures."""
+        with self._lock:
+            self._trial_busy = False
+            if self.state is BreakerState.CLOSED:
+                self._cb._state_storage.reset_counter()
+            else:
+                self._cb.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelBreaker(model={self.model!r}, state={self.state.value!r}, "
+            f"failures={self.failure_count}/{self.policy.failure_threshold})"
+        )

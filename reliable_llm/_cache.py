@@ -1,0 +1,157 @@
+"""Response cache: canonical request keys, a backend interface and the in-memory LRU backend.
+
+Values are JSON-compatible dicts (`ChatResponse.to_dict`). A persistent or shared backend
+stores them as JSON text, never pickle, so write access to the store is never code execution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from reliable_llm._clock import Clock
+from reliable_llm._errors import CacheKeyError
+from reliable_llm._policies import CachePolicy
+from reliable_llm._types import ChatRequest
+
+__all__ = ["CacheBackend", "InMemoryCache", "cache_key"]
+
+CacheValue = Mapping[str, Any]
+
+# Parameters that never change the answer, and may hold secrets: never part of a key.
+_NON_SEMANTIC = frozenset(
+    ("api_key", "timeout", "request_timeout", "extra_headers", "headers", "max_retries")
+)
+_KEY_VERSION = 1
+_dumps = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+@runtime_checkable
+class CacheBackend(Protocol):
+    """Where cached responses live. Implementations must be thread-safe and fast.
+
+    ``get`` returns the stored value or None when absent or expired; ``set`` stores a
+    JSON-compatible dict for ``ttl`` seconds (None: no expiry).
+    """
+
+    def get(self, key: str) -> CacheValue | None:
+        """Return the value stored under ``key``, or None."""
+        ...
+
+    def set(self, key: str, value: CacheValue, ttl: float | None) -> None:
+        """Store ``value`` under ``key``."""
+        ...
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        ...
+
+    def __len__(self) -> int:
+        """Number of entries held."""
+        ...
+
+
+class InMemoryCache:
+    """Thread- and task-safe LRU cache with a maximum size and per-entry TTL."""
+
+    __slots__ = ("_clock", "_entries", "_lock", "max_size", "ttl")
+
+    def __init__(self, policy: CachePolicy, clock: Clock) -> None:
+        self.max_size = policy.max_size
+        self.ttl = policy.ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[float | None, CacheValue]] = OrderedDict()
+
+    def get(self, key: str) -> CacheValue | None:
+        """Return the live value under ``key`` (refreshing its recency), or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            expires_at, value = entry
+            if expires_at is not None and self._clock.monotonic() >= expires_at:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return value
+
+    def set(self, key: str, value: CacheValue, ttl: float | None) -> None:
+        """Store ``value``; evict the least recently used entries beyond ``max_size``."""
+        expires_at = None if ttl is None else self._clock.monotonic() + ttl
+        with self._lock:
+            self._entries[key] = (expires_at, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"InMemoryCache(size={len(self)}, max_size={self.max_size}, ttl={self.ttl})"
+
+
+def _params(request: ChatRequest) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if request.temperature is not None:
+        params["temperature"] = float(request.temperature)
+    if request.max_tokens is not None:
+        params["max_tokens"] = request.max_tokens
+    if request.top_p is not None:
+        params["top_p"] = float(request.top_p)
+    if request.stop is not None:
+        params["stop"] = list(request.stop)
+    if request.seed is not None:
+        params["seed"] = request.seed
+    if request.tools:
+        params["tools"] = [[t.name, t.description, t.parameters] for t in request.tools]
+    if request.tool_choice is not None:
+        params["tool_choice"] = request.tool_choice
+    if request.response_format is not None:
+        params["response_format"] = request.response_format
+    if request.extra:
+        extra = {k: v for k, v in request.extra.items() if k not in _NON_SEMANTIC}
+        if extra:
+            params["extra"] = extra
+    return params
+
+
+def cache_key(model: str, request: ChatRequest) -> str:
+    """SHA-256 of the canonical JSON of the requested model, messages and parameters.
+
+    Raises:
+        CacheKeyError: A parameter cannot be represented as JSON.
+    """
+    messages = [
+        [
+            m.role,
+            m.content,
+            [[c.id, c.name, c.arguments] for c in m.tool_calls],
+            m.tool_call_id,
+            m.name,
+        ]
+        if m.tool_calls or m.tool_call_id or m.name
+        else [m.role, m.content]
+        for m in request.messages
+    ]
+    payload = [_KEY_VERSION, model, messages, _params(request)]
+    try:
+        text = _dumps(payload)
+    except (TypeError, ValueError) as exc:
+        raise CacheKeyError(
+            f"request parameters cannot form a cache key ({exc}); pass JSON-compatible values "
+            "(str, int, float, bool, None, lists and dicts with str keys) or use_cache=False"
+        ) from exc
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,43 @@
+"""Pure decisions shared by every driver: what to do after a failed attempt."""
+
+from __future__ import annotations
+
+from reliable_llm._errors import FailureReason, ProviderError
+from reliable_llm._policies import RetryPolicy
+
+__all__ = ["next_step"]
+
+
+def next_step(
+    policy: RetryPolicy,
+    attempt: int,
+    error: ProviderError,
+    time_left: float,
+    breaker_closed: bool,
+    random_fraction: float,
+) -> float | FailureReason:
+    """After attempt number ``attempt`` (1-based) failed: the delay before retrying, or why to stop.
+
+    Args:
+        policy: The model's retry policy.
+        attempt: The attempt that just failed, counting from 1.
+        error: Its classified error.
+        time_left: Seconds left before the request's deadline.
+        breaker_closed: Whether the model's breaker still admits ordinary calls.
+        random_fraction: A random number in [0, 1) for jitter.
+    """
+    if not error.retryable:
+        return FailureReason.NON_RETRYABLE
+    if not breaker_closed:
+        return FailureReason.CIRCUIT_OPENED
+    if attempt > policy.max_retries:
+        return FailureReason.RETRIES_EXHAUSTED
+    delay = policy.backoff(attempt - 1, random_fraction)
+    hint = error.retry_after
+    if hint is not None and hint > delay:
+        if hint > policy.max_retry_after or hint >= time_left:
+            return FailureReason.RETRY_AFTER_EXCEEDS_DEADLINE
+        delay = hint
+    if delay >= time_left:
+        return FailureReason.DEADLINE_EXCEEDED
+    return delay

@@ -1,0 +1,98 @@
+"""Small frozen events emitted by every layer; hooks and the metrics collector consume them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reliable_llm._breaker import BreakerState
+from reliable_llm._errors import FailureReason
+from reliable_llm._types import Usage
+
+__all__ = [
+    "AttemptFinished",
+    "BreakerTransition",
+    "CacheHit",
+    "CacheMiss",
+    "Event",
+    "EventHook",
+    "FallbackTaken",
+    "RequestFinished",
+    "RetryScheduled",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    """One upstream call ended; ``error`` is the error type name, or None on success."""
+
+    model: str
+    attempt: int
+    duration: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    """The manager will call ``model`` again after ``delay`` seconds."""
+
+    model: str
+    attempt: int
+    delay: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackTaken:
+    """``from_model`` was given up for ``reason``; ``to_model`` is tried next (None: none left)."""
+
+    from_model: str
+    to_model: str | None
+    reason: FailureReason
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTransition:
+    """A model's circuit breaker changed state."""
+
+    model: str
+    old: BreakerState
+    new: BreakerState
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    """A request was answered from the cache (or by an identical request in flight)."""
+
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheMiss:
+    """A cacheable request was not in the cache."""
+
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFinished:
+    """A logical request ended: answered (``model`` says by whom) or failed (``model`` None)."""
+
+    requested_model: str
+    model: str | None
+    latency: float
+    cached: bool = False
+    usage: Usage | None = None
+    stream: bool = False
+
+
+Event = (
+    AttemptFinished
+    | RetryScheduled
+    | FallbackTaken
+    | BreakerTransition
+    | CacheHit
+    | CacheMiss
+    | RequestFinished
+)
+EventHook = Callable[[Event], None]

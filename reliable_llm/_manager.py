@@ -1,0 +1,590 @@
+"""`LLMManager`: the public face of the library (the seed API plus a chat-shaped one)."""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from reliable_llm._breaker import BreakerState, ModelBreaker
+from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key
+from reliable_llm._callable import CallableProvider
+from reliable_llm._classify import ErrorClassifier
+from reliable_llm._clock import Clock, SystemClock
+from reliable_llm._engine import Engine, ModelEntry, Plan
+from reliable_llm._errors import ConfigurationError, UnknownModelError
+from reliable_llm._events import (
+    BreakerTransition,
+    CacheHit,
+    CacheMiss,
+    Event,
+    EventHook,
+    RequestFinished,
+)
+from reliable_llm._metrics import MetricsCollector
+from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
+from reliable_llm._provider import Provider
+from reliable_llm._request import MessagesInput, build_request
+from reliable_llm._singleflight import SingleFlight
+from reliable_llm._stream import response_to_chunks
+from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk
+
+__all__ = ["LLMManager"]
+
+logger = logging.getLogger("reliable_llm")
+
+
+class LLMManager:
+    """Serves LLM requests through a cache, a fallback chain, per-model breakers and retries.
+
+    Example:
+        >>> manager = LLMManager(max_retries=2)
+        >>> manager.register_model("echo", lambda prompt, **kw: prompt.upper())
+        >>> manager.generate("hello")
+        'HELLO'
+
+    Args:
+        max_retries: Retries per model after its first attempt (the seed's parameter).
+        enable_caching: Whether responses are cached by default.
+        retry: Full retry policy; its ``max_retries`` wins over the argument above.
+        breaker: Default breaker policy for models registered without one.
+        cache: Size and TTL of the default in-memory cache.
+        timeouts: Total and per-attempt deadlines of a request.
+        cache_backend: Where responses are cached (default: in memory, per ``cache``).
+        clock: Time source and sleeper (tests pass ``reliable_llm.testing.FakeClock``).
+        random: Source of jitter, a callable returning floats in [0, 1).
+        hooks: Callables receiving every event (see ``reliable_llm.events``).
+
+    Raises:
+        ConfigurationError: A policy value is invalid or conflicting.
+    """
+
+    def __init__(
+        self,
+        max_retries: int = 3,
+        enable_caching: bool = True,
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        cache: CachePolicy | None = None,
+        timeouts: TimeoutPolicy | None = None,
+        cache_backend: CacheBackend | None = None,
+        clock: Clock | None = None,
+        random: Callable[[], float] | None = None,
+        hooks: Iterable[EventHook] = (),
+    ) -> None:
+        if retry is None:
+            retry = RetryPolicy(max_retries=max_retries)
+        elif max_retries not in (3, retry.max_retries):
+            raise ConfigurationError(
+                f"max_retries={max_retries} conflicts with retry.max_retries="
+                f"{retry.max_retries}; pass only one of them"
+            )
+        self.retry_policy = retry
+        self.breaker_policy = breaker or BreakerPolicy()
+        self.cache_policy = cache or CachePolicy()
+        self.timeouts = timeouts or TimeoutPolicy()
+        self.enable_caching = bool(enable_caching)
+        self.clock: Clock = clock or SystemClock()
+        self.cache: CacheBackend = cache_backend or InMemoryCache(self.cache_policy, self.clock)
+        self.metrics = MetricsCollector()
+        self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
+        self._engine = Engine(self.clock, random or _random.random, self._emit)
+        self._lock = threading.RLock()
+        self._models: dict[str, ModelEntry] = {}
+        self._active: str | None = None
+        self._chain: tuple[str, ...] = ()
+        self._route: tuple[ModelEntry, ...] = ()
+        self._flight: SingleFlight[ChatResponse] = SingleFlight()
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        for hook in self._hooks:
+            try:
+                hook(event)
+            except Exception:
+                logger.exception("event hook %r failed on %r", hook, event)
+
+    def add_hook(self, hook: EventHook) -> None:
+        """Call ``hook(event)`` for every event from now on."""
+        with self._lock:
+            self._hooks = (*self._hooks, hook)
+
+    def remove_hook(self, hook: EventHook) -> None:
+        """Stop calling ``hook``."""
+        with self._lock:
+            self._hooks = tuple(h for h in self._hooks if h is not hook)
+
+    def _on_breaker_change(self, model: str, old: BreakerState, new: BreakerState) -> None:
+        log = logger.warning if new is BreakerState.OPEN else logger.info
+        log("circuit breaker for model %r: %s -> %s", model, old.value, new.value)
+        self._emit(BreakerTransition(model, old, new))
+
+    # -- registry ----------------------------------------------------------------------------
+
+    def register_model(
+        self,
+        name: str,
+        inference_fn: Provider | Callable[..., Any],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        replace: bool = False,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        classify_error: ErrorClassifier | None = None,
+    ) -> None:
+        """Register a model under ``name``.
+
+        Args:
+            name: The name requests use for this model.
+            inference_fn: A `Provider`, or a seed-style ``fn(prompt, **kwargs) -> str`` (sync or
+                async) that may also return a `ChatResponse`.
+            metadata: Free-form facts (context window, cost, ...) shown by `get_model_info`.
+            replace: Allow replacing a model already registered under ``name``.
+            retry: This model's retry policy (default: the manager's).
+            breaker: This model's breaker policy (default: the manager's).
+            classify_error: Maps this model's foreign exceptions to the error tree; by default
+                they count as transient.
+
+        Raises:
+            ConfigurationError: Empty name, a duplicate without ``replace=True``, or a model that
+                is neither a Provider nor callable.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"model name must be a non-empty str, got {name!r}")
+        if isinstance(inference_fn, Provider):
+            provider: Provider = inference_fn
+        elif callable(inference_fn):
+            provider = CallableProvider(inference_fn)
+        else:
+            raise ConfigurationError(
+                f"model {name!r} must be a callable fn(prompt, **kwargs) -> str or a "
+                f"reliable_llm.Provider, got {type(inference_fn).__name__}"
+            )
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
+        with self._lock:
+            if name in self._models and not replace:
+                raise ConfigurationError(
+                    f"model {name!r} is already registered; pass replace=True to replace it"
+                )
+            self._models[name] = ModelEntry(
+                name=name,
+                provider=provider,
+                metadata=dict(metadata or {}),
+                breaker=ModelBreaker(
+                    name, breaker or self.breaker_policy, self.clock, self._on_breaker_change
+                ),
+                retry=retry or self.retry_policy,
+                classifier=classify_error,
+            )
+            self.metrics.track(name)
+            if self._active is None:
+                self._active = name
+            self._rebuild_route()
+
+    def _entry(self, name: str) -> ModelEntry:
+        entry = self._models.get(name)
+        if entry is None:
+            raise UnknownModelError(name, list(self._models))
+        return entry
+
+    def _rebuild_route(self) -> None:
+        self._route = self._resolve(self._active, self._chain) if self._active else ()
+
+    def _resolve(self, first: str, chain: Iterable[str]) -> tuple[ModelEntry, ...]:
+        entries = [self._entry(first)]
+        for name in chain:
+            entry = self._entry(name)
+            if entry not in entries:
+                entries.append(entry)
+        return tuple(entries)
+
+    def set_active_model(self, name: str) -> None:
+        """Make ``name`` the first model every request tries.
+
+        Raises:
+            UnknownModelError: ``name`` is not registered.
+        """
+        with self._lock:
+            self._entry(name)
+            self._active = name
+            self._rebuild_route()
+
+    @property
+    def active_model(self) -> str | None:
+        """The model requests try first."""
+        return self._active
+
+    @property
+    def fallback_chain(self) -> tuple[str, ...]:
+        """The models tried, in order, after the active one."""
+        return self._chain
+
+    def set_fallback_chain(self, model_names: Sequence[str]) -> None:
+        """Set the models tried, in order, when the active model fails (empty: none).
+
+        Raises:
+            ConfigurationError: An entry is empty, not a str, or repeated.
+            UnknownModelError: An entry is not registered.
+        """
+        chain = _check_chain(model_names)
+        with self._lock:
+            for name in chain:
+                self._entry(name)
+            self._chain = chain
+            self._rebuild_route()
+
+    def list_models(self) -> list[str]:
+        """Registered model names, in registration order."""
+        return list(self._models)
+
+    # -- introspection -----------------------------------------------------------------------
+
+    def get_model_info(self, model_name: str) -> dict[str, Any]:
+        """Metadata, breaker state and statistics of one model.
+
+        Returns a dict with ``name``, ``metadata``, ``provider`` (secret-free description),
+        ``is_active``, ``breaker`` (``state``, ``failure_count``, ``failure_threshold``,
+        ``recovery_timeout``, ``retry_in``), and the counters ``attempts``,
+        ``success_count``, ``failure_count``, ``retries``, ``requests_served``,
+        ``avg_latency``, ``p95_latency``, ``latency``, ``last_used``, ``last_error_type``,
+        ``breaker_opens`` and ``tokens``.
+
+        Raises:
+            UnknownModelError: ``model_name`` is not registered.
+        """
+        entry = self._entry(model_name)
+        stats = self.metrics.model_stats(model_name)
+        stats.pop("breaker_state")
+        breaker = entry.breaker
+        return {
+            "name": model_name,
+            "metadata": dict(entry.metadata),
+            "provider": entry.provider.describe(),
+            "is_active": model_name == self._active,
+            "breaker": {
+                "state": breaker.state.value,
+                "failure_count": breaker.failure_count,
+                "failure_threshold": breaker.policy.failure_threshold,
+                "recovery_timeout": breaker.policy.recovery_timeout,
+                "retry_in": max(breaker.retry_in(), 0.0),
+            },
+            **stats,
+        }
+
+    def get_metrics(self) -> dict[str, Any]:
+        """Overall metrics as a plain dict.
+
+        Keys: ``total_requests``, ``successful_requests``, ``failed_requests``,
+        ``success_rate``, ``cache`` (``hits``, ``misses``, ``hit_rate``, ``size``), ``retries``,
+        ``fallbacks`` (``total``, ``by_pair`` as ``"from->to"``, ``by_reason``),
+        ``breaker_transitions``, ``latency`` (``avg``, ``p50``, ``p95``, ``p99`` seconds of
+        uncached requests), ``tokens`` (``input``, ``output``, ``total``), ``models`` (per model:
+        the counters of `get_model_info` and ``breaker_state``), ``active_model`` and
+        ``fallback_chain``. Latency percentiles cover the most recent 2,048 requests.
+        """
+        snapshot = self.metrics.snapshot(len(self.cache))
+        for name, entry in self._models.items():
+            snapshot["models"][name]["breaker_state"] = entry.breaker.state.value
+        snapshot["active_model"] = self._active
+        snapshot["fallback_chain"] = list(self._chain)
+        return snapshot
+
+    def reset_circuit_breaker(self, model_name: str) -> None:
+        """Close ``model_name``'s breaker and forget its failure count.
+
+        Raises:
+            UnknownModelError: ``model_name`` is not registered.
+        """
+        self._entry(model_name).breaker.reset()
+
+    def clear_cache(self) -> None:
+        """Remove every cached response."""
+        self.cache.clear()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _plan(
+        self,
+        request: ChatRequest,
+        model: str | None,
+        fallback_chain: Sequence[str] | None,
+        timeout: float | None,
+    ) -> Plan:
+        if model is None and fallback_chain is None:
+            route = self._route
+            if not route:
+                raise ConfigurationError(
+                    "no active model; register one with register_model() and select it with "
+                    "set_active_model()"
+                )
+        else:
+            first = model if model is not None else self._active
+            if first is None:
+                raise ConfigurationError("no active model; pass model= or set_active_model()")
+            chain = self._chain if fallback_chain is None else _check_chain(fallback_chain)
+            route = self._resolve(first, chain)
+        total = self.timeouts.total
+        if timeout is not None:
+            if not isinstance(timeout, int | float) or timeout <= 0:
+                raise ConfigurationError(f"timeout must be seconds > 0, got {timeout!r}")
+            total = float(timeout)
+        return Plan(
+            route[0].name, route, request, self.clock.monotonic(), total, self.timeouts.per_attempt
+        )
+
+    def _cache_key(self, plan: Plan, use_cache: bool | None) -> str | None:
+        if not (self.enable_caching if use_cache is None else use_cache):
+            return None
+        return cache_key(plan.requested, plan.request)
+
+    def _lookup(self, plan: Plan, key: str) -> ChatResponse | None:
+        value = self.cache.get(key)
+        if value is None:
+            self._emit(CacheMiss(plan.requested))
+            return None
+        self._emit(CacheHit(plan.requested))
+        self._emit(RequestFinished(plan.requested, value["model"], 0.0, cached=True))
+        return ChatResponse.from_dict(value, cached=True)
+
+    def _store(self, key: str | None, response: ChatResponse, ttl: float | None) -> None:
+        if key is not None:
+            self.cache.set(key, response.to_dict(), ttl)
+
+    def _finished(self, plan: Plan, response: ChatResponse | None, stream: bool = False) -> None:
+        latency = self.clock.monotonic() - plan.started
+        if response is None:
+            self._emit(RequestFinished(plan.requested, None, latency, stream=stream))
+        else:
+            self._emit(
+                RequestFinished(
+                    plan.requested, response.model, latency, usage=response.usage, stream=stream
+                )
+            )
+
+    def _ttl(self, cache_ttl: float | None) -> float | None:
+        if cache_ttl is None:
+            return self.cache_policy.ttl
+        if not isinstance(cache_ttl, int | float) or cache_ttl <= 0:
+            raise ConfigurationError(f"cache_ttl must be seconds > 0, got {cache_ttl!r}")
+        return float(cache_ttl)
+
+    def _served_shared(self, plan: Plan, response: ChatResponse) -> ChatResponse:
+        self._emit(CacheHit(plan.requested))
+        self._emit(RequestFinished(plan.requested, response.model, 0.0, cached=True))
+        return replace(response, cached=True, attempts=())
+
+    def _run(self, plan: Plan) -> ChatResponse:
+        try:
+            response = self._engine.run(plan)
+        except Exception:
+            self._finished(plan, None)
+            raise
+        self._finished(plan, response)
+        return response
+
+    async def _arun(self, plan: Plan) -> ChatResponse:
+        try:
+            response = await self._engine.arun(plan)
+        except Exception:
+            self._finished(plan, None)
+            raise
+        self._finished(plan, response)
+        return response
+
+    def chat(
+        self,
+        messages: MessagesInput,
+        *,
+        model: str | None = None,
+        fallback_chain: Sequence[str] | None = None,
+        use_cache: bool | None = None,
+        cache_ttl: float | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """Answer a conversation; returns the full response.
+
+        Args:
+            messages: A prompt string, a `Message`, or a list of `Message` / OpenAI-style dicts.
+            model: Try this model first instead of the active one.
+            fallback_chain: Use this chain instead of the configured one for this call.
+            use_cache: Override the manager's ``enable_caching`` for this call.
+            cache_ttl: Seconds this call's answer stays cached.
+            timeout: Seconds the whole request may take, retries and fallbacks included.
+            **params: Generation parameters (temperature, max_tokens, top_p, stop, seed, tools,
+                tool_choice, response_format); others are passed to the provider unchanged.
+
+        Raises:
+            AllModelsFailedError: No model answered; ``failures`` says why for each one.
+            ConfigurationError: The request or an override is invalid.
+        """
+        request = build_request(messages, params)
+        plan = self._plan(request, model, fallback_chain, timeout)
+        key = self._cache_key(plan, use_cache)
+        if key is None:
+            return self._run(plan)
+        cached = self._lookup(plan, key)
+        if cached is not None:
+            return cached
+        response, shared = self._flight.do(key, lambda: self._run(plan))
+        if shared:
+            return self._served_shared(plan, response)
+        self._store(key, response, self._ttl(cache_ttl))
+        return response
+
+    async def achat(
+        self,
+        messages: MessagesInput,
+        *,
+        model: str | None = None,
+        fallback_chain: Sequence[str] | None = None,
+        use_cache: bool | None = None,
+        cache_ttl: float | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """Async twin of `chat`; never blocks the event loop."""
+        request = build_request(messages, params)
+        plan = self._plan(request, model, fallback_chain, timeout)
+        key = self._cache_key(plan, use_cache)
+        if key is None:
+            return await self._arun(plan)
+        cached = self._lookup(plan, key)
+        if cached is not None:
+            return cached
+        response, shared = await self._flight.ado(key, lambda: self._arun(plan))
+        if shared:
+            return self._served_shared(plan, response)
+        self._store(key, response, self._ttl(cache_ttl))
+        return response
+
+    def generate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
+        """Answer a prompt with text (the seed API). Keyword arguments are those of `chat`.
+
+        Raises:
+            AllModelsFailedError: No model answered; ``failures`` says why for each one.
+            ConfigurationError: The prompt or a parameter is invalid.
+        """
+        _check_prompt(prompt)
+        return self.chat(prompt, use_cache=use_cache and self.enable_caching, **kwargs).text
+
+    async def agenerate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
+        """Async twin of `generate`."""
+        _check_prompt(prompt)
+        response = await self.achat(prompt, use_cache=use_cache and self.enable_caching, **kwargs)
+        return response.text
+
+    def stream(
+        self,
+        messages: MessagesInput,
+        *,
+        model: str | None = None,
+        fallback_chain: Sequence[str] | None = None,
+        use_cache: bool | None = None,
+        cache_ttl: float | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Iterator[StreamChunk]:
+        """Stream the answer chunk by chunk; arguments are those of `chat`.
+
+        Until the first chunk reaches the caller, failures are retried and fall back as for
+        `chat`. After that, a failure raises `StreamInterruptedError` with the partial text.
+        A completed stream is cached; a cached answer is replayed as a stream.
+
+        Raises:
+            AllModelsFailedError: No model started streaming.
+            StreamInterruptedError: The stream broke after text was yielded.
+        """
+        request = build_request(messages, params)
+        plan = self._plan(request, model, fallback_chain, timeout)
+        key = self._cache_key(plan, use_cache)
+        ttl = self._ttl(cache_ttl)
+        return self._stream(plan, key, ttl)
+
+    def _stream(self, plan: Plan, key: str | None, ttl: float | None) -> Iterator[StreamChunk]:
+        if key is not None:
+            cached = self._lookup(plan, key)
+            if cached is not None:
+                yield from response_to_chunks(cached, cached=True)
+                return
+        done: list[ChatResponse] = []
+        try:
+            yield from self._engine.stream(plan, done.append)
+        except Exception:
+            self._finished(plan, None, stream=True)
+            raise
+        self._store(key, done[0], ttl)
+        self._finished(plan, done[0], stream=True)
+
+    def astream(
+        self,
+        messages: MessagesInput,
+        *,
+        model: str | None = None,
+        fallback_chain: Sequence[str] | None = None,
+        use_cache: bool | None = None,
+        cache_ttl: float | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> AsyncIterator[StreamChunk]:
+        """Async twin of `stream`: ``async for chunk in manager.astream(...)``."""
+        request = build_request(messages, params)
+        plan = self._plan(request, model, fallback_chain, timeout)
+        key = self._cache_key(plan, use_cache)
+        ttl = self._ttl(cache_ttl)
+        return self._astream(plan, key, ttl)
+
+    async def _astream(
+        self, plan: Plan, key: str | None, ttl: float | None
+    ) -> AsyncIterator[StreamChunk]:
+        if key is not None:
+            cached = self._lookup(plan, key)
+            if cached is not None:
+                for chunk in response_to_chunks(cached, cached=True):
+                    yield chunk
+                return
+        done: list[ChatResponse] = []
+        try:
+            async for chunk in self._engine.astream(plan, done.append):
+                yield chunk
+        except Exception:
+            self._finished(plan, None, stream=True)
+            raise
+        self._store(key, done[0], ttl)
+        self._finished(plan, done[0], stream=True)
+
+    def __repr__(self) -> str:
+        states = ", ".join(f"{n}:{e.breaker.state.value}" for n, e in self._models.items())
+        return (
+            f"LLMManager(active={self._active!r}, fallback_chain={list(self._chain)}, "
+            f"models=[{states}], caching={self.enable_caching})"
+        )
+
+
+def _check_chain(model_names: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(model_names, str):
+        raise ConfigurationError(
+            f"fallback chain must be a list of model names, got the str {model_names!r}; "
+            f"did you mean [{model_names!r}]?"
+        )
+    chain = tuple(model_names)
+    for name in chain:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"fallback chain entries must be model names, got {name!r}")
+    duplicates = sorted({n for n in chain if chain.count(n) > 1})
+    if duplicates:
+        raise ConfigurationError(
+            f"fallback chain lists {duplicates} more than once; each model is tried at most once"
+        )
+    return chain
+
+
+def _check_prompt(prompt: object) -> None:
+    if not isinstance(prompt, str):
+        raise ConfigurationError(f"prompt must be a str, got {type(prompt).__name__}")

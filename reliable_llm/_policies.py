@@ -1,0 +1,155 @@
+"""Policies: frozen dataclasses with safe defaults, validated at construction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from reliable_llm._errors import ConfigurationError
+
+__all__ = ["BreakerPolicy", "CachePolicy", "RetryPolicy", "TimeoutPolicy"]
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How one model is retried before the manager falls back to the next.
+
+    The n-th retry (n = 0, 1, ...) waits ``min(max_delay, initial_delay * multiplier**n)``,
+    reduced by a random fraction of up to ``jitter`` so that clients spread out. A
+    ``Retry-After`` hint from the provider lengthens the wait; if the wait would not fit in
+    the request's remaining time, the manager moves to the next model at once.
+
+    Attributes:
+        max_retries: Retries after the first attempt, per model (0 disables retrying).
+        initial_delay: Seconds before the first retry (the seed's ``2**attempt * 1 s``).
+        multiplier: Growth factor between retries.
+        max_delay: Cap on one computed wait, in seconds.
+        jitter: Fraction in [0, 1] of each wait that is randomized away.
+        max_retry_after: Longest ``Retry-After`` hint honoured; longer hints give the model up.
+    """
+
+    max_retries: int = 3
+    initial_delay: float = 1.0
+    multiplier: float = 2.0
+    max_delay: float = 30.0
+    jitter: float = 0.25
+    max_retry_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        _check(
+            _is_count(self.max_retries) and 0 <= self.max_retries <= 100,
+            f"RetryPolicy.max_retries must be an int from 0 to 100, got {self.max_retries!r}",
+        )
+        _check(
+            _is_number(self.initial_delay) and self.initial_delay >= 0,
+            f"RetryPolicy.initial_delay must be a finite number >= 0, got {self.initial_delay!r}",
+        )
+        _check(
+            _is_number(self.multiplier) and self.multiplier >= 1,
+            f"RetryPolicy.multiplier must be a finite number >= 1, got {self.multiplier!r}",
+        )
+        _check(
+            _is_number(self.max_delay) and self.max_delay >= self.initial_delay,
+            "RetryPolicy.max_delay must be a finite number >= initial_delay, "
+            f"got {self.max_delay!r}",
+        )
+        _check(
+            _is_number(self.jitter) and 0 <= self.jitter <= 1,
+            f"RetryPolicy.jitter must be a number from 0 to 1, got {self.jitter!r}",
+        )
+        _check(
+            _is_number(self.max_retry_after) and self.max_retry_after >= 0,
+            "RetryPolicy.max_retry_after must be a finite number >= 0, "
+            f"got {self.max_retry_after!r}",
+        )
+
+    def backoff(self, retry_index: int, random_fraction: float) -> float:
+        """The wait before retry number ``retry_index`` (0-based), given a random in [0, 1)."""
+        base = self.initial_delay * self.multiplier ** min(retry_index, 64)
+        base = min(base, self.max_delay)
+        return base * (1.0 - self.jitter * random_fraction)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When a model's circuit breaker opens and when it tries the model again.
+
+    Attributes:
+        failure_threshold: Consecutive failed calls that open the breaker.
+        recovery_timeout: Seconds the breaker stays open before one trial call is let through.
+    """
+
+    failure_threshold: int = 5
+    recovery_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        _check(
+            _is_count(self.failure_threshold) and self.failure_threshold >= 1,
+            f"BreakerPolicy.failure_threshold must be an int >= 1, got {self.failure_threshold!r}",
+        )
+        _check(
+            _is_number(self.recovery_timeout) and self.recovery_timeout > 0,
+            "BreakerPolicy.recovery_timeout must be a finite number of seconds > 0, "
+            f"got {self.recovery_timeout!r}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """Size and lifetime of the default in-memory response cache.
+
+    Attributes:
+        max_size: Entries kept; the least recently used is evicted first.
+        ttl: Seconds an entry lives, or None to keep entries until evicted.
+    """
+
+    max_size: int = 1024
+    ttl: float | None = 3600.0
+
+    def __post_init__(self) -> None:
+        _check(
+            _is_count(self.max_size) and self.max_size >= 1,
+            f"CachePolicy.max_size must be an int >= 1, got {self.max_size!r}",
+        )
+        _check(
+            self.ttl is None or (_is_number(self.ttl) and self.ttl > 0),
+            f"CachePolicy.ttl must be None or a number of seconds > 0, got {self.ttl!r}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutPolicy:
+    """Deadlines: one for a whole request (every retry and fallback), one per upstream call.
+
+    Attributes:
+        total: Seconds a request may take in all, retries and fallbacks included.
+        per_attempt: Seconds one upstream call may take, so a hung model leaves time to fall
+            back. Providers receive ``min(per_attempt, time left)`` as their timeout.
+    """
+
+    total: float = 120.0
+    per_attempt: float = 60.0
+
+    def __post_init__(self) -> None:
+        _check(
+            _is_number(self.total) and self.total > 0,
+            f"TimeoutPolicy.total must be a finite number of seconds > 0, got {self.total!r}",
+        )
+        _check(
+            _is_number(self.per_attempt) and self.per_attempt > 0,
+            "TimeoutPolicy.per_attempt must be a finite number of seconds > 0, "
+            f"got {self.per_attempt!r}",
+        )

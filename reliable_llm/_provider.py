@@ -1,0 +1,54 @@
+"""The single I/O seam: what a model must implement to be served by the manager."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Iterator
+
+from reliable_llm._stream import response_to_chunks
+from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk
+
+__all__ = ["Provider"]
+
+
+class Provider(abc.ABC):
+    """A model the manager can call: natively sync, async and streaming.
+
+    Implementations translate their SDK's exceptions into `reliable_llm.ProviderError`
+    subclasses (with ``raise ... from``) and must not retry on their own: the manager retries.
+    ``timeout`` is the number of seconds the call may take, or None for no limit.
+
+    The default streaming methods replay the complete answer as a single chunk; providers
+    that can stream override them.
+    """
+
+    #: Short provider name reported in responses and metrics (``"openai"``, ``"anthropic"``).
+    provider_name: str = "custom"
+
+    @abc.abstractmethod
+    def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
+        """Answer ``request`` in one blocking call."""
+
+    @abc.abstractmethod
+    async def acomplete(
+        self, request: ChatRequest, *, timeout: float | None = None
+    ) -> ChatResponse:
+        """Answer ``request`` without blocking the event loop."""
+
+    def stream(
+        self, request: ChatRequest, *, timeout: float | None = None
+    ) -> Iterator[StreamChunk]:
+        """Stream the answer to ``request``."""
+        return response_to_chunks(self.complete(request, timeout=timeout))
+
+    async def astream(
+        self, request: ChatRequest, *, timeout: float | None = None
+    ) -> AsyncIterator[StreamChunk]:
+        """Stream the answer to ``request`` without blocking the event loop."""
+        response = await self.acomplete(request, timeout=timeout)
+        for chunk in response_to_chunks(response):
+            yield chunk
+
+    def describe(self) -> dict[str, object]:
+        """Public, secret-free facts about this provider for `LLMManager.get_model_info`."""
+        return {"provider": self.provider_name}

@@ -1,0 +1,259 @@
+"""Chat-shaped value types: messages, requests, responses, usage and stream chunks.
+
+All are frozen dataclasses, so a response handed to one caller (or stored in the cache)
+can never be changed under another's feet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reliable_llm._errors import ConfigurationError, ProviderError
+
+Role = Literal["system", "user", "assistant", "tool"]
+_ROLES = frozenset(("system", "user", "assistant", "tool"))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call of one tool requested by the model; ``arguments`` is a JSON object text."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The arguments parsed from JSON (an empty dict for empty or non-object text)."""
+        try:
+            value = json.loads(self.arguments or "{}")
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message.
+
+    Build them with the constructors: ``Message.system(...)``, ``Message.user(...)``,
+    ``Message.assistant(...)`` and ``Message.tool(...)``.
+    """
+
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            raise ConfigurationError(
+                f"message role must be one of {sorted(_ROLES)}, got {self.role!r}"
+            )
+        if not isinstance(self.content, str):
+            raise ConfigurationError(
+                f"message content must be a str, got {type(self.content).__name__}"
+            )
+        if self.role == "tool" and not self.tool_call_id:
+            raise ConfigurationError("a tool message needs the tool_call_id it answers")
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        """A system instruction."""
+        return cls("system", content)
+
+    @classmethod
+    def user(cls, content: str, *, name: str | None = None) -> Message:
+        """A user turn."""
+        return cls("user", content, name=name)
+
+    @classmethod
+    def assistant(cls, content: str = "", tool_calls: Sequence[ToolCall] = ()) -> Message:
+        """An assistant turn, optionally requesting tool calls."""
+        return cls("assistant", content, tuple(tool_calls))
+
+    @classmethod
+    def tool(cls, content: str, tool_call_id: str, *, name: str | None = None) -> Message:
+        """The result of a tool call, answering ``tool_call_id``."""
+        return cls("tool", content, tool_call_id=tool_call_id, name=name)
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call; ``parameters`` is a JSON Schema object."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one response."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A logical request: messages plus generation parameters.
+
+    ``tool_choice`` is ``"auto"``, ``"none"``, ``"required"`` or the name of one tool.
+    ``response_format`` follows OpenAI's shape: ``{"type": "json_object"}`` or
+    ``{"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}``.
+    ``extra`` passes provider-specific parameters through unchanged.
+    """
+
+    messages: tuple[Message, ...]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None
+    response_format: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def prompt(self) -> str:
+        """The conversation as one prompt text, for seed-style ``fn(prompt)`` models.
+
+        A single user message is its own content; longer conversations are rendered as a
+        ``Role: content`` transcript.
+        """
+        messages = self.messages
+        if len(messages) == 1 and messages[0].role == "user":
+            return messages[0].content
+        return "\n\n".join(f"{m.role.capitalize()}: {m.content}" for m in messages)
+
+
+FinishReason = str
+"""``"stop"``, ``"length"``, ``"tool_calls"``, ``"content_filter"`` or ``"error"``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One upstream call made while serving a request."""
+
+    model: str
+    number: int
+    duration: float
+    error: ProviderError | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether this attempt produced the answer."""
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    """The answer to a request, and how it was obtained.
+
+    Attributes:
+        text: The assistant's text.
+        tool_calls: Tool calls the model requested.
+        finish_reason: Why generation stopped (``"stop"``, ``"length"``, ``"tool_calls"``, ...).
+        usage: Token counts, when the provider reported them.
+        model: The registered model that answered.
+        provider: The provider that answered (``"openai"``, ``"anthropic"``, ``"callable"``, ...).
+        provider_model: The model id the provider reported, when it differs from ``model``.
+        cached: Whether the answer came from the cache.
+        attempts: Every upstream call made for this request, failures included.
+    """
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = "stop"
+    usage: Usage | None = None
+    model: str = ""
+    provider: str = ""
+    provider_model: str | None = None
+    cached: bool = False
+    attempts: tuple[Attempt, ...] = ()
+
+    @property
+    def message(self) -> Message:
+        """The answer as an assistant message, ready to append to a conversation."""
+        return Message("assistant", self.text, self.tool_calls)
+
+    @property
+    def fallbacks(self) -> int:
+        """How many models were given up before the one that answered."""
+        seen: list[str] = []
+        for attempt in self.attempts:
+            if not seen or seen[-1] != attempt.model:
+                seen.append(attempt.model)
+        return max(len(seen) - 1, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict of the answer (without attempts or the cached flag)."""
+        usage = self.usage
+        return {
+            "text": self.text,
+            "tool_calls": [[c.id, c.name, c.arguments] for c in self.tool_calls],
+            "finish_reason": self.finish_reason,
+            "usage": None if usage is None else [usage.input_tokens, usage.output_tokens],
+            "model": self.model,
+            "provider": self.provider,
+            "provider_model": self.provider_model,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, cached: bool = False) -> ChatResponse:
+        """Rebuild a response from :meth:`to_dict` output."""
+        usage = data.get("usage")
+        return cls(
+            text=data["text"],
+            tool_calls=tuple(ToolCall(*c) for c in data.get("tool_calls") or ()),
+            finish_reason=data.get("finish_reason", "stop"),
+            usage=None if usage is None else Usage(*usage),
+            model=data.get("model", ""),
+            provider=data.get("provider", ""),
+            provider_model=data.get("provider_model"),
+            cached=cached,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of a streamed tool call; fragments with the same ``index`` belong together."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One piece of a streamed answer.
+
+    The last chunk of a completed stream carries ``finish_reason`` and, when the provider
+    reported it, ``usage``. ``model`` is the registered model that is streaming.
+    """
+
+    text: str = ""
+    tool_call_deltas: tuple[ToolCallDelta, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    model: str = ""
+    cached: bool = False

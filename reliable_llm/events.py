@@ -1,0 +1,27 @@
+"""Events emitted by the manager, for hooks: ``LLMManager(hooks=[my_hook])``."""
+
+from __future__ import annotations
+
+from reliable_llm._events import (
+    AttemptFinished,
+    BreakerTransition,
+    CacheHit,
+    CacheMiss,
+    Event,
+    EventHook,
+    FallbackTaken,
+    RequestFinished,
+    RetryScheduled,
+)
+
+__all__ = [
+    "AttemptFinished",
+    "BreakerTransition",
+    "CacheHit",
+    "CacheMiss",
+    "Event",
+    "EventHook",
+    "FallbackTaken",
+    "RequestFinished",
+    "RetryScheduled",
+]

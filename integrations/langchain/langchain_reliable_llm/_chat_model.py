@@ -1,0 +1,387 @@
+"""`ReliableChatModel`: a LangChain chat model served by a reliable-llm `LLMManager`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Self
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+
+from langchain_reliable_llm._convert import (
+    from_langchain_messages,
+    response_metadata,
+    to_ai_message,
+    to_ai_message_chunk,
+    tool_choice_for,
+    usage_metadata,
+)
+from langchain_reliable_llm._errors import to_langchain_error
+from langchain_reliable_llm._structured import StructuredMethod, structured_output
+from reliable_llm import (
+    AllModelsFailedError,
+    BreakerPolicy,
+    LLMManager,
+    Message,
+    StreamChunk,
+    StreamInterruptedError,
+    Usage,
+)
+
+__all__ = ["ReliableChatModel"]
+
+_SAMPLING = ("temperature", "max_tokens", "top_p", "seed")
+# Set only when this model builds its own manager.
+_OWN_MANAGER_SETTINGS = ("max_retries", "failure_threshold", "recovery_timeout", "clock")
+
+
+class ReliableChatModel(BaseChatModel):
+    """A LangChain chat model with circuit breakers, retries, fallbacks, caching and metrics.
+
+    Build it around an existing manager, whose breakers, cache and metrics are then shared by
+    every chain that uses it::
+
+        model = ReliableChatModel(manager=manager, temperature=0)
+
+    or from plain parameters, e.g. in configuration::
+
+        model = ReliableChatModel(
+            models={"primary": ChatOpenAIProvider(...), "backup": other_provider},
+            model="primary", fallbacks=["backup"], max_retries=2,
+        )
+
+    Each call is one LangChain run; the response's ``response_metadata`` names the model that
+    answered (``model_name``), the models given up before it (``fallback_from``), every
+    upstream ``attempts``, whether the answer was ``cached``, and the ``finish_reason``.
+    Per call, ``model=`` picks the first model to try, ``fallbacks=`` the chain after it,
+    ``use_cache=`` / ``cache_ttl=`` / ``timeout=`` override the defaults.
+
+    Failures raise `ReliableChatModelError` (a `reliable_llm.AllModelsFailedError` that is
+    also a `langchain_core.exceptions.ModelError`) or one of its subclasses.
+    """
+
+    manager: LLMManager | None = Field(default=None, exclude=True)
+    """The manager serving requests; built from ``models`` when not given."""
+    models: dict[str, Any] | None = Field(default=None, exclude=True)
+    """Models (providers or ``fn(prompt, **kw)`` callables) for a manager of this model's own."""
+    model: str | None = None
+    """The registered model tried first (default: the manager's active model)."""
+    fallbacks: list[str] | None = None
+    """Models tried in order after ``model`` (default: the manager's fallback chain)."""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+    timeout: float | None = None
+    """Seconds a whole call may take, retries and fallbacks included."""
+    max_retries: int | None = None
+    """Retries per model of this model's own manager (default 3)."""
+    failure_threshold: int | None = None
+    """Consecutive failures that open a breaker of this model's own manager (default 5)."""
+    recovery_timeout: float | None = None
+    """Seconds a breaker of this model's own manager stays open (default 60)."""
+    enable_caching: bool = True
+    """Whether this model's own manager caches responses."""
+    cache_ttl: float | None = None
+    """Seconds an answer stays in reliable-llm's cache (default: the manager's policy)."""
+    streaming: bool = False
+    """Stream by default on invoke (LangChain's standard flag)."""
+    clock: Any = Field(default=None, exclude=True)
+    """Time source of this model's own manager (tests pass `reliable_llm.testing.FakeClock`)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    _manager: LLMManager = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _attach_manager(self) -> Self:
+        if self.manager is not None:
+            own = [n for n in _OWN_MANAGER_SETTINGS if getattr(self, n) is not None]
+            if self.models is not None or own or not self.enable_caching:
+                raise ValueError(
+                    "pass either manager= or models= (with max_retries, failure_threshold, "
+                    "recovery_timeout, enable_caching, clock), not both; configure a shared "
+                    f"manager on the manager itself (got {own or ['models']})"
+                )
+            self._manager = self.manager
+        elif self.models:
+            self._manager = self._build_manager(self.models)
+        else:
+            raise ValueError(
+                "ReliableChatModel needs manager=LLMManager(...) or "
+                "models={'name': provider_or_callable, ...}"
+            )
+        registered = self._manager.list_models()
+        for name in [self.model, *(self.fallbacks or ())]:
+            if name is not None and registered and name not in registered:
+                raise ValueError(f"model {name!r} is not registered; registered: {registered}")
+        return self
+
+    def _build_manager(self, models: dict[str, Any]) -> LLMManager:
+        defaults = BreakerPolicy()
+        manager = LLMManager(
+            max_retries=3 if self.max_retries is None else self.max_retries,
+            enable_caching=self.enable_caching,
+            breaker=BreakerPolicy(
+                failure_threshold=self.failure_threshold or defaults.failure_threshold,
+                recovery_timeout=self.recovery_timeout or defaults.recovery_timeout,
+            ),
+            clock=self.clock,
+        )
+        for name, model in models.items():
+            manager.register_model(name, model)
+        first = self.model or next(iter(models))
+        manager.set_active_model(first)
+        chain = self.fallbacks if self.fallbacks is not None else list(models)
+        manager.set_fallback_chain([n for n in chain if n != first])
+        return manager
+
+    @property
+    def llm_manager(self) -> LLMManager:
+        """The manager serving this model: its metrics, breakers and cache."""
+        return self._manager
+
+    # -- LangChain identity ------------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "reliable-llm"
+
+    def _route(self, model: str | None = None, fallbacks: Sequence[str] | None = None) -> list[str]:
+        manager = self._manager
+        first = model or self.model or manager.active_model
+        chain = fallbacks if fallbacks is not None else self.fallbacks
+        if chain is None:
+            chain = manager.fallback_chain
+        route = [first] if first else []
+        route.extend(n for n in chain if n not in route)
+        return route
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        route = self._route()
+        providers = {}
+        for name in route:
+            try:
+                providers[name] = self._manager.get_model_info(name)["provider"]
+            except KeyError:
+                providers[name] = None
+        return {
+            "model": route[0] if route else None,
+            "fallbacks": route[1:],
+            "providers": providers,
+            **{n: getattr(self, n) for n in (*_SAMPLING, "stop")},
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "reliable_llm"
+        model = kwargs.get("model")
+        params["ls_model_name"] = (
+            model if isinstance(model, str) else (self._route() or ["reliable-llm"])[0]
+        )
+        return params
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def _options(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[list[Message], dict[str, Any], list[str]]:
+        kwargs.pop("stream", None)
+        options: dict[str, Any] = {}
+        for name in _SAMPLING:
+            value = kwargs.pop(name, getattr(self, name))
+            if value is not None:
+                options[name] = value
+        stop = stop if stop is not None else self.stop
+        if stop:
+            options["stop"] = list(stop)
+        model = kwargs.pop("model", None)
+        fallbacks = kwargs.pop("fallbacks", None)
+        route = self._route(model, fallbacks)
+        options["model"] = route[0] if route else None
+        options["fallback_chain"] = route[1:]
+        options["timeout"] = kwargs.pop("timeout", self.timeout)
+        options["cache_ttl"] = kwargs.pop("cache_ttl", self.cache_ttl)
+        options["use_cache"] = kwargs.pop("use_cache", None)
+        options.update(kwargs)
+        return from_langchain_messages(messages), options, route
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        request, options, route = self._options(messages, stop, kwargs)
+        try:
+            response = self._manager.chat(request, **options)
+        except (AllModelsFailedError, StreamInterruptedError) as exc:
+            raise to_langchain_error(exc) from exc
+        message = to_ai_message(response, route)
+        info = {"finish_reason": response.finish_reason}
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        request, options, route = self._options(messages, stop, kwargs)
+        try:
+            response = await self._manager.achat(request, **options)
+        except (AllModelsFailedError, StreamInterruptedError) as exc:
+            raise to_langchain_error(exc) from exc
+        message = to_ai_message(response, route)
+        info = {"finish_reason": response.finish_reason}
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        request, options, route = self._options(messages, stop, kwargs)
+        tail = _StreamTail(route)
+        try:
+            for chunk in self._manager.stream(request, **options):
+                piece = tail.add(chunk)
+                if piece is not None:
+                    yield piece
+        except (AllModelsFailedError, StreamInterruptedError) as exc:
+            raise to_langchain_error(exc) from exc
+        yield tail.last()
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        request, options, route = self._options(messages, stop, kwargs)
+        tail = _StreamTail(route)
+        try:
+            async for chunk in self._manager.astream(request, **options):
+                piece = tail.add(chunk)
+                if piece is not None:
+                    yield piece
+        except (AllModelsFailedError, StreamInterruptedError) as exc:
+            raise to_langchain_error(exc) from exc
+        yield tail.last()
+
+    # -- declarative helpers -----------------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; they travel with every request, to the fallback models too.
+
+        Args:
+            tools: LangChain tools, functions, Pydantic classes or OpenAI tool dicts.
+            tool_choice: ``"auto"``, ``"none"``, ``"any"`` / ``"required"`` / True (force a
+                call), or a tool name (force that tool).
+            strict: Ask providers that support it to follow the schemas exactly.
+            **kwargs: Further parameters bound to every call.
+        """
+        formatted = [convert_to_openai_tool(t, strict=strict) for t in tools]
+        names = [t["function"]["name"] for t in formatted]
+        choice = tool_choice_for(tool_choice, names)
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        method: StructuredMethod = "function_calling",
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """A runnable returning ``schema``-shaped output.
+
+        Args:
+            schema: A Pydantic class, TypedDict, JSON Schema or OpenAI tool dict.
+            include_raw: Return ``{"raw", "parsed", "parsing_error"}`` instead of raising on
+                parse errors.
+            method: ``"function_calling"`` (a forced tool call, default), ``"json_schema"``
+                (``response_format`` with the schema, for models that support it) or
+                ``"json_mode"`` (``response_format={"type": "json_object"}``).
+            strict: Passed to providers that support strict schemas.
+
+        Raises:
+            ValueError: Unknown ``method`` or unexpected keyword arguments.
+        """
+        if kwargs:
+            raise ValueError(f"Received unsupported arguments {kwargs}")
+        return structured_output(
+            self, schema, method=method, include_raw=include_raw, strict=strict
+        )
+
+
+class _StreamTail:
+    """Follows a stream: yields text and tool-call pieces, then one final metadata chunk."""
+
+    __slots__ = ("cached", "finish_reason", "model", "route", "usage")
+
+    def __init__(self, route: list[str]) -> None:
+        self.route = route
+        self.model = ""
+        self.cached = False
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+
+    def add(self, chunk: StreamChunk) -> ChatGenerationChunk | None:
+        self.model = chunk.model or self.model
+        self.cached = self.cached or chunk.cached
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if not chunk.text and not chunk.tool_call_deltas:
+            return None
+        return ChatGenerationChunk(message=to_ai_message_chunk(chunk))
+
+    def last(self) -> ChatGenerationChunk:
+        """The closing chunk: usage, finish reason and which model answered.
+
+        Attempts are not listed: the manager's stream does not report them.
+        """
+        metadata = response_metadata(
+            model=self.model,
+            provider="",
+            provider_model=None,
+            finish_reason=self.finish_reason or "stop",
+            cached=self.cached,
+            route=self.route,
+            attempts=None,
+        )
+        del metadata["provider"]
+        message = AIMessageChunk(
+            content="",
+            usage_metadata=usage_metadata(self.usage),
+            response_metadata=metadata,
+            chunk_position="last",
+        )
+        return ChatGenerationChunk(
+            message=message, generation_info={"finish_reason": metadata["finish_reason"]}
+        )

@@ -47,7 +47,7 @@ class _Values:
 
     def __init__(self, prompt: str) -> None:
         self.numbers = [float(n) for n in _NUMBER.findall(prompt)]
-        self.strings = [a or b for a, b in _QUOTED.findall(prompt)]
+        self.strings: list[str] = [a or b for a, b in _QUOTED.findall(prompt)]
         words = _WORD.findall(_QUOTED.sub(" ", prompt))
         capitalized = [w for w in words[1:] if w[0].isupper()]
         self.topic = (capitalized or words[-1:] or ["fake"])[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Self
 
@@ -12,7 +13,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from langchain_reliable_llm._convert import (
     from_langchain_messages,
@@ -37,6 +38,9 @@ from reliable_llm import (
 __all__ = ["ReliableChatModel"]
 
 _SAMPLING = ("temperature", "max_tokens", "top_p", "seed")
+# Managers this class built from models=, recognised when an instance is rebuilt.
+_BUILT: weakref.WeakSet[LLMManager] = weakref.WeakSet()
+_DESCRIPTIONS: weakref.WeakKeyDictionary[LLMManager, dict[str, Any]] = weakref.WeakKeyDictionary()
 # Set only when this model builds its own manager.
 _OWN_MANAGER_SETTINGS = ("max_retries", "failure_threshold", "recovery_timeout", "clock")
 
@@ -98,11 +102,15 @@ class ReliableChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    _manager: LLMManager = PrivateAttr()
-
     @model_validator(mode="after")
     def _attach_manager(self) -> Self:
-        if self.manager is not None:
+        manager = self.manager
+        if manager is not None and manager in _BUILT:
+            # Rebuilt from another instance's fields (as LangChain's configurable fields do):
+            # keep sharing the manager built for those models.
+            if self.models is None or set(self.models) != set(manager.list_models()):
+                manager = None
+        elif manager is not None:
             own = [n for n in _OWN_MANAGER_SETTINGS if getattr(self, n) is not None]
             if self.models is not None or own or not self.enable_caching:
                 raise ValueError(
@@ -110,15 +118,16 @@ class ReliableChatModel(BaseChatModel):
                     "recovery_timeout, enable_caching, clock), not both; configure a shared "
                     f"manager on the manager itself (got {own or ['models']})"
                 )
-            self._manager = self.manager
-        elif self.models:
-            self._manager = self._build_manager(self.models)
-        else:
-            raise ValueError(
-                "ReliableChatModel needs manager=LLMManager(...) or "
-                "models={'name': provider_or_callable, ...}"
-            )
-        registered = self._manager.list_models()
+        if manager is None:
+            if not self.models:
+                raise ValueError(
+                    "ReliableChatModel needs manager=LLMManager(...) or "
+                    "models={'name': provider_or_callable, ...}"
+                )
+            manager = self._build_manager(self.models)
+            _BUILT.add(manager)
+        self.manager = manager
+        registered = manager.list_models()
         for name in [self.model, *(self.fallbacks or ())]:
             if name is not None and registered and name not in registered:
                 raise ValueError(f"model {name!r} is not registered; registered: {registered}")
@@ -146,7 +155,7 @@ class ReliableChatModel(BaseChatModel):
     @property
     def llm_manager(self) -> LLMManager:
         """The manager serving this model: its metrics, breakers and cache."""
-        return self._manager
+        return self.manager  # type: ignore[return-value]  # set by the validator
 
     # -- LangChain identity ------------------------------------------------------------------
 
@@ -155,7 +164,7 @@ class ReliableChatModel(BaseChatModel):
         return "reliable-llm"
 
     def _route(self, model: str | None = None, fallbacks: Sequence[str] | None = None) -> list[str]:
-        manager = self._manager
+        manager = self.llm_manager
         first = model or self.model or manager.active_model
         chain = fallbacks if fallbacks is not None else self.fallbacks
         if chain is None:
@@ -164,20 +173,29 @@ class ReliableChatModel(BaseChatModel):
         route.extend(n for n in chain if n not in route)
         return route
 
+    def _describe(self, manager: LLMManager, name: str) -> Any:
+        # get_model_info computes latency percentiles: describe each model once per manager.
+        known = _DESCRIPTIONS.setdefault(manager, {})
+        if name not in known:
+            try:
+                known[name] = manager.get_model_info(name)["provider"]
+            except KeyError:
+                return None
+        return known[name]
+
     @property
     def _identifying_params(self) -> dict[str, Any]:
+        manager = self.llm_manager
         route = self._route()
-        providers = {}
-        for name in route:
-            try:
-                providers[name] = self._manager.get_model_info(name)["provider"]
-            except KeyError:
-                providers[name] = None
         return {
             "model": route[0] if route else None,
             "fallbacks": route[1:],
-            "providers": providers,
-            **{n: getattr(self, n) for n in (*_SAMPLING, "stop")},
+            "providers": {name: self._describe(manager, name) for name in route},
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "stop": self.stop,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -194,25 +212,34 @@ class ReliableChatModel(BaseChatModel):
     def _options(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> tuple[list[Message], dict[str, Any], list[str]]:
-        kwargs.pop("stream", None)
+        """The manager's arguments for one call, and the route of models it will take."""
         options: dict[str, Any] = {}
         for name in _SAMPLING:
-            value = kwargs.pop(name, getattr(self, name))
+            value = kwargs.pop(name, None) if kwargs else None
+            if value is None:
+                value = getattr(self, name)
             if value is not None:
                 options[name] = value
         stop = stop if stop is not None else self.stop
         if stop:
             options["stop"] = list(stop)
-        model = kwargs.pop("model", None)
-        fallbacks = kwargs.pop("fallbacks", None)
-        route = self._route(model, fallbacks)
-        options["model"] = route[0] if route else None
-        options["fallback_chain"] = route[1:]
-        options["timeout"] = kwargs.pop("timeout", self.timeout)
-        options["cache_ttl"] = kwargs.pop("cache_ttl", self.cache_ttl)
-        options["use_cache"] = kwargs.pop("use_cache", None)
-        options.update(kwargs)
-        return from_langchain_messages(messages), options, route
+        if self.timeout is not None:
+            options["timeout"] = self.timeout
+        if self.cache_ttl is not None:
+            options["cache_ttl"] = self.cache_ttl
+        model = self.model
+        fallbacks = self.fallbacks
+        if kwargs:
+            kwargs.pop("stream", None)
+            model = kwargs.pop("model", None) or model
+            fallbacks = kwargs.pop("fallbacks", fallbacks)
+            options.update(kwargs)
+        # Without overrides the manager uses its own prebuilt route (the fast path).
+        if model is not None:
+            options["model"] = model
+        if fallbacks is not None:
+            options["fallback_chain"] = fallbacks
+        return from_langchain_messages(messages), options, self._route(model, fallbacks)
 
     def _generate(
         self,
@@ -223,7 +250,7 @@ class ReliableChatModel(BaseChatModel):
     ) -> ChatResult:
         request, options, route = self._options(messages, stop, kwargs)
         try:
-            response = self._manager.chat(request, **options)
+            response = self.llm_manager.chat(request, **options)
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
         message = to_ai_message(response, route)
@@ -239,7 +266,7 @@ class ReliableChatModel(BaseChatModel):
     ) -> ChatResult:
         request, options, route = self._options(messages, stop, kwargs)
         try:
-            response = await self._manager.achat(request, **options)
+            response = await self.llm_manager.achat(request, **options)
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
         message = to_ai_message(response, route)
@@ -256,7 +283,7 @@ class ReliableChatModel(BaseChatModel):
         request, options, route = self._options(messages, stop, kwargs)
         tail = _StreamTail(route)
         try:
-            for chunk in self._manager.stream(request, **options):
+            for chunk in self.llm_manager.stream(request, **options):
                 piece = tail.add(chunk)
                 if piece is not None:
                     yield piece
@@ -274,7 +301,7 @@ class ReliableChatModel(BaseChatModel):
         request, options, route = self._options(messages, stop, kwargs)
         tail = _StreamTail(route)
         try:
-            async for chunk in self._manager.astream(request, **options):
+            async for chunk in self.llm_manager.astream(request, **options):
                 piece = tail.add(chunk)
                 if piece is not None:
                     yield piece

@@ -10,13 +10,14 @@ from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import LLMResult
+from langchain_core.runnables import ConfigurableField
 from langchain_core.tools import tool
-from pydantic import BaseModel, ValidationError
-from reliable_llm import ChatRequest, ChatResponse, LLMManager, ServerError
-from reliable_llm.testing import FakeClock, ScriptedModel
-
 from langchain_reliable_llm import ReliableChatModel
 from langchain_reliable_llm.testing import SmartFakeModel
+from pydantic import BaseModel, ValidationError
+
+from reliable_llm import ChatRequest, ChatResponse, LLMManager, ServerError
+from reliable_llm.testing import FakeClock, ScriptedModel
 
 
 def _down() -> ScriptedModel:
@@ -246,9 +247,7 @@ def test_structured_output_include_raw_reports_parse_errors() -> None:
 
     scripted = ScriptedModel(default="not json")
     model = ReliableChatModel(manager=_manager(plain=scripted))
-    result = model.with_structured_output(Answer, method="json_mode", include_raw=True).invoke(
-        "x"
-    )
+    result = model.with_structured_output(Answer, method="json_mode", include_raw=True).invoke("x")
     assert isinstance(result, dict)
     assert result["parsed"] is None
     assert result["raw"].text == "not json"
@@ -278,3 +277,14 @@ def test_ls_params_name_the_first_model_and_honour_overrides() -> None:
     params = model._get_ls_params()
     assert (params["ls_provider"], params["ls_model_name"]) == ("reliable_llm", "a")
     assert model._get_ls_params(model="b")["ls_model_name"] == "b"
+
+
+def test_configurable_fields_rebuild_shares_the_built_manager() -> None:
+    """A model rebuilt by configurable_fields keeps the breakers and cache of the original."""
+    smart = SmartFakeModel()
+    model = ReliableChatModel(models={"smart": smart}, temperature=0.0)
+    tunable = model.configurable_fields(temperature=ConfigurableField(id="temperature"))
+    message = tunable.with_config(configurable={"temperature": 0.7}).invoke("hi")
+    assert smart.calls[-1].temperature == 0.7
+    assert message.response_metadata["model_name"] == "smart"
+    assert model.llm_manager.get_metrics()["total_requests"] == 1

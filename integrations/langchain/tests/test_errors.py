@@ -6,6 +6,17 @@ import pickle
 
 import pytest
 from langchain_core import exceptions as lc
+from langchain_reliable_llm import (
+    ReliableAPIError,
+    ReliableAuthenticationError,
+    ReliableChatModel,
+    ReliableChatModelError,
+    ReliableContextOverflowError,
+    ReliableRateLimitError,
+    ReliableStreamInterruptedError,
+    ReliableTimeoutError,
+)
+
 from reliable_llm import (
     AllModelsFailedError,
     AuthenticationError,
@@ -18,17 +29,6 @@ from reliable_llm import (
     TimeoutPolicy,
 )
 from reliable_llm.testing import FakeClock, ScriptedModel, StreamBreak
-
-from langchain_reliable_llm import (
-    ReliableAPIError,
-    ReliableAuthenticationError,
-    ReliableChatModel,
-    ReliableChatModelError,
-    ReliableContextOverflowError,
-    ReliableRateLimitError,
-    ReliableStreamInterruptedError,
-    ReliableTimeoutError,
-)
 
 
 def _model(*steps: object, backup: object = None, **manager_kwargs: object) -> ReliableChatModel:
@@ -43,12 +43,22 @@ def _model(*steps: object, backup: object = None, **manager_kwargs: object) -> R
 @pytest.mark.parametrize(
     ("error", "ours", "theirs"),
     [
-        (RateLimitError("slow down", status_code=429), ReliableRateLimitError, lc.ModelRateLimitError),
+        (
+            RateLimitError("slow down", status_code=429),
+            ReliableRateLimitError,
+            lc.ModelRateLimitError,
+        ),
         (ServerError("boom", status_code=500), ReliableAPIError, lc.ModelAPIError),
-        (AuthenticationError("bad key", status_code=401), ReliableAuthenticationError,
-         lc.ModelAuthenticationError),
-        (ContextWindowExceededError("too long", status_code=400), ReliableContextOverflowError,
-         lc.ContextOverflowError),
+        (
+            AuthenticationError("bad key", status_code=401),
+            ReliableAuthenticationError,
+            lc.ModelAuthenticationError,
+        ),
+        (
+            ContextWindowExceededError("too long", status_code=400),
+            ReliableContextOverflowError,
+            lc.ContextOverflowError,
+        ),
     ],
 )
 def test_uniform_failures_raise_the_matching_langchain_class(
@@ -81,8 +91,9 @@ def test_deadline_exceeded_raises_a_timeout_error() -> None:
     """A request that runs out of time between retries is a ModelTimeoutError."""
     clock = FakeClock()
     manager = LLMManager(max_retries=3, clock=clock, timeouts=TimeoutPolicy(total=1.0))
-    manager.register_model("slow", ScriptedModel(default=ServerError("boom"), latency=5.0,
-                                                 clock=clock))
+    manager.register_model(
+        "slow", ScriptedModel(default=ServerError("boom"), latency=5.0, clock=clock)
+    )
     with pytest.raises(ReliableTimeoutError) as caught:
         ReliableChatModel(manager=manager).invoke("hi")
     assert isinstance(caught.value, lc.ModelTimeoutError)

@@ -18,6 +18,15 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_openai import ChatOpenAI
+from langchain_reliable_llm import (
+    LangChainChatProvider,
+    ReliableAPIError,
+    ReliableChatModel,
+    classify_langchain_error,
+    without_sdk_retries,
+)
+from langchain_reliable_llm.testing import SmartFakeModel
+
 from reliable_llm import (
     AuthenticationError,
     ContextWindowExceededError,
@@ -34,15 +43,6 @@ from reliable_llm import (
     ToolCall,
 )
 from reliable_llm.testing import FakeClock
-
-from langchain_reliable_llm import (
-    LangChainChatProvider,
-    ReliableAPIError,
-    ReliableChatModel,
-    classify_langchain_error,
-    without_sdk_retries,
-)
-from langchain_reliable_llm.testing import SmartFakeModel
 
 _REQUEST = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
 
@@ -84,7 +84,9 @@ def test_sdk_and_langchain_errors_are_classified(exc: Exception, expected: type)
 
 def test_classification_keeps_status_and_retry_after() -> None:
     """The status code and a Retry-After hint carry over to our error."""
-    error = classify_langchain_error(_status(openai.RateLimitError, 429, None, **{"retry-after": "7"}))
+    error = classify_langchain_error(
+        _status(openai.RateLimitError, 429, None, **{"retry-after": "7"})
+    )
     assert error is not None
     assert (error.status_code, error.retry_after) == (429, 7.0)
 
@@ -102,8 +104,9 @@ class _RecordingChat(GenericFakeChatModel):
     def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
         return self.bind(tools=tools, tool_choice=tool_choice, **kwargs)
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> Any:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Any:
         self.seen.append({"messages": messages, "stop": stop, **kwargs})
         return super()._generate(messages, stop, run_manager, **kwargs)
 
@@ -130,14 +133,18 @@ def test_request_is_translated_to_langchain_and_back() -> None:
         Message.user("and Oslo?"),
     ]
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
-    response = manager.chat(history, tools=tools, tool_choice="required", temperature=0.1,
-                            stop=["END"])
+    response = manager.chat(
+        history, tools=tools, tool_choice="required", temperature=0.1, stop=["END"]
+    )
     assert response.tool_calls == (ToolCall("t1", "lookup", '{"city": "Oslo"}'),)
     assert (response.finish_reason, response.provider_model) == ("tool_calls", "fake-1")
     assert response.usage is not None and response.usage.total_tokens == 7
     seen = chat.seen[0]
     assert [type(m).__name__ for m in seen["messages"]] == [
-        "HumanMessage", "AIMessage", "ToolMessage", "HumanMessage"
+        "HumanMessage",
+        "AIMessage",
+        "ToolMessage",
+        "HumanMessage",
     ]
     assert seen["messages"][1].tool_calls[0]["args"] == {"city": "Rome"}
     assert seen["tool_choice"] == "any"
@@ -236,16 +243,25 @@ _COMPLETION = {
     "object": "chat.completion",
     "created": 1,
     "model": "gpt-test",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "hello from upstream"}}],
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "hello from upstream"},
+        }
+    ],
     "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
 }
 
 
 def test_chat_openai_through_the_manager_retries_only_once_per_policy(upstream: Any) -> None:
     """A failing ChatOpenAI is called once per manager attempt (no hidden SDK retries)."""
-    gpt = ChatOpenAI(api_key="sk-test", base_url=f"http://127.0.0.1:{upstream.server_port}/v1",  # type: ignore[arg-type]
-                     model="gpt-test", max_retries=5)
+    gpt = ChatOpenAI(
+        api_key="sk-test",
+        base_url=f"http://127.0.0.1:{upstream.server_port}/v1",  # type: ignore[arg-type]
+        model="gpt-test",
+        max_retries=5,
+    )
     manager = LLMManager(max_retries=2, clock=FakeClock())
     manager.register_model("gpt", LangChainChatProvider(gpt))
     manager.register_model("backup", SmartFakeModel())
@@ -259,8 +275,11 @@ def test_chat_openai_through_the_manager_retries_only_once_per_policy(upstream: 
 def test_chat_openai_answer_comes_back_with_usage(upstream: Any) -> None:
     """A healthy ChatOpenAI answers through the manager with its text, usage and model id."""
     upstream.replies.append((200, _COMPLETION))
-    gpt = ChatOpenAI(api_key="sk-test", base_url=f"http://127.0.0.1:{upstream.server_port}/v1",  # type: ignore[arg-type]
-                     model="gpt-test")
+    gpt = ChatOpenAI(
+        api_key="sk-test",
+        base_url=f"http://127.0.0.1:{upstream.server_port}/v1",  # type: ignore[arg-type]
+        model="gpt-test",
+    )
     manager = LLMManager()
     manager.register_model("gpt", LangChainChatProvider(gpt))
     response = manager.chat("hi")
@@ -271,10 +290,16 @@ def test_chat_openai_answer_comes_back_with_usage(upstream: Any) -> None:
 
 def test_chat_anthropic_overload_falls_back_typed(upstream: Any) -> None:
     """A ChatAnthropic answering 529 is retried as overloaded, then surfaces typed."""
-    upstream.default = (529, {"type": "error", "error": {"type": "overloaded_error",
-                                                          "message": "overloaded"}})
-    claude = ChatAnthropic(api_key="sk-test", model="claude-test", max_retries=5,  # type: ignore[arg-type,call-arg]
-                           base_url=f"http://127.0.0.1:{upstream.server_port}")
+    upstream.default = (
+        529,
+        {"type": "error", "error": {"type": "overloaded_error", "message": "overloaded"}},
+    )
+    claude = ChatAnthropic(
+        api_key="sk-test",
+        model="claude-test",
+        max_retries=5,  # type: ignore[arg-type,call-arg]
+        base_url=f"http://127.0.0.1:{upstream.server_port}",
+    )
     manager = LLMManager(max_retries=1, clock=FakeClock())
     manager.register_model("claude", LangChainChatProvider(claude))
     with pytest.raises(ReliableAPIError) as caught:

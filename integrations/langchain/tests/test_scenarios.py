@@ -9,11 +9,11 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
-from reliable_llm import BreakerPolicy, LLMManager, ServerError
-from reliable_llm.testing import FakeClock, ScriptedModel
-
 from langchain_reliable_llm import ReliableChatModel
 from langchain_reliable_llm.testing import SmartFakeModel
+
+from reliable_llm import BreakerPolicy, LLMManager, ServerError
+from reliable_llm.testing import FakeClock, ScriptedModel
 
 
 def _outage() -> ScriptedModel:
@@ -27,7 +27,9 @@ def test_chain_falls_back_then_serves_the_repeat_from_cache() -> None:
     manager.register_model("primary", primary)
     manager.register_model("backup", backup)
     manager.set_fallback_chain(["backup"])
-    prompt = ChatPromptTemplate.from_messages([("system", "Translate to French."), ("human", "{text}")])
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "Translate to French."), ("human", "{text}")]
+    )
     chain = prompt | ReliableChatModel(manager=manager) | StrOutputParser()
 
     assert chain.invoke({"text": "Hello!"}) == "Bonjour!"

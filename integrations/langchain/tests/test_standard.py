@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_tests.integration_tests import ChatModelIntegrationTests
-from langchain_tests.unit_tests import ChatModelUnitTests
-from reliable_llm import ServerError
-from reliable_llm.testing import FakeClock, ScriptedModel
-
 from langchain_reliable_llm import ReliableChatModel
 from langchain_reliable_llm.testing import SmartFakeModel
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+from langchain_tests.unit_tests import ChatModelUnitTests
+
+from reliable_llm import ServerError
+from reliable_llm.testing import FakeClock, ScriptedModel
 
 
 class TestReliableChatModelUnit(ChatModelUnitTests):

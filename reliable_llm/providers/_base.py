@@ -85,7 +85,9 @@ class SDKProvider(Provider):
         """
         secret = self._secret or resolve_secret(self._explicit_key, self.api_key_env)
         if secret is None and self.requires_key:
-            where = f"set the {self.api_key_env} environment variable or " if self.api_key_env else ""
+            where = (
+                f"set the {self.api_key_env} environment variable or " if self.api_key_env else ""
+            )
             raise ProviderConfigurationError(
                 f"no API key for {self.provider_name} model {self.model!r}: "
                 f"{where}pass api_key= to {type(self).__name__}"

@@ -16,7 +16,10 @@ from reliable_llm.providers._base import (
 )
 from reliable_llm.providers._secret import SecretStr
 
-__all__ = ["OpenAIProvider"]
+__all__ = ["NO_KEY", "OpenAIProvider"]
+
+#: The key sent to endpoints that need none (local servers).
+NO_KEY = "no-key-required"
 
 
 class _StreamEnd:
@@ -113,7 +116,9 @@ class OpenAIProvider(SDKProvider):
     def _make_client(self, sdk: ModuleType, *, asynchronous: bool) -> Any:
         cls = sdk.AsyncOpenAI if asynchronous else sdk.OpenAI
         return cls(
-            api_key=self._api_key(),
+            # A keyless endpoint still gets a placeholder: given None, the SDK would read
+            # OPENAI_API_KEY and send the OpenAI key to a third party.
+            api_key=self._api_key() or NO_KEY,
             base_url=self.base_url,
             organization=self.organization,
             timeout=self._client_timeout(sdk),

@@ -9,8 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reliable_llm._types import ChatRequest, ChatResponse, Message, StreamChunk, ToolCall
-from reliable_llm._types import ToolCallDelta, Usage
+from reliable_llm._types import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 
 __all__ = [
     "PASSTHROUGH_EXCLUDED",

@@ -101,10 +101,11 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
 def _error_fields(body: object) -> tuple[str | None, str | None, str | None]:
     """``(type, code, message)`` of an error body in either provider's shape."""
     if isinstance(body, str):
+        text: str = body
         try:
-            body = json.loads(body)
+            body = json.loads(text)
         except ValueError:
-            return None, None, body or None
+            return None, None, text or None
     if not isinstance(body, Mapping):
         return None, None, None
     inner = body.get("error")
@@ -127,9 +128,9 @@ def _rejection(code: str | None, message: str) -> type[ProviderError]:
     return InvalidRequestError
 
 
-def _class_for(status: int | None, kind: str | None, code: str | None, message: str) -> type[
-    ProviderError
-]:
+def _class_for(
+    status: int | None, kind: str | None, code: str | None, message: str
+) -> type[ProviderError]:
     if code == "insufficient_quota":
         return ProviderUnavailableError
     if status == 529 or kind == "overloaded_error":
@@ -221,4 +222,3 @@ def translate_error(
         retry_after=retry_after,
         provider=provider,
     )
-

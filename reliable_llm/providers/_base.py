@@ -133,6 +133,21 @@ class SDKProvider(Provider):
         """Our error for ``exc`` (raise it ``from exc``), or None for a foreign exception."""
         return translate_error(exc, self._sdk, provider=self.provider_name, secret=self._secret)
 
+    def close(self) -> None:
+        """Close the synchronous client's connections; a later call opens a new client."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close both clients' connections (call it before the event loop ends)."""
+        with self._lock:
+            client, self._async_client = self._async_client, None
+        if client is not None:
+            await client.close()
+        self.close()
+
     # -- description ---------------------------------------------------------------------------
 
     def describe(self) -> dict[str, object]:

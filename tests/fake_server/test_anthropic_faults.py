@@ -171,9 +171,7 @@ def test_stream_cut_ends_without_message_stop(
     server.script(MODEL, StreamCut(after_chunks=2, reply=Reply("abcdefgh", chunk_size=2)))
     events: list[RawMessageStreamEvent] = []
 
-    with anthropic_client.messages.stream(
-        model=MODEL, max_tokens=50, messages=MESSAGES
-    ) as stream:
+    with anthropic_client.messages.stream(model=MODEL, max_tokens=50, messages=MESSAGES) as stream:
         events.extend(event for event in stream if event.type != "text")
         final = stream.get_final_message()
 

@@ -106,9 +106,7 @@ def test_stream_helper_text(server: FakeLLMServer, anthropic_client: anthropic.A
     """messages.stream() yields the text pieces and a complete final message."""
     server.script(MODEL, Reply("Hello, streaming world", chunk_size=5))
 
-    with anthropic_client.messages.stream(
-        model=MODEL, max_tokens=100, messages=MESSAGES
-    ) as stream:
+    with anthropic_client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as stream:
         pieces = list(stream.text_stream)
         final = stream.get_final_message()
 
@@ -132,9 +130,7 @@ def test_stream_helper_accumulates_tool_use(
         ),
     )
 
-    with anthropic_client.messages.stream(
-        model=MODEL, max_tokens=100, messages=MESSAGES
-    ) as stream:
+    with anthropic_client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as stream:
         final = stream.get_final_message()
 
     assert final.stop_reason == "tool_use"
@@ -149,9 +145,7 @@ def test_tool_only_stream_has_no_text_block(
     """A reply with tool calls and no text streams only tool_use blocks."""
     server.script(MODEL, Reply(tool_calls=[ToolCallSpec("noop", {"a": 1})]))
 
-    with anthropic_client.messages.stream(
-        model=MODEL, max_tokens=100, messages=MESSAGES
-    ) as stream:
+    with anthropic_client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as stream:
         final = stream.get_final_message()
 
     assert [b.type for b in final.content] == ["tool_use"]

@@ -139,7 +139,9 @@ def test_tool_calls_round_trip(server: FakeLLMServer, openai_client: openai.Open
     assert all(c.id.startswith("call_") for c in calls)
 
 
-def test_streamed_tool_calls_accumulate(server: FakeLLMServer, openai_client: openai.OpenAI) -> None:
+def test_streamed_tool_calls_accumulate(
+    server: FakeLLMServer, openai_client: openai.OpenAI
+) -> None:
     """Streamed tool-call deltas accumulate by index to the right names, ids and arguments."""
     arguments = {"city": "Paris", "units": "metric", "days": [1, 2, 3]}
     server.script(
@@ -181,9 +183,7 @@ def test_stream_helper_accumulates_final_completion(
     server: FakeLLMServer, openai_client: openai.OpenAI
 ) -> None:
     """The SDK's chat.completions.stream() helper builds the final text and tool call."""
-    server.script(
-        "gpt-4o", Reply("Let me check.", tool_calls=[ToolCallSpec("lookup", {"q": "x"})])
-    )
+    server.script("gpt-4o", Reply("Let me check.", tool_calls=[ToolCallSpec("lookup", {"q": "x"})]))
 
     with openai_client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
         final = stream.get_final_completion()

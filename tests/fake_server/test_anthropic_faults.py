@@ -200,6 +200,34 @@ def test_incomplete_transfer_raises_raw_httpx_error(
         )
 
 
+def test_hang_mid_stream_raises_raw_read_timeout(
+    server: FakeLLMServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    """A stream that stalls after one delta escapes the SDK as httpx2.ReadTimeout, unwrapped."""
+    server.script(MODEL, Hang(5, after_chunks=1, reply=Reply("abcdef", chunk_size=2)))
+    text: list[str] = []
+
+    with (
+        pytest.raises(httpx2.ReadTimeout),
+        anthropic_client.with_options(timeout=0.2).messages.stream(
+            model=MODEL, max_tokens=50, messages=MESSAGES
+        ) as stream,
+    ):
+        text.extend(stream.text_stream)
+
+    assert text == ["ab"]
+
+
+def test_error_before_a_stream_raises_on_create(
+    server: FakeLLMServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    """An HTTP error scripted for a streaming request raises from create(stream=True)."""
+    server.script(MODEL, overloaded())
+
+    with pytest.raises(anthropic.OverloadedError):
+        anthropic_client.messages.create(model=MODEL, max_tokens=50, messages=MESSAGES, stream=True)
+
+
 async def test_async_stream_error_event(
     server: FakeLLMServer, async_anthropic_client: anthropic.AsyncAnthropic
 ) -> None:

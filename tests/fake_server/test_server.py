@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
@@ -19,6 +20,7 @@ from reliable_llm.testing.fake_server import (
     Hang,
     HTTPError,
     Reply,
+    ToolCallSpec,
     server_error,
 )
 
@@ -162,12 +164,51 @@ def test_script_rejects_non_steps(server: FakeLLMServer) -> None:
         lambda: Reply(latency=-1),
         lambda: Reply(usage=(-1, 0)),
         lambda: HTTPError(200),
+        lambda: ToolCallSpec("f", {"when": object()}),
     ],
 )
 def test_invalid_steps_fail_at_construction(make: Callable[[], object]) -> None:
-    """Nonsensical step parameters raise ValueError when the step is built."""
-    with pytest.raises(ValueError):
+    """Nonsensical step parameters raise ValueError or TypeError when the step is built."""
+    with pytest.raises((ValueError, TypeError)):
         make()
+
+
+def test_a_step_that_cannot_be_sent_becomes_a_500(
+    server: FakeLLMServer, openai_client: openai.OpenAI
+) -> None:
+    """If the server cannot render a step, the client gets a 500 naming the problem."""
+    server.script("m", HTTPError(418, body={"unserialisable": object()}))
+
+    with pytest.raises(openai.InternalServerError) as caught:
+        _ask(openai_client, "m")
+
+    assert "fake server error" in caught.value.message
+    assert _ask(openai_client, "m") == "ok"
+
+
+def test_a_fault_can_be_the_default(server: FakeLLMServer, openai_client: openai.OpenAI) -> None:
+    """set_default with a fault makes every unscripted request for that model fail."""
+    server.set_default("down", server_error(503))
+
+    for _ in range(3):
+        with pytest.raises(openai.InternalServerError):
+            _ask(openai_client, "down")
+    assert server.request_count("down") == 3
+
+
+def test_scripting_from_many_threads(server: FakeLLMServer, openai_client: openai.OpenAI) -> None:
+    """Threads scripting and calling their own models concurrently each see their own order."""
+
+    def worker(index: int) -> list[str | None]:
+        model = f"model-{index}"
+        server.script(model, *(Reply(f"{model}:{n}") for n in range(10)))
+        return [_ask(openai_client, model) for _ in range(10)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(worker, range(8)))
+
+    assert results == [[f"model-{i}:{n}" for n in range(10)] for i in range(8)]
+    assert server.request_count() == 80
 
 
 def test_keep_alive_reuses_one_connection(

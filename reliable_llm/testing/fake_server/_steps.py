@@ -46,11 +46,17 @@ class ToolCallSpec:
             A string is sent verbatim, so malformed tool arguments can be scripted too.
         id: The call id; ``None`` lets the server generate a provider-style one
             (``call_...`` for OpenAI, ``toolu_...`` for Anthropic).
+
+    Raises:
+        TypeError: If ``arguments`` is a mapping that cannot be serialised to JSON.
     """
 
     name: str
     arguments: Mapping[str, object] | str = field(default_factory=dict)
     id: str | None = None
+
+    def __post_init__(self) -> None:
+        self.arguments_json()  # fail here, not on the server thread, if it cannot serialise
 
     def arguments_json(self) -> str:
         """Return the arguments as the JSON text the wire carries."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
@@ -205,3 +206,21 @@ def test_anthropic_finish_vocabulary_is_translated(
     completion = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
 
     assert completion.choices[0].finish_reason == "length"
+
+
+def test_chunk_interval_spaces_out_deltas(
+    server: FakeLLMServer, openai_client: openai.OpenAI
+) -> None:
+    """chunk_interval waits between deltas, so the stream takes about (deltas - 1) intervals."""
+    server.script("gpt-4o", Reply("abcd", chunk_size=1, chunk_interval=0.05))
+    started = time.monotonic()
+
+    text = "".join(
+        chunk.choices[0].delta.content or ""
+        for chunk in openai_client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True
+        )
+    )
+
+    assert text == "abcd"
+    assert time.monotonic() - started >= 0.15

@@ -159,7 +159,7 @@ def test_latency_does_not_block_other_requests(
 
 
 def test_lifecycle() -> None:
-    """URLs need a running server; start twice fails; stop is idempotent."""
+    """URLs need a running server; start twice fails; stop is idempotent; restart works."""
     server = FakeLLMServer()
     with pytest.raises(RuntimeError):
         _ = server.base_url
@@ -175,6 +175,12 @@ def test_lifecycle() -> None:
     server.stop()
     with pytest.raises(RuntimeError):
         _ = server.port
+
+    with server:  # a stopped server can be started again
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+        conn.close()
 
 
 def test_stop_is_not_held_up_by_a_hanging_request() -> None:

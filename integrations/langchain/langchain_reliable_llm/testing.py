@@ -6,8 +6,9 @@
   tool named in the prompt, else the first tool; arguments are generated from each tool's
   JSON schema, filled with the numbers and quoted strings of the prompt, in order;
 - with a tool result last, it answers in text that quotes the results;
-- with ``response_format`` JSON schema it returns JSON matching the schema; with JSON mode,
-  an object whose keys are the quoted words of the prompt;
+- with ``response_format`` JSON schema it returns JSON matching the schema; with JSON mode
+  (or a schema that is a free-form object), an object whose keys are the quoted words of
+  the prompt;
 - otherwise it answers ``"Echo: <last user message>"``.
 
 It honours ``stop`` and ``max_tokens`` (in words), reports word-count usage, streams in
@@ -93,7 +94,10 @@ def _value(name: str, schema: Mapping[str, Any], root: Mapping[str, Any], values
     if kind == "array":
         return [_value(name, schema.get("items", {}), root, values)]
     if kind == "object":
-        properties = schema.get("properties", {})
+        properties = schema.get("properties")
+        if not properties:  # a free-form object: its keys are the prompt's quoted words
+            keys, values.strings = values.strings, []
+            return {key: f"{key} about {values.topic}" for key in keys}
         return {key: _value(key, sub, root, values) for key, sub in properties.items()}
     return values.string(name)
 

@@ -234,6 +234,8 @@ class ReliableChatModel(BaseChatModel):
             model = kwargs.pop("model", None) or model
             fallbacks = kwargs.pop("fallbacks", fallbacks)
             options.update(kwargs)
+            if "tools" in kwargs or "tool_choice" in kwargs:
+                _normalize_tools(options)
         # Without overrides the manager uses its own prebuilt route (the fast path).
         if model is not None:
             options["model"] = model
@@ -363,6 +365,19 @@ class ReliableChatModel(BaseChatModel):
         return structured_output(
             self, schema, method=method, include_raw=include_raw, strict=strict
         )
+
+
+def _normalize_tools(options: dict[str, Any]) -> None:
+    """Accept tools and tool_choice bound with ``bind(...)`` in LangChain's forms too."""
+    tools = [
+        t if isinstance(t, dict) and "function" in t else convert_to_openai_tool(t)
+        for t in options.get("tools") or ()
+    ]
+    if tools:
+        options["tools"] = tools
+    if "tool_choice" in options:
+        names = [t["function"]["name"] for t in tools]
+        options["tool_choice"] = tool_choice_for(options["tool_choice"], names)
 
 
 class _StreamTail:

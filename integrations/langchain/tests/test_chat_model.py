@@ -288,3 +288,29 @@ def test_configurable_fields_rebuild_shares_the_built_manager() -> None:
     assert smart.calls[-1].temperature == 0.7
     assert message.response_metadata["model_name"] == "smart"
     assert model.llm_manager.get_metrics()["total_requests"] == 1
+
+
+def test_tools_bound_with_plain_bind_are_accepted() -> None:
+    """Tools and tool_choice='any' bound with bind() reach the model as with bind_tools()."""
+
+    @tool
+    def ping(host: str) -> str:
+        """Ping a host."""
+        return host
+
+    smart = SmartFakeModel()
+    model = ReliableChatModel(manager=_manager(smart=smart))
+    message = model.bind(tools=[ping], tool_choice="any").invoke("Ping 'example.org'")
+    assert message.tool_calls[0]["args"] == {"host": "example.org"}
+    assert smart.calls[0].tool_choice == "required"
+
+
+def test_streaming_flag_streams_invoke_to_callbacks() -> None:
+    """With streaming=True, invoke streams: handlers get tokens, the result is whole."""
+    recorder = _Recorder()
+    model = ReliableChatModel(manager=_manager(smart=SmartFakeModel(chunk_size=2)), streaming=True)
+    message = model.invoke("abc", config={"callbacks": [recorder]})
+    assert message.text == "Echo: abc"
+    assert len(recorder.tokens) >= 4
+    assert message.usage_metadata is not None
+    assert message.response_metadata["model_name"] == "smart"

@@ -3,46 +3,33 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Self
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, model_validator
 
-from langchain_reliable_llm._convert import (
-    from_langchain_messages,
-    response_metadata,
-    to_ai_message,
-    to_ai_message_chunk,
-    tool_choice_for,
-    usage_metadata,
-)
+from langchain_reliable_llm._convert import from_langchain_messages, to_ai_message
 from langchain_reliable_llm._errors import to_langchain_error
+from langchain_reliable_llm._manager_setup import OWN_MANAGER_SETTINGS, attach_manager
+from langchain_reliable_llm._stream_tail import StreamTail
 from langchain_reliable_llm._structured import StructuredMethod, structured_output
+from langchain_reliable_llm._tools import ToolLike, format_tools, normalize_tools, tool_choice_for
 from reliable_llm import (
     AllModelsFailedError,
-    BreakerPolicy,
     LLMManager,
     Message,
-    StreamChunk,
     StreamInterruptedError,
-    Usage,
 )
 
 __all__ = ["ReliableChatModel"]
 
 _SAMPLING = ("temperature", "max_tokens", "top_p", "seed")
-# Managers this class built from models=, recognised when an instance is rebuilt.
-_BUILT: weakref.WeakSet[LLMManager] = weakref.WeakSet()
 _DESCRIPTIONS: weakref.WeakKeyDictionary[LLMManager, dict[str, Any]] = weakref.WeakKeyDictionary()
-# Set only when this model builds its own manager.
-_OWN_MANAGER_SETTINGS = ("max_retries", "failure_threshold", "recovery_timeout", "clock")
 
 
 class ReliableChatModel(BaseChatModel):
@@ -56,7 +43,7 @@ class ReliableChatModel(BaseChatModel):
     or from plain parameters, e.g. in configuration::
 
         model = ReliableChatModel(
-            models={"primary": ChatOpenAIProvider(...), "backup": other_provider},
+            models={"primary": OpenAIProvider("gpt-4o-mini"), "backup": backup},
             model="primary", fallbacks=["backup"], max_retries=2,
         )
 
@@ -104,53 +91,16 @@ class ReliableChatModel(BaseChatModel):
 
     @model_validator(mode="after")
     def _attach_manager(self) -> Self:
-        manager = self.manager
-        if manager is not None and manager in _BUILT:
-            # Rebuilt from another instance's fields (as LangChain's configurable fields do):
-            # keep sharing the manager built for those models.
-            if self.models is None or set(self.models) != set(manager.list_models()):
-                manager = None
-        elif manager is not None:
-            own = [n for n in _OWN_MANAGER_SETTINGS if getattr(self, n) is not None]
-            if self.models is not None or own or not self.enable_caching:
-                raise ValueError(
-                    "pass either manager= or models= (with max_retries, failure_threshold, "
-                    "recovery_timeout, enable_caching, clock), not both; configure a shared "
-                    f"manager on the manager itself (got {own or ['models']})"
-                )
-        if manager is None:
-            if not self.models:
-                raise ValueError(
-                    "ReliableChatModel needs manager=LLMManager(...) or "
-                    "models={'name': provider_or_callable, ...}"
-                )
-            manager = self._build_manager(self.models)
-            _BUILT.add(manager)
-        self.manager = manager
-        registered = manager.list_models()
-        for name in [self.model, *(self.fallbacks or ())]:
-            if name is not None and registered and name not in registered:
-                raise ValueError(f"model {name!r} is not registered; registered: {registered}")
-        return self
-
-    def _build_manager(self, models: dict[str, Any]) -> LLMManager:
-        defaults = BreakerPolicy()
-        manager = LLMManager(
-            max_retries=3 if self.max_retries is None else self.max_retries,
+        own = {n: getattr(self, n) for n in OWN_MANAGER_SETTINGS}
+        self.manager = attach_manager(
+            self.manager,
+            self.models,
+            model=self.model,
+            fallbacks=self.fallbacks,
             enable_caching=self.enable_caching,
-            breaker=BreakerPolicy(
-                failure_threshold=self.failure_threshold or defaults.failure_threshold,
-                recovery_timeout=self.recovery_timeout or defaults.recovery_timeout,
-            ),
-            clock=self.clock,
+            **own,
         )
-        for name, model in models.items():
-            manager.register_model(name, model)
-        first = self.model or next(iter(models))
-        manager.set_active_model(first)
-        chain = self.fallbacks if self.fallbacks is not None else list(models)
-        manager.set_fallback_chain([n for n in chain if n != first])
-        return manager
+        return self
 
     @property
     def llm_manager(self) -> LLMManager:
@@ -235,7 +185,7 @@ class ReliableChatModel(BaseChatModel):
             fallbacks = kwargs.pop("fallbacks", fallbacks)
             options.update(kwargs)
             if "tools" in kwargs or "tool_choice" in kwargs:
-                _normalize_tools(options)
+                normalize_tools(options)
         # Without overrides the manager uses its own prebuilt route (the fast path).
         if model is not None:
             options["model"] = model
@@ -283,7 +233,7 @@ class ReliableChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         request, options, route = self._options(messages, stop, kwargs)
-        tail = _StreamTail(route)
+        tail = StreamTail(route)
         try:
             for chunk in self.llm_manager.stream(request, **options):
                 piece = tail.add(chunk)
@@ -301,7 +251,7 @@ class ReliableChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         request, options, route = self._options(messages, stop, kwargs)
-        tail = _StreamTail(route)
+        tail = StreamTail(route)
         try:
             async for chunk in self.llm_manager.astream(request, **options):
                 piece = tail.add(chunk)
@@ -315,7 +265,7 @@ class ReliableChatModel(BaseChatModel):
 
     def bind_tools(
         self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        tools: Sequence[ToolLike],
         *,
         tool_choice: str | bool | dict[str, Any] | None = None,
         strict: bool | None = None,
@@ -330,7 +280,7 @@ class ReliableChatModel(BaseChatModel):
             strict: Ask providers that support it to follow the schemas exactly.
             **kwargs: Further parameters bound to every call.
         """
-        formatted = [convert_to_openai_tool(t, strict=strict) for t in tools]
+        formatted = format_tools(tools, strict=strict)
         names = [t["function"]["name"] for t in formatted]
         choice = tool_choice_for(tool_choice, names)
         if choice is not None:
@@ -364,66 +314,4 @@ class ReliableChatModel(BaseChatModel):
             raise ValueError(f"Received unsupported arguments {kwargs}")
         return structured_output(
             self, schema, method=method, include_raw=include_raw, strict=strict
-        )
-
-
-def _normalize_tools(options: dict[str, Any]) -> None:
-    """Accept tools and tool_choice bound with ``bind(...)`` in LangChain's forms too."""
-    tools = [
-        t if isinstance(t, dict) and "function" in t else convert_to_openai_tool(t)
-        for t in options.get("tools") or ()
-    ]
-    if tools:
-        options["tools"] = tools
-    if "tool_choice" in options:
-        names = [t["function"]["name"] for t in tools]
-        options["tool_choice"] = tool_choice_for(options["tool_choice"], names)
-
-
-class _StreamTail:
-    """Follows a stream: yields text and tool-call pieces, then one final metadata chunk."""
-
-    __slots__ = ("cached", "finish_reason", "model", "route", "usage")
-
-    def __init__(self, route: list[str]) -> None:
-        self.route = route
-        self.model = ""
-        self.cached = False
-        self.finish_reason: str | None = None
-        self.usage: Usage | None = None
-
-    def add(self, chunk: StreamChunk) -> ChatGenerationChunk | None:
-        self.model = chunk.model or self.model
-        self.cached = self.cached or chunk.cached
-        if chunk.finish_reason is not None:
-            self.finish_reason = chunk.finish_reason
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        if not chunk.text and not chunk.tool_call_deltas:
-            return None
-        return ChatGenerationChunk(message=to_ai_message_chunk(chunk))
-
-    def last(self) -> ChatGenerationChunk:
-        """The closing chunk: usage, finish reason and which model answered.
-
-        Attempts are not listed: the manager's stream does not report them.
-        """
-        metadata = response_metadata(
-            model=self.model,
-            provider="",
-            provider_model=None,
-            finish_reason=self.finish_reason or "stop",
-            cached=self.cached,
-            route=self.route,
-            attempts=None,
-        )
-        del metadata["provider"]
-        message = AIMessageChunk(
-            content="",
-            usage_metadata=usage_metadata(self.usage),
-            response_metadata=metadata,
-            chunk_position="last",
-        )
-        return ChatGenerationChunk(
-            message=message, generation_info={"finish_reason": metadata["finish_reason"]}
         )

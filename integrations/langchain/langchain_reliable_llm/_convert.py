@@ -34,7 +34,6 @@ __all__ = [
     "to_ai_message",
     "to_ai_message_chunk",
     "to_langchain_messages",
-    "tool_choice_for",
     "usage_metadata",
 ]
 
@@ -223,29 +222,3 @@ def _deltas(deltas: Sequence[ToolCallDelta]) -> list[Any]:
 def to_ai_message_chunk(chunk: StreamChunk) -> AIMessageChunk:
     """Convert a text or tool-call stream chunk (no usage, no metadata) into LangChain's."""
     return AIMessageChunk(content=chunk.text, tool_call_chunks=_deltas(chunk.tool_call_deltas))
-
-
-def tool_choice_for(choice: Any, tool_names: Sequence[str]) -> str | None:
-    """Translate LangChain's ``tool_choice`` values into reliable-llm's.
-
-    ``"any"`` and ``True`` force a tool call (``"required"``); a dict names one tool.
-
-    Raises:
-        ConfigurationError: ``choice`` is of a form that names no mode or tool.
-    """
-    if choice is None or choice is False:
-        return None
-    if choice is True or choice == "any":
-        return "required"
-    if isinstance(choice, Mapping):
-        function = choice.get("function", choice)
-        name = function.get("name") if isinstance(function, Mapping) else None
-        if isinstance(name, str):
-            return name
-    if isinstance(choice, str):
-        return choice
-    raise ConfigurationError(
-        "tool_choice must be 'auto', 'none', 'any', 'required', True, a tool name or "
-        f"{{'type': 'function', 'function': {{'name': ...}}}}; got {choice!r} "
-        f"(tools: {list(tool_names)})"
-    )

@@ -233,14 +233,19 @@ class ReliableChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         request, options, route = self._options(messages, stop, kwargs)
-        tail = StreamTail(route)
+        manager = self.llm_manager
+        tail = StreamTail(manager, route)
+        iterator = manager.stream(request, **options)
         try:
-            for chunk in self.llm_manager.stream(request, **options):
+            while (chunk := tail.pull(iterator)) is not None:
                 piece = tail.add(chunk)
                 if piece is not None:
                     yield piece
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
+        finally:
+            # A consumer that stops early must end the manager's stream now, not at GC.
+            iterator.close()  # type: ignore[attr-defined]
         yield tail.last()
 
     async def _astream(
@@ -251,14 +256,18 @@ class ReliableChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         request, options, route = self._options(messages, stop, kwargs)
-        tail = StreamTail(route)
+        manager = self.llm_manager
+        tail = StreamTail(manager, route)
+        iterator = manager.astream(request, **options)
         try:
-            async for chunk in self.llm_manager.astream(request, **options):
+            while (chunk := await tail.apull(iterator)) is not None:
                 piece = tail.add(chunk)
                 if piece is not None:
                     yield piece
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
+        finally:
+            await iterator.aclose()  # type: ignore[attr-defined]
         yield tail.last()
 
     # -- declarative helpers -----------------------------------------------------------------

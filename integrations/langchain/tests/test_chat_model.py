@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import UUID
 
@@ -150,6 +151,56 @@ def test_stream_reports_usage_and_model_once_on_the_last_chunk() -> None:
     for chunk in chunks[1:]:
         full = full + chunk
     assert full.text == "Echo: tell me something"
+
+
+def test_stream_metadata_lists_the_attempts() -> None:
+    """A streamed answer's last chunk lists every upstream attempt, failures included."""
+    model = ReliableChatModel(manager=_manager(primary=_down(), backup=SmartFakeModel()))
+    last = list(model.stream("hi"))[-1]
+    assert [(a["model"], a["error"]) for a in last.response_metadata["attempts"]] == [
+        ("primary", "ServerError"),
+        ("primary", "ServerError"),
+        ("backup", None),
+    ]
+
+
+async def test_concurrent_async_streams_keep_their_own_attempts() -> None:
+    """Attempts of interleaved async streams are attributed to the right stream."""
+    manager = _manager(primary=_down(), backup=SmartFakeModel())
+    model = ReliableChatModel(manager=manager)
+
+    async def last_metadata(prompt: str, first: str) -> dict[str, Any]:
+        chunks = [c async for c in model.astream(prompt, model=first, use_cache=False)]
+        return chunks[-1].response_metadata
+
+    failed, direct = await asyncio.gather(
+        last_metadata("one", "primary"), last_metadata("two", "backup")
+    )
+    assert [a["model"] for a in failed["attempts"]] == ["primary", "primary", "backup"]
+    assert [a["model"] for a in direct["attempts"]] == ["backup"]
+
+
+class _Tracked(SmartFakeModel):
+    """Streams slowly in pieces and notes when its stream is closed."""
+
+    closed = False
+
+    def stream(self, request: ChatRequest, *, timeout: float | None = None) -> Any:
+        try:
+            yield from super().stream(request, timeout=timeout)
+        finally:
+            self.closed = True
+
+
+def test_stopping_a_stream_early_closes_the_models_stream() -> None:
+    """Closing the LangChain stream after one chunk ends the model's stream at once."""
+    tracked = _Tracked(chunk_size=1)
+    model = ReliableChatModel(manager=_manager(tracked=tracked))
+    stream = model.stream("a long answer")
+    next(stream)
+    assert not tracked.closed
+    stream.close()
+    assert tracked.closed
 
 
 def test_per_call_model_and_cache_overrides() -> None:

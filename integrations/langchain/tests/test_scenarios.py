@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langchain.agents import create_agent
+from langchain.agents.middleware import ModelRetryMiddleware
+from langchain_core.exceptions import ModelAPIError
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
-from langchain_reliable_llm import ReliableChatModel
+from langchain_reliable_llm import ReliableAPIError, ReliableChatModel
 from langchain_reliable_llm.testing import SmartFakeModel
 
 from reliable_llm import BreakerPolicy, LLMManager, ServerError
@@ -113,3 +116,21 @@ async def test_astream_events_stream_the_fallback_when_the_primary_fails_first()
     assert ends[0].response_metadata["model_name"] == "smart"
     assert ends[0].response_metadata["fallback_from"] == ["primary"]
     assert primary.call_count == 2
+
+
+def test_agent_retry_middleware_does_not_stack_retries_on_ours() -> None:
+    """LangChain's ModelRetryMiddleware does not retry a request the manager already retried."""
+    primary, backup = _outage(), _outage()
+    manager = LLMManager(max_retries=1, clock=FakeClock())
+    manager.register_model("primary", primary)
+    manager.register_model("backup", backup)
+    manager.set_fallback_chain(["backup"])
+    agent = create_agent(
+        ReliableChatModel(manager=manager),
+        [get_weather],
+        middleware=[ModelRetryMiddleware(max_retries=3, initial_delay=0.0, jitter=False)],
+    )
+    with pytest.raises(ReliableAPIError) as caught:
+        agent.invoke({"messages": [HumanMessage("Weather in 'Oslo'?")]})
+    assert isinstance(caught.value, ModelAPIError)
+    assert (primary.call_count, backup.call_count) == (2, 2)

@@ -4,9 +4,23 @@
 protocols (JSON and SSE streaming) on 127.0.0.1, so the official SDKs talk to it unchanged.
 Each model's answers are scripted with steps: a `Reply`, or a `Fault` such as an
 `HTTPError` (see `rate_limited`, `server_error`, ...), a `Hang`, a `ResetConnection`,
-`MalformedJSON`, a mid-stream `StreamErrorEvent` or a `StreamCut`.
+`MalformedJSON`, a mid-stream `StreamErrorEvent` or a `StreamCut`. It uses only the
+standard library, serving from a background thread with its own event loop::
 
-It uses only the standard library.
+    import openai
+    from reliable_llm.testing.fake_server import FakeLLMServer, Reply, rate_limited
+
+    with FakeLLMServer() as server:
+        server.script("gpt-4o", rate_limited(retry_after="1"), Reply("Hello!"))
+        client = openai.OpenAI(
+            base_url=server.openai_base_url, api_key="sk-test", max_retries=0
+        )
+        ...  # first call: openai.RateLimitError; second call: "Hello!"
+        assert server.request_count("gpt-4o") == 2
+
+For pytest, import the ``fake_llm_server`` fixture from
+``reliable_llm.testing.fake_server.pytest_plugin`` into a ``conftest.py``. From a shell,
+``python -m reliable_llm.testing.fake_server --port 8000`` serves until Ctrl-C.
 """
 
 from __future__ import annotations

@@ -41,11 +41,16 @@ _BY_STATUS: dict[int, tuple[str, str | None, str]] = {
     529: ("server_error", None, "The engine is currently overloaded, please try again later."),
 }
 
-#: Default message for error codes whose wording matters to clients.
-_BY_CODE = {
+#: Default ``(type, message)`` for error codes whose wording matters to clients.
+_BY_CODE: dict[str, tuple[str, str]] = {
     "context_length_exceeded": (
+        "invalid_request_error",
         "This model's maximum context length is 128000 tokens. However, your messages "
-        "resulted in 130000 tokens. Please reduce the length of the messages."
+        "resulted in 130000 tokens. Please reduce the length of the messages.",
+    ),
+    "insufficient_quota": (
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan and billing details.",
     ),
 }
 
@@ -74,7 +79,8 @@ class OpenAIWire:
         default_status = 500 if error.status >= 500 else 400
         kind, code, message = _BY_STATUS.get(error.status, _BY_STATUS[default_status])
         code = error.code or code
-        message = error.message or _BY_CODE.get(code or "", message)
+        kind, message = _BY_CODE.get(code or "", (kind, message))
+        message = error.message or message
         param = "messages" if code == "context_length_exceeded" else None
         return {
             "error": {

@@ -50,6 +50,10 @@ class FakeLLMServer:
         self._startup_error: BaseException | None = None
         self._port: int | None = None
 
+    def __repr__(self) -> str:
+        where = self.base_url if self._port is not None else "not running"
+        return f"<FakeLLMServer {where}>"
+
     # lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> FakeLLMServer:

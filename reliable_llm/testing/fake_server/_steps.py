@@ -46,11 +46,17 @@ class ToolCallSpec:
             A string is sent verbatim, so malformed tool arguments can be scripted too.
         id: The call id; ``None`` lets the server generate a provider-style one
             (``call_...`` for OpenAI, ``toolu_...`` for Anthropic).
+
+    Raises:
+        TypeError: If ``arguments`` is a mapping that cannot be serialised to JSON.
     """
 
     name: str
     arguments: Mapping[str, object] | str = field(default_factory=dict)
     id: str | None = None
+
+    def __post_init__(self) -> None:
+        self.arguments_json()  # fail here, not on the server thread, if it cannot serialise
 
     def arguments_json(self) -> str:
         """Return the arguments as the JSON text the wire carries."""
@@ -137,6 +143,9 @@ class HTTPError(Fault):
         message: Overrides the default error message of the rendered body.
         code: The OpenAI error ``code`` of the rendered body (e.g. ``context_length_exceeded``);
             it also selects a fitting default message for both protocols.
+
+    Raises:
+        ValueError: If ``status`` is not a 4xx or 5xx code.
     """
 
     status: int
@@ -162,11 +171,19 @@ class Hang(Fault):
         after_chunks: For streaming requests, stall after this many content deltas instead
             of before the response headers. Ignored for non-streaming requests.
         reply: The answer whose stream stalls; ``None`` streams a stock sentence.
+
+    Raises:
+        ValueError: On negative ``seconds`` or ``after_chunks``.
     """
 
     seconds: float
     after_chunks: int | None = None
     reply: Reply | None = None
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0:
+            raise ValueError("Hang seconds must be >= 0")
+        _check_after_chunks(self.after_chunks or 0)
 
 
 @dataclass(frozen=True)
@@ -200,12 +217,18 @@ class StreamErrorEvent(Fault):
         error_type: The error type; ``None`` means ``server_error`` (OpenAI) or
             ``overloaded_error`` (Anthropic).
         reply: The answer whose stream is interrupted; ``None`` streams a stock sentence.
+
+    Raises:
+        ValueError: On negative ``after_chunks``.
     """
 
     after_chunks: int = 0
     message: str | None = None
     error_type: str | None = None
     reply: Reply | None = None
+
+    def __post_init__(self) -> None:
+        _check_after_chunks(self.after_chunks)
 
 
 @dataclass(frozen=True)
@@ -221,11 +244,22 @@ class StreamCut(Fault):
         reply: The answer whose stream is cut; ``None`` streams a stock sentence.
 
     A non-streaming request gets half of its JSON body and then the connection closes.
+
+    Raises:
+        ValueError: On negative ``after_chunks``.
     """
 
     after_chunks: int = 0
     incomplete_transfer: bool = False
     reply: Reply | None = None
+
+    def __post_init__(self) -> None:
+        _check_after_chunks(self.after_chunks)
+
+
+def _check_after_chunks(after_chunks: int) -> None:
+    if after_chunks < 0:
+        raise ValueError("after_chunks must be >= 0")
 
 
 #: What a fault interrupts when it names no `Reply` of its own.

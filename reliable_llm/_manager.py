@@ -339,7 +339,7 @@ class LLMManager:
         )
 
     def _cache_key(self, plan: Plan, use_cache: bool | None) -> str | None:
-        if not (self.enable_caching if use_cache is None else use_cache):
+        if use_cache is False or not self.enable_caching:
             return None
         return cache_key(plan.requested, plan.request)
 
@@ -414,7 +414,8 @@ class LLMManager:
             messages: A prompt string, a `Message`, or a list of `Message` / OpenAI-style dicts.
             model: Try this model first instead of the active one.
             fallback_chain: Use this chain instead of the configured one for this call.
-            use_cache: Override the manager's ``enable_caching`` for this call.
+            use_cache: False skips the cache for this call (``enable_caching=False`` on the
+                manager turns caching off for every call).
             cache_ttl: Seconds this call's answer stays cached.
             timeout: Seconds the whole request may take, retries and fallbacks included.
             **params: Generation parameters (temperature, max_tokens, top_p, stop, seed, tools,
@@ -472,12 +473,12 @@ class LLMManager:
             ConfigurationError: The prompt or a parameter is invalid.
         """
         _check_prompt(prompt)
-        return self.chat(prompt, use_cache=use_cache and self.enable_caching, **kwargs).text
+        return self.chat(prompt, use_cache=use_cache, **kwargs).text
 
     async def agenerate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
         """Async twin of `generate`."""
         _check_prompt(prompt)
-        response = await self.achat(prompt, use_cache=use_cache and self.enable_caching, **kwargs)
+        response = await self.achat(prompt, use_cache=use_cache, **kwargs)
         return response.text
 
     def stream(

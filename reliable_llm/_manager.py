@@ -117,7 +117,7 @@ class LLMManager:
     def remove_hook(self, hook: EventHook) -> None:
         """Stop calling ``hook``."""
         with self._lock:
-            self._hooks = tuple(h for h in self._hooks if h is not hook)
+            self._hooks = tuple(h for h in self._hooks if h != hook)
 
     def _on_breaker_change(self, model: str, old: BreakerState, new: BreakerState) -> None:
         log = logger.warning if new is BreakerState.OPEN else logger.info
@@ -428,6 +428,7 @@ class LLMManager:
         request = build_request(messages, params)
         plan = self._plan(request, model, fallback_chain, timeout)
         key = self._cache_key(plan, use_cache)
+        ttl = self._ttl(cache_ttl)
         if key is None:
             return self._run(plan)
         cached = self._lookup(plan, key)
@@ -436,7 +437,7 @@ class LLMManager:
         response, shared = self._flight.do(key, lambda: self._run(plan))
         if shared:
             return self._served_shared(plan, response)
-        self._store(key, response, self._ttl(cache_ttl))
+        self._store(key, response, ttl)
         return response
 
     async def achat(
@@ -454,6 +455,7 @@ class LLMManager:
         request = build_request(messages, params)
         plan = self._plan(request, model, fallback_chain, timeout)
         key = self._cache_key(plan, use_cache)
+        ttl = self._ttl(cache_ttl)
         if key is None:
             return await self._arun(plan)
         cached = self._lookup(plan, key)
@@ -462,7 +464,7 @@ class LLMManager:
         response, shared = await self._flight.ado(key, lambda: self._arun(plan))
         if shared:
             return self._served_shared(plan, response)
-        self._store(key, response, self._ttl(cache_ttl))
+        self._store(key, response, ttl)
         return response
 
     def generate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from drivers import DRIVERS, Ask, ask_with
+
 from reliable_llm import ChatResponse, LLMManager
 from reliable_llm.testing import FakeClock
 

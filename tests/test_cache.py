@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from drivers import Ask, ask_with
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers import Ask, ask_with
 from reliable_llm import (
     AllModelsFailedError,
     CacheKeyError,

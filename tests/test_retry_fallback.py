@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from drivers import Ask, ask_with
+
 from reliable_llm import (
     AllModelsFailedError,
     AuthenticationError,

@@ -234,6 +234,9 @@ class ModelFailure:
     reason: FailureReason
     errors: tuple[ProviderError, ...] = ()
 
+    def __str__(self) -> str:
+        return self.describe()
+
     def describe(self) -> str:
         """Return a one-line human description of this failure."""
         if not self.errors:

@@ -62,9 +62,14 @@ class BreakerTransition:
 
 @dataclass(frozen=True, slots=True)
 class CacheHit:
-    """A request was answered from the cache (or by an identical request in flight)."""
+    """A request was answered from the cache (or by an identical request in flight).
+
+    A cache hit is a finished, successful request: no `RequestFinished` follows it.
+    ``model`` is the requested model, ``answered_by`` the model whose answer was reused.
+    """
 
     model: str
+    answered_by: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +81,11 @@ class CacheMiss:
 
 @dataclass(frozen=True, slots=True)
 class RequestFinished:
-    """A logical request ended: answered (``model`` says by whom) or failed (``model`` None)."""
+    """A request that went upstream ended: answered (``model`` says by whom) or failed (None)."""
 
     requested_model: str
     model: str | None
     latency: float
-    cached: bool = False
     usage: Usage | None = None
     stream: bool = False
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from reliable_llm._breaker import BreakerState, ModelBreaker
-from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key
+from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key, prompt_cache_key
 from reliable_llm._callable import CallableProvider
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
@@ -30,7 +30,7 @@ from reliable_llm._provider import Provider
 from reliable_llm._request import MessagesInput, build_request
 from reliable_llm._singleflight import SingleFlight
 from reliable_llm._stream import response_to_chunks
-from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk
+from reliable_llm._types import ChatRequest, ChatResponse, Message, StreamChunk
 
 __all__ = ["LLMManager"]
 
@@ -309,52 +309,64 @@ class LLMManager:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _plan(
+    def _route_for(
+        self, model: str | None, fallback_chain: Sequence[str] | None
+    ) -> tuple[ModelEntry, ...]:
+        if model is None and fallback_chain is None and self._route:
+            return self._route
+        first = model if model is not None else self._active
+        if first is None:
+            raise ConfigurationError(
+                "no active model; register one with register_model() (the first one registered "
+                "becomes active), choose one with set_active_model(), or pass model="
+            )
+        chain = self._chain if fallback_chain is None else _check_chain(fallback_chain)
+        return self._resolve(first, chain)
+
+    def _prepare(
         self,
-        request: ChatRequest,
+        messages: MessagesInput,
+        params: dict[str, Any],
         model: str | None,
         fallback_chain: Sequence[str] | None,
+        use_cache: bool | None,
+        cache_ttl: float | None,
         timeout: float | None,
-    ) -> Plan:
-        if model is None and fallback_chain is None:
-            route = self._route
-            if not route:
-                raise ConfigurationError(
-                    "no active model; register one with register_model() and select it with "
-                    "set_active_model()"
-                )
-        else:
-            first = model if model is not None else self._active
-            if first is None:
-                raise ConfigurationError("no active model; pass model= or set_active_model()")
-            chain = self._chain if fallback_chain is None else _check_chain(fallback_chain)
-            route = self._resolve(first, chain)
+    ) -> tuple[Plan, str | None, float | None]:
+        """Validate a call: its plan, its cache key (None: not cached) and its cache TTL."""
+        request = build_request(messages, params)
+        route = self._route_for(model, fallback_chain)
         total = self.timeouts.total
         if timeout is not None:
-            if not isinstance(timeout, int | float) or timeout <= 0:
+            if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
                 raise ConfigurationError(f"timeout must be seconds > 0, got {timeout!r}")
             total = float(timeout)
-        return Plan(
+        ttl = self.cache_policy.ttl
+        if cache_ttl is not None:
+            if not isinstance(cache_ttl, int | float) or cache_ttl <= 0:
+                raise ConfigurationError(f"cache_ttl must be seconds > 0, got {cache_ttl!r}")
+            ttl = float(cache_ttl)
+        plan = Plan(
             route[0].name, route, request, self.clock.monotonic(), total, self.timeouts.per_attempt
         )
+        key = None
+        if use_cache is not False and self.enable_caching:
+            key = cache_key(plan.requested, request)
+        return plan, key, ttl
 
-    def _cache_key(self, plan: Plan, use_cache: bool | None) -> str | None:
-        if use_cache is False or not self.enable_caching:
-            return None
-        return cache_key(plan.requested, plan.request)
-
-    def _lookup(self, plan: Plan, key: str) -> ChatResponse | None:
+    def _cached_value(self, requested: str, key: str) -> Mapping[str, Any] | None:
         value = self.cache.get(key)
         if value is None:
-            self._emit(CacheMiss(plan.requested))
-            return None
-        self._emit(CacheHit(plan.requested))
-        self._emit(RequestFinished(plan.requested, value["model"], 0.0, cached=True))
-        return ChatResponse.from_dict(value, cached=True)
+            self._emit(CacheMiss(requested))
+        else:
+            self._emit(CacheHit(requested, value["model"]))
+        return value
 
-    def _store(self, key: str | None, response: ChatResponse, ttl: float | None) -> None:
-        if key is not None:
-            self.cache.set(key, response.to_dict(), ttl)
+    def _cached(self, plan: Plan, key: str | None) -> ChatResponse | None:
+        if key is None:
+            return None
+        value = self._cached_value(plan.requested, key)
+        return None if value is None else ChatResponse.from_dict(value, cached=True)
 
     def _finished(self, plan: Plan, response: ChatResponse | None, stream: bool = False) -> None:
         latency = self.clock.monotonic() - plan.started
@@ -362,22 +374,8 @@ class LLMManager:
             self._emit(RequestFinished(plan.requested, None, latency, stream=stream))
         else:
             self._emit(
-                RequestFinished(
-                    plan.requested, response.model, latency, usage=response.usage, stream=stream
-                )
+                RequestFinished(plan.requested, response.model, latency, response.usage, stream)
             )
-
-    def _ttl(self, cache_ttl: float | None) -> float | None:
-        if cache_ttl is None:
-            return self.cache_policy.ttl
-        if not isinstance(cache_ttl, int | float) or cache_ttl <= 0:
-            raise ConfigurationError(f"cache_ttl must be seconds > 0, got {cache_ttl!r}")
-        return float(cache_ttl)
-
-    def _served_shared(self, plan: Plan, response: ChatResponse) -> ChatResponse:
-        self._emit(CacheHit(plan.requested))
-        self._emit(RequestFinished(plan.requested, response.model, 0.0, cached=True))
-        return replace(response, cached=True, attempts=())
 
     def _run(self, plan: Plan) -> ChatResponse:
         try:
@@ -395,6 +393,30 @@ class LLMManager:
             self._finished(plan, None)
             raise
         self._finished(plan, response)
+        return response
+
+    def _shared(self, plan: Plan, response: ChatResponse) -> ChatResponse:
+        """The answer an identical in-flight request obtained, served as a cache hit."""
+        self._emit(CacheHit(plan.requested, response.model))
+        return replace(response, cached=True, attempts=())
+
+    def _serve(self, plan: Plan, key: str | None, ttl: float | None) -> ChatResponse:
+        """Go upstream (once for identical concurrent requests) and cache the answer."""
+        if key is None:
+            return self._run(plan)
+        response, shared = self._flight.do(key, lambda: self._run(plan))
+        if shared:
+            return self._shared(plan, response)
+        self.cache.set(key, response.to_dict(), ttl)
+        return response
+
+    async def _aserve(self, plan: Plan, key: str | None, ttl: float | None) -> ChatResponse:
+        if key is None:
+            return await self._arun(plan)
+        response, shared = await self._flight.ado(key, lambda: self._arun(plan))
+        if shared:
+            return self._shared(plan, response)
+        self.cache.set(key, response.to_dict(), ttl)
         return response
 
     def chat(
@@ -425,20 +447,10 @@ class LLMManager:
             AllModelsFailedError: No model answered; ``failures`` says why for each one.
             ConfigurationError: The request or an override is invalid.
         """
-        request = build_request(messages, params)
-        plan = self._plan(request, model, fallback_chain, timeout)
-        key = self._cache_key(plan, use_cache)
-        ttl = self._ttl(cache_ttl)
-        if key is None:
-            return self._run(plan)
-        cached = self._lookup(plan, key)
-        if cached is not None:
-            return cached
-        response, shared = self._flight.do(key, lambda: self._run(plan))
-        if shared:
-            return self._served_shared(plan, response)
-        self._store(key, response, ttl)
-        return response
+        plan, key, ttl = self._prepare(
+            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
+        )
+        return self._cached(plan, key) or self._serve(plan, key, ttl)
 
     async def achat(
         self,
@@ -452,20 +464,27 @@ class LLMManager:
         **params: Any,
     ) -> ChatResponse:
         """Async twin of `chat`; never blocks the event loop."""
-        request = build_request(messages, params)
-        plan = self._plan(request, model, fallback_chain, timeout)
-        key = self._cache_key(plan, use_cache)
-        ttl = self._ttl(cache_ttl)
-        if key is None:
-            return await self._arun(plan)
-        cached = self._lookup(plan, key)
-        if cached is not None:
-            return cached
-        response, shared = await self._flight.ado(key, lambda: self._arun(plan))
-        if shared:
-            return self._served_shared(plan, response)
-        self._store(key, response, ttl)
-        return response
+        plan, key, ttl = self._prepare(
+            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
+        )
+        return self._cached(plan, key) or await self._aserve(plan, key, ttl)
+
+    def _prompt_plan(self, prompt: str, use_cache: bool) -> tuple[Plan | None, str | None, str]:
+        """The hot path of `generate`: a cached text, or the plan and key to serve it."""
+        route = self._route_for(None, None)
+        requested = route[0].name
+        key = None
+        if use_cache and self.enable_caching:
+            key = prompt_cache_key(requested, prompt)
+            value = self._cached_value(requested, key)
+            if value is not None:
+                return None, None, value["text"]
+        request = ChatRequest((Message("user", prompt),))
+        timeouts = self.timeouts
+        plan = Plan(
+            requested, route, request, self.clock.monotonic(), timeouts.total, timeouts.per_attempt
+        )
+        return plan, key, ""
 
     def generate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
         """Answer a prompt with text (the seed API). Keyword arguments are those of `chat`.
@@ -475,13 +494,22 @@ class LLMManager:
             ConfigurationError: The prompt or a parameter is invalid.
         """
         _check_prompt(prompt)
-        return self.chat(prompt, use_cache=use_cache, **kwargs).text
+        if kwargs:
+            return self.chat(prompt, use_cache=use_cache, **kwargs).text
+        plan, key, text = self._prompt_plan(prompt, use_cache)
+        if plan is None:
+            return text
+        return self._serve(plan, key, self.cache_policy.ttl).text
 
     async def agenerate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
         """Async twin of `generate`."""
         _check_prompt(prompt)
-        response = await self.achat(prompt, use_cache=use_cache, **kwargs)
-        return response.text
+        if kwargs:
+            return (await self.achat(prompt, use_cache=use_cache, **kwargs)).text
+        plan, key, text = self._prompt_plan(prompt, use_cache)
+        if plan is None:
+            return text
+        return (await self._aserve(plan, key, self.cache_policy.ttl)).text
 
     def stream(
         self,
@@ -504,25 +532,24 @@ class LLMManager:
             AllModelsFailedError: No model started streaming.
             StreamInterruptedError: The stream broke after text was yielded.
         """
-        request = build_request(messages, params)
-        plan = self._plan(request, model, fallback_chain, timeout)
-        key = self._cache_key(plan, use_cache)
-        ttl = self._ttl(cache_ttl)
-        return self._stream(plan, key, ttl)
+        prepared = self._prepare(
+            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
+        )
+        return self._stream(*prepared)
 
     def _stream(self, plan: Plan, key: str | None, ttl: float | None) -> Iterator[StreamChunk]:
-        if key is not None:
-            cached = self._lookup(plan, key)
-            if cached is not None:
-                yield from response_to_chunks(cached, cached=True)
-                return
+        cached = self._cached(plan, key)
+        if cached is not None:
+            yield from response_to_chunks(cached, cached=True)
+            return
         done: list[ChatResponse] = []
         try:
             yield from self._engine.stream(plan, done.append)
         except Exception:
             self._finished(plan, None, stream=True)
             raise
-        self._store(key, done[0], ttl)
+        if key is not None:
+            self.cache.set(key, done[0].to_dict(), ttl)
         self._finished(plan, done[0], stream=True)
 
     def astream(
@@ -537,21 +564,19 @@ class LLMManager:
         **params: Any,
     ) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`: ``async for chunk in manager.astream(...)``."""
-        request = build_request(messages, params)
-        plan = self._plan(request, model, fallback_chain, timeout)
-        key = self._cache_key(plan, use_cache)
-        ttl = self._ttl(cache_ttl)
-        return self._astream(plan, key, ttl)
+        prepared = self._prepare(
+            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
+        )
+        return self._astream(*prepared)
 
     async def _astream(
         self, plan: Plan, key: str | None, ttl: float | None
     ) -> AsyncIterator[StreamChunk]:
-        if key is not None:
-            cached = self._lookup(plan, key)
-            if cached is not None:
-                for chunk in response_to_chunks(cached, cached=True):
-                    yield chunk
-                return
+        cached = self._cached(plan, key)
+        if cached is not None:
+            for chunk in response_to_chunks(cached, cached=True):
+                yield chunk
+            return
         done: list[ChatResponse] = []
         try:
             async for chunk in self._engine.astream(plan, done.append):
@@ -559,7 +584,8 @@ class LLMManager:
         except Exception:
             self._finished(plan, None, stream=True)
             raise
-        self._store(key, done[0], ttl)
+        if key is not None:
+            self.cache.set(key, done[0].to_dict(), ttl)
         self._finished(plan, done[0], stream=True)
 
     def __repr__(self) -> str:

@@ -22,6 +22,7 @@ from reliable_llm import (
     Tool,
     cache_key,
 )
+from reliable_llm._cache import prompt_cache_key
 from reliable_llm.testing import FakeClock, ScriptedModel, StreamBreak
 
 
@@ -212,3 +213,19 @@ def test_distinct_prompts_get_distinct_keys(a: str, b: str) -> None:
 def test_temperature_int_and_float_share_a_key() -> None:
     """temperature=1 and temperature=1.0 are the same request."""
     assert cache_key("m", _request(temperature=1)) == cache_key("m", _request(temperature=1.0))
+
+
+@given(st.text(max_size=40), st.text(min_size=1, max_size=10))
+def test_prompt_fast_path_key_equals_the_general_key(prompt: str, model: str) -> None:
+    """Property: generate()'s fast key is the canonical key of the same one-message request."""
+    request = ChatRequest(messages=(Message.user(prompt),))
+    assert prompt_cache_key(model, prompt) == cache_key(model, request)
+
+
+def test_generate_and_chat_share_cache_entries(manager: LLMManager) -> None:
+    """generate('x') and chat('x') are the same request: the second is a cache hit."""
+    model = ScriptedModel(default="shared")
+    manager.register_model("m", model)
+    assert manager.generate("héllo \ud800 wörld") == "shared"
+    assert manager.chat("héllo \ud800 wörld").cached
+    assert model.call_count == 1

@@ -154,4 +154,4 @@ def test_events_are_frozen() -> None:
     event = AttemptFinished("m", 1, 0.1)
     with pytest.raises(AttributeError):
         event.model = "x"  # type: ignore[misc]
-    assert CacheHit("m") == CacheHit("m")
+    assert CacheHit("m", "n") == CacheHit("m", "n")

@@ -471,7 +471,7 @@ class LLMManager:
 
     def _prompt_plan(self, prompt: str, use_cache: bool) -> tuple[Plan | None, str | None, str]:
         """The hot path of `generate`: a cached text, or the plan and key to serve it."""
-        route = self._route_for(None, None)
+        route = self._route or self._route_for(None, None)
         requested = route[0].name
         key = None
         if use_cache and self.enable_caching:

@@ -82,7 +82,12 @@ def bench_sync() -> list[tuple[str, float, float, float]]:
     tripped.set_fallback_chain(["backup"])
     tripped.generate("trip")
     rows.append(
-        ("breaker open, immediate fallback", direct, _best_per_call(lambda: tripped.generate("hi")), 10)
+        (
+            "breaker open, immediate fallback",
+            direct,
+            _best_per_call(lambda: tripped.generate("hi")),
+            10,
+        )
     )
     return [(name, base * 1e6, managed * 1e6, budget) for name, base, managed, budget in rows]
 
@@ -133,9 +138,7 @@ def main() -> None:
     for name, base, managed, budget in bench_sync():
         overhead = managed - base
         verdict = "ok" if overhead <= budget else "OVER"
-        print(
-            f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}"
-        )
+        print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}")
     base, through = bench_concurrency()
     print(
         f"  1,000 concurrent agenerate (50 ms model): bare gather {base * 1000:.0f} ms, "

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any, NoReturn
+from dataclasses import replace
+from typing import NoReturn
 
-from reliable_llm._breaker import Admission, BreakerState, ModelBreaker
-from reliable_llm._classify import ErrorClassifier, classify_exception
+from reliable_llm._breaker import Admission, BreakerState
+from reliable_llm._classify import classify_exception
 from reliable_llm._clock import Clock
 from reliable_llm._decisions import next_step
 from reliable_llm._errors import (
@@ -24,28 +24,15 @@ from reliable_llm._errors import (
     StreamInterruptedError,
 )
 from reliable_llm._events import AttemptFinished, EventHook, FallbackTaken, RetryScheduled
-from reliable_llm._policies import RetryPolicy
-from reliable_llm._provider import Provider
+from reliable_llm._registry import ModelEntry
 from reliable_llm._stream import StreamAccumulator
 from reliable_llm._types import Attempt, ChatRequest, ChatResponse, StreamChunk
 
-__all__ = ["Engine", "ModelEntry", "Plan"]
+__all__ = ["Engine", "Plan"]
 
 logger = logging.getLogger("reliable_llm")
 _CLOSED = BreakerState.CLOSED
 _REJECTED = Admission.REJECTED
-
-
-@dataclass(slots=True, eq=False)
-class ModelEntry:
-    """A registered model: its provider, metadata, breaker and policies."""
-
-    name: str
-    provider: Provider
-    metadata: dict[str, Any]
-    breaker: ModelBreaker
-    retry: RetryPolicy
-    classifier: ErrorClassifier | None
 
 
 class Plan:

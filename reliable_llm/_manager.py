@@ -11,11 +11,10 @@ from typing import Any
 
 from reliable_llm._breaker import BreakerState, ModelBreaker
 from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key, prompt_cache_key
-from reliable_llm._callable import CallableProvider
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
-from reliable_llm._engine import Engine, ModelEntry, Plan
-from reliable_llm._errors import ConfigurationError, UnknownModelError
+from reliable_llm._engine import Engine, Plan
+from reliable_llm._errors import ConfigurationError
 from reliable_llm._events import (
     BreakerTransition,
     CacheHit,
@@ -27,6 +26,7 @@ from reliable_llm._events import (
 from reliable_llm._metrics import MetricsCollector
 from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
 from reliable_llm._provider import Provider
+from reliable_llm._registry import ModelEntry, Registry, as_provider
 from reliable_llm._request import MessagesInput, build_request
 from reliable_llm._singleflight import SingleFlight
 from reliable_llm._stream import response_to_chunks
@@ -93,11 +93,8 @@ class LLMManager:
         self.metrics = MetricsCollector()
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
         self._engine = Engine(self.clock, random or _random.random, self._emit)
-        self._lock = threading.RLock()
-        self._models: dict[str, ModelEntry] = {}
-        self._active: str | None = None
-        self._chain: tuple[str, ...] = ()
-        self._route: tuple[ModelEntry, ...] = ()
+        self._lock = threading.Lock()
+        self._registry = Registry()
         self._flight: SingleFlight[ChatResponse] = SingleFlight()
 
     # -- events ------------------------------------------------------------------------------
@@ -137,7 +134,7 @@ class LLMManager:
         breaker: BreakerPolicy | None = None,
         classify_error: ErrorClassifier | None = None,
     ) -> None:
-        """Register a model under ``name``.
+        """Register a model under ``name``; the first one registered becomes the active model.
 
         Args:
             name: The name requests use for this model.
@@ -154,55 +151,20 @@ class LLMManager:
             ConfigurationError: Empty name, a duplicate without ``replace=True``, or a model that
                 is neither a Provider nor callable.
         """
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigurationError(f"model name must be a non-empty str, got {name!r}")
-        if isinstance(inference_fn, Provider):
-            provider: Provider = inference_fn
-        elif callable(inference_fn):
-            provider = CallableProvider(inference_fn)
-        else:
-            raise ConfigurationError(
-                f"model {name!r} must be a callable fn(prompt, **kwargs) -> str or a "
-                f"reliable_llm.Provider, got {type(inference_fn).__name__}"
-            )
+        provider = as_provider(name, inference_fn)
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
-        with self._lock:
-            if name in self._models and not replace:
-                raise ConfigurationError(
-                    f"model {name!r} is already registered; pass replace=True to replace it"
-                )
-            self._models[name] = ModelEntry(
-                name=name,
-                provider=provider,
-                metadata=dict(metadata or {}),
-                breaker=ModelBreaker(
-                    name, breaker or self.breaker_policy, self.clock, self._on_breaker_change
-                ),
-                retry=retry or self.retry_policy,
-                classifier=classify_error,
-            )
-            self.metrics.track(name)
-            if self._active is None:
-                self._active = name
-            self._rebuild_route()
-
-    def _entry(self, name: str) -> ModelEntry:
-        entry = self._models.get(name)
-        if entry is None:
-            raise UnknownModelError(name, list(self._models))
-        return entry
-
-    def _rebuild_route(self) -> None:
-        self._route = self._resolve(self._active, self._chain) if self._active else ()
-
-    def _resolve(self, first: str, chain: Iterable[str]) -> tuple[ModelEntry, ...]:
-        entries = [self._entry(first)]
-        for name in chain:
-            entry = self._entry(name)
-            if entry not in entries:
-                entries.append(entry)
-        return tuple(entries)
+        entry = ModelEntry(
+            name=name,
+            provider=provider,
+            metadata=dict(metadata or {}),
+            breaker=ModelBreaker(
+                name, breaker or self.breaker_policy, self.clock, self._on_breaker_change
+            ),
+            retry=retry or self.retry_policy,
+            classifier=classify_error,
+        )
+        self._registry.add(entry, replace, lambda: self.metrics.track(name))
 
     def set_active_model(self, name: str) -> None:
         """Make ``name`` the first model every request tries.
@@ -210,20 +172,17 @@ class LLMManager:
         Raises:
             UnknownModelError: ``name`` is not registered.
         """
-        with self._lock:
-            self._entry(name)
-            self._active = name
-            self._rebuild_route()
+        self._registry.set_active(name)
 
     @property
     def active_model(self) -> str | None:
         """The model requests try first."""
-        return self._active
+        return self._registry.active
 
     @property
     def fallback_chain(self) -> tuple[str, ...]:
         """The models tried, in order, after the active one."""
-        return self._chain
+        return self._registry.chain
 
     def set_fallback_chain(self, model_names: Sequence[str]) -> None:
         """Set the models tried, in order, when the active model fails (empty: none).
@@ -232,16 +191,11 @@ class LLMManager:
             ConfigurationError: An entry is empty, not a str, or repeated.
             UnknownModelError: An entry is not registered.
         """
-        chain = _check_chain(model_names)
-        with self._lock:
-            for name in chain:
-                self._entry(name)
-            self._chain = chain
-            self._rebuild_route()
+        self._registry.set_chain(model_names)
 
     def list_models(self) -> list[str]:
         """Registered model names, in registration order."""
-        return list(self._models)
+        return list(self._registry.models)
 
     # -- introspection -----------------------------------------------------------------------
 
@@ -258,7 +212,7 @@ class LLMManager:
         Raises:
             UnknownModelError: ``model_name`` is not registered.
         """
-        entry = self._entry(model_name)
+        entry = self._registry.entry(model_name)
         stats = self.metrics.model_stats(model_name)
         stats.pop("breaker_state")
         breaker = entry.breaker
@@ -266,7 +220,7 @@ class LLMManager:
             "name": model_name,
             "metadata": dict(entry.metadata),
             "provider": entry.provider.describe(),
-            "is_active": model_name == self._active,
+            "is_active": model_name == self._registry.active,
             "breaker": {
                 "state": breaker.state.value,
                 "failure_count": breaker.failure_count,
@@ -289,10 +243,11 @@ class LLMManager:
         ``fallback_chain``. Latency percentiles cover the most recent 2,048 requests.
         """
         snapshot = self.metrics.snapshot(len(self.cache))
-        for name, entry in self._models.items():
+        registry = self._registry
+        for name, entry in registry.models.items():
             snapshot["models"][name]["breaker_state"] = entry.breaker.state.value
-        snapshot["active_model"] = self._active
-        snapshot["fallback_chain"] = list(self._chain)
+        snapshot["active_model"] = registry.active
+        snapshot["fallback_chain"] = list(registry.chain)
         return snapshot
 
     def reset_circuit_breaker(self, model_name: str) -> None:
@@ -301,27 +256,13 @@ class LLMManager:
         Raises:
             UnknownModelError: ``model_name`` is not registered.
         """
-        self._entry(model_name).breaker.reset()
+        self._registry.entry(model_name).breaker.reset()
 
     def clear_cache(self) -> None:
         """Remove every cached response."""
         self.cache.clear()
 
     # -- requests ----------------------------------------------------------------------------
-
-    def _route_for(
-        self, model: str | None, fallback_chain: Sequence[str] | None
-    ) -> tuple[ModelEntry, ...]:
-        if model is None and fallback_chain is None and self._route:
-            return self._route
-        first = model if model is not None else self._active
-        if first is None:
-            raise ConfigurationError(
-                "no active model; register one with register_model() (the first one registered "
-                "becomes active), choose one with set_active_model(), or pass model="
-            )
-        chain = self._chain if fallback_chain is None else _check_chain(fallback_chain)
-        return self._resolve(first, chain)
 
     def _prepare(
         self,
@@ -335,7 +276,7 @@ class LLMManager:
     ) -> tuple[Plan, str | None, float | None]:
         """Validate a call: its plan, its cache key (None: not cached) and its cache TTL."""
         request = build_request(messages, params)
-        route = self._route_for(model, fallback_chain)
+        route = self._registry.route_for(model, fallback_chain)
         total = self.timeouts.total
         if timeout is not None:
             if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
@@ -471,7 +412,7 @@ class LLMManager:
 
     def _prompt_plan(self, prompt: str, use_cache: bool) -> tuple[Plan | None, str | None, str]:
         """The hot path of `generate`: a cached text, or the plan and key to serve it."""
-        route = self._route or self._route_for(None, None)
+        route = self._registry.route or self._registry.route_for(None, None)
         requested = route[0].name
         key = None
         if use_cache and self.enable_caching:
@@ -589,29 +530,12 @@ class LLMManager:
         self._finished(plan, done[0], stream=True)
 
     def __repr__(self) -> str:
-        states = ", ".join(f"{n}:{e.breaker.state.value}" for n, e in self._models.items())
+        registry = self._registry
+        states = ", ".join(f"{n}:{e.breaker.state.value}" for n, e in registry.models.items())
         return (
-            f"LLMManager(active={self._active!r}, fallback_chain={list(self._chain)}, "
+            f"LLMManager(active={registry.active!r}, fallback_chain={list(registry.chain)}, "
             f"models=[{states}], caching={self.enable_caching})"
         )
-
-
-def _check_chain(model_names: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(model_names, str):
-        raise ConfigurationError(
-            f"fallback chain must be a list of model names, got the str {model_names!r}; "
-            f"did you mean [{model_names!r}]?"
-        )
-    chain = tuple(model_names)
-    for name in chain:
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigurationError(f"fallback chain entries must be model names, got {name!r}")
-    duplicates = sorted({n for n in chain if chain.count(n) > 1})
-    if duplicates:
-        raise ConfigurationError(
-            f"fallback chain lists {duplicates} more than once; each model is tried at most once"
-        )
-    return chain
 
 
 def _check_prompt(prompt: object) -> None:

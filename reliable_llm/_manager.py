@@ -6,7 +6,6 @@ import logging
 import random as _random
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from reliable_llm._breaker import BreakerState, ModelBreaker
@@ -17,19 +16,15 @@ from reliable_llm._engine import Engine, Plan
 from reliable_llm._errors import ConfigurationError
 from reliable_llm._events import (
     BreakerTransition,
-    CacheHit,
-    CacheMiss,
     Event,
     EventHook,
-    RequestFinished,
 )
 from reliable_llm._metrics import MetricsCollector
 from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
 from reliable_llm._provider import Provider
 from reliable_llm._registry import ModelEntry, Registry, as_provider
 from reliable_llm._request import MessagesInput, build_request
-from reliable_llm._singleflight import SingleFlight
-from reliable_llm._stream import response_to_chunks
+from reliable_llm._serving import Server
 from reliable_llm._types import ChatRequest, ChatResponse, Message, StreamChunk
 
 __all__ = ["LLMManager"]
@@ -92,10 +87,10 @@ class LLMManager:
         self.cache: CacheBackend = cache_backend or InMemoryCache(self.cache_policy, self.clock)
         self.metrics = MetricsCollector()
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
-        self._engine = Engine(self.clock, random or _random.random, self._emit)
+        engine = Engine(self.clock, random or _random.random, self._emit)
+        self._server = Server(engine, self.cache, self.clock, self._emit)
         self._lock = threading.Lock()
         self._registry = Registry()
-        self._flight: SingleFlight[ChatResponse] = SingleFlight()
 
     # -- events ------------------------------------------------------------------------------
 
@@ -295,71 +290,6 @@ class LLMManager:
             key = cache_key(plan.requested, request)
         return plan, key, ttl
 
-    def _cached_value(self, requested: str, key: str) -> Mapping[str, Any] | None:
-        value = self.cache.get(key)
-        if value is None:
-            self._emit(CacheMiss(requested))
-        else:
-            self._emit(CacheHit(requested, value["model"]))
-        return value
-
-    def _cached(self, plan: Plan, key: str | None) -> ChatResponse | None:
-        if key is None:
-            return None
-        value = self._cached_value(plan.requested, key)
-        return None if value is None else ChatResponse.from_dict(value, cached=True)
-
-    def _finished(self, plan: Plan, response: ChatResponse | None, stream: bool = False) -> None:
-        latency = self.clock.monotonic() - plan.started
-        if response is None:
-            self._emit(RequestFinished(plan.requested, None, latency, stream=stream))
-        else:
-            self._emit(
-                RequestFinished(plan.requested, response.model, latency, response.usage, stream)
-            )
-
-    def _run(self, plan: Plan) -> ChatResponse:
-        try:
-            response = self._engine.run(plan)
-        except Exception:
-            self._finished(plan, None)
-            raise
-        self._finished(plan, response)
-        return response
-
-    async def _arun(self, plan: Plan) -> ChatResponse:
-        try:
-            response = await self._engine.arun(plan)
-        except Exception:
-            self._finished(plan, None)
-            raise
-        self._finished(plan, response)
-        return response
-
-    def _shared(self, plan: Plan, response: ChatResponse) -> ChatResponse:
-        """The answer an identical in-flight request obtained, served as a cache hit."""
-        self._emit(CacheHit(plan.requested, response.model))
-        return replace(response, cached=True, attempts=())
-
-    def _serve(self, plan: Plan, key: str | None, ttl: float | None) -> ChatResponse:
-        """Go upstream (once for identical concurrent requests) and cache the answer."""
-        if key is None:
-            return self._run(plan)
-        response, shared = self._flight.do(key, lambda: self._run(plan))
-        if shared:
-            return self._shared(plan, response)
-        self.cache.set(key, response.to_dict(), ttl)
-        return response
-
-    async def _aserve(self, plan: Plan, key: str | None, ttl: float | None) -> ChatResponse:
-        if key is None:
-            return await self._arun(plan)
-        response, shared = await self._flight.ado(key, lambda: self._arun(plan))
-        if shared:
-            return self._shared(plan, response)
-        self.cache.set(key, response.to_dict(), ttl)
-        return response
-
     def chat(
         self,
         messages: MessagesInput,
@@ -391,7 +321,7 @@ class LLMManager:
         plan, key, ttl = self._prepare(
             messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
         )
-        return self._cached(plan, key) or self._serve(plan, key, ttl)
+        return self._server.cached(plan, key) or self._server.serve(plan, key, ttl)
 
     async def achat(
         self,
@@ -408,7 +338,7 @@ class LLMManager:
         plan, key, ttl = self._prepare(
             messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
         )
-        return self._cached(plan, key) or await self._aserve(plan, key, ttl)
+        return self._server.cached(plan, key) or await self._server.aserve(plan, key, ttl)
 
     def _prompt_plan(self, prompt: str, use_cache: bool) -> tuple[Plan | None, str | None, str]:
         """The hot path of `generate`: a cached text, or the plan and key to serve it."""
@@ -417,7 +347,7 @@ class LLMManager:
         key = None
         if use_cache and self.enable_caching:
             key = prompt_cache_key(requested, prompt)
-            value = self._cached_value(requested, key)
+            value = self._server.cached_value(requested, key)
             if value is not None:
                 return None, None, value["text"]
         request = ChatRequest((Message("user", prompt),))
@@ -440,7 +370,7 @@ class LLMManager:
         plan, key, text = self._prompt_plan(prompt, use_cache)
         if plan is None:
             return text
-        return self._serve(plan, key, self.cache_policy.ttl).text
+        return self._server.serve(plan, key, self.cache_policy.ttl).text
 
     async def agenerate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
         """Async twin of `generate`."""
@@ -450,7 +380,7 @@ class LLMManager:
         plan, key, text = self._prompt_plan(prompt, use_cache)
         if plan is None:
             return text
-        return (await self._aserve(plan, key, self.cache_policy.ttl)).text
+        return (await self._server.aserve(plan, key, self.cache_policy.ttl)).text
 
     def stream(
         self,
@@ -476,22 +406,7 @@ class LLMManager:
         prepared = self._prepare(
             messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
         )
-        return self._stream(*prepared)
-
-    def _stream(self, plan: Plan, key: str | None, ttl: float | None) -> Iterator[StreamChunk]:
-        cached = self._cached(plan, key)
-        if cached is not None:
-            yield from response_to_chunks(cached, cached=True)
-            return
-        done: list[ChatResponse] = []
-        try:
-            yield from self._engine.stream(plan, done.append)
-        except Exception:
-            self._finished(plan, None, stream=True)
-            raise
-        if key is not None:
-            self.cache.set(key, done[0].to_dict(), ttl)
-        self._finished(plan, done[0], stream=True)
+        return self._server.stream(*prepared)
 
     def astream(
         self,
@@ -508,26 +423,7 @@ class LLMManager:
         prepared = self._prepare(
             messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
         )
-        return self._astream(*prepared)
-
-    async def _astream(
-        self, plan: Plan, key: str | None, ttl: float | None
-    ) -> AsyncIterator[StreamChunk]:
-        cached = self._cached(plan, key)
-        if cached is not None:
-            for chunk in response_to_chunks(cached, cached=True):
-                yield chunk
-            return
-        done: list[ChatResponse] = []
-        try:
-            async for chunk in self._engine.astream(plan, done.append):
-                yield chunk
-        except Exception:
-            self._finished(plan, None, stream=True)
-            raise
-        if key is not None:
-            self.cache.set(key, done[0].to_dict(), ttl)
-        self._finished(plan, done[0], stream=True)
+        return self._server.astream(*prepared)
 
     def __repr__(self) -> str:
         registry = self._registry

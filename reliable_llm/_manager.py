@@ -23,6 +23,7 @@ from reliable_llm._metrics import MetricsCollector
 from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
 from reliable_llm._provider import Provider
 from reliable_llm._registry import ModelEntry, Registry, as_provider
+from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
 from reliable_llm._request import MessagesInput, build_request
 from reliable_llm._serving import Server
 from reliable_llm._types import ChatRequest, ChatResponse, Message, StreamChunk
@@ -226,7 +227,7 @@ class LLMManager:
             **stats,
         }
 
-    def get_metrics(self) -> dict[str, Any]:
+    def get_metrics(self) -> MetricsSnapshot:
         """Overall metrics as a plain dict.
 
         Keys: ``total_requests``, ``successful_requests``, ``failed_requests``,
@@ -237,7 +238,7 @@ class LLMManager:
         the counters of `get_model_info` and ``breaker_state``), ``active_model`` and
         ``fallback_chain``. Latency percentiles cover the most recent 2,048 requests.
         """
-        snapshot = self.metrics.snapshot(len(self.cache))
+        snapshot = MetricsSnapshot(self.metrics.snapshot(len(self.cache)))
         registry = self._registry
         for name, entry in registry.models.items():
             snapshot["models"][name]["breaker_state"] = entry.breaker.state.value
@@ -424,6 +425,12 @@ class LLMManager:
             messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
         )
         return self._server.astream(*prepared)
+
+    def __str__(self) -> str:
+        return metrics_table(self.get_metrics())
+
+    def _repr_html_(self) -> str:
+        return metrics_html(self.get_metrics())
 
     def __repr__(self) -> str:
         registry = self._registry

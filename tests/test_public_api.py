@@ -31,6 +31,8 @@ PUBLIC = [
     "InvalidRequestError",
     "LLMManager",
     "Message",
+    "MetricsHistory",
+    "MetricsSnapshot",
     "ModelFailure",
     "ModelNotFoundError",
     "OverloadedError",

@@ -222,7 +222,7 @@ class LLMManager:
                 "failure_count": breaker.failure_count,
                 "failure_threshold": breaker.policy.failure_threshold,
                 "recovery_timeout": breaker.policy.recovery_timeout,
-                "retry_in": max(breaker.retry_in(), 0.0),
+                "retry_in": round(max(breaker.retry_in(), 0.0), 3),
             },
             **stats,
         }

@@ -74,6 +74,36 @@ def _request_kwargs(request: ChatRequest) -> dict[str, Any]:
     return kwargs
 
 
+async def _within(awaitable: Awaitable[T], timeout: float) -> T:
+    """Await with a deadline, raising TimeoutError when it passes.
+
+    The same semantics as ``asyncio.timeout`` (an outside cancellation stays a cancellation)
+    at about half its cost: one timer handle, no context-manager state machine.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    cancelling = task.cancelling()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    handle = loop.call_at(loop.time() + timeout, expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if expired and task.uncancel() <= cancelling:
+            raise TimeoutError(f"model call exceeded its {timeout:.3g}s timeout") from None
+        raise
+    finally:
+        handle.cancel()
+
+
 class CallableProvider(Provider):
     """Serves a seed-style callable: ``fn(prompt, **kwargs)`` returning ``str``.
 
@@ -106,11 +136,10 @@ class CallableProvider(Provider):
         return self._convert(self.fn(request.prompt, **_request_kwargs(request)))
 
     async def _acall(self, request: ChatRequest, timeout: float | None) -> object:
-        import asyncio
-
-        async with asyncio.timeout(timeout):
-            result: object = await self.fn(request.prompt, **_request_kwargs(request))  # type: ignore[misc]
-            return result
+        awaitable = self.fn(request.prompt, **_request_kwargs(request))
+        if timeout is None:
+            return await awaitable  # type: ignore[misc]
+        return await _within(awaitable, timeout)  # type: ignore[arg-type]
 
     async def acomplete(
         self, request: ChatRequest, *, timeout: float | None = None

@@ -198,3 +198,41 @@ def test_async_callable_works_from_sync_code(clock: FakeClock, n: int) -> None:
     manager = LLMManager(clock=clock)
     manager.register_model("m", model)
     assert manager.generate("ab") == "ab" * n
+
+
+async def test_hung_async_model_times_out_and_falls_back(clock: FakeClock) -> None:
+    """An async callable that never answers is cut off at the per-attempt timeout."""
+    from reliable_llm import TimeoutPolicy
+
+    manager = LLMManager(max_retries=0, clock=clock, timeouts=TimeoutPolicy(per_attempt=0.001))
+
+    async def hung(prompt: str) -> str:
+        await asyncio.Event().wait()
+        return "never"
+
+    manager.register_model("hung", hung)
+    manager.register_model("backup", ScriptedModel(default="rescued"))
+    manager.set_fallback_chain(["backup"])
+    response = await manager.achat("hi")
+    assert response.model == "backup"
+    assert type(response.attempts[0].error).__name__ == "ProviderTimeoutError"
+
+
+async def test_outside_cancellation_is_not_a_timeout(clock: FakeClock) -> None:
+    """Cancelling the caller's task cancels the request; it is not reported as a timeout."""
+    manager = LLMManager(clock=clock)
+    started = asyncio.Event()
+
+    async def slow(prompt: str) -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    manager.register_model("slow", slow, breaker=BreakerPolicy(1))
+    task = asyncio.create_task(manager.agenerate("hi"))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert manager.get_model_info("slow")["breaker"]["state"] == "closed"
+    assert manager.get_model_info("slow")["failure_count"] == 0

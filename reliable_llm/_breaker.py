@@ -113,10 +113,16 @@ class ModelBreaker:
 
     def admit(self) -> Admission:
         """Decide whether a call may go to the model now."""
-        if self.state is BreakerState.CLOSED:
+        state = self.state
+        if state is BreakerState.CLOSED:
             return Admission.ALLOWED
+        if (
+            state is BreakerState.OPEN
+            and self._clock.monotonic() - self._opened_at < self.policy.recovery_timeout
+        ):
+            return Admission.REJECTED  # the common case while open: no lock needed
         with self._lock:
-            state: BreakerState = self.state  # re-read: it may have changed before we locked
+            state = self.state  # re-read: it may have changed before we locked
             if state is BreakerState.CLOSED:
                 return Admission.ALLOWED
             if state is BreakerState.OPEN:

@@ -75,11 +75,10 @@ class Plan:
         # Skipping a model whose breaker is open is routine while it stays open: the
         # transition itself was logged as a warning, so each skip is only INFO.
         log = logger.info if failure.reason is FailureReason.CIRCUIT_OPEN else logger.warning
-        log(
-            "model given up (%s); %s",
-            failure,
-            f"falling back to {nxt!r}" if nxt else "no model left",
-        )
+        if nxt is None:
+            log("model given up (%s); no model left", failure)
+        else:
+            log("model given up (%s); falling back to %r", failure, nxt)
 
     def error(self) -> AllModelsFailedError:
         """The error raised when no model answered."""

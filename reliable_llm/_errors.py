@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "AllModelsFailedError",
@@ -226,8 +226,7 @@ class FailureReason(enum.StrEnum):
     DEADLINE_EXCEEDED = "deadline_exceeded"
 
 
-@dataclass(frozen=True, slots=True)
-class ModelFailure:
+class ModelFailure(NamedTuple):
     """One model given up during a request, with every error its attempts raised."""
 
     model: str

@@ -18,15 +18,22 @@ REPEATS = 7
 N = 20_000
 
 
-def _best_per_call(fn: Callable[[], object], n: int = N) -> float:
-    """Seconds per call: the best of REPEATS timed loops of n calls."""
-    best = float("inf")
+def _per_call(fn: Callable[[], object], n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def _compare(
+    baseline: Callable[[], object], subject: Callable[[], object], n: int = N
+) -> tuple[float, float]:
+    """Best seconds per call of each, timed in alternation so load changes hit both alike."""
+    best_base = best_subject = float("inf")
     for _ in range(REPEATS):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - start) / n)
-    return best
+        best_base = min(best_base, _per_call(baseline, n))
+        best_subject = min(best_subject, _per_call(subject, n))
+    return best_base, best_subject
 
 
 def _model(prompt: str, **kwargs: object) -> str:
@@ -51,17 +58,19 @@ def _manager(**kwargs: object) -> LLMManager:
 
 def bench_sync() -> list[tuple[str, float, float, float]]:
     """(name, baseline µs, manager µs, budget µs) for the per-call paths."""
-    direct = _best_per_call(lambda: _model("hi"))
-    rows = []
 
+    def direct() -> str:
+        return _model("hi")
+
+    rows = []
     plain = _manager(enable_caching=False)
     plain.register_model("m", _model)
-    rows.append(("success, caching off", direct, _best_per_call(lambda: plain.generate("hi")), 15))
+    rows.append(("success, caching off", *_compare(direct, lambda: plain.generate("hi")), 15))
 
     cached = _manager()
     cached.register_model("m", _model)
     cached.generate("hi")
-    rows.append(("cache hit", direct, _best_per_call(lambda: cached.generate("hi")), 5))
+    rows.append(("cache hit", *_compare(direct, lambda: cached.generate("hi")), 5))
 
     failover = _manager(enable_caching=False, breaker=BreakerPolicy(failure_threshold=10**9))
     failover.register_model("primary", _failing)
@@ -70,8 +79,7 @@ def bench_sync() -> list[tuple[str, float, float, float]]:
     rows.append(
         (
             "primary raises, fallback serves",
-            _best_per_call(_direct_with_exception),
-            _best_per_call(lambda: failover.generate("hi")),
+            *_compare(_direct_with_exception, lambda: failover.generate("hi")),
             30,
         )
     )
@@ -82,12 +90,7 @@ def bench_sync() -> list[tuple[str, float, float, float]]:
     tripped.set_fallback_chain(["backup"])
     tripped.generate("trip")
     rows.append(
-        (
-            "breaker open, immediate fallback",
-            direct,
-            _best_per_call(lambda: tripped.generate("hi")),
-            10,
-        )
+        ("breaker open, immediate fallback", *_compare(direct, lambda: tripped.generate("hi")), 10)
     )
     return [(name, base * 1e6, managed * 1e6, budget) for name, base, managed, budget in rows]
 
@@ -112,8 +115,10 @@ def bench_concurrency(tasks: int = 1000) -> tuple[float, float]:
         await asyncio.gather(*(manager.agenerate(str(i)) for i in range(tasks)))
         return time.perf_counter() - start
 
-    base = min(asyncio.run(bare()) for _ in range(3))
-    through = min(asyncio.run(managed()) for _ in range(3))
+    base = through = float("inf")
+    for _ in range(3):  # alternate, so load changes hit both alike
+        base = min(base, asyncio.run(bare()))
+        through = min(through, asyncio.run(managed()))
     return base, through
 
 

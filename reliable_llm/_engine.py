@@ -18,6 +18,7 @@ from reliable_llm._clock import Clock
 from reliable_llm._decisions import next_step
 from reliable_llm._errors import (
     AllModelsFailedError,
+    ConfigurationError,
     FailureReason,
     ModelFailure,
     ProviderError,
@@ -114,7 +115,14 @@ class Engine:
         exc: BaseException,
         errors: list[ProviderError],
     ) -> float | ModelFailure:
-        """Record a failed attempt; return the delay before retrying, or the model's failure."""
+        """Record a failed attempt; return the delay before retrying, or the model's failure.
+
+        A `ConfigurationError` (a missing API key, say) is the caller's to fix, not an outage:
+        it propagates at once, without retry, fallback or breaker count.
+        """
+        if isinstance(exc, ConfigurationError):
+            entry.breaker.record_neutral(admission)
+            raise exc
         now = self.clock.monotonic()
         error = classify_exception(exc, entry.classifier, entry.name, entry.provider.provider_name)
         entry.breaker.record(admission, error)
@@ -130,7 +138,7 @@ class Engine:
             entry.breaker.state is _CLOSED and admission is Admission.ALLOWED,
             self.random(),
         )
-        if not isinstance(step, float):
+        if isinstance(step, FailureReason):
             return ModelFailure(entry.name, step, tuple(errors))
         self.emit(RetryScheduled(entry.name, number, step, error_name))
         logger.info(

@@ -150,9 +150,9 @@ def test_each_model_is_tried_at_most_once(manager: LLMManager, ask: Ask) -> None
 
 def test_retry_after_hint_is_honoured(manager: LLMManager, clock: FakeClock, ask: Ask) -> None:
     """A Retry-After longer than the computed backoff is waited out before the retry."""
-    manager.register_model("a", ScriptedModel([RateLimitError("429", retry_after=7.5), "ok"]))
+    manager.register_model("a", ScriptedModel([RateLimitError("429", retry_after=7), "ok"]))
     assert ask("hi").text == "ok"
-    assert clock.sleeps == [7.5]
+    assert clock.sleeps == [7.0]
 
 
 def test_retry_after_beyond_the_deadline_moves_on_at_once(
@@ -232,3 +232,15 @@ def test_per_call_model_and_chain_override(manager: LLMManager, ask: Ask) -> Non
         manager.register_model(name, model)
     assert ask("hi", model="b", fallback_chain=["c"], use_cache=False).model == "c"
     assert ask("hi", use_cache=False).model == "a"
+
+
+def test_configuration_errors_from_a_model_propagate_at_once(manager: LLMManager, ask: Ask) -> None:
+    """A model that is misconfigured (say, no API key) raises that error: no retry, no fallback."""
+    from reliable_llm import ConfigurationError
+
+    primary = ScriptedModel(default=ConfigurationError("set OPENAI_API_KEY"))
+    backup = _pair(manager, primary)
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+        ask("hi")
+    assert (primary.call_count, backup.call_count) == (1, 0)
+    assert manager.get_model_info("primary")["breaker"]["failure_count"] == 0

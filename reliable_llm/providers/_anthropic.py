@@ -15,6 +15,7 @@ from reliable_llm.providers._base import (
     SDKProvider,
 )
 from reliable_llm.providers._secret import SecretStr
+from reliable_llm.providers._signature import fit_to_signature
 
 __all__ = ["AnthropicProvider"]
 
@@ -106,7 +107,8 @@ class AnthropicProvider(SDKProvider):
         """
         try:
             params, json_tool = self._params(request, timeout)
-            message = self.sync_client().messages.create(**params)
+            create = self.sync_client().messages.create
+            message = create(**fit_to_signature(create, params))
             return wire.parse_message(message, self.provider_name, json_tool)
         except Exception as exc:
             error = self._translate(exc)
@@ -124,7 +126,8 @@ class AnthropicProvider(SDKProvider):
         """
         try:
             params, json_tool = self._params(request, timeout)
-            message = await self.async_client().messages.create(**params)
+            create = self.async_client().messages.create
+            message = await create(**fit_to_signature(create, params))
             return wire.parse_message(message, self.provider_name, json_tool)
         except Exception as exc:
             error = self._translate(exc)
@@ -143,7 +146,8 @@ class AnthropicProvider(SDKProvider):
         stream = None
         try:
             params, json_tool = self._params(request, timeout)
-            stream = self.sync_client().messages.create(**params, stream=True)
+            create = self.sync_client().messages.create
+            stream = create(**fit_to_signature(create, {**params, "stream": True}))
             state = wire.StreamState(json_tool)
             for event in stream:
                 chunk = state.feed(event)
@@ -170,7 +174,8 @@ class AnthropicProvider(SDKProvider):
         stream = None
         try:
             params, json_tool = self._params(request, timeout)
-            stream = await self.async_client().messages.create(**params, stream=True)
+            create = self.async_client().messages.create
+            stream = await create(**fit_to_signature(create, {**params, "stream": True}))
             state = wire.StreamState(json_tool)
             async for event in stream:
                 chunk = state.feed(event)

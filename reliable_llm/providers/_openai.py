@@ -15,6 +15,7 @@ from reliable_llm.providers._base import (
     SDKProvider,
 )
 from reliable_llm.providers._secret import SecretStr
+from reliable_llm.providers._signature import fit_to_signature
 
 __all__ = ["NO_KEY", "OpenAIProvider"]
 
@@ -150,8 +151,8 @@ class OpenAIProvider(SDKProvider):
             ProviderError: The call failed (translated from the SDK error).
         """
         try:
-            client = self.sync_client()
-            completion = client.chat.completions.create(**self._params(request, timeout))
+            create = self.sync_client().chat.completions.create
+            completion = create(**fit_to_signature(create, self._params(request, timeout)))
             return wire.parse_completion(completion, self.provider_name)
         except Exception as exc:
             error = self._translate(exc)
@@ -168,8 +169,9 @@ class OpenAIProvider(SDKProvider):
             ProviderError: The call failed (translated from the SDK error).
         """
         try:
-            client = self.async_client()
-            completion = await client.chat.completions.create(**self._params(request, timeout))
+            create = self.async_client().chat.completions.create
+            params = fit_to_signature(create, self._params(request, timeout))
+            completion = await create(**params)
             return wire.parse_completion(completion, self.provider_name)
         except Exception as exc:
             error = self._translate(exc)
@@ -187,8 +189,8 @@ class OpenAIProvider(SDKProvider):
         """
         stream = None
         try:
-            client = self.sync_client()
-            stream = client.chat.completions.create(**self._stream_params(request, timeout))
+            create = self.sync_client().chat.completions.create
+            stream = create(**fit_to_signature(create, self._stream_params(request, timeout)))
             end = _StreamEnd()
             for chunk in stream:
                 content = end.feed(chunk)
@@ -214,8 +216,9 @@ class OpenAIProvider(SDKProvider):
         """
         stream = None
         try:
-            client = self.async_client()
-            stream = await client.chat.completions.create(**self._stream_params(request, timeout))
+            create = self.async_client().chat.completions.create
+            params = fit_to_signature(create, self._stream_params(request, timeout))
+            stream = await create(**params)
             end = _StreamEnd()
             async for chunk in stream:
                 content = end.feed(chunk)

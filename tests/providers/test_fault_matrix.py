@@ -78,6 +78,7 @@ FAULTS = {
     ),
     "400_invalid": Fault(HTTPError(400), InvalidRequestError),
     "hang": Fault(Hang(5.0), ProviderTimeoutError),
+    "hang_mid_stream": Fault(Hang(5.0, after_chunks=0), ProviderTimeoutError),
     "connection_reset": Fault(ResetConnection(), ProviderConnectionError),
     "malformed_json": Fault(MalformedJSON(), ServerError),
     "stream_error_event": Fault(
@@ -113,7 +114,7 @@ async def test_fault_is_typed_counted_and_falls_back(
     if mode in ("stream", "astream") and fault.stream_error is not None:
         expected = fault.stream_error
     server.set_default(made.scripted_as, fault.step)
-    per_attempt = HANG_TIMEOUT if fault_name == "hang" else 10.0
+    per_attempt = HANG_TIMEOUT if fault_name.startswith("hang") else 10.0
     manager = make_manager(made.provider, per_attempt=per_attempt)
 
     started = time.perf_counter()
@@ -138,5 +139,5 @@ async def test_fault_is_typed_counted_and_falls_back(
         for error in seen:
             assert isinstance(error, expected), f"{type(error).__name__}: {error}"
             assert error.provider == made.provider.provider_name
-    if fault_name == "hang":
+    if fault_name.startswith("hang"):
         assert elapsed < 2.0, "the per-attempt timeout must reach the SDK call"

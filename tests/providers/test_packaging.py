@@ -46,7 +46,8 @@ def test_import_and_construction_do_not_import_the_sdks() -> None:
         "import sys\n"
         "from reliable_llm.providers import PRESETS, preset\n"
         "for name in PRESETS:\n"
-        "    preset(name, 'm', api_key='k', **({'endpoint': 'https://x'} if name == 'azure' else {}))\n"
+        "    extra = {'endpoint': 'https://x'} if name == 'azure' else {}\n"
+        "    preset(name, 'm', api_key='k', **extra)\n"
         "print(sorted(m for m in ('openai', 'anthropic', 'httpx2') if m in sys.modules))\n"
     )
     result = subprocess.run(

@@ -15,6 +15,7 @@ from reliable_llm.testing.fake_server import (
     FakeLLMServer,
     HTTPError,
     Reply,
+    StreamCut,
     StreamErrorEvent,
     rate_limited,
 )
@@ -141,19 +142,25 @@ async def test_insufficient_quota_is_not_retried(
     assert clock.sleeps == []
 
 
+ALPHABET = Reply("abcdefghijklmnopqrstuvwxyz", chunk_size=4)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [StreamErrorEvent(after_chunks=2, reply=ALPHABET), StreamCut(after_chunks=2, reply=ALPHABET)],
+    ids=["error_event", "cut"],
+)
 @pytest.mark.parametrize("kind", KINDS)
-async def test_error_after_streamed_text_is_an_interruption(
+async def test_failure_after_streamed_text_is_an_interruption(
     kind: str,
+    fault: StreamErrorEvent | StreamCut,
     server: FakeLLMServer,
     make_manager: ManagerFactory,
     target: Callable[..., Target],
 ) -> None:
-    """An error event after text reached the caller raises StreamInterruptedError, not success."""
+    """A stream failing after text reached the caller raises StreamInterruptedError, not success."""
     made = target(kind)
-    server.script(
-        made.scripted_as,
-        StreamErrorEvent(after_chunks=2, reply=Reply("abcdefghijklmnopqrstuvwxyz", chunk_size=4)),
-    )
+    server.script(made.scripted_as, fault)
     manager = make_manager(made.provider)
     received: list[str] = []
 

@@ -143,3 +143,17 @@ def test_finish_reasons_are_normalized() -> None:
         "content_filter",
     ]
     assert anthropic_wire.finish_reason("tool_use", json_tool="reading") == "stop"
+
+
+def test_undeclared_sdk_parameters_move_to_extra_body() -> None:
+    """Fields an SDK method no longer declares are sent as extra_body, not a TypeError."""
+    from reliable_llm.providers._signature import fit_to_signature
+
+    def create(*, model: str, extra_body: object = None, timeout: object = None) -> None:
+        """A stand-in for an SDK create() without sampling parameters."""
+
+    params = fit_to_signature(
+        create, {"model": "m", "temperature": 0.5, "extra_body": {"top_k": 2}}
+    )
+
+    assert params == {"model": "m", "extra_body": {"temperature": 0.5, "top_k": 2}}

@@ -177,6 +177,8 @@ class ChatResponse:
         provider_model: The model id the provider reported, when it differs from ``model``.
         cached: Whether the answer came from the cache.
         attempts: Every upstream call made for this request, failures included.
+        fallback_from: The models given up before the one that answered, in order (a model
+            skipped because its breaker was open is listed, though it was not called).
     """
 
     text: str = ""
@@ -188,6 +190,7 @@ class ChatResponse:
     provider_model: str | None = None
     cached: bool = False
     attempts: tuple[Attempt, ...] = ()
+    fallback_from: tuple[str, ...] = ()
 
     @property
     def message(self) -> Message:
@@ -197,11 +200,7 @@ class ChatResponse:
     @property
     def fallbacks(self) -> int:
         """How many models were given up before the one that answered."""
-        seen: list[str] = []
-        for attempt in self.attempts:
-            if not seen or seen[-1] != attempt.model:
-                seen.append(attempt.model)
-        return max(len(seen) - 1, 0)
+        return len(self.fallback_from)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict of the answer (without attempts or the cached flag)."""

@@ -187,3 +187,13 @@ def test_response_names_the_models_given_up(manager: LLMManager, ask: Ask) -> No
     assert response.model == "c"
     assert (response.fallback_from, response.fallbacks) == (("a", "b"), 2)
     assert [a.model for a in response.attempts] == ["b", "c"]
+
+
+def test_recovery_timeout_is_exact_on_a_fake_clock() -> None:
+    """Advancing a fake clock by exactly the recovery timeout always allows the trial."""
+    for start in (43.27670679050534, 2.54458609934608, 21.659939713061338):  # (t+30)-t < 30
+        clock = FakeClock(start)
+        breaker = _breaker(clock, threshold=1, recovery=30)
+        breaker.record_failure(breaker.admit())
+        clock.advance(30)
+        assert breaker.admit() is Admission.TRIAL, start

@@ -280,7 +280,7 @@ class LlamaIndexLLMProvider(Provider):
         metadata = self.llm.metadata
         return {
             "provider": self.provider_name,
-            "llm": self.llm.class_name(),
+            "llm": type(self.llm).__name__,
             "model": metadata.model_name,
             "context_window": metadata.context_window,
             "max_output_tokens": metadata.num_output,
@@ -288,4 +288,4 @@ class LlamaIndexLLMProvider(Provider):
         }
 
     def __repr__(self) -> str:
-        return f"LlamaIndexLLMProvider({self.llm.class_name()})"
+        return f"LlamaIndexLLMProvider({type(self.llm).__name__})"

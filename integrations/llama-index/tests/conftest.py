@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,3 +47,21 @@ def recorder() -> Iterator[RecordingHandler]:
         yield handler
     finally:
         root.event_handlers.remove(handler)
+
+
+@pytest.fixture
+def event_loop_for_sync_llama_index() -> Iterator[None]:
+    """Give LlamaIndex's sync code paths an event loop that is closed after the test.
+
+    LlamaIndex's synchronous prompt helper estimates tokens through ``asyncio_run``, which
+    calls ``asyncio.get_event_loop()`` and so creates (and never closes) a loop in the main
+    thread; under ``filterwarnings=error`` its later garbage collection fails a random test
+    with ResourceWarning. Setting our own loop first, and closing it, keeps that contained.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()

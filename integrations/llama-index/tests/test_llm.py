@@ -15,12 +15,11 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.tools import FunctionTool
-
 from llama_index.llms.reliable import ReliableLLM
+
 from reliable_llm import (
     AllModelsFailedError,
     BreakerPolicy,
-    ChatResponse as CoreResponse,
     ConfigurationError,
     LLMManager,
     RateLimitError,
@@ -28,6 +27,9 @@ from reliable_llm import (
     StreamInterruptedError,
     ToolCall,
     UnknownModelError,
+)
+from reliable_llm import (
+    ChatResponse as CoreResponse,
 )
 from reliable_llm.testing import FakeClock, ScriptedModel, StreamBreak
 

@@ -19,8 +19,8 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms import CustomLLM, MockLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
-
 from llama_index.llms.reliable import LlamaIndexLLMProvider, ReliableLLM, classify_llm_error
+
 from reliable_llm import (
     AllModelsFailedError,
     AuthenticationError,

@@ -16,6 +16,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
 )
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms import CustomLLM, MockLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
@@ -76,7 +77,7 @@ class APIConnectionError(Exception):
 class FailingLLM(CustomLLM):
     """A LlamaIndex LLM that fails with ``errors`` in turn, then echoes; counts calls."""
 
-    errors: list[Any] = []
+    errors: list[Any] = Field(default_factory=list)
     calls: int = 0
     api_key: str = "sk-secret-never-shown"
     delay: float = 0.0

@@ -10,12 +10,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import llama_index.llms.reliable as package
 import pytest
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
-
-import llama_index.llms.reliable as package
 from llama_index.llms.reliable import ReliableLLM
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -40,6 +40,7 @@ from reliable_llm import (
     Clock,
     ConfigurationError,
     LLMManager,
+    Message,
     RetryPolicy,
     StreamChunk,
     TimeoutPolicy,
@@ -58,8 +59,16 @@ def _completion(response: ChatResponse) -> CompletionResponse:
     )
 
 
-def _prompt_messages(prompt: str) -> list[ChatMessage]:
-    return [ChatMessage(role=MessageRole.USER, content=prompt)]
+class _Core:
+    """The manager and caches behind a `ReliableLLM` (kept outside pydantic's fields)."""
+
+    __slots__ = ("manager", "metadata", "payloads", "per_call_route")
+
+    def __init__(self, manager: LLMManager, *, per_call_route: bool) -> None:
+        self.manager = manager
+        self.per_call_route = per_call_route
+        self.metadata: dict[tuple[str, int | None], LLMMetadata] = {}
+        self.payloads: dict[tuple[str, int | None], dict[str, Any]] = {}
 
 
 class ReliableLLM(FunctionCallingLLM):
@@ -119,9 +128,9 @@ class ReliableLLM(FunctionCallingLLM):
         default_factory=dict, description="Extra parameters sent with every request."
     )
 
-    _manager: LLMManager = PrivateAttr()
-    _per_call_route: bool = PrivateAttr(default=False)
-    _metadata_cache: dict[tuple[str, int | None], LLMMetadata] = PrivateAttr(default_factory=dict)
+    # One private attribute: pydantic resolves each private attribute through __getattr__,
+    # which shows up in the per-call overhead.
+    _core: _Core = PrivateAttr()
 
     def __init__(
         self,
@@ -165,16 +174,16 @@ class ReliableLLM(FunctionCallingLLM):
                     f"{sorted([*options, *(['model_metadata'] if model_metadata else [])])} "
                     "configure a new manager; set them on the manager you pass instead"
                 )
-            self._manager = manager
-            self._per_call_route = model is not None or chain is not None
+            self._core = _Core(manager, per_call_route=model is not None or chain is not None)
             registered = manager.list_models()
             for name in [*([model] if model else []), *(chain or [])]:
                 if name not in registered:
                     raise UnknownModelError(name, registered)
         else:
             assert models is not None
-            self._manager = _build_manager(models, model_metadata or {}, model, chain, options)
-        install_event_bridge(self._manager)
+            built = _build_manager(models, model_metadata or {}, model, chain, options)
+            self._core = _Core(built, per_call_route=False)
+        install_event_bridge(self._core.manager)
 
     @classmethod
     def class_name(cls) -> str:
@@ -184,30 +193,48 @@ class ReliableLLM(FunctionCallingLLM):
     @property
     def manager(self) -> LLMManager:
         """The manager serving this LLM (metrics, breakers, cache, models)."""
-        return self._manager
+        return self._core.manager
+
+    def _metadata_key(self, core: _Core) -> tuple[str, int | None] | None:
+        name = self.model if core.per_call_route and self.model else core.manager.active_model
+        return None if name is None else (name, self.max_tokens)
 
     @property
     def metadata(self) -> LLMMetadata:
-        """What the model tried first can do (see `model_metadata` for the sources)."""
-        name = self.model if self._per_call_route and self.model else self._manager.active_model
-        if name is None:
+        """What the model tried first can do (see `model_metadata` for the sources).
+
+        Computed once per model and cached; call `refresh_metadata` after re-registering a
+        model with different metadata.
+        """
+        core = self._core
+        key = self._metadata_key(core)
+        if key is None:
             return LLMMetadata(is_chat_model=True, is_function_calling_model=True)
-        key = (name, self.max_tokens)
-        cached = self._metadata_cache.get(key)
+        cached = core.metadata.get(key)
         if cached is None:
-            info = self._manager.get_model_info(name)
-            cached = self._metadata_cache[key] = model_metadata(
-                name, info, max_tokens=self.max_tokens
-            )
+            info = core.manager.get_model_info(key[0])
+            cached = core.metadata[key] = model_metadata(key[0], info, max_tokens=key[1])
         return cached
+
+    def to_payload(self) -> dict[str, Any]:
+        """Secret-free description for instrumentation: the class name and `metadata`."""
+        core = self._core
+        key = self._metadata_key(core)
+        payload = core.payloads.get(key) if key is not None else None
+        if payload is None:
+            payload = {"class_name": self.class_name(), **self.metadata.model_dump()}
+            if key is not None:
+                core.payloads[key] = payload
+        return dict(payload)
 
     def refresh_metadata(self) -> None:
         """Forget cached metadata, after re-registering a model with new metadata."""
-        self._metadata_cache.clear()
+        self._core.metadata.clear()
+        self._core.payloads.clear()
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _params(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    def _params(self, kwargs: Mapping[str, Any], core: _Core) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if self.temperature is not None:
             params["temperature"] = self.temperature
@@ -215,7 +242,7 @@ class ReliableLLM(FunctionCallingLLM):
             params["max_tokens"] = self.max_tokens
         params.update(self.additional_kwargs)
         params.update(kwargs)
-        if self._per_call_route:
+        if core.per_call_route:
             if self.model is not None:
                 params.setdefault("model", self.model)
             if self.fallbacks is not None:
@@ -226,23 +253,34 @@ class ReliableLLM(FunctionCallingLLM):
                 params.setdefault(name, value)
         return params
 
-    def _chat(self, messages: Sequence[ChatMessage], kwargs: Mapping[str, Any]) -> ChatResponse:
-        return self._manager.chat(from_li_messages(messages), **self._params(kwargs))
+    @staticmethod
+    def _messages(messages: str | Sequence[ChatMessage]) -> str | list[Message]:
+        # A completion prompt goes to the manager as one user message, unconverted.
+        return messages if isinstance(messages, str) else from_li_messages(messages)
+
+    def _chat(
+        self, messages: str | Sequence[ChatMessage], kwargs: Mapping[str, Any]
+    ) -> ChatResponse:
+        core = self._core
+        return core.manager.chat(self._messages(messages), **self._params(kwargs, core))
 
     async def _achat(
-        self, messages: Sequence[ChatMessage], kwargs: Mapping[str, Any]
+        self, messages: str | Sequence[ChatMessage], kwargs: Mapping[str, Any]
     ) -> ChatResponse:
-        return await self._manager.achat(from_li_messages(messages), **self._params(kwargs))
+        core = self._core
+        return await core.manager.achat(self._messages(messages), **self._params(kwargs, core))
 
     def _stream(
-        self, messages: Sequence[ChatMessage], kwargs: Mapping[str, Any]
+        self, messages: str | Sequence[ChatMessage], kwargs: Mapping[str, Any]
     ) -> Iterator[StreamChunk]:
-        return self._manager.stream(from_li_messages(messages), **self._params(kwargs))
+        core = self._core
+        return core.manager.stream(self._messages(messages), **self._params(kwargs, core))
 
     def _astream(
-        self, messages: Sequence[ChatMessage], kwargs: Mapping[str, Any]
+        self, messages: str | Sequence[ChatMessage], kwargs: Mapping[str, Any]
     ) -> AsyncIterator[StreamChunk]:
-        return self._manager.astream(from_li_messages(messages), **self._params(kwargs))
+        core = self._core
+        return core.manager.astream(self._messages(messages), **self._params(kwargs, core))
 
     # -- chat --------------------------------------------------------------------------------
 
@@ -298,21 +336,21 @@ class ReliableLLM(FunctionCallingLLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """Answer a prompt, sent as one user message (raises as `chat` does)."""
-        return _completion(self._chat(_prompt_messages(prompt), kwargs))
+        return _completion(self._chat(prompt, kwargs))
 
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         """Async twin of `complete`."""
-        return _completion(await self._achat(_prompt_messages(prompt), kwargs))
+        return _completion(await self._achat(prompt, kwargs))
 
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
         """Stream the answer to a prompt: ``text`` is cumulative, ``delta`` the new text."""
-        chunks = self._stream(_prompt_messages(prompt), kwargs)
+        chunks = self._stream(prompt, kwargs)
 
         def gen() -> CompletionResponseGen:
             translator = StreamTranslator()
@@ -326,7 +364,7 @@ class ReliableLLM(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """Async twin of `stream_complete`."""
-        chunks = self._astream(_prompt_messages(prompt), kwargs)
+        chunks = self._astream(prompt, kwargs)
 
         async def gen() -> CompletionResponseAsyncGen:
             translator = StreamTranslator()
@@ -402,7 +440,7 @@ class ReliableLLM(FunctionCallingLLM):
         return selections
 
     def __repr__(self) -> str:
-        return f"ReliableLLM(model={self.metadata.model_name!r}, manager={self._manager!r})"
+        return f"ReliableLLM(model={self.metadata.model_name!r}, manager={self._core.manager!r})"
 
 
 def _build_manager(

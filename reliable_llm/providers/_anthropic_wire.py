@@ -1,0 +1,293 @@
+"""The Anthropic Messages protocol: requests out, messages and stream events in.
+
+Conversions: system messages become the separate ``system`` prompt; assistant tool calls
+become ``tool_use`` blocks; tool messages become ``tool_result`` blocks of a user turn
+(consecutive results, like any consecutive turns of one role, merge into one message).
+
+Structured output: Anthropic has no JSON mode, so ``response_format`` is emulated with a
+forced tool whose input schema is the requested schema (``json_object`` uses an open
+object schema). The tool's input comes back as the answer text, and a streamed answer
+streams that JSON as text. Combining ``response_format`` with tools is rejected with
+`InvalidRequestError` (forcing the schema tool would keep the model from calling them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from reliable_llm._errors import InvalidRequestError, ProviderConnectionError
+from reliable_llm._types import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from reliable_llm.providers._openai_wire import PASSTHROUGH_EXCLUDED
+
+__all__ = ["StreamState", "build_params", "finish_reason", "parse_message", "to_usage"]
+
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+_JSON_TOOL = "json_response"
+_OPEN_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+
+
+def finish_reason(stop_reason: str | None, *, json_tool: str | None = None) -> str:
+    """An Anthropic stop reason normalized to stop / length / tool_calls / content_filter."""
+    if stop_reason == "tool_use" and json_tool is not None:
+        return "stop"
+    return _FINISH.get(stop_reason or "end_turn", "stop")
+
+
+def _blocks(message: Message) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        return [
+            {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.content}
+        ]
+    blocks: list[dict[str, Any]] = []
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    for call in message.tool_calls:
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.args})
+    return blocks
+
+
+def _messages(messages: tuple[Message, ...]) -> tuple[str | None, list[dict[str, Any]]]:
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            if message.content:
+                system.append(message.content)
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks(message)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return ("\n\n".join(system) or None), turns
+
+
+def _json_tool(response_format: Mapping[str, Any]) -> dict[str, Any] | None:
+    kind = response_format.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"name": _JSON_TOOL, "input_schema": _OPEN_OBJECT}
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        name = spec.get("name") or _JSON_TOOL
+        tool: dict[str, Any] = {
+            "name": name,
+            "input_schema": dict(spec.get("schema") or _OPEN_OBJECT),
+        }
+        if spec.get("description"):
+            tool["description"] = spec["description"]
+        return tool
+    raise InvalidRequestError(f"response_format type {kind!r} is not supported by Anthropic")
+
+
+def _tool_choice(choice: str) -> dict[str, Any]:
+    if choice == "auto":
+        return {"type": "auto"}
+    if choice == "required":
+        return {"type": "any"}
+    if choice == "none":
+        return {"type": "none"}
+    return {"type": "tool", "name": choice}
+
+
+def build_params(
+    request: ChatRequest,
+    model: str,
+    *,
+    max_tokens: int,
+    default_params: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], str | None]:
+    """Keyword arguments for ``client.messages.create``, and the name of the JSON tool, if any.
+
+    ``seed`` has no Anthropic equivalent and is not sent.
+
+    Raises:
+        InvalidRequestError: ``response_format`` is combined with tools, or unknown.
+    """
+    params: dict[str, Any] = dict(default_params or {})
+    system, turns = _messages(request.messages)
+    params["model"] = model
+    params["messages"] = turns
+    params["max_tokens"] = request.max_tokens or params.get("max_tokens") or max_tokens
+    if system is not None:
+        params["system"] = system
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    if request.top_p is not None:
+        params["top_p"] = request.top_p
+    if request.stop is not None:
+        params["stop_sequences"] = list(request.stop)
+    tools: list[dict[str, Any]] = []
+    for t in request.tools:
+        tool: dict[str, Any] = {"name": t.name, "input_schema": dict(t.parameters)}
+        if t.description:
+            tool["description"] = t.description
+        tools.append(tool)
+    json_tool = None
+    if request.response_format is not None:
+        forced = _json_tool(request.response_format)
+        if forced is not None:
+            if tools:
+                raise InvalidRequestError(
+                    "Anthropic has no JSON mode; reliable-llm emulates response_format with a "
+                    "forced tool, which cannot be combined with other tools"
+                )
+            tools = [forced]
+            json_tool = forced["name"]
+            params["tool_choice"] = {"type": "tool", "name": json_tool}
+    if tools:
+        params["tools"] = tools
+        if request.tool_choice is not None and json_tool is None:
+            params["tool_choice"] = _tool_choice(request.tool_choice)
+    extra = {k: v for k, v in request.extra.items() if k not in PASSTHROUGH_EXCLUDED}
+    if extra:
+        params["extra_body"] = extra
+    headers = request.extra.get("extra_headers")
+    if isinstance(headers, Mapping) and headers:
+        params["extra_headers"] = dict(headers)
+    return params, json_tool
+
+
+def _input_tokens(usage: Any) -> int:
+    total = 0
+    for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+        total += int(getattr(usage, name, 0) or 0)
+    return total
+
+
+def to_usage(usage: Any) -> Usage | None:
+    """Our `Usage` from an SDK usage object; cache reads and writes count as input."""
+    if usage is None:
+        return None
+    return Usage(_input_tokens(usage), int(getattr(usage, "output_tokens", 0) or 0))
+
+
+def parse_message(message: Any, provider: str, json_tool: str | None) -> ChatResponse:
+    """Our `ChatResponse` from an SDK ``Message``."""
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for block in message.content:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            texts.append(block.text)
+        elif kind == "tool_use":
+            arguments = json.dumps(block.input, ensure_ascii=False)
+            if block.name == json_tool:
+                texts.append(arguments)
+            else:
+                calls.append(ToolCall(block.id, block.name, arguments))
+    return ChatResponse(
+        text="".join(texts),
+        tool_calls=tuple(calls),
+        finish_reason=finish_reason(message.stop_reason, json_tool=json_tool),
+        usage=to_usage(message.usage),
+        provider=provider,
+        provider_model=getattr(message, "model", None),
+    )
+
+
+class StreamState:
+    """Folds raw Messages stream events into chunks; checks the stream really finished."""
+
+    __slots__ = (
+        "_json_blocks",
+        "_tools",
+        "input_tokens",
+        "json_tool",
+        "output_tokens",
+        "stop_reason",
+        "stopped",
+    )
+
+    def __init__(self, json_tool: str | None) -> None:
+        self.json_tool = json_tool
+        self._json_blocks: set[int] = set()
+        self._tools: dict[int, int] = {}
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.stop_reason: str | None = None
+        self.stopped = False
+
+    def feed(self, event: Any) -> StreamChunk | None:
+        """The chunk an event carries, or None (bookkeeping events, empty deltas)."""
+        kind = event.type
+        if kind == "content_block_delta":
+            return self._delta(event.index, event.delta)
+        if kind == "content_block_start":
+            return self._start(event.index, event.content_block)
+        if kind == "message_start":
+            usage = event.message.usage
+            self.input_tokens = _input_tokens(usage)
+            self.output_tokens = int(getattr(usage, "output_tokens", 0) or 0)
+        elif kind == "message_delta":
+            self.stop_reason = event.delta.stop_reason or self.stop_reason
+            usage = event.usage
+            if usage is not None:
+                self.output_tokens = int(getattr(usage, "output_tokens", 0) or 0)
+                if getattr(usage, "input_tokens", None):
+                    self.input_tokens = _input_tokens(usage)
+        elif kind == "message_stop":
+            self.stopped = True
+        return None
+
+    def _start(self, index: int, block: Any) -> StreamChunk | None:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            return StreamChunk(text=block.text) if block.text else None
+        if kind != "tool_use":
+            return None
+        if block.name == self.json_tool:
+            self._json_blocks.add(index)
+            return None
+        position = self._tools[index] = len(self._tools)
+        return StreamChunk(tool_call_deltas=(ToolCallDelta(position, block.id, block.name, ""),))
+
+    def _delta(self, index: int, delta: Any) -> StreamChunk | None:
+        kind = getattr(delta, "type", None)
+        if kind == "text_delta":
+            return StreamChunk(text=delta.text) if delta.text else None
+        if kind != "input_json_delta" or not delta.partial_json:
+            return None
+        if index in self._json_blocks:
+            return StreamChunk(text=delta.partial_json)
+        position = self._tools.get(index)
+        if position is None:
+            return None
+        return StreamChunk(
+            tool_call_deltas=(ToolCallDelta(position, arguments=delta.partial_json),)
+        )
+
+    def closing_chunk(self) -> StreamChunk:
+        """The last chunk, with finish reason and usage.
+
+        Raises:
+            ProviderConnectionError: The stream ended without ``message_stop`` (cut off).
+        """
+        if not self.stopped:
+            raise ProviderConnectionError("the response stream ended before message_stop")
+        return StreamChunk(
+            finish_reason=finish_reason(self.stop_reason, json_tool=self.json_tool),
+            usage=Usage(self.input_tokens, self.output_tokens),
+        )

@@ -1,0 +1,71 @@
+"""A wire-compatible, fault-injecting fake LLM server for tests, notebooks and demos.
+
+`FakeLLMServer` speaks the OpenAI chat completions, Azure OpenAI and Anthropic messages
+protocols (JSON and SSE streaming) on 127.0.0.1, so the official SDKs talk to it unchanged.
+Each model's answers are scripted with steps: a `Reply`, or a `Fault` such as an
+`HTTPError` (see `rate_limited`, `server_error`, ...), a `Hang`, a `ResetConnection`,
+`MalformedJSON`, a mid-stream `StreamErrorEvent` or a `StreamCut`. It uses only the
+standard library, serving from a background thread with its own event loop::
+
+    import openai
+    from reliable_llm.testing.fake_server import FakeLLMServer, Reply, rate_limited
+
+    with FakeLLMServer() as server:
+        server.script("gpt-4o", rate_limited(retry_after="1"), Reply("Hello!"))
+        client = openai.OpenAI(
+            base_url=server.openai_base_url, api_key="sk-test", max_retries=0
+        )
+        ...  # first call: openai.RateLimitError; second call: "Hello!"
+        assert server.request_count("gpt-4o") == 2
+
+For pytest, import the ``fake_llm_server`` fixture from
+``reliable_llm.testing.fake_server.pytest_plugin`` into a ``conftest.py``. From a shell,
+``python -m reliable_llm.testing.fake_server --port 8000`` serves until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+from ._cli import run_fake_server_cli
+from ._log import ProtocolName, RecordedRequest
+from ._server import FakeLLMServer
+from ._steps import (
+    Fault,
+    Hang,
+    HTTPError,
+    MalformedJSON,
+    Reply,
+    ResetConnection,
+    Step,
+    StreamCut,
+    StreamErrorEvent,
+    ToolCallSpec,
+    context_length_exceeded,
+    not_found,
+    overloaded,
+    rate_limited,
+    server_error,
+    unauthorized,
+)
+
+__all__ = [
+    "FakeLLMServer",
+    "Fault",
+    "HTTPError",
+    "Hang",
+    "MalformedJSON",
+    "ProtocolName",
+    "RecordedRequest",
+    "Reply",
+    "ResetConnection",
+    "Step",
+    "StreamCut",
+    "StreamErrorEvent",
+    "ToolCallSpec",
+    "context_length_exceeded",
+    "not_found",
+    "overloaded",
+    "rate_limited",
+    "run_fake_server_cli",
+    "server_error",
+    "unauthorized",
+]

@@ -1,0 +1,87 @@
+"""What reaches the wire: passthrough parameters, defaults, headers and Entra ID tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from reliable_llm.providers import AnthropicProvider, AzureOpenAIProvider, OpenAIProvider
+from reliable_llm.testing.fake_server import FakeLLMServer
+from tests.providers.conftest import KINDS, ManagerFactory, Target
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_unknown_params_pass_through_as_body_fields(
+    kind: str,
+    server: FakeLLMServer,
+    make_manager: ManagerFactory,
+    target: Callable[..., Target],
+) -> None:
+    """chat(..., top_k=5, extra_headers=...) sends top_k in the body and the header upstream."""
+    made = target(kind)
+    manager = make_manager(made.provider, fallback=False)
+
+    await manager.achat("hi", top_k=5, extra_headers={"X-Trace": "t-1"}, timeout=20)
+
+    sent = server.requests[0]
+    assert sent.body is not None
+    assert sent.body["top_k"] == 5
+    assert "extra_headers" not in sent.body and "timeout" not in sent.body
+    assert sent.headers["x-trace"] == "t-1"
+
+
+async def test_default_params_and_headers_apply_unless_overridden(server: FakeLLMServer) -> None:
+    """Provider-level default_params and default_headers go with every request."""
+    provider = AnthropicProvider(
+        "claude-test",
+        api_key="k",
+        base_url=server.anthropic_base_url,
+        default_params={"temperature": 0.0, "top_k": 3},
+        default_headers={"X-Team": "search"},
+    )
+    from reliable_llm import ChatRequest, Message
+
+    await provider.acomplete(ChatRequest((Message.user("a"),), temperature=0.7))
+    await provider.aclose()
+
+    sent = server.requests[0]
+    assert sent.body is not None
+    assert (sent.body["temperature"], sent.body["top_k"]) == (0.7, 3)
+    assert sent.headers["x-team"] == "search"
+
+
+def test_azure_entra_id_token_provider_needs_no_key(
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With azure_ad_token_provider the token is the bearer and no API key is required."""
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    provider = AzureOpenAIProvider(
+        "deploy-test",
+        endpoint=server.azure_endpoint,
+        api_version="2024-10-21",
+        azure_ad_token_provider=lambda: "entra-token",
+    )
+    from reliable_llm import ChatRequest, Message
+
+    assert provider.complete(ChatRequest((Message.user("a"),))).text == "ok"
+    provider.close()
+
+    sent = server.requests[0]
+    assert sent.headers["authorization"] == "Bearer entra-token"
+    assert sent.query["api-version"] == "2024-10-21"
+    assert provider.describe()["auth"] == "entra_id"
+
+
+def test_openai_organization_header(server: FakeLLMServer) -> None:
+    """The organization id is sent as OpenAI-Organization and shown by describe()."""
+    provider = OpenAIProvider(
+        "gpt-test", api_key="k", base_url=server.openai_base_url, organization="org-1"
+    )
+    from reliable_llm import ChatRequest, Message
+
+    provider.complete(ChatRequest((Message.user("a"),)))
+    provider.close()
+
+    assert server.requests[0].headers["openai-organization"] == "org-1"
+    assert provider.describe()["organization"] == "org-1"

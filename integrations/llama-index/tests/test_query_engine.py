@@ -5,52 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from llama_index.core import Document, VectorStoreIndex
+from llama_index.core import VectorStoreIndex
 from llama_index.core.base.response.schema import (
     AsyncStreamingResponse,
     Response,
     StreamingResponse,
 )
-from llama_index.core.embeddings import MockEmbedding
 from llama_index.llms.reliable import ReliableLLM
 
 from reliable_llm import ServerError
 from reliable_llm.testing import FakeClock, ScriptedModel
 
-KEYWORDS = ("paris", "france", "tokyo", "japan", "lima", "peru")
-DOCUMENTS = {
-    "france": "Paris is the capital of France. The Eiffel Tower stands in Paris.",
-    "japan": "Tokyo is the capital of Japan. Sushi is popular in Tokyo.",
-    "peru": "Lima is the capital of Peru. Machu Picchu is near Cusco.",
-}
 ANSWER = "The capital of France is Paris."
 QUESTION = "What is the capital of France?"
-
-
-class KeywordEmbedding(MockEmbedding):
-    """MockEmbedding whose vectors count a few keywords, so retrieval finds the right text."""
-
-    def _vector(self, text: str) -> list[float]:
-        lowered = text.lower()
-        return [lowered.count(k) + 0.01 for k in KEYWORDS]
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._vector(text)
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._vector(query)
-
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        return self._vector(text)
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._vector(query)
 
 
 class Setup:
     """An index, a ReliableLLM whose primary is down, and both scripted models."""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: FakeClock, index: VectorStoreIndex) -> None:
         self.primary = ScriptedModel(default=ServerError("primary down", status_code=503))
         self.backup = ScriptedModel(default=ANSWER, chunk_size=5)
         self.llm = ReliableLLM(
@@ -60,10 +33,7 @@ class Setup:
             max_retries=1,
             clock=clock,
         )
-        documents = [Document(text=t, doc_id=k) for k, t in DOCUMENTS.items()]
-        self.index = VectorStoreIndex.from_documents(
-            documents, embed_model=KeywordEmbedding(embed_dim=len(KEYWORDS))
-        )
+        self.index = index
 
     def engine(self, streaming: bool = False) -> Any:
         return self.index.as_query_engine(llm=self.llm, similarity_top_k=1, streaming=streaming)
@@ -89,9 +59,9 @@ class Setup:
 
 
 @pytest.fixture
-def setup(clock: FakeClock) -> Setup:
-    """A fresh index and LLM per test."""
-    return Setup(clock)
+def setup(clock: FakeClock, capital_index: VectorStoreIndex) -> Setup:
+    """A fresh LLM per test over the capitals index."""
+    return Setup(clock, capital_index)
 
 
 @pytest.mark.usefixtures("event_loop_for_sync_llama_index")

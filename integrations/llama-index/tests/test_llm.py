@@ -14,8 +14,10 @@ from llama_index.core.base.llms.types import (
     MessageRole,
     ToolCallBlock,
 )
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.reliable import ReliableLLM
+from pydantic import BaseModel
 
 from reliable_llm import (
     AllModelsFailedError,
@@ -370,3 +372,22 @@ def test_streamed_tool_calls_arrive_as_blocks(clock: FakeClock) -> None:
     (selection,) = llm.get_tool_calls_from_response(responses[-1])
     assert (selection.tool_id, selection.tool_kwargs) == ("c1", {"a": 1, "b": 2})
     assert responses[-1].message.content == "calling"
+
+
+class City(BaseModel):
+    """A structured output."""
+
+    name: str
+    country: str
+
+
+def test_structured_predict_uses_a_required_tool_call(clock: FakeClock) -> None:
+    """structured_predict forces the output-class tool and parses the model's call into it."""
+    call = ToolCall("c1", "City", '{"name": "Paris", "country": "France"}')
+    model = ScriptedModel([CoreResponse(tool_calls=(call,), finish_reason="tool_calls")])
+    llm = ReliableLLM(models={"m": model}, clock=clock)
+    city = llm.structured_predict(City, PromptTemplate("Capital of {c}?"), c="France")
+    assert city == City(name="Paris", country="France")
+    (request,) = model.calls
+    assert [t.name for t in request.tools] == ["City"]
+    assert request.tool_choice == "required"

@@ -15,6 +15,7 @@ from typing import Any
 # llama-index-core re-exports get_dispatcher without __all__; importing it from core keeps our
 # dependency on llama-index-core alone.
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+from llama_index.core.instrumentation.event_handlers import NullEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 
 from reliable_llm import LLMManager
@@ -101,6 +102,9 @@ class ReliableCacheHitEvent(BaseEvent):
         return "ReliableCacheHitEvent"
 
 
+_BRIDGED = (RetryScheduled, FallbackTaken, BreakerTransition, CacheHit)
+
+
 def to_llama_index_event(event: Event) -> BaseEvent | None:
     """The LlamaIndex event for a core event, or None for events LlamaIndex already covers."""
     if isinstance(event, RetryScheduled):
@@ -120,7 +124,21 @@ def to_llama_index_event(event: Event) -> BaseEvent | None:
     return None
 
 
+def _listened() -> bool:
+    """Whether a handler would see our events: the dispatcher walk of `Dispatcher.event`."""
+    current: Any = dispatcher
+    while current is not None:
+        if any(not isinstance(h, NullEventHandler) for h in current.event_handlers):
+            return True
+        current = current.parent if current.propagate else None
+    return False
+
+
 def _bridge(event: Event) -> None:
+    # Building a pydantic event costs more than the cache hit it reports; skip it when no
+    # handler is listening.
+    if not isinstance(event, _BRIDGED) or not _listened():
+        return
     li_event = to_llama_index_event(event)
     if li_event is not None:
         dispatcher.event(li_event)

@@ -93,3 +93,15 @@ def test_wheel_is_a_namespace_package_that_coexists_with_core(tmp_path: Path) ->
     assert out[0].startswith(str(tmp_path / "site"))
     assert "site-packages" in out[1]
     assert out[2] == "FunctionCallingLLM"
+
+
+def test_importing_the_package_loads_no_sdk() -> None:
+    """Importing llama_index.llms.reliable imports neither openai nor anthropic."""
+    probe = (
+        "import sys, llama_index.llms.reliable;"
+        "print(sorted(m for m in ('openai', 'anthropic') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == "[]"

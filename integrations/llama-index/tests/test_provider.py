@@ -25,6 +25,7 @@ from llama_index.llms.reliable import LlamaIndexLLMProvider, ReliableLLM, classi
 from reliable_llm import (
     AllModelsFailedError,
     AuthenticationError,
+    ContentPolicyError,
     ContextWindowExceededError,
     InvalidRequestError,
     LLMManager,
@@ -34,6 +35,7 @@ from reliable_llm import (
     PermissionDeniedError,
     ProviderConnectionError,
     ProviderTimeoutError,
+    ProviderUnavailableError,
     RateLimitError,
     ServerError,
     TimeoutPolicy,
@@ -245,7 +247,7 @@ async def test_async_timeout_bounds_the_wrapped_call() -> None:
         (403, PermissionDeniedError),
         (404, ModelNotFoundError),
         (408, ProviderTimeoutError),
-        (413, ContextWindowExceededError),
+        (413, InvalidRequestError),
         (422, InvalidRequestError),
         (429, RateLimitError),
         (500, ServerError),
@@ -259,6 +261,44 @@ def test_status_codes_map_to_the_error_tree(status: int, expected: type[Exceptio
     error = classify_llm_error(FakeSDKError(status))
     assert type(error) is expected
     assert error.status_code == status
+
+
+class CodedError(FakeSDKError):
+    """An OpenAI-style error: a status plus an error code in its body."""
+
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(status)
+        self.body = {"error": {"code": code, "message": "..."}}
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (400, "context_length_exceeded", ContextWindowExceededError),
+        (400, "content_filter", ContentPolicyError),
+        (429, "insufficient_quota", ProviderUnavailableError),
+        (429, "rate_limit_exceeded", RateLimitError),
+    ],
+)
+def test_body_error_codes_refine_the_status(
+    status: int, code: str, expected: type[Exception]
+) -> None:
+    """An error code in the body picks the rejection kind, as the core's providers do."""
+    assert type(classify_llm_error(CodedError(status, code))) is expected
+
+
+def test_retry_after_ms_is_honoured() -> None:
+    """retry-after-ms (OpenAI) wins over retry-after, like the core's providers."""
+    error = classify_llm_error(FakeSDKError(429, {"retry-after-ms": "250", "retry-after": "9"}))
+    assert error.retry_after == 0.25
+
+
+class TransportError(Exception):
+    """Named like httpx's transport error base class."""
+
+
+class HTTPXReadError(TransportError):
+    """A subclass whose own name says nothing: the base class name decides."""
 
 
 class StatusAttrError(Exception):
@@ -275,6 +315,7 @@ class StatusAttrError(Exception):
         (APITimeoutError("slow"), ProviderTimeoutError),
         (ConnectionResetError("reset"), ProviderConnectionError),
         (APIConnectionError("refused"), ProviderConnectionError),
+        (HTTPXReadError("dropped"), ProviderConnectionError),
         (RuntimeError("weird"), TransientError),
     ],
 )

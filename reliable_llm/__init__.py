@@ -39,9 +39,11 @@ from reliable_llm._errors import (
     TransientError,
     UnknownModelError,
 )
+from reliable_llm._history import MetricsHistory
 from reliable_llm._manager import LLMManager
 from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
 from reliable_llm._provider import Provider
+from reliable_llm._render import MetricsSnapshot
 from reliable_llm._stream import StreamAccumulator, response_to_chunks
 from reliable_llm._types import (
     Attempt,
@@ -83,6 +85,8 @@ __all__ = [
     "InvalidRequestError",
     "LLMManager",
     "Message",
+    "MetricsHistory",
+    "MetricsSnapshot",
     "ModelFailure",
     "ModelNotFoundError",
     "OverloadedError",

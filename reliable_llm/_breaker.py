@@ -13,8 +13,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import pybreaker
-
 from reliable_llm._clock import Clock
 from reliable_llm._errors import CircuitOpenError, ProviderError
 from reliable_llm._policies import BreakerPolicy
@@ -23,11 +21,11 @@ __all__ = ["Admission", "BreakerState", "ModelBreaker"]
 
 
 class BreakerState(enum.StrEnum):
-    """The three states of a circuit breaker."""
+    """The three states of a circuit breaker (pybreaker's state names)."""
 
-    CLOSED = pybreaker.STATE_CLOSED
-    OPEN = pybreaker.STATE_OPEN
-    HALF_OPEN = pybreaker.STATE_HALF_OPEN
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
 
 
 class Admission(enum.Enum):
@@ -41,13 +39,21 @@ class Admission(enum.Enum):
 TransitionHook = Callable[[str, BreakerState, BreakerState], None]
 
 
-class _Listener(pybreaker.CircuitBreakerListener):
-    def __init__(self, owner: ModelBreaker) -> None:
-        self._owner = owner
+def _pybreaker(owner: ModelBreaker, policy: BreakerPolicy) -> Any:
+    """Build the pybreaker breaker; imported here so `import reliable_llm` stays fast."""
+    import pybreaker
 
-    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
-        old = BreakerState(old_state.name) if old_state is not None else BreakerState.CLOSED
-        self._owner._on_transition(old, BreakerState(new_state.name))
+    class Listener(pybreaker.CircuitBreakerListener):
+        def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
+            old = BreakerState(old_state.name) if old_state is not None else BreakerState.CLOSED
+            owner._on_transition(old, BreakerState(new_state.name))
+
+    return pybreaker.CircuitBreaker(
+        fail_max=policy.failure_threshold,
+        reset_timeout=policy.recovery_timeout,
+        listeners=[Listener()],
+        name=owner.model,
+    )
 
 
 class ModelBreaker:
@@ -85,12 +91,7 @@ class ModelBreaker:
         self._opened_at = 0.0
         self._trial_busy = False
         self.state = BreakerState.CLOSED
-        self._cb = pybreaker.CircuitBreaker(
-            fail_max=policy.failure_threshold,
-            reset_timeout=policy.recovery_timeout,
-            listeners=[_Listener(self)],
-            name=model,
-        )
+        self._cb = _pybreaker(self, policy)
 
     def _on_transition(self, old: BreakerState, new: BreakerState) -> None:
         self.state = new
@@ -112,10 +113,16 @@ class ModelBreaker:
 
     def admit(self) -> Admission:
         """Decide whether a call may go to the model now."""
-        if self.state is BreakerState.CLOSED:
+        state = self.state
+        if state is BreakerState.CLOSED:
             return Admission.ALLOWED
+        if (
+            state is BreakerState.OPEN
+            and self._clock.monotonic() - self._opened_at < self.policy.recovery_timeout
+        ):
+            return Admission.REJECTED  # the common case while open: no lock needed
         with self._lock:
-            state: BreakerState = self.state  # re-read: it may have changed before we locked
+            state = self.state  # re-read: it may have changed before we locked
             if state is BreakerState.CLOSED:
                 return Admission.ALLOWED
             if state is BreakerState.OPEN:

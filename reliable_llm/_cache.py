@@ -18,7 +18,7 @@ from reliable_llm._errors import CacheKeyError
 from reliable_llm._policies import CachePolicy
 from reliable_llm._types import ChatRequest
 
-__all__ = ["CacheBackend", "InMemoryCache", "cache_key"]
+__all__ = ["CacheBackend", "InMemoryCache", "cache_key", "prompt_cache_key"]
 
 CacheValue = Mapping[str, Any]
 
@@ -27,6 +27,7 @@ _NON_SEMANTIC = frozenset(
     ("api_key", "timeout", "request_timeout", "extra_headers", "headers", "max_retries")
 )
 _KEY_VERSION = 1
+_encode_str = json.encoder.encode_basestring  # what the encoder below uses for str
 _dumps = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
@@ -154,4 +155,14 @@ def cache_key(model: str, request: ChatRequest) -> str:
             f"request parameters cannot form a cache key ({exc}); pass JSON-compatible values "
             "(str, int, float, bool, None, lists and dicts with str keys) or use_cache=False"
         ) from exc
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def prompt_cache_key(model: str, prompt: str) -> str:
+    """`cache_key` of a single user prompt with no parameters, built without the encoder.
+
+    ``generate(prompt)`` is the hottest path; this yields exactly the same text as the general
+    canonical encoding (a property test pins the equality).
+    """
+    text = f'[{_KEY_VERSION},{_encode_str(model)},[["user",{_encode_str(prompt)}]],{{}}]'
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from reliable_llm._errors import (
@@ -21,7 +20,7 @@ ErrorClassifier = Callable[[BaseException], ProviderError | None]
 def default_classification(exc: BaseException) -> ProviderError:
     """The default for foreign exceptions: all transient, timeouts and connections named."""
     message = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
         return ProviderTimeoutError(message)
     if isinstance(exc, ConnectionError):
         return ProviderConnectionError(message)

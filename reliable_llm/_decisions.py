@@ -37,7 +37,7 @@ def next_step(
     if hint is not None and hint > delay:
         if hint > policy.max_retry_after or hint >= time_left:
             return FailureReason.RETRY_AFTER_EXCEEDS_DEADLINE
-        delay = hint
+        delay = float(hint)
     if delay >= time_left:
         return FailureReason.DEADLINE_EXCEEDED
     return delay

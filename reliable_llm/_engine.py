@@ -9,43 +9,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any, NoReturn
+from dataclasses import replace
+from typing import NoReturn
 
-from reliable_llm._breaker import Admission, BreakerState, ModelBreaker
-from reliable_llm._classify import ErrorClassifier, classify_exception
+from reliable_llm._breaker import Admission, BreakerState
+from reliable_llm._classify import classify_exception
 from reliable_llm._clock import Clock
 from reliable_llm._decisions import next_step
 from reliable_llm._errors import (
     AllModelsFailedError,
+    ConfigurationError,
     FailureReason,
     ModelFailure,
     ProviderError,
     StreamInterruptedError,
 )
 from reliable_llm._events import AttemptFinished, EventHook, FallbackTaken, RetryScheduled
-from reliable_llm._policies import RetryPolicy
-from reliable_llm._provider import Provider
+from reliable_llm._registry import ModelEntry
 from reliable_llm._stream import StreamAccumulator
 from reliable_llm._types import Attempt, ChatRequest, ChatResponse, StreamChunk
 
-__all__ = ["Engine", "ModelEntry", "Plan"]
+__all__ = ["Engine", "Plan"]
 
 logger = logging.getLogger("reliable_llm")
 _CLOSED = BreakerState.CLOSED
 _REJECTED = Admission.REJECTED
-
-
-@dataclass(slots=True, eq=False)
-class ModelEntry:
-    """A registered model: its provider, metadata, breaker and policies."""
-
-    name: str
-    provider: Provider
-    metadata: dict[str, Any]
-    breaker: ModelBreaker
-    retry: RetryPolicy
-    classifier: ErrorClassifier | None
 
 
 class Plan:
@@ -85,12 +73,13 @@ class Plan:
         self.failures.append(failure)
         nxt = self.entries[index + 1].name if index + 1 < len(self.entries) else None
         emit(FallbackTaken(failure.model, nxt, failure.reason))
-        logger.warning(
-            "model %r given up (%s)%s",
-            failure.model,
-            failure.describe(),
-            f"; falling back to {nxt!r}" if nxt else "; no model left",
-        )
+        # Skipping a model whose breaker is open is routine while it stays open: the
+        # transition itself was logged as a warning, so each skip is only INFO.
+        log = logger.info if failure.reason is FailureReason.CIRCUIT_OPEN else logger.warning
+        if nxt is None:
+            log("model given up (%s); no model left", failure)
+        else:
+            log("model given up (%s); falling back to %r", failure, nxt)
 
     def error(self) -> AllModelsFailedError:
         """The error raised when no model answered."""
@@ -126,7 +115,14 @@ class Engine:
         exc: BaseException,
         errors: list[ProviderError],
     ) -> float | ModelFailure:
-        """Record a failed attempt; return the delay before retrying, or the model's failure."""
+        """Record a failed attempt; return the delay before retrying, or the model's failure.
+
+        A `ConfigurationError` (a missing API key, say) is the caller's to fix, not an outage:
+        it propagates at once, without retry, fallback or breaker count.
+        """
+        if isinstance(exc, ConfigurationError):
+            entry.breaker.record_neutral(admission)
+            raise exc
         now = self.clock.monotonic()
         error = classify_exception(exc, entry.classifier, entry.name, entry.provider.provider_name)
         entry.breaker.record(admission, error)
@@ -142,7 +138,7 @@ class Engine:
             entry.breaker.state is _CLOSED and admission is Admission.ALLOWED,
             self.random(),
         )
-        if not isinstance(step, float):
+        if isinstance(step, FailureReason):
             return ModelFailure(entry.name, step, tuple(errors))
         self.emit(RetryScheduled(entry.name, number, step, error_name))
         logger.info(
@@ -172,11 +168,17 @@ class Engine:
 
     @staticmethod
     def _answer(entry: ModelEntry, plan: Plan, response: ChatResponse) -> ChatResponse:
-        return replace(
-            response,
-            model=entry.name,
-            provider=response.provider or entry.provider.provider_name,
-            attempts=tuple(plan.attempts),
+        # Direct construction: dataclasses.replace costs several µs on the hot path.
+        return ChatResponse(
+            response.text,
+            response.tool_calls,
+            response.finish_reason,
+            response.usage,
+            entry.name,
+            response.provider or entry.provider.provider_name,
+            response.provider_model,
+            False,
+            tuple(plan.attempts),
         )
 
     # -- complete ----------------------------------------------------------------------------

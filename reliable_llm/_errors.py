@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "AllModelsFailedError",
@@ -226,13 +226,15 @@ class FailureReason(enum.StrEnum):
     DEADLINE_EXCEEDED = "deadline_exceeded"
 
 
-@dataclass(frozen=True, slots=True)
-class ModelFailure:
+class ModelFailure(NamedTuple):
     """One model given up during a request, with every error its attempts raised."""
 
     model: str
     reason: FailureReason
     errors: tuple[ProviderError, ...] = ()
+
+    def __str__(self) -> str:
+        return self.describe()
 
     def describe(self) -> str:
         """Return a one-line human description of this failure."""

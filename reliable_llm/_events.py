@@ -1,9 +1,12 @@
-"""Small frozen events emitted by every layer; hooks and the metrics collector consume them."""
+"""Small immutable events emitted by every layer; hooks and the metrics collector consume them.
+
+Events are named tuples: cheap to build on the per-call path, and read-only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from reliable_llm._breaker import BreakerState
 from reliable_llm._errors import FailureReason
@@ -22,8 +25,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptFinished:
+class AttemptFinished(NamedTuple):
     """One upstream call ended; ``error`` is the error type name, or None on success."""
 
     model: str
@@ -32,8 +34,7 @@ class AttemptFinished:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RetryScheduled:
+class RetryScheduled(NamedTuple):
     """The manager will call ``model`` again after ``delay`` seconds."""
 
     model: str
@@ -42,8 +43,7 @@ class RetryScheduled:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
-class FallbackTaken:
+class FallbackTaken(NamedTuple):
     """``from_model`` was given up for ``reason``; ``to_model`` is tried next (None: none left)."""
 
     from_model: str
@@ -51,8 +51,7 @@ class FallbackTaken:
     reason: FailureReason
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerTransition:
+class BreakerTransition(NamedTuple):
     """A model's circuit breaker changed state."""
 
     model: str
@@ -60,28 +59,29 @@ class BreakerTransition:
     new: BreakerState
 
 
-@dataclass(frozen=True, slots=True)
-class CacheHit:
-    """A request was answered from the cache (or by an identical request in flight)."""
+class CacheHit(NamedTuple):
+    """A request was answered from the cache (or by an identical request in flight).
+
+    A cache hit is a finished, successful request: no `RequestFinished` follows it.
+    ``model`` is the requested model, ``answered_by`` the model whose answer was reused.
+    """
 
     model: str
+    answered_by: str
 
 
-@dataclass(frozen=True, slots=True)
-class CacheMiss:
+class CacheMiss(NamedTuple):
     """A cacheable request was not in the cache."""
 
     model: str
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFinished:
-    """A logical request ended: answered (``model`` says by whom) or failed (``model`` None)."""
+class RequestFinished(NamedTuple):
+    """A request that went upstream ended: answered (``model`` says by whom) or failed (None)."""
 
     requested_model: str
     model: str | None
     latency: float
-    cached: bool = False
     usage: Usage | None = None
     stream: bool = False
 

@@ -6,31 +6,27 @@ import logging
 import random as _random
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from reliable_llm._breaker import BreakerState, ModelBreaker
-from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key
-from reliable_llm._callable import CallableProvider
+from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key, prompt_cache_key
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
-from reliable_llm._engine import Engine, ModelEntry, Plan
-from reliable_llm._errors import ConfigurationError, UnknownModelError
+from reliable_llm._engine import Engine, Plan
+from reliable_llm._errors import ConfigurationError
 from reliable_llm._events import (
     BreakerTransition,
-    CacheHit,
-    CacheMiss,
     Event,
     EventHook,
-    RequestFinished,
 )
 from reliable_llm._metrics import MetricsCollector
 from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
 from reliable_llm._provider import Provider
+from reliable_llm._registry import ModelEntry, Registry, as_provider
+from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
 from reliable_llm._request import MessagesInput, build_request
-from reliable_llm._singleflight import SingleFlight
-from reliable_llm._stream import response_to_chunks
-from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk
+from reliable_llm._serving import Server
+from reliable_llm._types import ChatRequest, ChatResponse, Message, StreamChunk
 
 __all__ = ["LLMManager"]
 
@@ -92,13 +88,10 @@ class LLMManager:
         self.cache: CacheBackend = cache_backend or InMemoryCache(self.cache_policy, self.clock)
         self.metrics = MetricsCollector()
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
-        self._engine = Engine(self.clock, random or _random.random, self._emit)
-        self._lock = threading.RLock()
-        self._models: dict[str, ModelEntry] = {}
-        self._active: str | None = None
-        self._chain: tuple[str, ...] = ()
-        self._route: tuple[ModelEntry, ...] = ()
-        self._flight: SingleFlight[ChatResponse] = SingleFlight()
+        engine = Engine(self.clock, random or _random.random, self._emit)
+        self._server = Server(engine, self.cache, self.clock, self._emit)
+        self._lock = threading.Lock()
+        self._registry = Registry()
 
     # -- events ------------------------------------------------------------------------------
 
@@ -117,7 +110,7 @@ class LLMManager:
     def remove_hook(self, hook: EventHook) -> None:
         """Stop calling ``hook``."""
         with self._lock:
-            self._hooks = tuple(h for h in self._hooks if h is not hook)
+            self._hooks = tuple(h for h in self._hooks if h != hook)
 
     def _on_breaker_change(self, model: str, old: BreakerState, new: BreakerState) -> None:
         log = logger.warning if new is BreakerState.OPEN else logger.info
@@ -137,7 +130,7 @@ class LLMManager:
         breaker: BreakerPolicy | None = None,
         classify_error: ErrorClassifier | None = None,
     ) -> None:
-        """Register a model under ``name``.
+        """Register a model under ``name``; the first one registered becomes the active model.
 
         Args:
             name: The name requests use for this model.
@@ -154,55 +147,20 @@ class LLMManager:
             ConfigurationError: Empty name, a duplicate without ``replace=True``, or a model that
                 is neither a Provider nor callable.
         """
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigurationError(f"model name must be a non-empty str, got {name!r}")
-        if isinstance(inference_fn, Provider):
-            provider: Provider = inference_fn
-        elif callable(inference_fn):
-            provider = CallableProvider(inference_fn)
-        else:
-            raise ConfigurationError(
-                f"model {name!r} must be a callable fn(prompt, **kwargs) -> str or a "
-                f"reliable_llm.Provider, got {type(inference_fn).__name__}"
-            )
+        provider = as_provider(name, inference_fn)
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
-        with self._lock:
-            if name in self._models and not replace:
-                raise ConfigurationError(
-                    f"model {name!r} is already registered; pass replace=True to replace it"
-                )
-            self._models[name] = ModelEntry(
-                name=name,
-                provider=provider,
-                metadata=dict(metadata or {}),
-                breaker=ModelBreaker(
-                    name, breaker or self.breaker_policy, self.clock, self._on_breaker_change
-                ),
-                retry=retry or self.retry_policy,
-                classifier=classify_error,
-            )
-            self.metrics.track(name)
-            if self._active is None:
-                self._active = name
-            self._rebuild_route()
-
-    def _entry(self, name: str) -> ModelEntry:
-        entry = self._models.get(name)
-        if entry is None:
-            raise UnknownModelError(name, list(self._models))
-        return entry
-
-    def _rebuild_route(self) -> None:
-        self._route = self._resolve(self._active, self._chain) if self._active else ()
-
-    def _resolve(self, first: str, chain: Iterable[str]) -> tuple[ModelEntry, ...]:
-        entries = [self._entry(first)]
-        for name in chain:
-            entry = self._entry(name)
-            if entry not in entries:
-                entries.append(entry)
-        return tuple(entries)
+        entry = ModelEntry(
+            name=name,
+            provider=provider,
+            metadata=dict(metadata or {}),
+            breaker=ModelBreaker(
+                name, breaker or self.breaker_policy, self.clock, self._on_breaker_change
+            ),
+            retry=retry or self.retry_policy,
+            classifier=classify_error,
+        )
+        self._registry.add(entry, replace, lambda: self.metrics.track(name))
 
     def set_active_model(self, name: str) -> None:
         """Make ``name`` the first model every request tries.
@@ -210,20 +168,17 @@ class LLMManager:
         Raises:
             UnknownModelError: ``name`` is not registered.
         """
-        with self._lock:
-            self._entry(name)
-            self._active = name
-            self._rebuild_route()
+        self._registry.set_active(name)
 
     @property
     def active_model(self) -> str | None:
         """The model requests try first."""
-        return self._active
+        return self._registry.active
 
     @property
     def fallback_chain(self) -> tuple[str, ...]:
         """The models tried, in order, after the active one."""
-        return self._chain
+        return self._registry.chain
 
     def set_fallback_chain(self, model_names: Sequence[str]) -> None:
         """Set the models tried, in order, when the active model fails (empty: none).
@@ -232,16 +187,11 @@ class LLMManager:
             ConfigurationError: An entry is empty, not a str, or repeated.
             UnknownModelError: An entry is not registered.
         """
-        chain = _check_chain(model_names)
-        with self._lock:
-            for name in chain:
-                self._entry(name)
-            self._chain = chain
-            self._rebuild_route()
+        self._registry.set_chain(model_names)
 
     def list_models(self) -> list[str]:
         """Registered model names, in registration order."""
-        return list(self._models)
+        return list(self._registry.models)
 
     # -- introspection -----------------------------------------------------------------------
 
@@ -258,7 +208,7 @@ class LLMManager:
         Raises:
             UnknownModelError: ``model_name`` is not registered.
         """
-        entry = self._entry(model_name)
+        entry = self._registry.entry(model_name)
         stats = self.metrics.model_stats(model_name)
         stats.pop("breaker_state")
         breaker = entry.breaker
@@ -266,18 +216,18 @@ class LLMManager:
             "name": model_name,
             "metadata": dict(entry.metadata),
             "provider": entry.provider.describe(),
-            "is_active": model_name == self._active,
+            "is_active": model_name == self._registry.active,
             "breaker": {
                 "state": breaker.state.value,
                 "failure_count": breaker.failure_count,
                 "failure_threshold": breaker.policy.failure_threshold,
                 "recovery_timeout": breaker.policy.recovery_timeout,
-                "retry_in": max(breaker.retry_in(), 0.0),
+                "retry_in": round(max(breaker.retry_in(), 0.0), 3),
             },
             **stats,
         }
 
-    def get_metrics(self) -> dict[str, Any]:
+    def get_metrics(self) -> MetricsSnapshot:
         """Overall metrics as a plain dict.
 
         Keys: ``total_requests``, ``successful_requests``, ``failed_requests``,
@@ -288,11 +238,12 @@ class LLMManager:
         the counters of `get_model_info` and ``breaker_state``), ``active_model`` and
         ``fallback_chain``. Latency percentiles cover the most recent 2,048 requests.
         """
-        snapshot = self.metrics.snapshot(len(self.cache))
-        for name, entry in self._models.items():
+        snapshot = MetricsSnapshot(self.metrics.snapshot(len(self.cache)))
+        registry = self._registry
+        for name, entry in registry.models.items():
             snapshot["models"][name]["breaker_state"] = entry.breaker.state.value
-        snapshot["active_model"] = self._active
-        snapshot["fallback_chain"] = list(self._chain)
+        snapshot["active_model"] = registry.active
+        snapshot["fallback_chain"] = list(registry.chain)
         return snapshot
 
     def reset_circuit_breaker(self, model_name: str) -> None:
@@ -301,7 +252,7 @@ class LLMManager:
         Raises:
             UnknownModelError: ``model_name`` is not registered.
         """
-        self._entry(model_name).breaker.reset()
+        self._registry.entry(model_name).breaker.reset()
 
     def clear_cache(self) -> None:
         """Remove every cached response."""
@@ -309,93 +260,36 @@ class LLMManager:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _plan(
+    def _prepare(
         self,
-        request: ChatRequest,
+        messages: MessagesInput,
+        params: dict[str, Any],
         model: str | None,
         fallback_chain: Sequence[str] | None,
+        use_cache: bool | None,
+        cache_ttl: float | None,
         timeout: float | None,
-    ) -> Plan:
-        if model is None and fallback_chain is None:
-            route = self._route
-            if not route:
-                raise ConfigurationError(
-                    "no active model; register one with register_model() and select it with "
-                    "set_active_model()"
-                )
-        else:
-            first = model if model is not None else self._active
-            if first is None:
-                raise ConfigurationError("no active model; pass model= or set_active_model()")
-            chain = self._chain if fallback_chain is None else _check_chain(fallback_chain)
-            route = self._resolve(first, chain)
+    ) -> tuple[Plan, str | None, float | None]:
+        """Validate a call: its plan, its cache key (None: not cached) and its cache TTL."""
+        request = build_request(messages, params)
+        route = self._registry.route_for(model, fallback_chain)
         total = self.timeouts.total
         if timeout is not None:
-            if not isinstance(timeout, int | float) or timeout <= 0:
+            if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
                 raise ConfigurationError(f"timeout must be seconds > 0, got {timeout!r}")
             total = float(timeout)
-        return Plan(
+        ttl = self.cache_policy.ttl
+        if cache_ttl is not None:
+            if not isinstance(cache_ttl, int | float) or cache_ttl <= 0:
+                raise ConfigurationError(f"cache_ttl must be seconds > 0, got {cache_ttl!r}")
+            ttl = float(cache_ttl)
+        plan = Plan(
             route[0].name, route, request, self.clock.monotonic(), total, self.timeouts.per_attempt
         )
-
-    def _cache_key(self, plan: Plan, use_cache: bool | None) -> str | None:
-        if not (self.enable_caching if use_cache is None else use_cache):
-            return None
-        return cache_key(plan.requested, plan.request)
-
-    def _lookup(self, plan: Plan, key: str) -> ChatResponse | None:
-        value = self.cache.get(key)
-        if value is None:
-            self._emit(CacheMiss(plan.requested))
-            return None
-        self._emit(CacheHit(plan.requested))
-        self._emit(RequestFinished(plan.requested, value["model"], 0.0, cached=True))
-        return ChatResponse.from_dict(value, cached=True)
-
-    def _store(self, key: str | None, response: ChatResponse, ttl: float | None) -> None:
-        if key is not None:
-            self.cache.set(key, response.to_dict(), ttl)
-
-    def _finished(self, plan: Plan, response: ChatResponse | None, stream: bool = False) -> None:
-        latency = self.clock.monotonic() - plan.started
-        if response is None:
-            self._emit(RequestFinished(plan.requested, None, latency, stream=stream))
-        else:
-            self._emit(
-                RequestFinished(
-                    plan.requested, response.model, latency, usage=response.usage, stream=stream
-                )
-            )
-
-    def _ttl(self, cache_ttl: float | None) -> float | None:
-        if cache_ttl is None:
-            return self.cache_policy.ttl
-        if not isinstance(cache_ttl, int | float) or cache_ttl <= 0:
-            raise ConfigurationError(f"cache_ttl must be seconds > 0, got {cache_ttl!r}")
-        return float(cache_ttl)
-
-    def _served_shared(self, plan: Plan, response: ChatResponse) -> ChatResponse:
-        self._emit(CacheHit(plan.requested))
-        self._emit(RequestFinished(plan.requested, response.model, 0.0, cached=True))
-        return replace(response, cached=True, attempts=())
-
-    def _run(self, plan: Plan) -> ChatResponse:
-        try:
-            response = self._engine.run(plan)
-        except Exception:
-            self._finished(plan, None)
-            raise
-        self._finished(plan, response)
-        return response
-
-    async def _arun(self, plan: Plan) -> ChatResponse:
-        try:
-            response = await self._engine.arun(plan)
-        except Exception:
-            self._finished(plan, None)
-            raise
-        self._finished(plan, response)
-        return response
+        key = None
+        if use_cache is not False and self.enable_caching:
+            key = cache_key(plan.requested, request)
+        return plan, key, ttl
 
     def chat(
         self,
@@ -414,7 +308,8 @@ class LLMManager:
             messages: A prompt string, a `Message`, or a list of `Message` / OpenAI-style dicts.
             model: Try this model first instead of the active one.
             fallback_chain: Use this chain instead of the configured one for this call.
-            use_cache: Override the manager's ``enable_caching`` for this call.
+            use_cache: False skips the cache for this call (``enable_caching=False`` on the
+                manager turns caching off for every call).
             cache_ttl: Seconds this call's answer stays cached.
             timeout: Seconds the whole request may take, retries and fallbacks included.
             **params: Generation parameters (temperature, max_tokens, top_p, stop, seed, tools,
@@ -424,19 +319,10 @@ class LLMManager:
             AllModelsFailedError: No model answered; ``failures`` says why for each one.
             ConfigurationError: The request or an override is invalid.
         """
-        request = build_request(messages, params)
-        plan = self._plan(request, model, fallback_chain, timeout)
-        key = self._cache_key(plan, use_cache)
-        if key is None:
-            return self._run(plan)
-        cached = self._lookup(plan, key)
-        if cached is not None:
-            return cached
-        response, shared = self._flight.do(key, lambda: self._run(plan))
-        if shared:
-            return self._served_shared(plan, response)
-        self._store(key, response, self._ttl(cache_ttl))
-        return response
+        plan, key, ttl = self._prepare(
+            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
+        )
+        return self._server.cached(plan, key) or self._server.serve(plan, key, ttl)
 
     async def achat(
         self,
@@ -450,19 +336,27 @@ class LLMManager:
         **params: Any,
     ) -> ChatResponse:
         """Async twin of `chat`; never blocks the event loop."""
-        request = build_request(messages, params)
-        plan = self._plan(request, model, fallback_chain, timeout)
-        key = self._cache_key(plan, use_cache)
-        if key is None:
-            return await self._arun(plan)
-        cached = self._lookup(plan, key)
-        if cached is not None:
-            return cached
-        response, shared = await self._flight.ado(key, lambda: self._arun(plan))
-        if shared:
-            return self._served_shared(plan, response)
-        self._store(key, response, self._ttl(cache_ttl))
-        return response
+        plan, key, ttl = self._prepare(
+            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
+        )
+        return self._server.cached(plan, key) or await self._server.aserve(plan, key, ttl)
+
+    def _prompt_plan(self, prompt: str, use_cache: bool) -> tuple[Plan | None, str | None, str]:
+        """The hot path of `generate`: a cached text, or the plan and key to serve it."""
+        route = self._registry.route or self._registry.route_for(None, None)
+        requested = route[0].name
+        key = None
+        if use_cache and self.enable_caching:
+            key = prompt_cache_key(requested, prompt)
+            value = self._server.cached_value(requested, key)
+            if value is not None:
+                return None, None, value["text"]
+        request = ChatRequest((Message("user", prompt),))
+        timeouts = self.timeouts
+        plan = Plan(
+            requested, route, request, self.clock.monotonic(), timeouts.total, timeouts.per_attempt
+        )
+        return plan, key, ""
 
     def generate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
         """Answer a prompt with text (the seed API). Keyword arguments are those of `chat`.
@@ -472,13 +366,22 @@ class LLMManager:
             ConfigurationError: The prompt or a parameter is invalid.
         """
         _check_prompt(prompt)
-        return self.chat(prompt, use_cache=use_cache and self.enable_caching, **kwargs).text
+        if kwargs:
+            return self.chat(prompt, use_cache=use_cache, **kwargs).text
+        plan, key, text = self._prompt_plan(prompt, use_cache)
+        if plan is None:
+            return text
+        return self._server.serve(plan, key, self.cache_policy.ttl).text
 
     async def agenerate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
         """Async twin of `generate`."""
         _check_prompt(prompt)
-        response = await self.achat(prompt, use_cache=use_cache and self.enable_caching, **kwargs)
-        return response.text
+        if kwargs:
+            return (await self.achat(prompt, use_cache=use_cache, **kwargs)).text
+        plan, key, text = self._prompt_plan(prompt, use_cache)
+        if plan is None:
+            return text
+        return (await self._server.aserve(plan, key, self.cache_policy.ttl)).text
 
     def stream(
         self,
@@ -501,26 +404,10 @@ class LLMManager:
             AllModelsFailedError: No model started streaming.
             StreamInterruptedError: The stream broke after text was yielded.
         """
-        request = build_request(messages, params)
-        plan = self._plan(request, model, fallback_chain, timeout)
-        key = self._cache_key(plan, use_cache)
-        ttl = self._ttl(cache_ttl)
-        return self._stream(plan, key, ttl)
-
-    def _stream(self, plan: Plan, key: str | None, ttl: float | None) -> Iterator[StreamChunk]:
-        if key is not None:
-            cached = self._lookup(plan, key)
-            if cached is not None:
-                yield from response_to_chunks(cached, cached=True)
-                return
-        done: list[ChatResponse] = []
-        try:
-            yield from self._engine.stream(plan, done.append)
-        except Exception:
-            self._finished(plan, None, stream=True)
-            raise
-        self._store(key, done[0], ttl)
-        self._finished(plan, done[0], stream=True)
+        prepared = self._prepare(
+            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
+        )
+        return self._server.stream(*prepared)
 
     def astream(
         self,
@@ -534,55 +421,24 @@ class LLMManager:
         **params: Any,
     ) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`: ``async for chunk in manager.astream(...)``."""
-        request = build_request(messages, params)
-        plan = self._plan(request, model, fallback_chain, timeout)
-        key = self._cache_key(plan, use_cache)
-        ttl = self._ttl(cache_ttl)
-        return self._astream(plan, key, ttl)
+        prepared = self._prepare(
+            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
+        )
+        return self._server.astream(*prepared)
 
-    async def _astream(
-        self, plan: Plan, key: str | None, ttl: float | None
-    ) -> AsyncIterator[StreamChunk]:
-        if key is not None:
-            cached = self._lookup(plan, key)
-            if cached is not None:
-                for chunk in response_to_chunks(cached, cached=True):
-                    yield chunk
-                return
-        done: list[ChatResponse] = []
-        try:
-            async for chunk in self._engine.astream(plan, done.append):
-                yield chunk
-        except Exception:
-            self._finished(plan, None, stream=True)
-            raise
-        self._store(key, done[0], ttl)
-        self._finished(plan, done[0], stream=True)
+    def __str__(self) -> str:
+        return metrics_table(self.get_metrics())
+
+    def _repr_html_(self) -> str:
+        return metrics_html(self.get_metrics())
 
     def __repr__(self) -> str:
-        states = ", ".join(f"{n}:{e.breaker.state.value}" for n, e in self._models.items())
+        registry = self._registry
+        states = ", ".join(f"{n}:{e.breaker.state.value}" for n, e in registry.models.items())
         return (
-            f"LLMManager(active={self._active!r}, fallback_chain={list(self._chain)}, "
+            f"LLMManager(active={registry.active!r}, fallback_chain={list(registry.chain)}, "
             f"models=[{states}], caching={self.enable_caching})"
         )
-
-
-def _check_chain(model_names: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(model_names, str):
-        raise ConfigurationError(
-            f"fallback chain must be a list of model names, got the str {model_names!r}; "
-            f"did you mean [{model_names!r}]?"
-        )
-    chain = tuple(model_names)
-    for name in chain:
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigurationError(f"fallback chain entries must be model names, got {name!r}")
-    duplicates = sorted({n for n in chain if chain.count(n) > 1})
-    if duplicates:
-        raise ConfigurationError(
-            f"fallback chain lists {duplicates} more than once; each model is tried at most once"
-        )
-    return chain
 
 
 def _check_prompt(prompt: object) -> None:

@@ -148,6 +148,8 @@ class MetricsCollector:
 
     def _cache_hit(self, event: CacheHit) -> None:
         self._cache_hits += 1
+        self._requests += 1
+        self._succeeded += 1
 
     def _cache_miss(self, event: CacheMiss) -> None:
         self._cache_misses += 1
@@ -158,8 +160,6 @@ class MetricsCollector:
             self._failed += 1
             return
         self._succeeded += 1
-        if event.cached:
-            return
         self._latencies.append(event.latency)
         stats = self._model(event.model)
         stats.served += 1

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from html import escape
 from typing import Any
 
-__all__ = ["metrics_table"]
+__all__ = ["MetricsSnapshot", "metrics_html", "metrics_table"]
 
 
 def _ms(seconds: float | None) -> str:
@@ -59,3 +60,85 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
         "(* active model)",
     ]
     return "\n".join(lines)
+
+
+_STATE_STYLE = {
+    "closed": "background:#e8f5e9;color:#1b5e20",
+    "half-open": "background:#fff3e0;color:#e65100",
+    "open": "background:#ffebee;color:#b71c1c;font-weight:bold",
+}
+
+
+def metrics_html(metrics: Mapping[str, Any]) -> str:
+    """Render `LLMManager.get_metrics()` output as an HTML summary for Jupyter."""
+    cell = "padding:2px 8px;text-align:right"
+    head = "".join(
+        f"<th style='{cell}'>{h}</th>"
+        for h in (
+            "model",
+            "breaker",
+            "calls",
+            "ok",
+            "failed",
+            "retries",
+            "served",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+        )
+    )
+    body = []
+    for name, m in metrics["models"].items():
+        state = m["breaker_state"]
+        active = " <b>(active)</b>" if name == metrics.get("active_model") else ""
+        values = [
+            m["attempts"],
+            m["success_count"],
+            m["failure_count"],
+            m["retries"],
+            m["requests_served"],
+            _ms(m["latency"]["p50"]),
+            _ms(m["latency"]["p95"]),
+            _ms(m["latency"]["p99"]),
+        ]
+        body.append(
+            f"<tr><td style='{cell};text-align:left'>{escape(name)}{active}</td>"
+            f"<td style='{cell};{_STATE_STYLE.get(state, '')}'>{escape(state)}</td>"
+            + "".join(f"<td style='{cell}'>{v}</td>" for v in values)
+            + "</tr>"
+        )
+    cache, fallbacks, latency = metrics["cache"], metrics["fallbacks"], metrics["latency"]
+    pairs = ", ".join(f"{escape(k)}: {v}" for k, v in fallbacks["by_pair"].items()) or "none"
+    chain = " → ".join(
+        escape(m)
+        for m in [metrics.get("active_model") or "", *metrics.get("fallback_chain", [])]
+        if m
+    )
+    return (
+        "<div class='reliable-llm-metrics'>"
+        f"<p><b>reliable-llm</b> — route: {chain or '(no model)'}</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        "<ul>"
+        f"<li>requests: {metrics['total_requests']} (ok {metrics['successful_requests']}, failed "
+        f"{metrics['failed_requests']}, success rate {_pct(metrics['success_rate'])})</li>"
+        f"<li>cache: {cache['hits']} hits / {cache['misses']} misses, hit rate "
+        f"{_pct(cache['hit_rate'])}, {cache['size']} entries</li>"
+        f"<li>retries: {metrics['retries']}; fallbacks: {fallbacks['total']} ({pairs})</li>"
+        f"<li>latency: p50 {_ms(latency['p50'])} ms, p95 {_ms(latency['p95'])} ms, "
+        f"p99 {_ms(latency['p99'])} ms; tokens: {metrics['tokens']['total']}</li>"
+        "</ul></div>"
+    )
+
+
+class MetricsSnapshot(dict[str, Any]):
+    """The dict returned by `LLMManager.get_metrics`, which also renders itself.
+
+    In Jupyter it displays as an HTML summary; ``snapshot.table()`` is the text version.
+    """
+
+    def table(self) -> str:
+        """The snapshot as an aligned text table."""
+        return metrics_table(self)
+
+    def _repr_html_(self) -> str:
+        return metrics_html(self)

@@ -110,6 +110,8 @@ def build_request(messages: MessagesInput, params: Mapping[str, Any]) -> ChatReq
     Raises:
         ConfigurationError: a message, tool or parameter is malformed.
     """
+    if not params:
+        return ChatRequest(_messages(messages))
     extra = {k: v for k, v in params.items() if k not in GENERATION_PARAMS}
     tools = tuple(to_tool(t) for t in params.get("tools") or ())
     stop = params.get("stop")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["SingleFlight"]
 
@@ -61,6 +63,8 @@ class SingleFlight(Generic[T]):
 
     async def ado(self, key: str, fn: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Async twin of `do`, per event loop."""
+        import asyncio  # deferred: keeps `import reliable_llm` fast
+
         loop = asyncio.get_running_loop()
         slot = (loop, key)
         while True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from reliable_llm._errors import ConfigurationError, ProviderError
 
@@ -149,9 +149,8 @@ FinishReason = str
 """``"stop"``, ``"length"``, ``"tool_calls"``, ``"content_filter"`` or ``"error"``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One upstream call made while serving a request."""
+class Attempt(NamedTuple):
+    """One upstream call made while serving a request (a named tuple: cheap and read-only)."""
 
     model: str
     number: int

@@ -7,9 +7,8 @@ hit, and once the recovery timeout passes the primary recovers through a half-op
 
 from __future__ import annotations
 
-import time
-
 from reliable_llm._breaker import BreakerState
+from reliable_llm._clock import Clock, SystemClock
 from reliable_llm._errors import RateLimitError, ServerError
 from reliable_llm._events import BreakerTransition, Event, FallbackTaken, RetryScheduled
 from reliable_llm._manager import LLMManager
@@ -33,27 +32,36 @@ def _narrate(event: Event) -> None:
 
 
 def _ask(manager: LLMManager, prompt: str) -> None:
-    started = time.perf_counter()
+    started = manager.clock.monotonic()
     response = manager.chat(prompt)
-    took = (time.perf_counter() - started) * 1000
+    took = (manager.clock.monotonic() - started) * 1000
     source = "cache" if response.cached else f"{len(response.attempts)} upstream call(s)"
     print(f"  -> {response.model!r} answered in {took:.0f} ms via {source}: {response.text!r}")
 
 
-def run_demo() -> None:
-    """Run the narrated outage scenario and print the final metrics table."""
+def run_demo(clock: Clock | None = None) -> None:
+    """Run the narrated outage scenario and print the final metrics table.
+
+    Args:
+        clock: Time source; the real clock by default (tests pass a fake one).
+    """
+    clock = clock or SystemClock()
     primary = ScriptedModel(
         [RateLimitError("rate limited", status_code=429, retry_after=0.2)],
         default=ServerError("service unavailable", status_code=503),
         name="openai",
+        clock=clock,
     )
     fallback = ScriptedModel(
-        default=Reply("The capital of France is Paris.", latency=0.03), name="anthropic"
+        default=Reply("The capital of France is Paris.", latency=0.03),
+        name="anthropic",
+        clock=clock,
     )
     manager = LLMManager(
         retry=RetryPolicy(max_retries=2, initial_delay=0.05, max_delay=0.5),
         breaker=BreakerPolicy(failure_threshold=5, recovery_timeout=RECOVERY_SECONDS),
         hooks=[_narrate],
+        clock=clock,
     )
     manager.register_model("gpt-4o", primary, {"context_window": 128_000})
     manager.register_model("claude-sonnet", fallback, {"context_window": 200_000})
@@ -72,7 +80,7 @@ def run_demo() -> None:
     _ask(manager, "France's capital city?")
     print(f"5. gpt-4o recovers; after {RECOVERY_SECONDS} s the breaker lets one trial through.")
     primary.default = Reply("Paris.", latency=0.02)
-    time.sleep(RECOVERY_SECONDS)
+    clock.sleep(RECOVERY_SECONDS)
     _ask(manager, "And the capital of Italy?")
     state = manager.get_model_info("gpt-4o")["breaker"]["state"]
     assert state == BreakerState.CLOSED.value, state

@@ -13,9 +13,11 @@ __all__ = ["ProviderConfigurationError", "load_sdk"]
 class ProviderConfigurationError(ProviderUnavailableError, ConfigurationError):
     """A provider cannot be used as configured: its SDK or API key is missing.
 
-    It is a `ConfigurationError` (so ``except ConfigurationError`` catches it when a provider
-    is called directly) and a `ProviderUnavailableError` (so the manager neither retries it
-    nor treats it as transient: it falls back to the next model at once).
+    It is a `ConfigurationError`: the manager raises it to the caller at once, without
+    retrying, falling back or counting it against the breaker, since no other attempt can
+    fix it. It is also a `ProviderUnavailableError`, so code that handles provider errors
+    (a custom classifier, a framework adapter) sees a model that cannot be used, never a
+    transient failure worth retrying.
     """
 
 

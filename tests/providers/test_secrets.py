@@ -147,20 +147,18 @@ def test_key_is_read_from_the_environment(
     provider.close()
 
 
-async def test_missing_key_falls_back_without_retrying(
+async def test_missing_key_reaches_the_caller_at_once(
     make_manager: ManagerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Through the manager a missing key is not retried: the fallback answers at once."""
+    """Through the manager a missing key is the caller's to fix: no retry, fallback or count."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     manager = make_manager(OpenAIProvider("gpt-test"), max_retries=3)
 
-    response = manager.chat("hi")
+    with pytest.raises(ProviderConfigurationError, match="OPENAI_API_KEY"):
+        manager.chat("hi")
 
-    assert response.text == "fallback answer"
-    assert [type(a.error).__name__ for a in response.attempts] == [
-        "ProviderConfigurationError",
-        "NoneType",
-    ]
+    assert manager.get_model_info("primary")["breaker"]["failure_count"] == 0
+    assert manager.get_model_info("backup")["attempts"] == 0
 
 
 def test_keyless_preset_never_sends_the_openai_key(

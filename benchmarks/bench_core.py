@@ -1,0 +1,160 @@
+"""Overhead of the core manager over calling the same in-process model directly.
+
+Every figure is measured against a baseline in the same run (best of several repeats), so a
+noisy shared machine moves both sides alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from reliable_llm import BreakerPolicy, LLMManager, ServerError
+
+REPEATS = 7
+N = 20_000
+
+
+def _per_call(fn: Callable[[], object], n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def _compare(
+    baseline: Callable[[], object], subject: Callable[[], object], n: int = N
+) -> tuple[float, float]:
+    """Best seconds per call of each, timed in alternation so load changes hit both alike."""
+    best_base = best_subject = float("inf")
+    for _ in range(REPEATS):
+        best_base = min(best_base, _per_call(baseline, n))
+        best_subject = min(best_subject, _per_call(subject, n))
+    return best_base, best_subject
+
+
+def _model(prompt: str, **kwargs: object) -> str:
+    return "ok"
+
+
+def _failing(prompt: str, **kwargs: object) -> str:
+    raise ServerError("down")
+
+
+def _direct_with_exception() -> str:
+    try:  # noqa: SIM105 - the baseline is the plain try/except a user would write
+        _failing("hi")
+    except ServerError:
+        pass
+    return _model("hi")
+
+
+def _manager(**kwargs: object) -> LLMManager:
+    return LLMManager(max_retries=0, **kwargs)  # type: ignore[arg-type]
+
+
+def bench_sync() -> list[tuple[str, float, float, float]]:
+    """(name, baseline µs, manager µs, budget µs) for the per-call paths."""
+
+    def direct() -> str:
+        return _model("hi")
+
+    rows = []
+    plain = _manager(enable_caching=False)
+    plain.register_model("m", _model)
+    rows.append(("success, caching off", *_compare(direct, lambda: plain.generate("hi")), 15))
+
+    cached = _manager()
+    cached.register_model("m", _model)
+    cached.generate("hi")
+    rows.append(("cache hit", *_compare(direct, lambda: cached.generate("hi")), 5))
+
+    failover = _manager(enable_caching=False, breaker=BreakerPolicy(failure_threshold=10**9))
+    failover.register_model("primary", _failing)
+    failover.register_model("backup", _model)
+    failover.set_fallback_chain(["backup"])
+    rows.append(
+        (
+            "primary raises, fallback serves",
+            *_compare(_direct_with_exception, lambda: failover.generate("hi")),
+            30,
+        )
+    )
+
+    tripped = _manager(enable_caching=False, breaker=BreakerPolicy(1, recovery_timeout=1e9))
+    tripped.register_model("primary", _failing)
+    tripped.register_model("backup", _model)
+    tripped.set_fallback_chain(["backup"])
+    tripped.generate("trip")
+    rows.append(
+        ("breaker open, immediate fallback", *_compare(direct, lambda: tripped.generate("hi")), 10)
+    )
+    return [(name, base * 1e6, managed * 1e6, budget) for name, base, managed, budget in rows]
+
+
+async def _slow(prompt: str, **kwargs: object) -> str:
+    await asyncio.sleep(0.05)
+    return "ok"
+
+
+def bench_concurrency(tasks: int = 1000) -> tuple[float, float]:
+    """Seconds for `tasks` concurrent 50 ms calls: bare gather vs through the manager."""
+    manager = LLMManager(enable_caching=False)
+    manager.register_model("slow", _slow)
+
+    async def bare() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(_slow(str(i)) for i in range(tasks)))
+        return time.perf_counter() - start
+
+    async def managed() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(manager.agenerate(str(i)) for i in range(tasks)))
+        return time.perf_counter() - start
+
+    base = through = float("inf")
+    for _ in range(3):  # alternate, so load changes hit both alike
+        base = min(base, asyncio.run(bare()))
+        through = min(through, asyncio.run(managed()))
+    return base, through
+
+
+def bench_import() -> tuple[float, float]:
+    """Seconds to start Python bare and to start it and import reliable_llm (best of 5)."""
+
+    def timed(code: str) -> float:
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    return timed("pass"), timed("import reliable_llm")
+
+
+def main() -> None:
+    """Print every core figure with its same-run baseline."""
+    print("core: overhead of LLMManager.generate over calling the model function directly")
+    print(f"  {'path':36} {'direct µs':>10} {'manager µs':>11} {'overhead µs':>12} {'budget':>7}")
+    for name, base, managed, budget in bench_sync():
+        overhead = managed - base
+        verdict = "ok" if overhead <= budget else "OVER"
+        print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}")
+    base, through = bench_concurrency()
+    print(
+        f"  1,000 concurrent agenerate (50 ms model): bare gather {base * 1000:.0f} ms, "
+        f"manager {through * 1000:.0f} ms, ratio {through / base:.3f}x (budget 1.20x)"
+    )
+    bare, imported = bench_import()
+    print(
+        f"  import reliable_llm: {(imported - bare) * 1000:.1f} ms over a bare interpreter start "
+        f"({bare * 1000:.0f} ms; budget 100 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Registered models and the route a request takes through them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reliable_llm._breaker import ModelBreaker
+from reliable_llm._callable import CallableProvider
+from reliable_llm._classify import ErrorClassifier
+from reliable_llm._errors import ConfigurationError, UnknownModelError
+from reliable_llm._policies import RetryPolicy
+from reliable_llm._provider import Provider
+
+__all__ = ["ModelEntry", "Registry", "as_provider", "check_chain"]
+
+
+@dataclass(slots=True, eq=False)
+class ModelEntry:
+    """A registered model: its provider, metadata, breaker and policies."""
+
+    name: str
+    provider: Provider
+    metadata: dict[str, Any]
+    breaker: ModelBreaker
+    retry: RetryPolicy
+    classifier: ErrorClassifier | None
+
+
+def as_provider(name: object, model: object) -> Provider:
+    """Validate a registration and return the model as a `Provider`.
+
+    Raises:
+        ConfigurationError: An empty name, or a model that is neither a Provider nor callable.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(f"model name must be a non-empty str, got {name!r}")
+    if isinstance(model, Provider):
+        return model
+    if callable(model):
+        return CallableProvider(model)
+    raise ConfigurationError(
+        f"model {name!r} must be a callable fn(prompt, **kwargs) -> str or a "
+        f"reliable_llm.Provider, got {type(model).__name__}"
+    )
+
+
+def check_chain(model_names: Sequence[str]) -> tuple[str, ...]:
+    """Validate a fallback chain's shape (not whether its models exist).
+
+    Raises:
+        ConfigurationError: A str instead of a list, an empty or non-str entry, or a repeat.
+    """
+    if isinstance(model_names, str):
+        raise ConfigurationError(
+            f"fallback chain must be a list of model names, got the str {model_names!r}; "
+            f"did you mean [{model_names!r}]?"
+        )
+    chain = tuple(model_names)
+    for name in chain:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"fallback chain entries must be model names, got {name!r}")
+    duplicates = sorted({n for n in chain if chain.count(n) > 1})
+    if duplicates:
+        raise ConfigurationError(
+            f"fallback chain lists {duplicates} more than once; each model is tried at most once"
+        )
+    return chain
+
+
+class Registry:
+    """Models by name, the active model and the fallback chain.
+
+    Writes take a lock and publish a new precomputed ``route`` tuple; requests read it
+    without locking.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.models: dict[str, ModelEntry] = {}
+        self.active: str | None = None
+        self.chain: tuple[str, ...] = ()
+        self.route: tuple[ModelEntry, ...] = ()
+
+    def add(self, entry: ModelEntry, replace: bool, on_added: Callable[[], None]) -> None:
+        """Register ``entry``; the first model registered becomes the active one.
+
+        Raises:
+            ConfigurationError: The name is taken and ``replace`` is False.
+        """
+        with self._lock:
+            if entry.name in self.models and not replace:
+                raise ConfigurationError(
+                    f"model {entry.name!r} is already registered; pass replace=True to replace it"
+                )
+            self.models[entry.name] = entry
+            on_added()
+            if self.active is None:
+                self.active = entry.name
+            self._rebuild()
+
+    def entry(self, name: str) -> ModelEntry:
+        """The entry registered as ``name``.
+
+        Raises:
+            UnknownModelError: No such model.
+        """
+        entry = self.models.get(name)
+        if entry is None:
+            raise UnknownModelError(name, list(self.models))
+        return entry
+
+    def set_active(self, name: str) -> None:
+        """Make ``name`` the first model of every route."""
+        with self._lock:
+            self.entry(name)
+            self.active = name
+            self._rebuild()
+
+    def set_chain(self, model_names: Sequence[str]) -> None:
+        """Set the fallback chain."""
+        chain = check_chain(model_names)
+        with self._lock:
+            for name in chain:
+                self.entry(name)
+            self.chain = chain
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        self.route = self.resolve(self.active, self.chain) if self.active else ()
+
+    def resolve(self, first: str, chain: Iterable[str]) -> tuple[ModelEntry, ...]:
+        """``first`` then ``chain``, each model once."""
+        entries = [self.entry(first)]
+        for name in chain:
+            entry = self.entry(name)
+            if entry not in entries:
+                entries.append(entry)
+        return tuple(entries)
+
+    def route_for(
+        self, model: str | None, fallback_chain: Sequence[str] | None
+    ) -> tuple[ModelEntry, ...]:
+        """The route of one request, with its per-call overrides.
+
+        Raises:
+            ConfigurationError: No active model and no ``model`` override.
+            UnknownModelError: An override names an unregistered model.
+        """
+        if model is None and fallback_chain is None and self.route:
+            return self.route
+        first = model if model is not None else self.active
+        if first is None:
+            raise ConfigurationError(
+                "no active model; register one with register_model() (the first one registered "
+                "becomes active), choose one with set_active_model(), or pass model="
+            )
+        chain = self.chain if fallback_chain is None else check_chain(fallback_chain)
+        return self.resolve(first, chain)

@@ -1,0 +1,80 @@
+"""Policies validate at construction; backoff stays within its bounds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reliable_llm import (
+    BreakerPolicy,
+    CachePolicy,
+    ConfigurationError,
+    RateLimitError,
+    RetryPolicy,
+    TimeoutPolicy,
+)
+from reliable_llm._decisions import next_step
+from reliable_llm._errors import FailureReason
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: RetryPolicy(max_retries=-1), "max_retries"),
+        (lambda: RetryPolicy(max_retries=1000), "max_retries"),
+        (lambda: RetryPolicy(max_retries=True), "max_retries"),
+        (lambda: RetryPolicy(initial_delay=-1), "initial_delay"),
+        (lambda: RetryPolicy(multiplier=0.5), "multiplier"),
+        (lambda: RetryPolicy(initial_delay=10, max_delay=1), "max_delay"),
+        (lambda: RetryPolicy(jitter=2), "jitter"),
+        (lambda: RetryPolicy(initial_delay=math.inf), "initial_delay"),
+        (lambda: BreakerPolicy(failure_threshold=0), "failure_threshold"),
+        (lambda: BreakerPolicy(recovery_timeout=0), "recovery_timeout"),
+        (lambda: CachePolicy(max_size=0), "max_size"),
+        (lambda: CachePolicy(ttl=-5), "ttl"),
+        (lambda: TimeoutPolicy(total=0), "total"),
+        (lambda: TimeoutPolicy(per_attempt=math.nan), "per_attempt"),
+    ],
+)
+def test_invalid_policy_values_raise(factory: object, message: str) -> None:
+    """Each invalid value raises a ConfigurationError naming the field."""
+    with pytest.raises(ConfigurationError, match=message):
+        factory()  # type: ignore[operator]
+
+
+def test_defaults_follow_the_seed() -> None:
+    """Defaults: 3 retries, 1 s doubling backoff, 5 failures open, 60 s recovery."""
+    retry, breaker = RetryPolicy(), BreakerPolicy()
+    assert [retry.backoff(n, 0.0) for n in range(3)] == [1.0, 2.0, 4.0]
+    assert (retry.max_retries, breaker.failure_threshold, breaker.recovery_timeout) == (3, 5, 60.0)
+
+
+@given(
+    st.integers(min_value=0, max_value=200),
+    st.floats(min_value=0, max_value=1, exclude_max=True),
+    st.floats(min_value=0.001, max_value=10),
+    st.floats(min_value=1, max_value=4),
+    st.floats(min_value=0, max_value=1),
+)
+def test_backoff_bounds(n: int, rand: float, initial: float, mult: float, jitter: float) -> None:
+    """Property: a wait is never above max_delay nor below (1 - jitter) of the capped base."""
+    policy = RetryPolicy(initial_delay=initial, multiplier=mult, max_delay=30, jitter=jitter)
+    base = min(30.0, initial * mult ** min(n, 64))
+    delay = policy.backoff(n, rand)
+    assert base * (1 - jitter) - 1e-9 <= delay <= base + 1e-9 <= 30 + 1e-9
+
+
+@given(st.integers(min_value=1, max_value=10), st.floats(min_value=0, max_value=100))
+def test_retries_are_bounded(attempt: int, time_left: float) -> None:
+    """Property: past max_retries the decision is always to stop."""
+    policy = RetryPolicy(max_retries=3)
+    step = next_step(policy, attempt, RateLimitError("x"), time_left, True, 0.5)
+    if attempt > 3:
+        assert step is FailureReason.RETRIES_EXHAUSTED
+    else:
+        assert isinstance(step, float) or step is FailureReason.DEADLINE_EXCEEDED
+        if isinstance(step, float):
+            assert step < time_left

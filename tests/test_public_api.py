@@ -1,0 +1,115 @@
+"""The curated public surface, the import cost and the layering rule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import reliable_llm
+import reliable_llm.testing
+
+PUBLIC = [
+    "AllModelsFailedError",
+    "Attempt",
+    "AuthenticationError",
+    "BreakerPolicy",
+    "BreakerState",
+    "CacheBackend",
+    "CacheKeyError",
+    "CachePolicy",
+    "CallableProvider",
+    "ChatRequest",
+    "ChatResponse",
+    "CircuitOpenError",
+    "Clock",
+    "ConfigurationError",
+    "ContentPolicyError",
+    "ContextWindowExceededError",
+    "ErrorClassifier",
+    "FailureReason",
+    "InMemoryCache",
+    "InvalidRequestError",
+    "LLMManager",
+    "Message",
+    "MetricsHistory",
+    "MetricsSnapshot",
+    "ModelFailure",
+    "ModelNotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "Provider",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "ProviderUnavailableError",
+    "RateLimitError",
+    "ReliableLLMError",
+    "RequestRejectedError",
+    "RetryPolicy",
+    "ServerError",
+    "StreamAccumulator",
+    "StreamChunk",
+    "StreamInterruptedError",
+    "SystemClock",
+    "TimeoutPolicy",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "TransientError",
+    "UnknownModelError",
+    "Usage",
+    "__version__",
+    "cache_key",
+    "response_to_chunks",
+]
+
+
+def test_all_is_sorted_and_pinned() -> None:
+    """__all__ is sorted, every name exists, and nothing public is added by accident."""
+    assert reliable_llm.__all__ == sorted(reliable_llm.__all__)
+    for name in reliable_llm.__all__:
+        assert hasattr(reliable_llm, name), name
+    assert reliable_llm.__all__ == PUBLIC
+
+
+def test_testing_kit_surface() -> None:
+    """The testing kit exports the scripted model and fake clock."""
+    assert reliable_llm.testing.__all__ == ["FakeClock", "Reply", "ScriptedModel", "StreamBreak"]
+
+
+def test_import_loads_no_sdk_or_framework() -> None:
+    """`import reliable_llm` imports no provider SDK and no framework."""
+    code = (
+        "import sys, reliable_llm, reliable_llm.testing;"
+        "bad = [m for m in ('openai', 'anthropic', 'httpx', 'langchain_core', 'llama_index',"
+        " 'pydantic') if m in sys.modules];"
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_core_source_never_names_the_frameworks() -> None:
+    """No module of the core package imports langchain or llama_index."""
+    from pathlib import Path
+
+    root = Path(reliable_llm.__file__).parent
+    offenders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if any(
+            line.lstrip().startswith(
+                ("import langchain", "from langchain", "import llama_index", "from llama_index")
+            )
+            for line in p.read_text().splitlines()
+        )
+    ]
+    assert offenders == []
+
+
+def test_cli_help_and_unknown_command() -> None:
+    """The command line prints usage and rejects unknown commands."""
+    from reliable_llm.__main__ import main
+
+    assert main(["--help"]) == 0
+    assert main(["nonsense"]) == 2

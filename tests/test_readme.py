@@ -1,0 +1,26 @@
+"""The README's first example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from reliable_llm.testing import FakeClock
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_readme_example_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The quick-start falls back, then serves the repeat from the cache."""
+    monkeypatch.setattr("reliable_llm._manager.SystemClock", FakeClock)  # no real backoff sleeps
+    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    exec(compile(code, str(README), "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Paris. (asked: Capital of France?)"
+    assert lines[1] == "True"
+    assert "'failure_count': 3" in lines[2]
+    assert "'gpt-4o->claude': 1" in lines[3]

@@ -25,6 +25,7 @@ from llama_index.llms.reliable import LlamaIndexLLMProvider, ReliableLLM, classi
 from reliable_llm import (
     AllModelsFailedError,
     AuthenticationError,
+    ConfigurationError,
     ContentPolicyError,
     ContextWindowExceededError,
     InvalidRequestError,
@@ -215,6 +216,19 @@ def test_wrapped_errors_are_retried_and_keep_their_cause(clock: FakeClock) -> No
     assert (last.status_code, last.retry_after, last.request_id) == (429, 2.0, "req_123")
     assert last.__cause__ is errors[-1]
     assert clock.sleeps[:2] == [2.0, 2.0]
+
+
+def test_configuration_errors_pass_through(clock: FakeClock) -> None:
+    """A ConfigurationError from the wrapped LLM reaches the caller without retry or fallback."""
+    failing = FailingLLM(errors=[ConfigurationError("no API key configured")])
+    backup = ScriptedModel(default="fine")
+    manager = LLMManager(max_retries=2, clock=clock)
+    manager.register_model("li", LlamaIndexLLMProvider(failing))
+    manager.register_model("backup", backup)
+    manager.set_fallback_chain(["backup"])
+    with pytest.raises(ConfigurationError, match="no API key"):
+        manager.chat("x")
+    assert (failing.calls, backup.call_count) == (1, 0)
 
 
 def test_stream_errors_are_classified(clock: FakeClock) -> None:

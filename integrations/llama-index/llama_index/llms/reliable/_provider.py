@@ -18,6 +18,7 @@ from llama_index.llms.reliable._errors import classify_llm_error
 from reliable_llm import (
     ChatRequest,
     ChatResponse,
+    ConfigurationError,
     InvalidRequestError,
     Provider,
     StreamChunk,
@@ -71,7 +72,8 @@ class LlamaIndexLLMProvider(Provider):
     Requests are converted to `ChatMessage`s; tools go through the LLM's own
     ``chat_with_tools`` when it is a function-calling LLM. Sync, async and streaming calls use
     the LLM's native methods. Exceptions are translated once by their HTTP status (see
-    `classify_llm_error`) and raised ``from`` the original. Turn off the wrapped LLM's own
+    `classify_llm_error`) and raised ``from`` the original; a `ConfigurationError` (from a
+    nested reliable-llm LLM, say) passes through unchanged. Turn off the wrapped LLM's own
     retries (``max_retries=0`` on most integrations) so that only the manager retries.
 
     Args:
@@ -187,6 +189,8 @@ class LlamaIndexLLMProvider(Provider):
                 )
             else:
                 response = self.llm.chat(messages, **kwargs)
+        except ConfigurationError:
+            raise
         except Exception as exc:
             raise classify_llm_error(exc, provider=self.provider_name) from exc
         return self._response(response, bool(tools))
@@ -206,6 +210,8 @@ class LlamaIndexLLMProvider(Provider):
                     )
                 else:
                     response = await self.llm.achat(messages, **kwargs)
+        except ConfigurationError:
+            raise
         except Exception as exc:
             raise classify_llm_error(exc, provider=self.provider_name) from exc
         return self._response(response, bool(tools))
@@ -239,6 +245,8 @@ class LlamaIndexLLMProvider(Provider):
                 sent += len(delta)
                 if delta:
                     yield StreamChunk(text=delta)
+        except ConfigurationError:
+            raise
         except Exception as exc:
             raise classify_llm_error(exc, provider=self.provider_name) from exc
         yield self._last_chunk(last, bool(tools))
@@ -271,6 +279,8 @@ class LlamaIndexLLMProvider(Provider):
                 sent += len(delta)
                 if delta:
                     yield StreamChunk(text=delta)
+        except ConfigurationError:
+            raise
         except Exception as exc:
             raise classify_llm_error(exc, provider=self.provider_name) from exc
         yield self._last_chunk(last, bool(tools))

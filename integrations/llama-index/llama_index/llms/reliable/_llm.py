@@ -13,38 +13,34 @@ from llama_index.core.base.llms.types import (
     CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
-    MessageRole,
-    ToolCallBlock,
 )
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
-from llama_index.core.llms.llm import LLM, ToolSelection
+from llama_index.core.llms.llm import ToolSelection
 from llama_index.llms.reliable._convert import (
     from_li_messages,
-    from_li_tool,
     response_info,
     to_li_response,
     tool_selections,
 )
+from llama_index.llms.reliable._core import Core, build_core
 from llama_index.llms.reliable._events import install_event_bridge
 from llama_index.llms.reliable._metadata import model_metadata
-from llama_index.llms.reliable._provider import LlamaIndexLLMProvider
 from llama_index.llms.reliable._stream import StreamTranslator
+from llama_index.llms.reliable._tools import chat_kwargs_with_tools, keep_first_tool_call
 
 from reliable_llm import (
     BreakerPolicy,
     CachePolicy,
     ChatResponse,
     Clock,
-    ConfigurationError,
     LLMManager,
     Message,
     RetryPolicy,
     StreamChunk,
     TimeoutPolicy,
-    UnknownModelError,
 )
 
 if TYPE_CHECKING:
@@ -57,18 +53,6 @@ def _completion(response: ChatResponse) -> CompletionResponse:
     return CompletionResponse(
         text=response.text, raw=response.to_dict(), additional_kwargs=response_info(response)
     )
-
-
-class _Core:
-    """The manager and caches behind a `ReliableLLM` (kept outside pydantic's fields)."""
-
-    __slots__ = ("manager", "metadata", "payloads", "per_call_route")
-
-    def __init__(self, manager: LLMManager, *, per_call_route: bool) -> None:
-        self.manager = manager
-        self.per_call_route = per_call_route
-        self.metadata: dict[tuple[str, int | None], LLMMetadata] = {}
-        self.payloads: dict[tuple[str, int | None], dict[str, Any]] = {}
 
 
 class ReliableLLM(FunctionCallingLLM):
@@ -130,7 +114,7 @@ class ReliableLLM(FunctionCallingLLM):
 
     # One private attribute: pydantic resolves each private attribute through __getattr__,
     # which shows up in the per-call overhead.
-    _core: _Core = PrivateAttr()
+    _core: Core = PrivateAttr()
 
     def __init__(
         self,
@@ -164,25 +148,7 @@ class ReliableLLM(FunctionCallingLLM):
         }
         chain = None if fallbacks is None else list(fallbacks)
         super().__init__(model=model, fallbacks=chain, **kwargs)
-        if (manager is None) == (models is None):
-            raise ConfigurationError(
-                "pass either manager=LLMManager(...) or models={name: model, ...}, not both"
-            )
-        if manager is not None:
-            if options or model_metadata:
-                raise ConfigurationError(
-                    f"{sorted([*options, *(['model_metadata'] if model_metadata else [])])} "
-                    "configure a new manager; set them on the manager you pass instead"
-                )
-            self._core = _Core(manager, per_call_route=model is not None or chain is not None)
-            registered = manager.list_models()
-            for name in [*([model] if model else []), *(chain or [])]:
-                if name not in registered:
-                    raise UnknownModelError(name, registered)
-        else:
-            assert models is not None
-            built = _build_manager(models, model_metadata or {}, model, chain, options)
-            self._core = _Core(built, per_call_route=False)
+        self._core = build_core(manager, models, model_metadata, model, chain, options)
         install_event_bridge(self._core.manager)
 
     @classmethod
@@ -195,7 +161,7 @@ class ReliableLLM(FunctionCallingLLM):
         """The manager serving this LLM (metrics, breakers, cache, models)."""
         return self._core.manager
 
-    def _metadata_key(self, core: _Core) -> tuple[str, int | None] | None:
+    def _metadata_key(self, core: Core) -> tuple[str, int | None] | None:
         name = self.model if core.per_call_route and self.model else core.manager.active_model
         return None if name is None else (name, self.max_tokens)
 
@@ -234,7 +200,7 @@ class ReliableLLM(FunctionCallingLLM):
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _params(self, kwargs: Mapping[str, Any], core: _Core) -> dict[str, Any]:
+    def _params(self, kwargs: Mapping[str, Any], core: Core) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if self.temperature is not None:
             params["temperature"] = self.temperature
@@ -386,24 +352,10 @@ class ReliableLLM(FunctionCallingLLM):
         tool_choice: str | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """The ``chat`` arguments that offer ``tools`` to the model.
-
-        ``tool_choice`` (a tool name, ``"auto"``, ``"none"``, ``"required"`` or an OpenAI
-        dict) wins over ``tool_required``.
-        """
-        messages = list(chat_history or [])
-        if isinstance(user_msg, str):
-            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
-        elif user_msg is not None:
-            messages.append(user_msg)
-        prepared: dict[str, Any] = {"messages": messages, **kwargs}
-        if tools:
-            prepared["tools"] = [from_li_tool(t) for t in tools]
-            if tool_choice is not None:
-                prepared["tool_choice"] = tool_choice
-            elif tool_required:
-                prepared["tool_choice"] = "required"
-        return prepared
+        """The ``chat`` arguments that offer ``tools`` (see `chat_kwargs_with_tools`)."""
+        return chat_kwargs_with_tools(
+            tools, user_msg, chat_history, tool_required, tool_choice, kwargs
+        )
 
     def _validate_chat_with_tools_response(
         self,
@@ -413,15 +365,7 @@ class ReliableLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> LIChatResponse:
         """Keep only the first tool call unless parallel calls are allowed."""
-        if allow_parallel_tool_calls:
-            return response
-        blocks = response.message.blocks
-        calls = [b for b in blocks if isinstance(b, ToolCallBlock)]
-        if len(calls) > 1:
-            response.message.blocks = [
-                b for b in blocks if not isinstance(b, ToolCallBlock) or b is calls[0]
-            ]
-        return response
+        return response if allow_parallel_tool_calls else keep_first_tool_call(response)
 
     def get_tool_calls_from_response(
         self,
@@ -441,26 +385,3 @@ class ReliableLLM(FunctionCallingLLM):
 
     def __repr__(self) -> str:
         return f"ReliableLLM(model={self.metadata.model_name!r}, manager={self._core.manager!r})"
-
-
-def _build_manager(
-    models: Mapping[str, Any],
-    metadata: Mapping[str, Mapping[str, Any]],
-    model: str | None,
-    fallbacks: list[str] | None,
-    options: Mapping[str, Any],
-) -> LLMManager:
-    if not models:
-        raise ConfigurationError("models must name at least one model")
-    unknown = sorted(set(metadata) - set(models))
-    if unknown:
-        raise ConfigurationError(f"model_metadata names models that are not in models: {unknown}")
-    manager = LLMManager(**options)
-    for name, value in models.items():
-        provider = LlamaIndexLLMProvider(value) if isinstance(value, LLM) else value
-        manager.register_model(name, provider, metadata.get(name))
-    if model is not None:
-        manager.set_active_model(model)
-    if fallbacks is not None:
-        manager.set_fallback_chain(fallbacks)
-    return manager

@@ -126,7 +126,7 @@ async def test_async_calls_do_not_block_the_event_loop() -> None:
 
 
 def test_one_llm_event_per_logical_call(clock: FakeClock, recorder: Any) -> None:
-    """complete() is one completion call for LlamaIndex, even after retries and a fallback."""
+    """Each call, streamed or not, is one LLM call for LlamaIndex despite retries and fallback."""
     llm = make_llm(clock)
     llm.complete("hello")
     assert len(recorder.of("LLMCompletionStartEvent")) == 1
@@ -135,6 +135,13 @@ def test_one_llm_event_per_logical_call(clock: FakeClock, recorder: Any) -> None
     llm.chat(user("hello again"))
     assert len(recorder.of("LLMChatStartEvent")) == 1
     assert len(recorder.of("LLMChatEndEvent")) == 1
+    list(llm.stream_chat(user("and streaming")))
+    assert len(recorder.of("LLMChatStartEvent")) == 2
+    assert len(recorder.of("LLMChatEndEvent")) == 2
+    assert len(recorder.of("LLMChatInProgressEvent")) > 1
+    list(llm.stream_complete("streamed completion"))
+    assert len(recorder.of("LLMCompletionStartEvent")) == 2
+    assert len(recorder.of("LLMChatStartEvent")) == 2
 
 
 def test_retries_fallbacks_and_breaker_are_instrumentation_events(

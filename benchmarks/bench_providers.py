@@ -12,6 +12,8 @@ Ratios (``run()`` returns them as ``(label, value)`` pairs):
     async latency: the same for ``achat`` (target <= 1.05).
     throughput: manager throughput / bare ``AsyncOpenAI`` throughput with 100 concurrent
         requests (target >= 0.95).
+    client CPU: the same comparisons in CPU seconds of this process (the server is a child
+        process), which machine load disturbs far less than wall time.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ WARMUP = 2
 SYNC = "sync chat latency, manager / bare openai.OpenAI (target <= 1.05)"
 ASYNC = "async achat latency, manager / bare openai.AsyncOpenAI (target <= 1.05)"
 THROUGHPUT = "throughput at 100 concurrent, manager / bare AsyncOpenAI (target >= 0.95)"
+SYNC_CPU = "sync chat client CPU, manager / bare"
+ASYNC_CPU = "async achat client CPU, manager / bare"
+THROUGHPUT_CPU = "client CPU at 100 concurrent, manager / bare"
 
 
 def _manager(provider: OpenAIProvider) -> LLMManager:
@@ -46,33 +51,55 @@ def _manager(provider: OpenAIProvider) -> LLMManager:
     return manager
 
 
-def _alternate(bare: Callable[[], object], managed: Callable[[], object], pairs: int) -> float:
-    """Best managed block time / best bare block time, blocks alternating."""
-    bare_times: list[float] = []
-    managed_times: list[float] = []
+class _Timings:
+    """Wall and client-CPU seconds of alternating blocks; ratios of the best blocks."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, list[float]] = {"bare": [], "managed": []}
+        self.cpu: dict[str, list[float]] = {"bare": [], "managed": []}
+
+    def add(self, side: str, wall: float, cpu: float) -> None:
+        self.wall[side].append(wall)
+        self.cpu[side].append(cpu)
+
+    def ratios(self) -> tuple[float, float]:
+        """(managed / bare wall time, managed / bare client CPU time), best blocks."""
+        wall = min(self.wall["managed"]) / min(self.wall["bare"])
+        cpu = min(self.cpu["managed"]) / min(self.cpu["bare"])
+        return wall, cpu
+
+
+def _order(i: int) -> tuple[str, str]:
+    # Alternate who goes first, so neither side always follows the other.
+    return ("bare", "managed") if i % 2 else ("managed", "bare")
+
+
+def _alternate(
+    bare: Callable[[], object], managed: Callable[[], object], pairs: int
+) -> tuple[float, float]:
+    """Wall and CPU ratios of alternating blocks (see `_Timings.ratios`)."""
+    sides = {"bare": bare, "managed": managed}
+    timings = _Timings()
     for i in range(pairs):
-        # Alternate who goes first, so neither side always follows the other.
-        order = ((bare, bare_times), (managed, managed_times))
-        for fn, times in order if i % 2 else order[::-1]:
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-    return min(managed_times) / min(bare_times)
+        for side in _order(i):
+            wall, cpu = time.perf_counter(), time.process_time()
+            sides[side]()
+            timings.add(side, time.perf_counter() - wall, time.process_time() - cpu)
+    return timings.ratios()
 
 
 async def _aalternate(
     bare: Callable[[], Awaitable[object]], managed: Callable[[], Awaitable[object]], pairs: int
-) -> float:
+) -> tuple[float, float]:
     """Async twin of `_alternate`."""
-    bare_times: list[float] = []
-    managed_times: list[float] = []
+    sides = {"bare": bare, "managed": managed}
+    timings = _Timings()
     for i in range(pairs):
-        order = ((bare, bare_times), (managed, managed_times))
-        for fn, times in order if i % 2 else order[::-1]:
-            started = time.perf_counter()
-            await fn()
-            times.append(time.perf_counter() - started)
-    return min(managed_times) / min(bare_times)
+        for side in _order(i):
+            wall, cpu = time.perf_counter(), time.process_time()
+            await sides[side]()
+            timings.add(side, time.perf_counter() - wall, time.process_time() - cpu)
+    return timings.ratios()
 
 
 @contextlib.contextmanager
@@ -88,7 +115,7 @@ def _fake_server() -> Iterator[str]:
         child.wait(timeout=10)
 
 
-def _bench_sync(base_url: str) -> float:
+def _bench_sync(base_url: str) -> tuple[float, float]:
     bare = openai.OpenAI(api_key="sk-bench", base_url=base_url, max_retries=0)
     provider = OpenAIProvider(MODEL, api_key="sk-bench", base_url=base_url)
     manager = _manager(provider)
@@ -102,13 +129,13 @@ def _bench_sync(base_url: str) -> float:
             manager.chat(MESSAGES)
 
     _alternate(bare_block, managed_block, WARMUP)
-    ratio = _alternate(bare_block, managed_block, BLOCK_PAIRS)
+    ratios = _alternate(bare_block, managed_block, BLOCK_PAIRS)
     bare.close()
     provider.close()
-    return ratio
+    return ratios
 
 
-async def _bench_async(base_url: str) -> tuple[float, float]:
+async def _bench_async(base_url: str) -> tuple[tuple[float, float], tuple[float, float]]:
     bare = openai.AsyncOpenAI(api_key="sk-bench", base_url=base_url, max_retries=0)
     provider = OpenAIProvider(MODEL, api_key="sk-bench", base_url=base_url)
     manager = _manager(provider)
@@ -135,20 +162,27 @@ async def _bench_async(base_url: str) -> tuple[float, float]:
 
     await _aalternate(bare_block, managed_block, WARMUP)
     await _aalternate(bare_batch, managed_batch, WARMUP)
-    overhead = await _aalternate(bare_block, managed_block, BLOCK_PAIRS)
-    # Same work per batch, so throughput ratio = bare batch time / managed batch time.
-    throughput = 1.0 / await _aalternate(bare_batch, managed_batch, BATCH_PAIRS)
+    sequential = await _aalternate(bare_block, managed_block, BLOCK_PAIRS)
+    concurrent = await _aalternate(bare_batch, managed_batch, BATCH_PAIRS)
     await bare.close()
     await provider.aclose()
-    return overhead, throughput
+    return sequential, concurrent
 
 
 def run() -> list[tuple[str, float]]:
     """Measure and return ``[(name, ratio), ...]`` (see the module docstring)."""
     with _fake_server() as base_url:
-        sync_overhead = _bench_sync(base_url)
-        async_overhead, async_throughput = asyncio.run(_bench_async(base_url))
-    return [(SYNC, sync_overhead), (ASYNC, async_overhead), (THROUGHPUT, async_throughput)]
+        sync_wall, sync_cpu = _bench_sync(base_url)
+        (async_wall, async_cpu), (batch_wall, batch_cpu) = asyncio.run(_bench_async(base_url))
+    return [
+        (SYNC, sync_wall),
+        (SYNC_CPU, sync_cpu),
+        (ASYNC, async_wall),
+        (ASYNC_CPU, async_cpu),
+        # Same work per batch, so throughput ratio = bare batch time / managed batch time.
+        (THROUGHPUT, 1.0 / batch_wall),
+        (THROUGHPUT_CPU, batch_cpu),
+    ]
 
 
 if __name__ == "__main__":

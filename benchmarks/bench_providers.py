@@ -2,37 +2,47 @@
 
 Both sides talk to the same local `FakeLLMServer` in the same run, with caching off, so the
 ratios isolate what reliable-llm adds (request building, breaker, retry bookkeeping, metrics,
-response translation). Calls (or batches) alternate between the two sides and each side's
-median counts, so machine noise and drift hit both alike.
+response translation). Blocks of calls (or concurrent batches) alternate between the two
+sides and each side's best block counts, as in ``bench_core``, so load spikes on a shared
+machine hit both alike and drop out. The server runs in a child process: in-process, its
+thread would compete with the client for the GIL and blur the comparison.
 
-Ratios (``run()`` returns them as ``(name, value)`` pairs):
-    sync_overhead: median manager ``chat`` latency / median bare SDK latency (target <= 1.05).
-    async_overhead: the same for ``achat`` (target <= 1.05).
-    async_throughput_100: manager throughput / bare ``AsyncOpenAI`` throughput with 100
-        concurrent requests (target >= 0.95).
+Ratios (``run()`` returns them as ``(label, value)`` pairs):
+    sync latency: manager ``chat`` time / bare SDK time per call (target <= 1.05).
+    async latency: the same for ``achat`` (target <= 1.05).
+    throughput: manager throughput / bare ``AsyncOpenAI`` throughput with 100 concurrent
+        requests (target >= 0.95).
+    client CPU: the same comparisons in CPU seconds of this process (the server is a child
+        process), which machine load disturbs far less than wall time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import statistics
+import contextlib
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import openai
 
 from reliable_llm import LLMManager
 from reliable_llm.providers import OpenAIProvider
-from reliable_llm.testing.fake_server import FakeLLMServer
 
 MODEL = "bench-model"
 MESSAGES = [{"role": "user", "content": "Say ok."}]
-SEQUENTIAL_PAIRS = 400
+BLOCK = 20
+BLOCK_PAIRS = 25
 CONCURRENCY = 100
-CONCURRENT_PAIRS = 20
-WARMUP = 30
-TARGETS = {"sync_overhead": "<= 1.05", "async_overhead": "<= 1.05"}
-TARGETS["async_throughput_100"] = ">= 0.95"
+BATCH_PAIRS = 20
+WARMUP = 2
+SYNC = "sync chat latency, manager / bare openai.OpenAI (target <= 1.05)"
+ASYNC = "async achat latency, manager / bare openai.AsyncOpenAI (target <= 1.05)"
+THROUGHPUT = "throughput at 100 concurrent, manager / bare AsyncOpenAI (target >= 0.95)"
+SYNC_CPU = "sync chat client CPU, manager / bare"
+ASYNC_CPU = "async achat client CPU, manager / bare"
+THROUGHPUT_CPU = "client CPU at 100 concurrent, manager / bare"
 
 
 def _manager(provider: OpenAIProvider) -> LLMManager:
@@ -41,56 +51,93 @@ def _manager(provider: OpenAIProvider) -> LLMManager:
     return manager
 
 
-def _alternate(bare: Callable[[], object], managed: Callable[[], object], pairs: int) -> float:
-    """Median managed time / median bare time over alternating calls."""
-    bare_times: list[float] = []
-    managed_times: list[float] = []
+class _Timings:
+    """Wall and client-CPU seconds of alternating blocks; ratios of the best blocks."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, list[float]] = {"bare": [], "managed": []}
+        self.cpu: dict[str, list[float]] = {"bare": [], "managed": []}
+
+    def add(self, side: str, wall: float, cpu: float) -> None:
+        self.wall[side].append(wall)
+        self.cpu[side].append(cpu)
+
+    def ratios(self) -> tuple[float, float]:
+        """(managed / bare wall time, managed / bare client CPU time), best blocks."""
+        wall = min(self.wall["managed"]) / min(self.wall["bare"])
+        cpu = min(self.cpu["managed"]) / min(self.cpu["bare"])
+        return wall, cpu
+
+
+def _order(i: int) -> tuple[str, str]:
+    # Alternate who goes first, so neither side always follows the other.
+    return ("bare", "managed") if i % 2 else ("managed", "bare")
+
+
+def _alternate(
+    bare: Callable[[], object], managed: Callable[[], object], pairs: int
+) -> tuple[float, float]:
+    """Wall and CPU ratios of alternating blocks (see `_Timings.ratios`)."""
+    sides = {"bare": bare, "managed": managed}
+    timings = _Timings()
     for i in range(pairs):
-        # Alternate who goes first, so neither side always runs on a warmed-up connection.
-        order = ((bare, bare_times), (managed, managed_times))
-        for fn, times in order if i % 2 else order[::-1]:
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-    return statistics.median(managed_times) / statistics.median(bare_times)
+        for side in _order(i):
+            wall, cpu = time.perf_counter(), time.process_time()
+            sides[side]()
+            timings.add(side, time.perf_counter() - wall, time.process_time() - cpu)
+    return timings.ratios()
 
 
 async def _aalternate(
     bare: Callable[[], Awaitable[object]], managed: Callable[[], Awaitable[object]], pairs: int
-) -> float:
+) -> tuple[float, float]:
     """Async twin of `_alternate`."""
-    bare_times: list[float] = []
-    managed_times: list[float] = []
+    sides = {"bare": bare, "managed": managed}
+    timings = _Timings()
     for i in range(pairs):
-        order = ((bare, bare_times), (managed, managed_times))
-        for fn, times in order if i % 2 else order[::-1]:
-            started = time.perf_counter()
-            await fn()
-            times.append(time.perf_counter() - started)
-    return statistics.median(managed_times) / statistics.median(bare_times)
+        for side in _order(i):
+            wall, cpu = time.perf_counter(), time.process_time()
+            await sides[side]()
+            timings.add(side, time.perf_counter() - wall, time.process_time() - cpu)
+    return timings.ratios()
 
 
-def _bench_sync(server: FakeLLMServer) -> float:
-    bare = openai.OpenAI(api_key="sk-bench", base_url=server.openai_base_url, max_retries=0)
-    provider = OpenAIProvider(MODEL, api_key="sk-bench", base_url=server.openai_base_url)
+@contextlib.contextmanager
+def _fake_server() -> Iterator[str]:
+    """Run the fake server in a child process; yield its OpenAI base URL."""
+    command = [sys.executable, "-m", "reliable_llm.testing.fake_server", "--reply", "ok"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert child.stdout is not None
+        yield child.stdout.readline().strip() + "/v1"
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def _bench_sync(base_url: str) -> tuple[float, float]:
+    bare = openai.OpenAI(api_key="sk-bench", base_url=base_url, max_retries=0)
+    provider = OpenAIProvider(MODEL, api_key="sk-bench", base_url=base_url)
     manager = _manager(provider)
 
-    def bare_call() -> object:
-        return bare.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+    def bare_block() -> None:
+        for _ in range(BLOCK):
+            bare.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
 
-    def managed_call() -> object:
-        return manager.chat(MESSAGES)
+    def managed_block() -> None:
+        for _ in range(BLOCK):
+            manager.chat(MESSAGES)
 
-    _alternate(bare_call, managed_call, WARMUP)
-    ratio = _alternate(bare_call, managed_call, SEQUENTIAL_PAIRS)
+    _alternate(bare_block, managed_block, WARMUP)
+    ratios = _alternate(bare_block, managed_block, BLOCK_PAIRS)
     bare.close()
     provider.close()
-    return ratio
+    return ratios
 
 
-async def _bench_async(server: FakeLLMServer) -> tuple[float, float]:
-    bare = openai.AsyncOpenAI(api_key="sk-bench", base_url=server.openai_base_url, max_retries=0)
-    provider = OpenAIProvider(MODEL, api_key="sk-bench", base_url=server.openai_base_url)
+async def _bench_async(base_url: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    bare = openai.AsyncOpenAI(api_key="sk-bench", base_url=base_url, max_retries=0)
+    provider = OpenAIProvider(MODEL, api_key="sk-bench", base_url=base_url)
     manager = _manager(provider)
 
     async def bare_call() -> object:
@@ -99,34 +146,45 @@ async def _bench_async(server: FakeLLMServer) -> tuple[float, float]:
     async def managed_call() -> object:
         return await manager.achat(MESSAGES)
 
+    async def bare_block() -> None:
+        for _ in range(BLOCK):
+            await bare_call()
+
+    async def managed_block() -> None:
+        for _ in range(BLOCK):
+            await managed_call()
+
     async def bare_batch() -> object:
         return await asyncio.gather(*(bare_call() for _ in range(CONCURRENCY)))
 
     async def managed_batch() -> object:
         return await asyncio.gather(*(managed_call() for _ in range(CONCURRENCY)))
 
-    await _aalternate(bare_call, managed_call, WARMUP)
-    await _aalternate(bare_batch, managed_batch, 2)
-    overhead = await _aalternate(bare_call, managed_call, SEQUENTIAL_PAIRS)
-    # Same work per batch, so throughput ratio = bare batch time / managed batch time.
-    throughput = 1.0 / await _aalternate(bare_batch, managed_batch, CONCURRENT_PAIRS)
+    await _aalternate(bare_block, managed_block, WARMUP)
+    await _aalternate(bare_batch, managed_batch, WARMUP)
+    sequential = await _aalternate(bare_block, managed_block, BLOCK_PAIRS)
+    concurrent = await _aalternate(bare_batch, managed_batch, BATCH_PAIRS)
     await bare.close()
     await provider.aclose()
-    return overhead, throughput
+    return sequential, concurrent
 
 
 def run() -> list[tuple[str, float]]:
     """Measure and return ``[(name, ratio), ...]`` (see the module docstring)."""
-    with FakeLLMServer() as server:
-        sync_overhead = _bench_sync(server)
-        async_overhead, async_throughput = asyncio.run(_bench_async(server))
+    with _fake_server() as base_url:
+        sync_wall, sync_cpu = _bench_sync(base_url)
+        (async_wall, async_cpu), (batch_wall, batch_cpu) = asyncio.run(_bench_async(base_url))
     return [
-        ("sync_overhead", sync_overhead),
-        ("async_overhead", async_overhead),
-        ("async_throughput_100", async_throughput),
+        (SYNC, sync_wall),
+        (SYNC_CPU, sync_cpu),
+        (ASYNC, async_wall),
+        (ASYNC_CPU, async_cpu),
+        # Same work per batch, so throughput ratio = bare batch time / managed batch time.
+        (THROUGHPUT, 1.0 / batch_wall),
+        (THROUGHPUT_CPU, batch_cpu),
     ]
 
 
 if __name__ == "__main__":
-    for name, value in run():
-        print(f"{name:24s} {value:6.3f}x   (target {TARGETS[name]})")
+    for label, value in run():
+        print(f"{label:76} {value:6.3f}x")

@@ -68,6 +68,7 @@ class SDKProvider(Provider):
         self._sdk: ModuleType | None = None
         self._client: Any = _without_retries(client)
         self._async_client: Any = _without_retries(async_client)
+        self._last_timeout: tuple[float | None, Any] | None = None
 
     # -- lazy setup ----------------------------------------------------------------------------
 
@@ -124,10 +125,17 @@ class SDKProvider(Provider):
 
     def _call_timeout(self, timeout: float | None) -> Any:
         """The SDK timeout of one call: the manager's budget, connect capped by ours."""
+        cached = self._last_timeout
+        if cached is not None and cached[0] == timeout:
+            return cached[1]
         sdk = self._load()
         if timeout is None:
-            return self._client_timeout(sdk)
-        return sdk.Timeout(timeout, connect=min(self.connect_timeout, timeout))
+            value = self._client_timeout(sdk)
+        else:
+            value = sdk.Timeout(timeout, connect=min(self.connect_timeout, timeout))
+        # Most calls get the same per-attempt budget; reuse its (immutable) Timeout.
+        self._last_timeout = (timeout, value)
+        return value
 
     def _translate(self, exc: BaseException) -> ProviderError | None:
         """Our error for ``exc`` (raise it ``from exc``), or None for a foreign exception."""

@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from types import ModuleType
 from typing import Any, ClassVar
 
-from reliable_llm._errors import ProviderConnectionError
-from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk, Usage
+from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk
 from reliable_llm.providers import _openai_wire as wire
 from reliable_llm.providers._base import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -21,34 +20,6 @@ __all__ = ["NO_KEY", "OpenAIProvider"]
 
 #: The key sent to endpoints that need none (local servers).
 NO_KEY = "no-key-required"
-
-
-class _StreamEnd:
-    """Watches a chunk stream for its finish reason and usage; builds the closing chunk."""
-
-    __slots__ = ("finish", "usage")
-
-    def __init__(self) -> None:
-        self.finish: str | None = None
-        self.usage: Usage | None = None
-
-    def feed(self, chunk: Any) -> StreamChunk | None:
-        content, finish, usage = wire.chunk_parts(chunk)
-        if finish is not None:
-            self.finish = finish
-        if usage is not None:
-            self.usage = usage
-        return content
-
-    def closing_chunk(self) -> StreamChunk:
-        """The last chunk, with finish reason and usage.
-
-        Raises:
-            ProviderConnectionError: The stream ended without a finish reason (cut off).
-        """
-        if self.finish is None:
-            raise ProviderConnectionError("the response stream ended before the answer finished")
-        return StreamChunk(finish_reason=wire.finish_reason(self.finish), usage=self.usage)
 
 
 class OpenAIProvider(SDKProvider):
@@ -191,7 +162,7 @@ class OpenAIProvider(SDKProvider):
         try:
             create = self.sync_client().chat.completions.create
             stream = create(**fit_to_signature(create, self._stream_params(request, timeout)))
-            end = _StreamEnd()
+            end = wire.StreamState()
             for chunk in stream:
                 content = end.feed(chunk)
                 if content is not None:
@@ -219,7 +190,7 @@ class OpenAIProvider(SDKProvider):
             create = self.async_client().chat.completions.create
             params = fit_to_signature(create, self._stream_params(request, timeout))
             stream = await create(**params)
-            end = _StreamEnd()
+            end = wire.StreamState()
             async for chunk in stream:
                 content = end.feed(chunk)
                 if content is not None:

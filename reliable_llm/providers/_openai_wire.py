@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reliable_llm._errors import ProviderConnectionError
 from reliable_llm._types import (
     ChatRequest,
     ChatResponse,
@@ -21,6 +22,7 @@ from reliable_llm._types import (
 
 __all__ = [
     "PASSTHROUGH_EXCLUDED",
+    "StreamState",
     "build_params",
     "chunk_parts",
     "finish_reason",
@@ -189,3 +191,31 @@ def chunk_parts(chunk: Any) -> tuple[StreamChunk | None, str | None, Usage | Non
         )
     content = StreamChunk(text=text, tool_call_deltas=deltas) if text or deltas else None
     return content, choice.finish_reason, usage
+
+
+class StreamState:
+    """Watches a chunk stream for its finish reason and usage; builds the closing chunk."""
+
+    __slots__ = ("finish", "usage")
+
+    def __init__(self) -> None:
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: Any) -> StreamChunk | None:
+        content, finish, usage = chunk_parts(chunk)
+        if finish is not None:
+            self.finish = finish
+        if usage is not None:
+            self.usage = usage
+        return content
+
+    def closing_chunk(self) -> StreamChunk:
+        """The last chunk, with finish reason and usage.
+
+        Raises:
+            ProviderConnectionError: The stream ended without a finish reason (cut off).
+        """
+        if self.finish is None:
+            raise ProviderConnectionError("the response stream ended before the answer finished")
+        return StreamChunk(finish_reason=finish_reason(self.finish), usage=self.usage)

@@ -17,6 +17,7 @@ from types import ModuleType
 
 from reliable_llm._errors import (
     AuthenticationError,
+    ConfigurationError,
     ContentPolicyError,
     ContextWindowExceededError,
     InvalidRequestError,
@@ -179,7 +180,7 @@ def translate_error(
     """
     if isinstance(exc, ProviderError):
         return exc
-    if sdk is None:
+    if sdk is None or isinstance(exc, ConfigurationError):
         return None
     status: int | None = None
     request_id: str | None = None

@@ -6,8 +6,14 @@ from collections.abc import Callable
 
 import pytest
 
-from reliable_llm.providers import AnthropicProvider, AzureOpenAIProvider, OpenAIProvider
-from reliable_llm.testing.fake_server import FakeLLMServer
+from reliable_llm import ChatRequest, Message
+from reliable_llm.providers import (
+    AnthropicProvider,
+    AzureOpenAIProvider,
+    OpenAIProvider,
+    preset,
+)
+from reliable_llm.testing.fake_server import FakeLLMServer, Reply, ToolCallSpec
 from tests.providers.conftest import KINDS, ManagerFactory, Target
 
 
@@ -40,8 +46,6 @@ async def test_default_params_and_headers_apply_unless_overridden(server: FakeLL
         default_params={"temperature": 0.0, "top_k": 3},
         default_headers={"X-Team": "search"},
     )
-    from reliable_llm import ChatRequest, Message
-
     await provider.acomplete(ChatRequest((Message.user("a"),), temperature=0.7))
     await provider.aclose()
 
@@ -62,8 +66,6 @@ def test_azure_entra_id_token_provider_needs_no_key(
         api_version="2024-10-21",
         azure_ad_token_provider=lambda: "entra-token",
     )
-    from reliable_llm import ChatRequest, Message
-
     assert provider.complete(ChatRequest((Message.user("a"),))).text == "ok"
     provider.close()
 
@@ -78,10 +80,58 @@ def test_openai_organization_header(server: FakeLLMServer) -> None:
     provider = OpenAIProvider(
         "gpt-test", api_key="k", base_url=server.openai_base_url, organization="org-1"
     )
-    from reliable_llm import ChatRequest, Message
-
     provider.complete(ChatRequest((Message.user("a"),)))
     provider.close()
 
     assert server.requests[0].headers["openai-organization"] == "org-1"
     assert provider.describe()["organization"] == "org-1"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_streams_never_yield_empty_chunks(
+    kind: str, server: FakeLLMServer, target: Callable[..., Target]
+) -> None:
+    """Role-only and empty deltas are skipped; only the last chunk carries the finish."""
+    made = target(kind)
+    reply = Reply("Hello there", tool_calls=[ToolCallSpec("f", {"a": 1})], chunk_size=3)
+    server.script(made.scripted_as, reply, reply)
+    request = ChatRequest((Message.user("a"),))
+
+    for chunks in (
+        list(made.provider.stream(request)),
+        [c async for c in made.provider.astream(request)],
+    ):
+        *body, last = chunks
+        assert body and all(c.text or c.tool_call_deltas for c in body)
+        assert all(c.finish_reason is None and c.usage is None for c in body)
+        assert last.finish_reason == "tool_calls" and last.usage is not None
+        assert "".join(c.text for c in chunks) == "Hello there"
+
+
+def test_azure_api_version_from_the_environment(
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPENAI_API_VERSION and AZURE_OPENAI_ENDPOINT configure a deployment built bare."""
+    monkeypatch.setenv("OPENAI_API_VERSION", "2025-01-01-preview")
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.azure_endpoint)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key")
+    provider = AzureOpenAIProvider("deploy-test")
+    provider.complete(ChatRequest((Message.user("a"),)))
+    provider.close()
+
+    sent = server.requests[0]
+    assert sent.path == "/openai/deployments/deploy-test/chat/completions"
+    assert sent.query["api-version"] == "2025-01-01-preview"
+    assert sent.headers["api-key"] == "azure-key"
+
+
+def test_preset_without_stream_usage_omits_stream_options(server: FakeLLMServer) -> None:
+    """Presets whose service rejects stream_options (mistral) do not send it."""
+    provider = preset("mistral", "mistral-small", api_key="k", base_url=server.openai_base_url)
+    assert isinstance(provider, OpenAIProvider)
+    chunks = list(provider.stream(ChatRequest((Message.user("a"),))))
+    provider.close()
+
+    body = server.requests[0].body
+    assert body is not None and body["stream"] is True and "stream_options" not in body
+    assert chunks[-1].finish_reason == "stop"

@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from reliable_llm import AllModelsFailedError, AuthenticationError, ConfigurationError
+from reliable_llm import (
+    AllModelsFailedError,
+    AuthenticationError,
+    ChatRequest,
+    ConfigurationError,
+    Message,
+)
 from reliable_llm.providers import (
     AnthropicProvider,
     AzureOpenAIProvider,
@@ -175,7 +181,5 @@ def test_keyless_preset_never_sends_the_openai_key(
     provider.close()
 
 
-def _request() -> Any:
-    from reliable_llm import ChatRequest, Message
-
+def _request() -> ChatRequest:
     return ChatRequest((Message.user("hi"),))

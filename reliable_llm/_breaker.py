@@ -118,10 +118,7 @@ class ModelBreaker:
         state = self.state
         if state is BreakerState.CLOSED:
             return Admission.ALLOWED
-        if (
-            state is BreakerState.OPEN
-            and self._clock.monotonic() < self._trial_at
-        ):
+        if state is BreakerState.OPEN and self._clock.monotonic() < self._trial_at:
             return Admission.REJECTED  # the common case while open: no lock needed
         with self._lock:
             state = self.state  # re-read: it may have changed before we locked

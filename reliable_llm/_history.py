@@ -58,15 +58,20 @@ class MetricsHistory:
     """
 
     def __init__(self, manager: LLMManager, max_records: int = 100_000) -> None:
+        self._manager = manager
         self._clock = manager.clock
         self._origin = self._clock.monotonic()
         self._lock = threading.Lock()
-        self.models = tuple(manager.list_models())
         self.requests: deque[RequestRecord] = deque(maxlen=max_records)
         self.retries: deque[float] = deque(maxlen=max_records)
         self.fallbacks: deque[tuple[float, str, str | None]] = deque(maxlen=max_records)
         self.states: deque[StateRecord] = deque(maxlen=max_records)
         manager.add_hook(self)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The manager's models, in registration order."""
+        return tuple(self._manager.list_models())
 
     def now(self) -> float:
         """Seconds since recording began, on the manager's clock."""

@@ -27,7 +27,6 @@ def outage(clock: FakeClock) -> tuple[LLMManager, MetricsHistory]:
     )
     manager.register_model("backup", ScriptedModel(default=Reply("b", latency=0.25), clock=clock))
     manager.set_fallback_chain(["backup"])
-    history.models = tuple(manager.list_models())
     manager.generate("one")
     manager.generate("two")
     manager.generate("two")

@@ -195,6 +195,18 @@ class LLMManager:
 
     # -- introspection -----------------------------------------------------------------------
 
+    def describe_model(self, model_name: str) -> Mapping[str, Any]:
+        """What a model is, without statistics: cheap enough to call on every request.
+
+        Returns a read-only mapping with ``name``, ``metadata`` (as registered) and
+        ``provider`` (the provider's secret-free description). Re-registering the model
+        yields a new mapping, so a cache keyed on it by identity never goes stale.
+
+        Raises:
+            UnknownModelError: ``model_name`` is not registered.
+        """
+        return self._registry.entry(model_name).description
+
     def get_model_info(self, model_name: str) -> dict[str, Any]:
         """Metadata, breaker state and statistics of one model.
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from reliable_llm._breaker import ModelBreaker
@@ -27,6 +28,17 @@ class ModelEntry:
     breaker: ModelBreaker
     retry: RetryPolicy
     classifier: ErrorClassifier | None
+    description: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Built once: a re-registration makes a new entry, hence a new description.
+        self.description = MappingProxyType(
+            {
+                "name": self.name,
+                "metadata": dict(self.metadata),
+                "provider": self.provider.describe(),
+            }
+        )
 
 
 def as_provider(name: object, model: object) -> Provider:

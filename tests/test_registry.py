@@ -176,3 +176,22 @@ def test_generation_parameters_reach_a_plain_callable(manager: LLMManager) -> No
     manager.register_model("m", fn)
     manager.generate("hello", temperature=0.2, max_tokens=9, custom_flag=True)
     assert seen == {"prompt": "hello", "temperature": 0.2, "max_tokens": 9, "custom_flag": True}
+
+
+def test_describe_model_is_cheap_and_follows_re_registration(manager: LLMManager) -> None:
+    """describe_model gives name, metadata and provider; replacing the model gives a new one."""
+    manager.register_model("m", ScriptedModel(name="first"), {"context_window": 8192})
+    first = manager.describe_model("m")
+    assert first == {
+        "name": "m",
+        "metadata": {"context_window": 8192},
+        "provider": {"provider": "first"},
+    }
+    assert manager.describe_model("m") is first
+    with pytest.raises(TypeError):
+        first["name"] = "x"  # type: ignore[index]
+    manager.register_model(
+        "m", ScriptedModel(name="second"), {"context_window": 4096}, replace=True
+    )
+    second = manager.describe_model("m")
+    assert second is not first and second["metadata"] == {"context_window": 4096}

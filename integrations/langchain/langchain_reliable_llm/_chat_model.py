@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Self
 
@@ -29,7 +28,6 @@ from reliable_llm import (
 __all__ = ["ReliableChatModel"]
 
 _SAMPLING = ("temperature", "max_tokens", "top_p", "seed")
-_DESCRIPTIONS: weakref.WeakKeyDictionary[LLMManager, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 class ReliableChatModel(BaseChatModel):
@@ -124,14 +122,10 @@ class ReliableChatModel(BaseChatModel):
         return route
 
     def _describe(self, manager: LLMManager, name: str) -> Any:
-        # get_model_info computes latency percentiles: describe each model once per manager.
-        known = _DESCRIPTIONS.setdefault(manager, {})
-        if name not in known:
-            try:
-                known[name] = manager.get_model_info(name)["provider"]
-            except KeyError:
-                return None
-        return known[name]
+        try:
+            return manager.describe_model(name)["provider"]
+        except KeyError:
+            return None
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

@@ -255,6 +255,16 @@ def test_per_call_model_overrides_the_managers_route(clock: FakeClock) -> None:
     assert ReliableLLM(manager=manager).complete("x").text == "from a"
 
 
+def test_metadata_follows_a_re_registered_model(clock: FakeClock) -> None:
+    """Replacing a model with new metadata changes `metadata` and the instrumentation payload."""
+    manager = LLMManager(clock=clock)
+    manager.register_model("a", ScriptedModel(), {"context_window": 1000})
+    llm = ReliableLLM(manager=manager)
+    assert (llm.metadata.context_window, llm.to_payload()["context_window"]) == (1000, 1000)
+    manager.register_model("a", ScriptedModel(), {"context_window": 3000}, replace=True)
+    assert (llm.metadata.context_window, llm.to_payload()["context_window"]) == (3000, 3000)
+
+
 def test_configuration_errors_are_clear(clock: FakeClock) -> None:
     """Conflicting or unknown construction arguments raise typed configuration errors."""
     manager = LLMManager(clock=clock)

@@ -26,8 +26,9 @@ class Core:
     def __init__(self, manager: LLMManager, *, per_call_route: bool) -> None:
         self.manager = manager
         self.per_call_route = per_call_route
-        self.metadata: dict[tuple[str, int | None], LLMMetadata] = {}
-        self.payloads: dict[tuple[str, int | None], dict[str, Any]] = {}
+        # Cached per model, with what each was computed from, checked by identity on use.
+        self.metadata: dict[tuple[str, int | None], tuple[Mapping[str, Any], LLMMetadata]] = {}
+        self.payloads: dict[tuple[str, int | None], tuple[LLMMetadata, dict[str, Any]]] = {}
 
 
 def build_core(

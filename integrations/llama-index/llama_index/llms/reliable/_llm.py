@@ -169,32 +169,32 @@ class ReliableLLM(FunctionCallingLLM):
     def metadata(self) -> LLMMetadata:
         """What the model tried first can do (see `model_metadata` for the sources).
 
-        Computed once per model and cached; call `refresh_metadata` after re-registering a
-        model with different metadata.
+        Computed once per registration of the model and cached.
         """
         core = self._core
         key = self._metadata_key(core)
         if key is None:
             return LLMMetadata(is_chat_model=True, is_function_calling_model=True)
+        info = core.manager.describe_model(key[0])
         cached = core.metadata.get(key)
-        if cached is None:
-            info = core.manager.get_model_info(key[0])
-            cached = core.metadata[key] = model_metadata(key[0], info, max_tokens=key[1])
-        return cached
+        if cached is None or cached[0] is not info:  # a re-registered model has a new info
+            cached = core.metadata[key] = (info, model_metadata(key[0], info, max_tokens=key[1]))
+        return cached[1]
 
     def to_payload(self) -> dict[str, Any]:
         """Secret-free description for instrumentation: the class name and `metadata`."""
         core = self._core
         key = self._metadata_key(core)
-        payload = core.payloads.get(key) if key is not None else None
-        if payload is None:
-            payload = {"class_name": self.class_name(), **self.metadata.model_dump()}
+        metadata = self.metadata
+        cached = core.payloads.get(key) if key is not None else None
+        if cached is None or cached[0] is not metadata:
+            cached = (metadata, {"class_name": self.class_name(), **metadata.model_dump()})
             if key is not None:
-                core.payloads[key] = payload
-        return dict(payload)
+                core.payloads[key] = cached
+        return dict(cached[1])
 
     def refresh_metadata(self) -> None:
-        """Forget cached metadata, after re-registering a model with new metadata."""
+        """Forget cached metadata (it also refreshes by itself when a model is re-registered)."""
         self._core.metadata.clear()
         self._core.payloads.clear()
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from typing import Any
 
 import pytest
 
-from reliable_llm import LLMManager
+from reliable_llm import ChatRequest, LLMManager, Message
 from reliable_llm.providers import AnthropicProvider, OpenAIProvider
 from reliable_llm.providers._base import SDKProvider
 from reliable_llm.testing import FakeClock
@@ -57,8 +58,6 @@ def test_each_live_loop_gets_its_own_client(server: FakeLLMServer) -> None:
             loop.close()
 
 
-async def _client_after_call(provider: OpenAIProvider) -> object:
-    from reliable_llm import ChatRequest, Message
-
+async def _client_after_call(provider: OpenAIProvider) -> Any:
     await provider.acomplete(ChatRequest((Message.user("hi"),)))
     return provider.async_client()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 
 import pytest
 
@@ -151,6 +151,7 @@ async def test_abandoned_stream_releases_its_connection(
     manager = make_manager(made.provider, fallback=False)
 
     stream = manager.astream("hi")
+    assert isinstance(stream, AsyncGenerator)  # typed AsyncIterator by the core
     first = await anext(stream)
     await stream.aclose()
 

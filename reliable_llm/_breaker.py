@@ -69,7 +69,7 @@ class ModelBreaker:
         "_clock",
         "_lock",
         "_on_change",
-        "_opened_at",
+        "_trial_at",
         "_trial_busy",
         "model",
         "policy",
@@ -88,7 +88,7 @@ class ModelBreaker:
         self._clock = clock
         self._on_change = on_change
         self._lock = threading.Lock()
-        self._opened_at = 0.0
+        self._trial_at = 0.0  # when an open breaker lets its next trial through
         self._trial_busy = False
         self.state = BreakerState.CLOSED
         self._cb = _pybreaker(self, policy)
@@ -96,7 +96,9 @@ class ModelBreaker:
     def _on_transition(self, old: BreakerState, new: BreakerState) -> None:
         self.state = new
         if new is BreakerState.OPEN:
-            self._opened_at = self._clock.monotonic()
+            # Stored as a deadline, compared with >=: a fake clock advanced by exactly the
+            # recovery timeout reaches it (now - opened_at < timeout may round the other way).
+            self._trial_at = self._clock.monotonic() + self.policy.recovery_timeout
         if self._on_change is not None and old is not new:
             self._on_change(self.model, old, new)
 
@@ -109,24 +111,21 @@ class ModelBreaker:
         """Seconds until an open breaker lets a trial through (0 when not open)."""
         if self.state is not BreakerState.OPEN:
             return 0.0
-        return self._opened_at + self.policy.recovery_timeout - self._clock.monotonic()
+        return self._trial_at - self._clock.monotonic()
 
     def admit(self) -> Admission:
         """Decide whether a call may go to the model now."""
         state = self.state
         if state is BreakerState.CLOSED:
             return Admission.ALLOWED
-        if (
-            state is BreakerState.OPEN
-            and self._clock.monotonic() - self._opened_at < self.policy.recovery_timeout
-        ):
+        if state is BreakerState.OPEN and self._clock.monotonic() < self._trial_at:
             return Admission.REJECTED  # the common case while open: no lock needed
         with self._lock:
             state = self.state  # re-read: it may have changed before we locked
             if state is BreakerState.CLOSED:
                 return Admission.ALLOWED
             if state is BreakerState.OPEN:
-                if self._clock.monotonic() - self._opened_at < self.policy.recovery_timeout:
+                if self._clock.monotonic() < self._trial_at:
                     return Admission.REJECTED
                 self._cb.half_open()
             if self._trial_busy:

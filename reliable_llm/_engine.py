@@ -179,6 +179,7 @@ class Engine:
             response.provider_model,
             False,
             tuple(plan.attempts),
+            tuple(f.model for f in plan.failures) if plan.failures else (),
         )
 
     # -- complete ----------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Chat-shaped value types: messages, requests, responses, usage and stream chunks.
 
-All are frozen dataclasses, so a response handed to one caller (or stored in the cache)
-can never be changed under another's feet.
+What callers send (`Message`, `Tool`, `ChatRequest`) is frozen: a request passes unchanged
+through every retry and fallback. What the manager returns (`ChatResponse`, `StreamChunk`,
+`Usage`, `ToolCall`) is built fresh for each caller, as a plain slotted dataclass (about five
+times cheaper to build than a frozen one on the per-call and per-chunk paths); the cache keeps
+JSON, never these objects, so changing one cannot affect another caller.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ Role = Literal["system", "user", "assistant", "tool"]
 _ROLES = frozenset(("system", "user", "assistant", "tool"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ToolCall:
     """A call of one tool requested by the model; ``arguments`` is a JSON object text."""
 
@@ -93,7 +96,7 @@ class Tool:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Usage:
     """Token counts of one response."""
 
@@ -163,7 +166,7 @@ class Attempt(NamedTuple):
         return self.error is None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChatResponse:
     """The answer to a request, and how it was obtained.
 
@@ -177,6 +180,8 @@ class ChatResponse:
         provider_model: The model id the provider reported, when it differs from ``model``.
         cached: Whether the answer came from the cache.
         attempts: Every upstream call made for this request, failures included.
+        fallback_from: The models given up before the one that answered, in order (a model
+            skipped because its breaker was open is listed, though it was not called).
     """
 
     text: str = ""
@@ -188,6 +193,7 @@ class ChatResponse:
     provider_model: str | None = None
     cached: bool = False
     attempts: tuple[Attempt, ...] = ()
+    fallback_from: tuple[str, ...] = ()
 
     @property
     def message(self) -> Message:
@@ -197,11 +203,7 @@ class ChatResponse:
     @property
     def fallbacks(self) -> int:
         """How many models were given up before the one that answered."""
-        seen: list[str] = []
-        for attempt in self.attempts:
-            if not seen or seen[-1] != attempt.model:
-                seen.append(attempt.model)
-        return max(len(seen) - 1, 0)
+        return len(self.fallback_from)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict of the answer (without attempts or the cached flag)."""
@@ -232,7 +234,7 @@ class ChatResponse:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ToolCallDelta:
     """A fragment of a streamed tool call; fragments with the same ``index`` belong together."""
 
@@ -242,7 +244,7 @@ class ToolCallDelta:
     arguments: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamChunk:
     """One piece of a streamed answer.
 

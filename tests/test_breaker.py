@@ -7,6 +7,7 @@ from drivers import Ask, ask_with
 
 from reliable_llm import (
     AllModelsFailedError,
+    AuthenticationError,
     BreakerPolicy,
     BreakerState,
     CircuitOpenError,
@@ -171,3 +172,28 @@ def test_breaker_transitions_are_logged(clock: FakeClock, caplog: pytest.LogCapt
         ask_with("sync", manager, "hi")
     lines = [r.getMessage() for r in caplog.records if "circuit breaker" in r.getMessage()]
     assert lines == ["circuit breaker for model 'primary': closed -> open"]
+
+
+def test_response_names_the_models_given_up(manager: LLMManager, ask: Ask) -> None:
+    """A response lists the models given up before it, breaker-skipped ones included."""
+    manager.register_model(
+        "a", ScriptedModel(default=ServerError("down")), breaker=BreakerPolicy(1)
+    )
+    manager.register_model("b", ScriptedModel(default=AuthenticationError("bad key")))
+    manager.register_model("c", ScriptedModel(default="c answers"))
+    manager.set_fallback_chain(["b", "c"])
+    manager.chat("first", use_cache=False)
+    response = manager.chat("second", use_cache=False)
+    assert response.model == "c"
+    assert (response.fallback_from, response.fallbacks) == (("a", "b"), 2)
+    assert [a.model for a in response.attempts] == ["b", "c"]
+
+
+def test_recovery_timeout_is_exact_on_a_fake_clock() -> None:
+    """Advancing a fake clock by exactly the recovery timeout always allows the trial."""
+    for start in (43.27670679050534, 2.54458609934608, 21.659939713061338):  # (t+30)-t < 30
+        clock = FakeClock(start)
+        breaker = _breaker(clock, threshold=1, recovery=30)
+        breaker.record_failure(breaker.admit())
+        clock.advance(30)
+        assert breaker.admit() is Admission.TRIAL, start

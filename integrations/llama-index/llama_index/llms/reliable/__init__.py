@@ -1,5 +1,30 @@
-"""LlamaIndex integration for reliable-llm."""
+"""LlamaIndex integration for reliable-llm: ``from llama_index.llms.reliable import ReliableLLM``.
+
+`ReliableLLM` is a LlamaIndex `FunctionCallingLLM` whose calls go through a reliable-llm
+`LLMManager` (circuit breakers, retries, fallbacks, caching, metrics).
+`LlamaIndexLLMProvider` registers any existing LlamaIndex LLM as a model of a manager.
+The ``Reliable*Event`` classes are the instrumentation events emitted for retries,
+fallbacks, breaker transitions and cache hits.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from llama_index.llms.reliable._errors import classify_llm_error
+from llama_index.llms.reliable._events import (
+    ReliableBreakerTransitionEvent,
+    ReliableCacheHitEvent,
+    ReliableFallbackEvent,
+    ReliableRetryEvent,
+)
+from llama_index.llms.reliable._llm import ReliableLLM
+from llama_index.llms.reliable._provider import LlamaIndexLLMProvider
+
+__all__ = [
+    "LlamaIndexLLMProvider",
+    "ReliableBreakerTransitionEvent",
+    "ReliableCacheHitEvent",
+    "ReliableFallbackEvent",
+    "ReliableLLM",
+    "ReliableRetryEvent",
+    "classify_llm_error",
+]

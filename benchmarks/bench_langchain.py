@@ -1,0 +1,95 @@
+"""Overhead of `ReliableChatModel` over LangChain's own fake chat model, as same-run ratios.
+
+Both models answer instantly in process, so the ratios measure what the reliability layer
+(request building, breaker, retry bookkeeping, cache, metrics, metadata) adds to a LangChain
+``invoke``. A ratio of 1.10 means the reliable model's invoke takes 10% longer.
+
+Run: ``python benchmarks/bench_langchain.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+from collections.abc import Callable
+
+from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_reliable_llm import ReliableChatModel
+
+from reliable_llm import ChatRequest, ChatResponse, LLMManager, Provider, Usage
+
+_ANSWER = "The quick brown fox jumps over the lazy dog."
+
+
+class _InstantModel(Provider):
+    """Answers every request at once with the same text and usage."""
+
+    provider_name = "instant"
+
+    def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
+        return ChatResponse(text=_ANSWER, usage=Usage(5, 9))
+
+    async def acomplete(
+        self, request: ChatRequest, *, timeout: float | None = None
+    ) -> ChatResponse:
+        return self.complete(request)
+
+
+def _reliable(*, caching: bool) -> ReliableChatModel:
+    manager = LLMManager(enable_caching=caching)
+    manager.register_model("instant", _InstantModel())
+    return ReliableChatModel(manager=manager)
+
+
+def _baseline() -> GenericFakeChatModel:
+    message = AIMessage(
+        _ANSWER, usage_metadata={"input_tokens": 5, "output_tokens": 9, "total_tokens": 14}
+    )
+    return GenericFakeChatModel(messages=itertools.repeat(message))
+
+
+def _per_call(call: Callable[[], object], calls: int) -> float:
+    started = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - started) / calls
+
+
+def _ratio(
+    candidate: Callable[[], object], baseline: Callable[[], object], calls: int, rounds: int
+) -> float:
+    """Median of per-round ratios; rounds interleave the two so drift hits both alike."""
+    for _ in range(50):
+        candidate()
+        baseline()
+    ratios = []
+    for _ in range(rounds):
+        base = _per_call(baseline, calls)
+        ratios.append(_per_call(candidate, calls) / base)
+    return statistics.median(ratios)
+
+
+def run(calls: int = 300, rounds: int = 7) -> list[tuple[str, float]]:
+    """Same-run ratios of ``ReliableChatModel.invoke`` to ``GenericFakeChatModel.invoke``."""
+    baseline = _baseline()
+    uncached = _reliable(caching=False)
+    cached = _reliable(caching=True)
+    return [
+        (
+            "langchain invoke, uncached / GenericFakeChatModel",
+            _ratio(
+                lambda: uncached.invoke("Hello"), lambda: baseline.invoke("Hello"), calls, rounds
+            ),
+        ),
+        (
+            "langchain invoke, cache hit / GenericFakeChatModel",
+            _ratio(lambda: cached.invoke("Hello"), lambda: baseline.invoke("Hello"), calls, rounds),
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    for name, ratio in run():
+        print(f"{name:55s} {ratio:6.2f}x")

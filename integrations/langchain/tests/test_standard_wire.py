@@ -1,0 +1,239 @@
+"""LangChain's standard integration suite over the wire: our OpenAI and Anthropic providers
+talking HTTP to the local fake server (127.0.0.1), with the official SDKs in between.
+
+The fake server answers from scripts; for the suite it needs answers that depend on the
+request (call the requested tool, return JSON for a schema), so `_SmartBook` replaces the
+server's script book and answers each request with `SmartFakeModel`, after translating the
+wire body (OpenAI chat completions or Anthropic messages) into a `ChatRequest`.
+
+Skips are those of `test_standard.py`: multimodal and Anthropic-native inputs (messages
+are text-only), serialization (live providers), environment init and VCR benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import pytest
+from langchain_reliable_llm import ReliableChatModel
+from langchain_reliable_llm.testing import SmartFakeModel
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+
+from reliable_llm import ChatRequest, Message, Tool, ToolCall
+from reliable_llm.providers import AnthropicProvider, OpenAIProvider
+from reliable_llm.testing import FakeClock
+from reliable_llm.testing.fake_server import (
+    FakeLLMServer,
+    Reply,
+    Step,
+    ToolCallSpec,
+    server_error,
+)
+
+_SERVER: FakeLLMServer | None = None
+_DOWN = "gpt-down"
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(
+        b.get("text", "")
+        for b in content or ()
+        if isinstance(b, Mapping) and b.get("type") == "text"
+    )
+
+
+def _openai_request(body: Mapping[str, Any]) -> ChatRequest:
+    messages = []
+    for m in body["messages"]:
+        role = "system" if m["role"] == "developer" else m["role"]
+        calls = tuple(
+            ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}")
+            for c in m.get("tool_calls") or ()
+        )
+        messages.append(Message(role, _text(m.get("content")), calls, m.get("tool_call_id")))
+    tools = tuple(
+        Tool(
+            t["function"]["name"],
+            t["function"].get("description", ""),
+            t["function"].get("parameters") or {},
+        )
+        for t in body.get("tools") or ()
+    )
+    choice = body.get("tool_choice")
+    if isinstance(choice, Mapping):
+        choice = choice["function"]["name"]
+    stop = body.get("stop")
+    return ChatRequest(
+        tuple(messages),
+        tools=tools,
+        tool_choice=choice,
+        response_format=body.get("response_format"),
+        stop=(stop,) if isinstance(stop, str) else tuple(stop) if stop else None,
+        max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
+    )
+
+
+def _anthropic_request(body: Mapping[str, Any]) -> ChatRequest:
+    messages = [Message.system(_text(body["system"]))] if body.get("system") else []
+    for m in body["messages"]:
+        content = m["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if m["role"] == "assistant":
+            calls = [
+                ToolCall(b["id"], b["name"], json.dumps(b.get("input") or {}))
+                for b in blocks
+                if b["type"] == "tool_use"
+            ]
+            messages.append(Message.assistant(_text(blocks), calls))
+            continue
+        for b in blocks:
+            if b["type"] == "tool_result":
+                messages.append(Message.tool(_text(b.get("content")), b["tool_use_id"]))
+        text = _text(blocks)
+        if text or not any(b["type"] == "tool_result" for b in blocks):
+            messages.append(Message.user(text))
+    tools = tuple(
+        Tool(t["name"], t.get("description", ""), t.get("input_schema") or {})
+        for t in body.get("tools") or ()
+    )
+    choice = body.get("tool_choice") or {}
+    modes = {"auto": "auto", "any": "required", "none": "none"}
+    return ChatRequest(
+        tuple(messages),
+        tools=tools,
+        tool_choice=choice.get("name") or modes.get(choice.get("type", "")),
+        stop=tuple(body["stop_sequences"]) if body.get("stop_sequences") else None,
+        max_tokens=body.get("max_tokens"),
+    )
+
+
+class _SmartBook:
+    """Answers each request from its body with SmartFakeModel; some models are down."""
+
+    def __init__(self, server: FakeLLMServer) -> None:
+        self.server = server
+        self.model = SmartFakeModel("wire")
+        self.outages: dict[str, Step] = {_DOWN: server_error(503)}
+
+    def next_step(self, model: str) -> Step:
+        if model in self.outages:
+            return self.outages[model]
+        # The handler logs a request and asks for its step with no await in between, so the
+        # last logged request is the one being answered.
+        recorded = self.server.requests[-1]
+        assert recorded.body is not None
+        if recorded.protocol == "anthropic":
+            request = _anthropic_request(recorded.body)
+        else:
+            request = _openai_request(recorded.body)
+        response = self.model.complete(request)
+        usage = response.usage
+        return Reply(
+            response.text,
+            tool_calls=[ToolCallSpec(c.name, c.arguments, c.id) for c in response.tool_calls],
+            usage=None if usage is None else (usage.input_tokens, usage.output_tokens),
+            finish_reason=response.finish_reason,
+        )
+
+    def pending(self, model: str | None = None) -> int:
+        return 0
+
+    def reset(self) -> None:
+        pass
+
+
+def _server() -> FakeLLMServer:
+    global _SERVER
+    if _SERVER is None:
+        _SERVER = FakeLLMServer().start()
+        _SERVER._handler._book = _SmartBook(_SERVER)  # type: ignore[assignment]
+    return _SERVER
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_server() -> Iterator[None]:
+    yield
+    global _SERVER
+    if _SERVER is not None:
+        _SERVER.stop()
+        _SERVER = None
+
+
+_OPEN: list[OpenAIProvider | AnthropicProvider] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_providers() -> AsyncIterator[None]:
+    """Close every provider a test created, inside the test's event loop."""
+    yield
+    while _OPEN:
+        await _OPEN.pop().aclose()
+
+
+def _gpt(name: str = "gpt-test") -> OpenAIProvider:
+    provider = OpenAIProvider(name, api_key="sk-test", base_url=_server().openai_base_url)
+    _OPEN.append(provider)
+    return provider
+
+
+def _claude() -> AnthropicProvider:
+    provider = AnthropicProvider(
+        "claude-test", api_key="sk-ant-test", base_url=_server().anthropic_base_url
+    )
+    _OPEN.append(provider)
+    return provider
+
+
+class _WireSuite(ChatModelIntegrationTests):
+    @property
+    def chat_model_class(self) -> type[ReliableChatModel]:
+        return ReliableChatModel
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+
+class TestOpenAIProviderOverTheWire(_WireSuite):
+    """The suite through OpenAIProvider -> openai SDK -> fake server."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"models": {"gpt": _gpt(), "claude": _claude()}, "enable_caching": False}
+
+    @property
+    def model_override_value(self) -> str:
+        return "claude"
+
+
+class TestAnthropicProviderOverTheWire(_WireSuite):
+    """The suite through AnthropicProvider -> anthropic SDK -> fake server."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"models": {"claude": _claude(), "gpt": _gpt()}, "enable_caching": False}
+
+    @property
+    def model_override_value(self) -> str:
+        return "gpt"
+
+
+class TestFallbackOverTheWire(_WireSuite):
+    """The suite while the OpenAI model answers 503: every answer is Anthropic's, over HTTP."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {
+            "models": {"down": _gpt(_DOWN), "claude": _claude()},
+            "enable_caching": False,
+            "max_retries": 1,
+            "clock": FakeClock(),
+        }
+
+    @property
+    def model_override_value(self) -> str:
+        return "claude"

@@ -1,0 +1,214 @@
+"""Translating between LlamaIndex chat types and reliable-llm's.
+
+LlamaIndex carries tool calls as `ToolCallBlock`s in ``ChatMessage.blocks`` (what the installed
+agents and memory expect); older integrations put OpenAI-shaped calls in
+``additional_kwargs["tool_calls"]``. We read both and write blocks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.base.llms.types import (
+    CachePoint,
+    ChatMessage,
+    MessageRole,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+)
+from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.llms.utils import parse_partial_json
+
+from reliable_llm import ChatResponse, ConfigurationError, Message, Tool, ToolCall
+
+if TYPE_CHECKING:
+    from llama_index.core.tools import BaseTool
+
+__all__ = [
+    "from_li_message",
+    "from_li_messages",
+    "from_li_tool",
+    "response_info",
+    "to_li_message",
+    "to_li_response",
+    "tool_call_blocks",
+    "tool_selections",
+]
+
+_ROLES: dict[str, str] = {
+    MessageRole.SYSTEM.value: "system",
+    MessageRole.DEVELOPER.value: "system",
+    MessageRole.USER.value: "user",
+    MessageRole.ASSISTANT.value: "assistant",
+    MessageRole.CHATBOT.value: "assistant",
+    MessageRole.MODEL.value: "assistant",
+    MessageRole.TOOL.value: "tool",
+    MessageRole.FUNCTION.value: "tool",
+}
+_SKIPPED_BLOCKS = (ThinkingBlock, CachePoint, ToolCallBlock)
+
+
+def _arguments_text(arguments: object) -> str:
+    if isinstance(arguments, str):
+        return arguments or "{}"
+    return json.dumps(arguments if arguments is not None else {})
+
+
+def _legacy_tool_call(item: object) -> ToolCall:
+    """An OpenAI-shaped tool call: a dict, or an SDK object with ``id`` and ``function``."""
+    if isinstance(item, Mapping):
+        function = item.get("function", item)
+        name = function.get("name", "")
+        arguments = function.get("arguments", function.get("args", "{}"))
+        return ToolCall(str(item.get("id", "") or ""), str(name), _arguments_text(arguments))
+    function = getattr(item, "function", item)
+    return ToolCall(
+        str(getattr(item, "id", "") or ""),
+        str(getattr(function, "name", "")),
+        _arguments_text(getattr(function, "arguments", "{}")),
+    )
+
+
+def _tool_calls(message: ChatMessage) -> tuple[ToolCall, ...]:
+    calls = [
+        ToolCall(block.tool_call_id or "", block.tool_name, _arguments_text(block.tool_kwargs))
+        for block in message.blocks
+        if isinstance(block, ToolCallBlock)
+    ]
+    if not calls:
+        calls = [_legacy_tool_call(c) for c in message.additional_kwargs.get("tool_calls") or ()]
+    return tuple(calls)
+
+
+def _text(message: ChatMessage) -> str:
+    parts: list[str] = []
+    for block in message.blocks:
+        if isinstance(block, TextBlock):
+            parts.append(block.text)
+        elif not isinstance(block, _SKIPPED_BLOCKS):
+            raise ConfigurationError(
+                f"ReliableLLM sends text only; a {message.role.value} message holds a "
+                f"{type(block).__name__}. Convert it to text before calling the LLM."
+            )
+    return "\n".join(parts)
+
+
+def from_li_message(message: ChatMessage) -> Message:
+    """Convert a LlamaIndex `ChatMessage` to a reliable-llm `Message`.
+
+    Raises:
+        ConfigurationError: The message has an unknown role, a non-text content block, or is
+            a tool result without the ``tool_call_id`` it answers.
+    """
+    role = _ROLES.get(MessageRole(message.role).value)
+    if role is None:  # pragma: no cover - every MessageRole is mapped
+        raise ConfigurationError(f"unsupported message role {message.role!r}")
+    extra = message.additional_kwargs
+    name = extra.get("name")
+    name = name if isinstance(name, str) else None
+    text = _text(message)
+    if role == "tool":
+        call_id = extra.get("tool_call_id") or extra.get("tool_use_id")
+        if not call_id:
+            raise ConfigurationError(
+                "a tool message needs additional_kwargs['tool_call_id'] naming the call it answers"
+            )
+        return Message.tool(text, str(call_id), name=name)
+    if role == "assistant":
+        return Message("assistant", text, _tool_calls(message), name=name)
+    return Message(role, text, name=name)  # type: ignore[arg-type]
+
+
+def from_li_messages(messages: Sequence[ChatMessage]) -> list[Message]:
+    """Convert a LlamaIndex conversation (see `from_li_message`)."""
+    return [from_li_message(m) for m in messages]
+
+
+def from_li_tool(tool: BaseTool) -> Tool:
+    """Describe a LlamaIndex tool as a reliable-llm `Tool` (name, description, JSON schema)."""
+    metadata = tool.metadata
+    return Tool(metadata.get_name(), metadata.description, metadata.get_parameters_dict())
+
+
+def tool_call_blocks(calls: Sequence[ToolCall]) -> list[ToolCallBlock]:
+    """Tool calls as LlamaIndex blocks; arguments that are not a JSON object stay text."""
+    blocks = []
+    for call in calls:
+        try:
+            kwargs: dict[str, Any] | str = json.loads(call.arguments or "{}")
+        except json.JSONDecodeError:
+            kwargs = call.arguments
+        if not isinstance(kwargs, dict):
+            kwargs = call.arguments
+        blocks.append(ToolCallBlock(tool_call_id=call.id, tool_name=call.name, tool_kwargs=kwargs))
+    return blocks
+
+
+def to_li_message(message: Message) -> ChatMessage:
+    """Convert a reliable-llm `Message` to a LlamaIndex `ChatMessage`."""
+    extra: dict[str, Any] = {}
+    if message.tool_call_id:
+        extra["tool_call_id"] = message.tool_call_id
+    if message.name:
+        extra["name"] = message.name
+    blocks: list[Any] = [TextBlock(text=message.content)] if message.content else []
+    blocks.extend(tool_call_blocks(message.tool_calls))
+    if not blocks:
+        blocks.append(TextBlock(text=""))
+    return ChatMessage(role=MessageRole(message.role), blocks=blocks, additional_kwargs=extra)
+
+
+def response_info(response: ChatResponse) -> dict[str, Any]:
+    """How a response was obtained, for ``additional_kwargs`` of LlamaIndex responses."""
+    info: dict[str, Any] = {
+        "model": response.model,
+        "provider": response.provider,
+        "cached": response.cached,
+        "finish_reason": response.finish_reason,
+        "attempts": len(response.attempts),
+        "fallbacks": response.fallbacks,
+    }
+    if response.provider_model:
+        info["provider_model"] = response.provider_model
+    usage = response.usage
+    if usage is not None:
+        info["prompt_tokens"] = usage.input_tokens
+        info["completion_tokens"] = usage.output_tokens
+        info["total_tokens"] = usage.total_tokens
+    return info
+
+
+def to_li_response(response: ChatResponse) -> LIChatResponse:
+    """Convert a reliable-llm `ChatResponse` into a LlamaIndex one.
+
+    ``raw`` is the JSON-compatible `ChatResponse.to_dict` (agents serialize it);
+    ``additional_kwargs`` says which model answered, whether from cache, and token counts.
+    """
+    message = to_li_message(Message("assistant", response.text, response.tool_calls))
+    return LIChatResponse(
+        message=message,
+        raw=response.to_dict(),
+        delta=None,
+        additional_kwargs=response_info(response),
+    )
+
+
+def tool_selections(message: ChatMessage) -> list[ToolSelection]:
+    """The tool calls of an assistant message as LlamaIndex `ToolSelection`s.
+
+    Arguments still streaming in are parsed leniently, as LlamaIndex's own LLMs do.
+    """
+    selections = []
+    for call in _tool_calls(message):
+        try:
+            kwargs = parse_partial_json(call.arguments) if call.arguments else {}
+        except (ValueError, TypeError):
+            kwargs = {}
+        if not isinstance(kwargs, dict):
+            kwargs = {}
+        selections.append(ToolSelection(tool_id=call.id, tool_name=call.name, tool_kwargs=kwargs))
+    return selections

@@ -1,0 +1,387 @@
+"""`ReliableLLM`: a LlamaIndex `FunctionCallingLLM` served by a reliable-llm `LLMManager`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+)
+from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.llms.reliable._convert import (
+    from_li_messages,
+    response_info,
+    to_li_response,
+    tool_selections,
+)
+from llama_index.llms.reliable._core import Core, build_core
+from llama_index.llms.reliable._events import install_event_bridge
+from llama_index.llms.reliable._metadata import model_metadata
+from llama_index.llms.reliable._stream import StreamTranslator
+from llama_index.llms.reliable._tools import chat_kwargs_with_tools, keep_first_tool_call
+
+from reliable_llm import (
+    BreakerPolicy,
+    CachePolicy,
+    ChatResponse,
+    Clock,
+    LLMManager,
+    Message,
+    RetryPolicy,
+    StreamChunk,
+    TimeoutPolicy,
+)
+
+if TYPE_CHECKING:
+    from llama_index.core.tools import BaseTool
+
+__all__ = ["ReliableLLM"]
+
+
+def _completion(response: ChatResponse) -> CompletionResponse:
+    return CompletionResponse(
+        text=response.text, raw=response.to_dict(), additional_kwargs=response_info(response)
+    )
+
+
+class ReliableLLM(FunctionCallingLLM):
+    """A LlamaIndex LLM with circuit breakers, retries, fallbacks, caching and metrics.
+
+    Every call goes through a reliable-llm `LLMManager`: the active model first, then the
+    fallback chain; per-model breakers skip models that keep failing; transient errors are
+    retried with backoff; identical requests are answered from the cache. LlamaIndex sees one
+    LLM call per logical call; retries, fallbacks, breaker transitions and cache hits are
+    emitted as extra instrumentation events (see ``llama_index.llms.reliable`` events).
+
+    Build it around a manager you configured, or from plain parameters:
+
+    Example:
+        >>> llm = ReliableLLM(manager=manager)
+        >>> llm = ReliableLLM(
+        ...     models={"primary": OpenAI(model="gpt-4o-mini", max_retries=0), "backup": backup},
+        ...     model="primary",
+        ...     fallbacks=["backup"],
+        ... )
+
+    Args:
+        manager: The manager to serve calls. Mutually exclusive with ``models``.
+        models: Models to register on a new manager: `reliable_llm.Provider`s, seed-style
+            callables or LlamaIndex LLMs (wrapped in `LlamaIndexLLMProvider`).
+        model_metadata: Metadata per model name (``context_window``, ``max_output_tokens``,
+            ``function_calling``, ``model_name``, ...).
+        model: The model tried first (default: the manager's active model).
+        fallbacks: The models tried after it, in order (default: the manager's chain).
+        max_retries, enable_caching, retry, breaker, cache, timeouts, clock: Options of the
+            new manager (only with ``models``).
+        **kwargs: Fields of this LLM (``temperature``, ``max_tokens``, ``use_cache``,
+            ``cache_ttl``, ``timeout``, ``additional_kwargs``, ``system_prompt``, ...).
+
+    Raises:
+        ConfigurationError: Neither or both of ``manager`` and ``models``, manager options
+            with an existing manager, or an invalid model option.
+        UnknownModelError: ``model`` or a fallback is not registered.
+    """
+
+    model: str | None = Field(
+        default=None, description="Registered model tried first; None: the manager's active one."
+    )
+    fallbacks: list[str] | None = Field(
+        default=None, description="Models tried after it, in order; None: the manager's chain."
+    )
+    temperature: float | None = Field(default=None, description="Sampling temperature.")
+    max_tokens: int | None = Field(default=None, description="Maximum tokens to generate.")
+    use_cache: bool | None = Field(
+        default=None, description="Use the response cache; None: the manager's setting."
+    )
+    cache_ttl: float | None = Field(default=None, description="Seconds answers stay cached.")
+    timeout: float | None = Field(
+        default=None, description="Seconds a call may take, retries and fallbacks included."
+    )
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra parameters sent with every request."
+    )
+
+    # One private attribute: pydantic resolves each private attribute through __getattr__,
+    # which shows up in the per-call overhead.
+    _core: Core = PrivateAttr()
+
+    def __init__(
+        self,
+        *,
+        manager: LLMManager | None = None,
+        models: Mapping[str, Any] | None = None,
+        model_metadata: Mapping[str, Mapping[str, Any]] | None = None,
+        model: str | None = None,
+        fallbacks: Sequence[str] | None = None,
+        max_retries: int | None = None,
+        enable_caching: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        cache: CachePolicy | None = None,
+        timeouts: TimeoutPolicy | None = None,
+        clock: Clock | None = None,
+        **kwargs: Any,
+    ) -> None:
+        options: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "max_retries": max_retries,
+                "enable_caching": enable_caching,
+                "retry": retry,
+                "breaker": breaker,
+                "cache": cache,
+                "timeouts": timeouts,
+                "clock": clock,
+            }.items()
+            if v is not None
+        }
+        chain = None if fallbacks is None else list(fallbacks)
+        super().__init__(model=model, fallbacks=chain, **kwargs)
+        self._core = build_core(manager, models, model_metadata, model, chain, options)
+        install_event_bridge(self._core.manager)
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Return the class name."""
+        return "ReliableLLM"
+
+    @property
+    def manager(self) -> LLMManager:
+        """The manager serving this LLM (metrics, breakers, cache, models)."""
+        return self._core.manager
+
+    def _metadata_key(self, core: Core) -> tuple[str, int | None] | None:
+        name = self.model if core.per_call_route and self.model else core.manager.active_model
+        return None if name is None else (name, self.max_tokens)
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """What the model tried first can do (see `model_metadata` for the sources).
+
+        Computed once per model and cached; call `refresh_metadata` after re-registering a
+        model with different metadata.
+        """
+        core = self._core
+        key = self._metadata_key(core)
+        if key is None:
+            return LLMMetadata(is_chat_model=True, is_function_calling_model=True)
+        cached = core.metadata.get(key)
+        if cached is None:
+            info = core.manager.get_model_info(key[0])
+            cached = core.metadata[key] = model_metadata(key[0], info, max_tokens=key[1])
+        return cached
+
+    def to_payload(self) -> dict[str, Any]:
+        """Secret-free description for instrumentation: the class name and `metadata`."""
+        core = self._core
+        key = self._metadata_key(core)
+        payload = core.payloads.get(key) if key is not None else None
+        if payload is None:
+            payload = {"class_name": self.class_name(), **self.metadata.model_dump()}
+            if key is not None:
+                core.payloads[key] = payload
+        return dict(payload)
+
+    def refresh_metadata(self) -> None:
+        """Forget cached metadata, after re-registering a model with new metadata."""
+        self._core.metadata.clear()
+        self._core.payloads.clear()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _params(self, kwargs: Mapping[str, Any], core: Core) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["max_tokens"] = self.max_tokens
+        params.update(self.additional_kwargs)
+        params.update(kwargs)
+        if core.per_call_route:
+            if self.model is not None:
+                params.setdefault("model", self.model)
+            if self.fallbacks is not None:
+                params.setdefault("fallback_chain", self.fallbacks)
+        for name in ("use_cache", "cache_ttl", "timeout"):
+            value = getattr(self, name)
+            if value is not None:
+                params.setdefault(name, value)
+        return params
+
+    @staticmethod
+    def _messages(messages: str | Sequence[ChatMessage]) -> str | list[Message]:
+        # A completion prompt goes to the manager as one user message, unconverted.
+        return messages if isinstance(messages, str) else from_li_messages(messages)
+
+    def _chat(
+        self, messages: str | Sequence[ChatMessage], kwargs: Mapping[str, Any]
+    ) -> ChatResponse:
+        core = self._core
+        return core.manager.chat(self._messages(messages), **self._params(kwargs, core))
+
+    async def _achat(
+        self, messages: str | Sequence[ChatMessage], kwargs: Mapping[str, Any]
+    ) -> ChatResponse:
+        core = self._core
+        return await core.manager.achat(self._messages(messages), **self._params(kwargs, core))
+
+    def _stream(
+        self, messages: str | Sequence[ChatMessage], kwargs: Mapping[str, Any]
+    ) -> Iterator[StreamChunk]:
+        core = self._core
+        return core.manager.stream(self._messages(messages), **self._params(kwargs, core))
+
+    def _astream(
+        self, messages: str | Sequence[ChatMessage], kwargs: Mapping[str, Any]
+    ) -> AsyncIterator[StreamChunk]:
+        core = self._core
+        return core.manager.astream(self._messages(messages), **self._params(kwargs, core))
+
+    # -- chat --------------------------------------------------------------------------------
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> LIChatResponse:
+        """Answer a conversation.
+
+        Raises:
+            AllModelsFailedError: No model answered; its ``failures`` say why, and its cause is
+                the last provider error (whose cause is the original exception).
+            ConfigurationError: A message or parameter cannot be sent.
+        """
+        return to_li_response(self._chat(messages, kwargs))
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> LIChatResponse:
+        """Async twin of `chat`; never blocks the event loop."""
+        return to_li_response(await self._achat(messages, kwargs))
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        """Stream the answer: ``message.content`` is cumulative, ``delta`` the new text.
+
+        Raises:
+            AllModelsFailedError: No model started streaming.
+            StreamInterruptedError: The stream broke after text was yielded.
+        """
+        chunks = self._stream(messages, kwargs)
+
+        def gen() -> ChatResponseGen:
+            translator = StreamTranslator()
+            for chunk in chunks:
+                yield translator.chat(chunk)
+
+        return gen()
+
+    @llm_chat_callback()
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        """Async twin of `stream_chat`."""
+        chunks = self._astream(messages, kwargs)
+
+        async def gen() -> ChatResponseAsyncGen:
+            translator = StreamTranslator()
+            async for chunk in chunks:
+                yield translator.chat(chunk)
+
+        return gen()
+
+    # -- complete ----------------------------------------------------------------------------
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        """Answer a prompt, sent as one user message (raises as `chat` does)."""
+        return _completion(self._chat(prompt, kwargs))
+
+    @llm_completion_callback()
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        """Async twin of `complete`."""
+        return _completion(await self._achat(prompt, kwargs))
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        """Stream the answer to a prompt: ``text`` is cumulative, ``delta`` the new text."""
+        chunks = self._stream(prompt, kwargs)
+
+        def gen() -> CompletionResponseGen:
+            translator = StreamTranslator()
+            for chunk in chunks:
+                yield translator.completion(chunk)
+
+        return gen()
+
+    @llm_completion_callback()
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        """Async twin of `stream_complete`."""
+        chunks = self._astream(prompt, kwargs)
+
+        async def gen() -> CompletionResponseAsyncGen:
+            translator = StreamTranslator()
+            async for chunk in chunks:
+                yield translator.completion(chunk)
+
+        return gen()
+
+    # -- tools -------------------------------------------------------------------------------
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The ``chat`` arguments that offer ``tools`` (see `chat_kwargs_with_tools`)."""
+        return chat_kwargs_with_tools(
+            tools, user_msg, chat_history, tool_required, tool_choice, kwargs
+        )
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: LIChatResponse,
+        tools: Sequence[BaseTool],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> LIChatResponse:
+        """Keep only the first tool call unless parallel calls are allowed."""
+        return response if allow_parallel_tool_calls else keep_first_tool_call(response)
+
+    def get_tool_calls_from_response(
+        self,
+        response: LIChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        """The tool calls the model requested (from `ToolCallBlock`s or legacy kwargs).
+
+        Raises:
+            ValueError: There is none and ``error_on_no_tool_call`` is set.
+        """
+        selections = tool_selections(response.message)
+        if not selections and error_on_no_tool_call:
+            raise ValueError("Expected at least one tool call, but got 0 tool calls.")
+        return selections
+
+    def __repr__(self) -> str:
+        return f"ReliableLLM(model={self.metadata.model_name!r}, manager={self._core.manager!r})"

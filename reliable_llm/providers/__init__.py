@@ -6,6 +6,21 @@ extra to install (``pip install 'reliable-llm[openai]'``).
 
 Every provider turns its SDK's retries off (the manager retries), keeps its API key in a
 `SecretStr`, and translates SDK errors into the `reliable_llm.ProviderError` tree.
+
+Example::
+
+    from reliable_llm import LLMManager
+    from reliable_llm.providers import AnthropicProvider, OpenAIProvider, preset
+
+    manager = LLMManager()
+    manager.register_model("gpt", OpenAIProvider("gpt-4o-mini"))          # OPENAI_API_KEY
+    manager.register_model("claude", AnthropicProvider("claude-sonnet-4-5"))  # ANTHROPIC_API_KEY
+    manager.register_model("llama", preset("groq", "llama-3.3-70b-versatile"))  # GROQ_API_KEY
+    manager.register_model("local", preset("ollama", "llama3.2"))         # no key
+    manager.set_fallback_chain(["claude", "llama", "local"])
+
+Anthropic has no JSON mode: ``response_format`` is emulated with a forced tool whose input
+schema is the requested one, and the answer text is that JSON (see `AnthropicProvider`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Mapping
 from types import ModuleType
@@ -66,8 +68,12 @@ class SDKProvider(Provider):
         self._secret: SecretStr | None = resolve_secret(api_key, None)
         self._lock = threading.Lock()
         self._sdk: ModuleType | None = None
-        self._client: Any = _without_retries(client)
-        self._async_client: Any = _without_retries(async_client)
+        # Clients passed in are the caller's to close; the ones built here are ours.
+        self._given_client: Any = _without_retries(client)
+        self._given_async_client: Any = _without_retries(async_client)
+        self._client: Any = None
+        # An async client's connections belong to one event loop, so there is one per loop.
+        self._async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._last_timeout: tuple[float | None, Any] | None = None
 
     # -- lazy setup ----------------------------------------------------------------------------
@@ -97,8 +103,8 @@ class SDKProvider(Provider):
         return None if secret is None else secret.get_secret_value()
 
     def sync_client(self) -> Any:
-        """The SDK client, created on first use."""
-        client = self._client
+        """The SDK client: the one passed in, or one created on first use."""
+        client = self._given_client or self._client
         if client is None:
             with self._lock:
                 if self._client is None:
@@ -107,13 +113,25 @@ class SDKProvider(Provider):
         return client
 
     def async_client(self) -> Any:
-        """The asynchronous SDK client, created on first use."""
-        client = self._async_client
+        """The asynchronous SDK client for the running event loop.
+
+        A client passed in is always used as is. Otherwise there is one client per event
+        loop: pooled connections cannot move between loops, so a provider reused across
+        ``asyncio.run`` calls (or threads with their own loops) never hits "Event loop is
+        closed". Clients of loops that have closed are discarded.
+        """
+        if self._given_async_client is not None:
+            return self._given_async_client
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
         if client is None:
             with self._lock:
-                if self._async_client is None:
-                    self._async_client = self._make_client(self._load(), asynchronous=True)
-                client = self._async_client
+                client = self._async_clients.get(loop)
+                if client is None:
+                    for old in [old for old in self._async_clients if old.is_closed()]:
+                        _discard(self._async_clients.pop(old))
+                    client = self._make_client(self._load(), asynchronous=True)
+                    self._async_clients[loop] = client
         return client
 
     def _make_client(self, sdk: ModuleType, *, asynchronous: bool) -> Any:
@@ -142,18 +160,27 @@ class SDKProvider(Provider):
         return translate_error(exc, self._sdk, provider=self.provider_name, secret=self._secret)
 
     def close(self) -> None:
-        """Close the synchronous client's connections; a later call opens a new client."""
+        """Close the synchronous client this provider created; a later call opens a new one."""
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
             client.close()
 
     async def aclose(self) -> None:
-        """Close both clients' connections (call it before the event loop ends)."""
+        """Close the clients this provider created (call it before the event loop ends).
+
+        Clients passed in are left open: they belong to the caller.
+        """
         with self._lock:
-            client, self._async_client = self._async_client, None
+            client = self._async_clients.pop(asyncio.get_running_loop(), None)
+            stale = [
+                self._async_clients.pop(old) for old in list(self._async_clients) if old.is_closed()
+            ]
         if client is not None:
             await client.close()
+        for old_client in stale:
+            with contextlib.suppress(Exception):  # its loop is gone; see _discard
+                await old_client.close()
         self.close()
 
     # -- description ---------------------------------------------------------------------------
@@ -171,6 +198,27 @@ class SDKProvider(Provider):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+
+_discarding: set[asyncio.Task[Any]] = set()
+
+
+def _discard(client: Any) -> None:
+    """Close a client whose event loop has closed, from the running loop, quietly.
+
+    Its connections cannot be closed any more (their loop is gone), but closing marks the
+    client closed, so the SDK does not schedule a failing close of its own when it is
+    garbage-collected. The expected error is consumed.
+    """
+    task = asyncio.get_running_loop().create_task(client.close())
+    _discarding.add(task)
+    task.add_done_callback(_consumed)
+
+
+def _consumed(task: asyncio.Task[Any]) -> None:
+    _discarding.discard(task)
+    if not task.cancelled():
+        task.exception()
 
 
 def _without_retries(client: Any) -> Any:

@@ -65,11 +65,28 @@ _CONTENT_CODES = frozenset(("content_filter", "content_policy_violation"))
 _CONTENT_PHRASES = ("content management policy", "content policy", "content filter")
 
 
+def _mask(text: str, secret: SecretStr | None) -> str:
+    return text.replace(secret.get_secret_value(), str(secret)) if secret else text
+
+
 def scrub(text: str, secret: SecretStr | None) -> str:
     """``text`` with every occurrence of the secret masked, cut to a readable length."""
-    if secret:
-        text = text.replace(secret.get_secret_value(), str(secret))
+    text = _mask(text, secret)
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _scrub_exception(exc: BaseException, secret: SecretStr | None) -> None:
+    """Mask the secret in an SDK exception's text, since it becomes our error's cause.
+
+    An upstream error message may echo the key; the chained cause is printed with every
+    traceback of ours.
+    """
+    if not secret or secret.get_secret_value() not in str(exc):
+        return
+    exc.args = tuple(_mask(a, secret) if isinstance(a, str) else a for a in exc.args)
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        exc.message = _mask(message, secret)  # type: ignore[attr-defined]
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
@@ -182,6 +199,7 @@ def translate_error(
         return exc
     if sdk is None or isinstance(exc, ConfigurationError):
         return None
+    _scrub_exception(exc, secret)
     status: int | None = None
     request_id: str | None = None
     retry_after: float | None = None

@@ -141,3 +141,35 @@ async def test_fault_is_typed_counted_and_falls_back(
             assert error.provider == made.provider.provider_name
     if fault_name.startswith("hang"):
         assert elapsed < 2.0, "the per-attempt timeout must reach the SDK call"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (408, ProviderTimeoutError),
+        (409, TransientError),
+        (413, InvalidRequestError),
+        (422, InvalidRequestError),
+        (504, ServerError),
+    ],
+)
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_other_statuses_map_onto_the_tree(
+    kind: str,
+    status: int,
+    expected: type[ProviderError],
+    server: FakeLLMServer,
+    make_manager: ManagerFactory,
+    target: Callable[..., Target],
+) -> None:
+    """Less common statuses still become the right typed error, with the status attached."""
+    made = target(kind)
+    server.set_default(made.scripted_as, HTTPError(status))
+    manager = make_manager(made.provider, max_retries=0)
+
+    response = await manager.achat("hi")
+
+    error = response.attempts[0].error
+    assert type(error) is expected
+    assert error is not None and error.status_code == status
+    assert response.text == "fallback answer"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncGenerator, Callable
 
 import pytest
 
@@ -135,3 +136,29 @@ def test_preset_without_stream_usage_omits_stream_options(server: FakeLLMServer)
     body = server.requests[0].body
     assert body is not None and body["stream"] is True and "stream_options" not in body
     assert chunks[-1].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_abandoned_stream_releases_its_connection(
+    kind: str,
+    server: FakeLLMServer,
+    make_manager: ManagerFactory,
+    target: Callable[..., Target],
+) -> None:
+    """Stopping after the first chunk closes the upstream response; the breaker stays clean."""
+    made = target(kind)
+    server.script(made.scripted_as, Reply("a long answer " * 20, chunk_size=4))
+    manager = make_manager(made.provider, fallback=False)
+
+    stream = manager.astream("hi")
+    assert isinstance(stream, AsyncGenerator)  # typed AsyncIterator by the core
+    first = await anext(stream)
+    await stream.aclose()
+
+    assert first.text == "a lo"
+    for _ in range(100):  # the server notices the closed socket on its own thread
+        if server.active_connections == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert server.active_connections == 0
+    assert manager.get_model_info("primary")["breaker"]["failure_count"] == 0

@@ -26,7 +26,7 @@ from reliable_llm.providers import (
     SecretStr,
     preset,
 )
-from reliable_llm.testing.fake_server import FakeLLMServer, Reply, unauthorized
+from reliable_llm.testing.fake_server import FakeLLMServer, HTTPError, Reply, unauthorized
 from tests.providers.conftest import KINDS, SENTINEL, ManagerFactory, Target, ask
 
 
@@ -183,3 +183,24 @@ def test_keyless_preset_never_sends_the_openai_key(
 
 def _request() -> ChatRequest:
     return ChatRequest((Message.user("hi"),))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_key_echoed_by_the_server_is_masked(
+    kind: str,
+    server: FakeLLMServer,
+    make_manager: ManagerFactory,
+    target: Callable[..., Target],
+) -> None:
+    """An error message that echoes the key shows a mask, in our error and its SDK cause."""
+    made = target(kind)
+    echo = HTTPError(401, message=f"Incorrect API key provided: {SENTINEL}.")
+    server.script(made.scripted_as, echo)
+    manager = make_manager(made.provider, fallback=False)
+
+    with pytest.raises(AllModelsFailedError) as caught:
+        await manager.achat("hi")
+
+    text = "".join(traceback.format_exception(caught.value))
+    assert SENTINEL not in text
+    assert "Incorrect API key provided: **********." in text

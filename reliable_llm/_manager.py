@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random as _random
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 from reliable_llm._breaker import BreakerState, ModelBreaker
@@ -85,7 +85,10 @@ class LLMManager:
         self.timeouts = timeouts or TimeoutPolicy()
         self.enable_caching = bool(enable_caching)
         self.clock: Clock = clock or SystemClock()
-        self.cache: CacheBackend = cache_backend or InMemoryCache(self.cache_policy, self.clock)
+        # `is None`, not `or`: an empty backend has len 0 and would count as false.
+        self.cache: CacheBackend = (
+            InMemoryCache(self.cache_policy, self.clock) if cache_backend is None else cache_backend
+        )
         self.metrics = MetricsCollector()
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
         engine = Engine(self.clock, random or _random.random, self._emit)
@@ -405,7 +408,7 @@ class LLMManager:
         cache_ttl: float | None = None,
         timeout: float | None = None,
         **params: Any,
-    ) -> Iterator[StreamChunk]:
+    ) -> Generator[StreamChunk, None, None]:
         """Stream the answer chunk by chunk; arguments are those of `chat`.
 
         Until the first chunk reaches the caller, failures are retried and fall back as for
@@ -431,7 +434,7 @@ class LLMManager:
         cache_ttl: float | None = None,
         timeout: float | None = None,
         **params: Any,
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Async twin of `stream`: ``async for chunk in manager.astream(...)``."""
         prepared = self._prepare(
             messages, params, model, fallback_chain, use_cache, cache_ttl, timeout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -97,7 +97,9 @@ class Server:
         self.cache.set(key, response.to_dict(), ttl)
         return response
 
-    def stream(self, plan: Plan, key: str | None, ttl: float | None) -> Iterator[StreamChunk]:
+    def stream(
+        self, plan: Plan, key: str | None, ttl: float | None
+    ) -> Generator[StreamChunk, None, None]:
         """Replay a cached answer, or stream from the engine and cache the completed answer."""
         cached = self.cached(plan, key)
         if cached is not None:
@@ -115,7 +117,7 @@ class Server:
 
     async def astream(
         self, plan: Plan, key: str | None, ttl: float | None
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Async twin of `stream`."""
         cached = self.cached(plan, key)
         if cached is not None:

@@ -229,3 +229,30 @@ def test_generate_and_chat_share_cache_entries(manager: LLMManager) -> None:
     assert manager.generate("héllo \ud800 wörld") == "shared"
     assert manager.chat("héllo \ud800 wörld").cached
     assert model.call_count == 1
+
+
+def test_an_empty_custom_backend_is_used(clock: FakeClock) -> None:
+    """A custom backend is used even while it is empty (len 0), not replaced."""
+
+    class DictBackend:
+        def __init__(self) -> None:
+            self.entries: dict[str, object] = {}
+
+        def get(self, key: str) -> object:
+            return self.entries.get(key)
+
+        def set(self, key: str, value: object, ttl: float | None) -> None:
+            self.entries[key] = value
+
+        def clear(self) -> None:
+            self.entries.clear()
+
+        def __len__(self) -> int:
+            return len(self.entries)
+
+    backend = DictBackend()
+    manager = LLMManager(cache_backend=backend, clock=clock)  # type: ignore[arg-type]
+    manager.register_model("m", ScriptedModel())
+    manager.generate("hi")
+    assert len(backend.entries) == 1
+    assert manager.chat("hi").cached

@@ -106,6 +106,6 @@ def test_abandoned_stream_frees_the_half_open_trial(clock: FakeClock) -> None:
     clock.advance(1)
     stream = manager.stream("again")
     next(stream)
-    stream.close()  # type: ignore[attr-defined]
+    stream.close()
     assert manager.chat("third").model == "primary"
     assert manager.get_model_info("primary")["breaker"]["state"] == "closed"

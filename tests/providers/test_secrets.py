@@ -48,11 +48,6 @@ class RecordingCache:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def __bool__(self) -> bool:
-        # Core bug (reported): LLMManager uses ``cache_backend or InMemoryCache(...)``, which
-        # silently replaces an empty backend (len 0 is falsy) with the in-memory cache.
-        return True
-
 
 def test_secret_str_hides_its_value() -> None:
     """SecretStr masks repr, str and f-strings, compares by value and refuses pickling."""

@@ -239,7 +239,7 @@ class ReliableChatModel(BaseChatModel):
             raise to_langchain_error(exc) from exc
         finally:
             # A consumer that stops early must end the manager's stream now, not at GC.
-            iterator.close()  # type: ignore[attr-defined]
+            iterator.close()
         yield tail.last()
 
     async def _astream(
@@ -261,7 +261,7 @@ class ReliableChatModel(BaseChatModel):
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
         finally:
-            await iterator.aclose()  # type: ignore[attr-defined]
+            await iterator.aclose()
         yield tail.last()
 
     # -- declarative helpers -----------------------------------------------------------------

@@ -24,3 +24,17 @@ def test_readme_example_runs(
     assert lines[1] == "True"
     assert "'failure_count': 3" in lines[2]
     assert "'gpt-4o->claude': 1" in lines[3]
+
+
+def test_readme_lists_every_provider_preset() -> None:
+    """Every preset appears in the README's provider table with its key variable."""
+    from reliable_llm.providers import PRESETS
+
+    text = README.read_text()
+    for spec in PRESETS.values():
+        row = next(
+            (line for line in text.splitlines() if line.startswith(f"| `{spec.name}` |")), ""
+        )
+        assert row, spec.name
+        assert (spec.api_key_env or "none (local)") in row
+        assert (spec.base_url or "SDK default") in row

@@ -40,6 +40,7 @@ from reliable_llm._errors import (
     UnknownModelError,
 )
 from reliable_llm._history import MetricsHistory
+from reliable_llm._http_errors import classify_http_error
 from reliable_llm._manager import LLMManager
 from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
 from reliable_llm._provider import Provider
@@ -114,5 +115,6 @@ __all__ = [
     "Usage",
     "__version__",
     "cache_key",
+    "classify_http_error",
     "response_to_chunks",
 ]

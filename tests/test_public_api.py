@@ -60,6 +60,7 @@ PUBLIC = [
     "Usage",
     "__version__",
     "cache_key",
+    "classify_http_error",
     "response_to_chunks",
 ]
 

@@ -9,8 +9,6 @@ recognised by class name along the exception's MRO (``APITimeoutError``,
 
 from __future__ import annotations
 
-from typing import Any
-
 from langchain_core import exceptions as lc
 
 from reliable_llm import (
@@ -18,22 +16,17 @@ from reliable_llm import (
     ContextWindowExceededError,
     InvalidRequestError,
     ModelNotFoundError,
-    OverloadedError,
     PermissionDeniedError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
     RateLimitError,
     ServerError,
+    classify_http_error,
 )
 
 __all__ = ["classify_langchain_error"]
 
-_TIMEOUT_NAMES = frozenset(("APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout"))
-_CONNECTION_NAMES = frozenset(
-    ("APIConnectionError", "NetworkError", "ConnectError", "RemoteProtocolError", "ReadError")
-)
-_CONTEXT_CODES = frozenset(("context_length_exceeded", "string_above_max_length"))
 _BY_LANGCHAIN: tuple[tuple[type[lc.ModelError], type[ProviderError]], ...] = (
     (lc.ContextOverflowError, ContextWindowExceededError),
     (lc.ModelRateLimitError, RateLimitError),
@@ -47,86 +40,27 @@ _BY_LANGCHAIN: tuple[tuple[type[lc.ModelError], type[ProviderError]], ...] = (
 )
 
 
-def _status(exc: BaseException) -> int | None:
-    status = getattr(exc, "status_code", None)
-    if not isinstance(status, int):
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def _header(exc: BaseException, name: str) -> str | None:
-    headers: Any = getattr(getattr(exc, "response", None), "headers", None)
-    try:
-        value = headers.get(name) if headers is not None else None
-    except Exception:  # headers of an unexpected shape: no hint
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    value = _header(exc, "retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _by_status(status: int, exc: BaseException) -> type[ProviderError] | None:
-    if status == 429:
-        return RateLimitError
-    if status == 529:
-        return OverloadedError
-    if status >= 500:
-        return ServerError
-    if status == 408:
-        return ProviderTimeoutError
-    if status == 401:
-        return AuthenticationError
-    if status == 403:
-        return PermissionDeniedError
-    if status == 404:
-        return ModelNotFoundError
-    if status in (400, 413, 422):
-        if isinstance(exc, lc.ContextOverflowError) or getattr(exc, "code", None) in _CONTEXT_CODES:
-            return ContextWindowExceededError
-        return InvalidRequestError
-    return None
-
-
-def _kind(exc: BaseException) -> type[ProviderError] | None:
-    status = _status(exc)
-    if status is not None:
-        kind = _by_status(status, exc)
-        if kind is not None:
-            return kind
-    for theirs, ours in _BY_LANGCHAIN:
-        if isinstance(exc, theirs):
-            return ours
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & _TIMEOUT_NAMES or isinstance(exc, TimeoutError):
-        return ProviderTimeoutError
-    if names & _CONNECTION_NAMES or isinstance(exc, ConnectionError):
-        return ProviderConnectionError
-    return None
-
-
 def classify_langchain_error(exc: BaseException) -> ProviderError | None:
     """Map an exception raised by a LangChain chat model (or an SDK under it) to our tree.
 
-    Usable as ``classify_error=`` of `reliable_llm.LLMManager.register_model`. Returns None
+    The core's HTTP rules decide from the status, body and class the exception carries
+    (`reliable_llm.classify_http_error`); LangChain's own `ModelError` classes name the kind
+    when there is no status, and a `ContextOverflowError` is always a context-window error.
+    Usable as ``classify_error=`` of `reliable_llm.LLMManager.register_model`; returns None
     for exceptions it does not recognise, leaving them to the manager's default rules.
     """
     if isinstance(exc, ProviderError):
         return exc
-    kind = _kind(exc)
-    if kind is None:
-        return None
-    request_id = getattr(exc, "request_id", None)
-    error = kind(
-        f"{type(exc).__name__}: {exc}",
-        status_code=_status(exc),
-        request_id=request_id if isinstance(request_id, str) else None,
-        retry_after=_retry_after(exc),
-    )
-    error.__cause__ = exc
+    error = classify_http_error(exc)
+    if isinstance(exc, lc.ContextOverflowError) or (error is None or error.status_code is None):
+        kind = next((ours for theirs, ours in _BY_LANGCHAIN if isinstance(exc, theirs)), None)
+        if kind is not None and not isinstance(error, kind):
+            fields = error.__dict__ if error is not None else {}
+            error = kind(
+                f"{type(exc).__name__}: {exc}",
+                status_code=fields.get("status_code"),
+                request_id=fields.get("request_id"),
+                retry_after=fields.get("retry_after"),
+            )
+            error.__cause__ = exc
     return error

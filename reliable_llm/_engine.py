@@ -7,9 +7,9 @@ so they cannot drift apart unnoticed.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
 from typing import NoReturn
 
 from reliable_llm._breaker import Admission, BreakerState
@@ -24,7 +24,7 @@ from reliable_llm._errors import (
     ProviderError,
     StreamInterruptedError,
 )
-from reliable_llm._events import AttemptFinished, EventHook, FallbackTaken, RetryScheduled
+from reliable_llm._events import EventHook, FallbackTaken, RetryScheduled
 from reliable_llm._registry import ModelEntry
 from reliable_llm._stream import StreamAccumulator
 from reliable_llm._types import Attempt, ChatRequest, ChatResponse, StreamChunk
@@ -33,6 +33,7 @@ __all__ = ["Engine", "Plan"]
 
 logger = logging.getLogger("reliable_llm")
 _CLOSED = BreakerState.CLOSED
+_debug_enabled = functools.partial(logger.isEnabledFor, logging.DEBUG)
 _REJECTED = Admission.REJECTED
 
 
@@ -71,11 +72,17 @@ class Plan:
     def give_up(self, index: int, failure: ModelFailure, emit: EventHook) -> None:
         """Record that the model at ``index`` was given up, and where the request goes next."""
         self.failures.append(failure)
-        nxt = self.entries[index + 1].name if index + 1 < len(self.entries) else None
-        emit(FallbackTaken(failure.model, nxt, failure.reason))
+        entries = self.entries
+        nxt = entries[index + 1].name if index + 1 < len(entries) else None
+        reason = failure.reason
+        emit(FallbackTaken(failure.model, nxt, reason))
         # Skipping a model whose breaker is open is routine while it stays open: the
-        # transition itself was logged as a warning, so each skip is only INFO.
-        log = logger.info if failure.reason is FailureReason.CIRCUIT_OPEN else logger.warning
+        # transition itself was logged as a warning, so each skip is only DEBUG.
+        if reason is FailureReason.CIRCUIT_OPEN:
+            if _debug_enabled():
+                logger.debug("model given up (%s); falling back to %r", failure, nxt)
+            return
+        log = logger.warning
         if nxt is None:
             log("model given up (%s); no model left", failure)
         else:
@@ -127,9 +134,10 @@ class Engine:
         error = classify_exception(exc, entry.classifier, entry.name, entry.provider.provider_name)
         entry.breaker.record(admission, error)
         errors.append(error)
-        plan.attempts.append(Attempt(entry.name, number, now - started, error))
+        attempt = Attempt(entry.name, number, now - started, error)
+        plan.attempts.append(attempt)
+        self.emit(attempt)
         error_name = type(error).__name__
-        self.emit(AttemptFinished(entry.name, number, now - started, error_name))
         step = next_step(
             entry.retry,
             number,
@@ -156,8 +164,9 @@ class Engine:
     ) -> None:
         duration = self.clock.monotonic() - started
         entry.breaker.record_success(admission)
-        plan.attempts.append(Attempt(entry.name, number, duration))
-        self.emit(AttemptFinished(entry.name, number, duration))
+        attempt = Attempt(entry.name, number, duration)
+        plan.attempts.append(attempt)
+        self.emit(attempt)
 
     def _timeout(self, plan: Plan) -> float | None:
         """The timeout for the next attempt, or None when the deadline has passed."""
@@ -179,7 +188,7 @@ class Engine:
             response.provider_model,
             False,
             tuple(plan.attempts),
-            tuple(f.model for f in plan.failures) if plan.failures else (),
+            tuple([f.model for f in plan.failures]) if plan.failures else (),
         )
 
     # -- complete ----------------------------------------------------------------------------
@@ -278,7 +287,9 @@ class Engine:
                 chunk = first
                 while chunk is not None:
                     acc.add(chunk)
-                    yield chunk if chunk.model == name else replace(chunk, model=name)
+                    if chunk.model != name:
+                        chunk.model = name  # chunks are built fresh by the provider, for us
+                    yield chunk
                     chunk = next(iterator, None)
             except GeneratorExit:
                 entry.breaker.record_neutral(admission)
@@ -337,8 +348,9 @@ class Engine:
         now = self.clock.monotonic()
         error = classify_exception(exc, entry.classifier, entry.name, entry.provider.provider_name)
         entry.breaker.record(admission, error)
-        plan.attempts.append(Attempt(entry.name, number, now - started, error))
-        self.emit(AttemptFinished(entry.name, number, now - started, type(error).__name__))
+        attempt = Attempt(entry.name, number, now - started, error)
+        plan.attempts.append(attempt)
+        self.emit(attempt)
         logger.warning("stream from model %r interrupted mid-answer: %s", entry.name, error)
         raise StreamInterruptedError(entry.name, acc.text, error) from error
 
@@ -360,7 +372,9 @@ class Engine:
                 chunk = first
                 while chunk is not None:
                     acc.add(chunk)
-                    yield chunk if chunk.model == name else replace(chunk, model=name)
+                    if chunk.model != name:
+                        chunk.model = name  # chunks are built fresh by the provider, for us
+                    yield chunk
                     chunk = await anext(iterator, None)
             except GeneratorExit:
                 entry.breaker.record_neutral(admission)

@@ -6,11 +6,11 @@ Events are named tuples: cheap to build on the per-call path, and read-only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from reliable_llm._breaker import BreakerState
 from reliable_llm._errors import FailureReason
-from reliable_llm._types import Usage
+from reliable_llm._types import Attempt, Usage
 
 __all__ = [
     "AttemptFinished",
@@ -25,13 +25,9 @@ __all__ = [
 ]
 
 
-class AttemptFinished(NamedTuple):
-    """One upstream call ended; ``error`` is the error type name, or None on success."""
-
-    model: str
-    attempt: int
-    duration: float
-    error: str | None = None
+AttemptFinished: TypeAlias = Attempt
+"""One upstream call ended: the same `Attempt` record that `ChatResponse.attempts` holds
+(``model``, ``number``, ``duration`` and ``error``, the `ProviderError` or None)."""
 
 
 class RetryScheduled(NamedTuple):
@@ -87,7 +83,7 @@ class RequestFinished(NamedTuple):
 
 
 Event = (
-    AttemptFinished
+    Attempt
     | RetryScheduled
     | FallbackTaken
     | BreakerTransition

@@ -129,7 +129,7 @@ class MetricsCollector:
             stats.latencies.append(event.duration)
         else:
             stats.failures += 1
-            stats.last_error = event.error
+            stats.last_error = type(event.error).__name__
 
     def _retry(self, event: RetryScheduled) -> None:
         self._retries += 1
@@ -137,7 +137,7 @@ class MetricsCollector:
 
     def _fallback(self, event: FallbackTaken) -> None:
         self._fallbacks[(event.from_model, event.to_model)] += 1
-        self._fallback_reasons[event.reason.value] += 1
+        self._fallback_reasons[event.reason] += 1  # a StrEnum: the key is its value
 
     def _transition(self, event: BreakerTransition) -> None:
         self._transitions += 1
@@ -224,7 +224,7 @@ class MetricsCollector:
                         f"{a}->{b if b is not None else '(none)'}": n
                         for (a, b), n in sorted(self._fallbacks.items(), key=str)
                     },
-                    "by_reason": dict(sorted(self._fallback_reasons.items())),
+                    "by_reason": {str(r): n for r, n in sorted(self._fallback_reasons.items())},
                 },
                 "breaker_transitions": self._transitions,
                 "latency": percentiles(self._latencies),

@@ -1,6 +1,6 @@
 """Chat-shaped value types: messages, requests, responses, usage and stream chunks.
 
-What callers send (`Message`, `Tool`, `ChatRequest`) is frozen: a request passes unchanged
+What callers send (`Message`, `Tool`, `ChatRequest`) is read-only: a request passes unchanged
 through every retry and fallback. What the manager returns (`ChatResponse`, `StreamChunk`,
 `Usage`, `ToolCall`) is built fresh for each caller, as a plain slotted dataclass (about five
 times cheaper to build than a frozen one on the per-call and per-chunk paths); the cache keeps
@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 from reliable_llm._errors import ConfigurationError, ProviderError
 
 Role = Literal["system", "user", "assistant", "tool"]
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 _ROLES = frozenset(("system", "user", "assistant", "tool"))
 
 
@@ -114,14 +116,16 @@ class Usage:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
+class ChatRequest(NamedTuple):
     """A logical request: messages plus generation parameters.
 
     ``tool_choice`` is ``"auto"``, ``"none"``, ``"required"`` or the name of one tool.
     ``response_format`` follows OpenAI's shape: ``{"type": "json_object"}`` or
     ``{"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}``.
     ``extra`` passes provider-specific parameters through unchanged.
+
+    A named tuple: read-only as it passes through every retry and fallback, and built once per
+    call at a fraction of a frozen dataclass's cost.
     """
 
     messages: tuple[Message, ...]
@@ -133,7 +137,7 @@ class ChatRequest:
     tools: tuple[Tool, ...] = ()
     tool_choice: str | None = None
     response_format: Mapping[str, Any] | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = _NO_EXTRA
 
     @property
     def prompt(self) -> str:

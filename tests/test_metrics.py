@@ -76,15 +76,15 @@ def test_events_reach_hooks_in_order(manager: LLMManager) -> None:
     kinds = [type(e).__name__ for e in events]
     assert kinds == [
         "CacheMiss",
-        "AttemptFinished",
+        "Attempt",
         "RetryScheduled",
-        "AttemptFinished",
+        "Attempt",
         "RetryScheduled",
-        "AttemptFinished",
+        "Attempt",
         "RetryScheduled",
-        "AttemptFinished",
+        "Attempt",
         "FallbackTaken",
-        "AttemptFinished",
+        "Attempt",
         "RequestFinished",
     ]
     assert isinstance(events[0], CacheMiss)
@@ -152,6 +152,7 @@ def test_latency_percentiles_are_bounded(clock: FakeClock) -> None:
 def test_events_are_frozen() -> None:
     """Events cannot be altered by a hook."""
     event = AttemptFinished("m", 1, 0.1)
+    assert event.error is None and event.number == 1
     with pytest.raises(AttributeError):
         event.model = "x"  # type: ignore[misc]
     assert CacheHit("m", "n") == CacheHit("m", "n")

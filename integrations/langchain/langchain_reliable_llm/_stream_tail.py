@@ -22,8 +22,7 @@ from langchain_reliable_llm._convert import (
     to_ai_message_chunk,
     usage_metadata,
 )
-from reliable_llm import LLMManager, StreamChunk, Usage
-from reliable_llm.events import AttemptFinished
+from reliable_llm import Attempt, LLMManager, StreamChunk, Usage
 
 __all__ = ["StreamTail"]
 
@@ -33,14 +32,14 @@ _WATCHED: weakref.WeakSet[LLMManager] = weakref.WeakSet()
 
 def _collect(event: object) -> None:
     sink = _SINK.get()
-    if sink is not None and isinstance(event, AttemptFinished):
+    if sink is not None and isinstance(event, Attempt):
         sink.append(
             {
                 "model": event.model,
-                "number": event.attempt,
+                "number": event.number,
                 "duration": event.duration,
-                "error": event.error,
-                "message": None,
+                "error": None if event.error is None else type(event.error).__name__,
+                "message": None if event.error is None else str(event.error),
             }
         )
 

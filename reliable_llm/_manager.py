@@ -183,6 +183,11 @@ class LLMManager:
         """The models tried, in order, after the active one."""
         return self._registry.chain
 
+    @property
+    def route(self) -> tuple[str, ...]:
+        """The models a request tries, in order: the active one, then the chain, each once."""
+        return self._registry.route_names
+
     def set_fallback_chain(self, model_names: Sequence[str]) -> None:
         """Set the models tried, in order, when the active model fails (empty: none).
 

@@ -95,6 +95,7 @@ class Registry:
         self.active: str | None = None
         self.chain: tuple[str, ...] = ()
         self.route: tuple[ModelEntry, ...] = ()
+        self.route_names: tuple[str, ...] = ()
 
     def add(self, entry: ModelEntry, replace: bool, on_added: Callable[[], None]) -> None:
         """Register ``entry``; the first model registered becomes the active one.
@@ -142,6 +143,7 @@ class Registry:
 
     def _rebuild(self) -> None:
         self.route = self.resolve(self.active, self.chain) if self.active else ()
+        self.route_names = tuple(e.name for e in self.route)
 
     def resolve(self, first: str, chain: Iterable[str]) -> tuple[ModelEntry, ...]:
         """``first`` then ``chain``, each model once."""

@@ -195,3 +195,14 @@ def test_describe_model_is_cheap_and_follows_re_registration(manager: LLMManager
     )
     second = manager.describe_model("m")
     assert second is not first and second["metadata"] == {"context_window": 4096}
+
+
+def test_route_lists_active_then_chain_once_each(manager: LLMManager) -> None:
+    """manager.route is the active model then the chain, without repeats, and follows changes."""
+    for name in ("a", "b", "c"):
+        manager.register_model(name, ScriptedModel())
+    assert manager.route == ("a",)
+    manager.set_fallback_chain(["c", "a", "b"])
+    assert manager.route == ("a", "c", "b")
+    manager.set_active_model("b")
+    assert manager.route == ("b", "c", "a")

@@ -113,6 +113,8 @@ class ReliableChatModel(BaseChatModel):
 
     def _route(self, model: str | None = None, fallbacks: Sequence[str] | None = None) -> list[str]:
         manager = self.llm_manager
+        if model is None and fallbacks is None and self.model is None and self.fallbacks is None:
+            return list(manager.route)  # the manager's own route, precomputed
         first = model or self.model or manager.active_model
         chain = fallbacks if fallbacks is not None else self.fallbacks
         if chain is None:

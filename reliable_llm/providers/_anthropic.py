@@ -143,27 +143,15 @@ class AnthropicProvider(SDKProvider):
         Raises:
             ProviderError: The call failed, the stream broke, or it ended unfinished.
         """
-        stream = None
-        try:
-            params, json_tool = self._params(request, timeout)
-            create = self.sync_client().messages.create
-            stream = create(**fit_to_signature(create, {**params, "stream": True}))
-            state = wire.StreamState(json_tool)
-            for event in stream:
-                chunk = state.feed(event)
-                if chunk is not None:
-                    yield chunk
-            yield state.closing_chunk()
-        except Exception as exc:
-            error = self._translate(exc)
-            if error is None:
-                raise
-            raise error from exc
-        finally:
-            if stream is not None:
-                stream.close()
+        params, json_tool = self._params(request, timeout)
 
-    async def astream(
+        def open_stream() -> Any:
+            create = self.sync_client().messages.create
+            return create(**fit_to_signature(create, {**params, "stream": True}))
+
+        return self._pump(open_stream, wire.StreamState(json_tool))
+
+    def astream(
         self, request: ChatRequest, *, timeout: float | None = None
     ) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`.
@@ -171,25 +159,13 @@ class AnthropicProvider(SDKProvider):
         Raises:
             ProviderError: The call failed, the stream broke, or it ended unfinished.
         """
-        stream = None
-        try:
-            params, json_tool = self._params(request, timeout)
+        params, json_tool = self._params(request, timeout)
+
+        async def open_stream() -> Any:
             create = self.async_client().messages.create
-            stream = await create(**fit_to_signature(create, {**params, "stream": True}))
-            state = wire.StreamState(json_tool)
-            async for event in stream:
-                chunk = state.feed(event)
-                if chunk is not None:
-                    yield chunk
-            yield state.closing_chunk()
-        except Exception as exc:
-            error = self._translate(exc)
-            if error is None:
-                raise
-            raise error from exc
-        finally:
-            if stream is not None:
-                await stream.close()
+            return await create(**fit_to_signature(create, {**params, "stream": True}))
+
+        return self._apump(open_stream, wire.StreamState(json_tool))
 
     def describe(self) -> dict[str, object]:
         """Public facts about this provider; never the key."""

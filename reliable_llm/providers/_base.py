@@ -5,17 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from reliable_llm._errors import ConfigurationError, ProviderError
 from reliable_llm._provider import Provider
+from reliable_llm._types import StreamChunk
 from reliable_llm.providers._sdk import ProviderConfigurationError, load_sdk
 from reliable_llm.providers._secret import SecretStr, resolve_secret
 from reliable_llm.providers._translate import translate_error
 
 __all__ = ["SDKProvider"]
+
+
+class StreamFolder(Protocol):
+    """Folds a protocol's stream events into chunks (one per protocol's wire module)."""
+
+    def feed(self, event: Any) -> StreamChunk | None:
+        """The chunk this event adds, if any."""
+        ...
+
+    def closing_chunk(self) -> StreamChunk:
+        """The last chunk; raises if the stream ended before the answer finished."""
+        ...
+
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 120.0
@@ -158,6 +172,50 @@ class SDKProvider(Provider):
     def _translate(self, exc: BaseException) -> ProviderError | None:
         """Our error for ``exc`` (raise it ``from exc``), or None for a foreign exception."""
         return translate_error(exc, self._sdk, provider=self.provider_name, secret=self._secret)
+
+    def _pump(self, open_stream: Callable[[], Any], state: StreamFolder) -> Iterator[StreamChunk]:
+        """Yield ``state``'s chunks for each event of the stream ``open_stream`` returns.
+
+        Ends with the state's closing chunk (which raises if the stream ended unfinished);
+        SDK errors are translated; the stream is closed however the consumer stops.
+        """
+        stream = None
+        try:
+            stream = open_stream()
+            for event in stream:
+                chunk = state.feed(event)
+                if chunk is not None:
+                    yield chunk
+            yield state.closing_chunk()
+        except Exception as exc:
+            error = self._translate(exc)
+            if error is None:
+                raise
+            raise error from exc
+        finally:
+            if stream is not None:
+                stream.close()
+
+    async def _apump(
+        self, open_stream: Callable[[], Awaitable[Any]], state: StreamFolder
+    ) -> AsyncIterator[StreamChunk]:
+        """Async twin of `_pump`."""
+        stream = None
+        try:
+            stream = await open_stream()
+            async for event in stream:
+                chunk = state.feed(event)
+                if chunk is not None:
+                    yield chunk
+            yield state.closing_chunk()
+        except Exception as exc:
+            error = self._translate(exc)
+            if error is None:
+                raise
+            raise error from exc
+        finally:
+            if stream is not None:
+                await stream.close()
 
     def close(self) -> None:
         """Close the synchronous client this provider created; a later call opens a new one."""

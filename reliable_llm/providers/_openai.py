@@ -158,26 +158,14 @@ class OpenAIProvider(SDKProvider):
         Raises:
             ProviderError: The call failed, the stream broke, or it ended unfinished.
         """
-        stream = None
-        try:
-            create = self.sync_client().chat.completions.create
-            stream = create(**fit_to_signature(create, self._stream_params(request, timeout)))
-            end = wire.StreamState()
-            for chunk in stream:
-                content = end.feed(chunk)
-                if content is not None:
-                    yield content
-            yield end.closing_chunk()
-        except Exception as exc:
-            error = self._translate(exc)
-            if error is None:
-                raise
-            raise error from exc
-        finally:
-            if stream is not None:
-                stream.close()
 
-    async def astream(
+        def open_stream() -> Any:
+            create = self.sync_client().chat.completions.create
+            return create(**fit_to_signature(create, self._stream_params(request, timeout)))
+
+        return self._pump(open_stream, wire.StreamState())
+
+    def astream(
         self, request: ChatRequest, *, timeout: float | None = None
     ) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`.
@@ -185,25 +173,12 @@ class OpenAIProvider(SDKProvider):
         Raises:
             ProviderError: The call failed, the stream broke, or it ended unfinished.
         """
-        stream = None
-        try:
+
+        async def open_stream() -> Any:
             create = self.async_client().chat.completions.create
-            params = fit_to_signature(create, self._stream_params(request, timeout))
-            stream = await create(**params)
-            end = wire.StreamState()
-            async for chunk in stream:
-                content = end.feed(chunk)
-                if content is not None:
-                    yield content
-            yield end.closing_chunk()
-        except Exception as exc:
-            error = self._translate(exc)
-            if error is None:
-                raise
-            raise error from exc
-        finally:
-            if stream is not None:
-                await stream.close()
+            return await create(**fit_to_signature(create, self._stream_params(request, timeout)))
+
+        return self._apump(open_stream, wire.StreamState())
 
     def describe(self) -> dict[str, object]:
         """Public facts about this provider; never the key."""

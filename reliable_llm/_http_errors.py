@@ -10,7 +10,6 @@ timeouts or connection failures by their class names along the MRO (``APITimeout
 
 from __future__ import annotations
 
-import email.utils
 import json
 import time
 from collections.abc import Mapping
@@ -123,6 +122,8 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
     try:
         seconds = float(text)
     except ValueError:
+        import email.utils  # deferred: it costs ~15 ms of `import reliable_llm`, for a rare case
+
         try:
             when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError):

@@ -83,7 +83,7 @@ def test_import_loads_no_sdk_or_framework() -> None:
     code = (
         "import sys, reliable_llm, reliable_llm.testing;"
         "bad = [m for m in ('openai', 'anthropic', 'httpx', 'langchain_core', 'llama_index',"
-        " 'pydantic') if m in sys.modules];"
+        " 'pydantic', 'asyncio') if m in sys.modules];"
         "print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -78,16 +79,21 @@ def test_testing_kit_surface() -> None:
     assert reliable_llm.testing.__all__ == ["FakeClock", "Reply", "ScriptedModel", "StreamBreak"]
 
 
-def test_import_loads_no_sdk_or_framework() -> None:
-    """`import reliable_llm` imports no provider SDK and no framework."""
-    code = (
-        "import sys, reliable_llm, reliable_llm.testing;"
-        "bad = [m for m in ('openai', 'anthropic', 'httpx', 'langchain_core', 'llama_index',"
-        " 'pydantic', 'asyncio') if m in sys.modules];"
-        "print(bad)"
-    )
+def _modules_loaded_by(statement: str, names: tuple[str, ...]) -> list[str]:
+    code = f"import sys; {statement}; print([m for m in {names!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    return list(ast.literal_eval(out.stdout))
+
+
+def test_import_loads_no_sdk_or_framework() -> None:
+    """`import reliable_llm` (and its testing kit) imports no provider SDK and no framework."""
+    heavy = ("openai", "anthropic", "httpx", "langchain_core", "llama_index", "pydantic")
+    assert _modules_loaded_by("import reliable_llm, reliable_llm.testing", heavy) == []
+
+
+def test_import_of_the_core_defers_asyncio() -> None:
+    """`import reliable_llm` does not even import asyncio (it is loaded on first async use)."""
+    assert _modules_loaded_by("import reliable_llm", ("asyncio", "email.utils")) == []
 
 
 def test_core_source_never_names_the_frameworks() -> None:

@@ -113,6 +113,16 @@ class ModelBreaker:
             return 0.0
         return self._trial_at - self._clock.monotonic()
 
+    def snapshot(self) -> dict[str, object]:
+        """State, failure count, policy and seconds until the next trial, as a plain dict."""
+        return {
+            "state": self.state.value,
+            "failure_count": self.failure_count,
+            "failure_threshold": self.policy.failure_threshold,
+            "recovery_timeout": self.policy.recovery_timeout,
+            "retry_in": round(max(self.retry_in(), 0.0), 3),
+        }
+
     def admit(self) -> Admission:
         """Decide whether a call may go to the model now."""
         state = self.state

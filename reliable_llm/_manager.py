@@ -20,11 +20,17 @@ from reliable_llm._events import (
     EventHook,
 )
 from reliable_llm._metrics import MetricsCollector
-from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
+from reliable_llm._policies import (
+    BreakerPolicy,
+    CachePolicy,
+    RetryPolicy,
+    TimeoutPolicy,
+    seconds_override,
+)
 from reliable_llm._provider import Provider
 from reliable_llm._registry import ModelEntry, Registry, as_provider
 from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
-from reliable_llm._request import MessagesInput, build_request
+from reliable_llm._request import MessagesInput, build_request, check_prompt
 from reliable_llm._serving import Server
 from reliable_llm._types import ChatRequest, ChatResponse, Message, StreamChunk
 
@@ -96,8 +102,6 @@ class LLMManager:
         self._lock = threading.Lock()
         self._registry = Registry()
 
-    # -- events ------------------------------------------------------------------------------
-
     def _emit(self, event: Event) -> None:
         for hook in self._hooks:
             try:
@@ -119,8 +123,6 @@ class LLMManager:
         log = logger.warning if new is BreakerState.OPEN else logger.info
         log("circuit breaker for model %r: %s -> %s", model, old.value, new.value)
         self._emit(BreakerTransition(model, old, new))
-
-    # -- registry ----------------------------------------------------------------------------
 
     def register_model(
         self,
@@ -201,8 +203,6 @@ class LLMManager:
         """Registered model names, in registration order."""
         return list(self._registry.models)
 
-    # -- introspection -----------------------------------------------------------------------
-
     def describe_model(self, model_name: str) -> Mapping[str, Any]:
         """What a model is, without statistics: cheap enough to call on every request.
 
@@ -231,19 +231,12 @@ class LLMManager:
         entry = self._registry.entry(model_name)
         stats = self.metrics.model_stats(model_name)
         stats.pop("breaker_state")
-        breaker = entry.breaker
         return {
             "name": model_name,
             "metadata": dict(entry.metadata),
             "provider": entry.provider.describe(),
             "is_active": model_name == self._registry.active,
-            "breaker": {
-                "state": breaker.state.value,
-                "failure_count": breaker.failure_count,
-                "failure_threshold": breaker.policy.failure_threshold,
-                "recovery_timeout": breaker.policy.recovery_timeout,
-                "retry_in": round(max(breaker.retry_in(), 0.0), 3),
-            },
+            "breaker": entry.breaker.snapshot(),
             **stats,
         }
 
@@ -278,8 +271,6 @@ class LLMManager:
         """Remove every cached response."""
         self.cache.clear()
 
-    # -- requests ----------------------------------------------------------------------------
-
     def _prepare(
         self,
         messages: MessagesInput,
@@ -293,19 +284,11 @@ class LLMManager:
         """Validate a call: its plan, its cache key (None: not cached) and its cache TTL."""
         request = build_request(messages, params)
         route = self._registry.route_for(model, fallback_chain)
-        total = self.timeouts.total
-        if timeout is not None:
-            if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-                raise ConfigurationError(f"timeout must be seconds > 0, got {timeout!r}")
-            total = float(timeout)
-        ttl = self.cache_policy.ttl
-        if cache_ttl is not None:
-            if not isinstance(cache_ttl, int | float) or cache_ttl <= 0:
-                raise ConfigurationError(f"cache_ttl must be seconds > 0, got {cache_ttl!r}")
-            ttl = float(cache_ttl)
-        plan = Plan(
-            route[0].name, route, request, self.clock.monotonic(), total, self.timeouts.per_attempt
-        )
+        total = seconds_override("timeout", timeout) or self.timeouts.total
+        ttl = seconds_override("cache_ttl", cache_ttl) or self.cache_policy.ttl
+        started = self.clock.monotonic()
+        plan = Plan(route[0].name, route, request, started, total, self.timeouts.per_attempt)
+
         key = None
         if use_cache is not False and self.enable_caching:
             key = cache_key(plan.requested, request)
@@ -385,7 +368,7 @@ class LLMManager:
             AllModelsFailedError: No model answered; ``failures`` says why for each one.
             ConfigurationError: The prompt or a parameter is invalid.
         """
-        _check_prompt(prompt)
+        check_prompt(prompt)
         if kwargs:
             return self.chat(prompt, use_cache=use_cache, **kwargs).text
         plan, key, text = self._prompt_plan(prompt, use_cache)
@@ -395,7 +378,7 @@ class LLMManager:
 
     async def agenerate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
         """Async twin of `generate`."""
-        _check_prompt(prompt)
+        check_prompt(prompt)
         if kwargs:
             return (await self.achat(prompt, use_cache=use_cache, **kwargs)).text
         plan, key, text = self._prompt_plan(prompt, use_cache)
@@ -459,8 +442,3 @@ class LLMManager:
             f"LLMManager(active={registry.active!r}, fallback_chain={list(registry.chain)}, "
             f"models=[{states}], caching={self.enable_caching})"
         )
-
-
-def _check_prompt(prompt: object) -> None:
-    if not isinstance(prompt, str):
-        raise ConfigurationError(f"prompt must be a str, got {type(prompt).__name__}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from reliable_llm._errors import ConfigurationError
 
-__all__ = ["BreakerPolicy", "CachePolicy", "RetryPolicy", "TimeoutPolicy"]
+__all__ = ["BreakerPolicy", "CachePolicy", "RetryPolicy", "TimeoutPolicy", "seconds_override"]
 
 
 def _check(condition: bool, message: str) -> None:
@@ -17,6 +17,19 @@ def _check(condition: bool, message: str) -> None:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def seconds_override(name: str, value: object) -> float | None:
+    """A per-call override in seconds (``timeout=``, ``cache_ttl=``); None when not given.
+
+    Raises:
+        ConfigurationError: The value is not a finite number of seconds > 0.
+    """
+    if value is None:
+        return None
+    if not _is_number(value) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigurationError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
 
 
 def _is_count(value: object) -> bool:

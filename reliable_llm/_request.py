@@ -9,7 +9,7 @@ from typing import Any
 from reliable_llm._errors import ConfigurationError
 from reliable_llm._types import ChatRequest, Message, Tool, ToolCall
 
-__all__ = ["GENERATION_PARAMS", "build_request", "to_message", "to_tool"]
+__all__ = ["GENERATION_PARAMS", "build_request", "check_prompt", "to_message", "to_tool"]
 
 GENERATION_PARAMS = frozenset(
     (
@@ -142,3 +142,9 @@ def build_request(messages: MessagesInput, params: Mapping[str, Any]) -> ChatReq
         response_format=response_format,
         extra=extra,
     )
+
+
+def check_prompt(prompt: object) -> None:
+    """Raise `ConfigurationError` unless ``prompt`` is a str."""
+    if not isinstance(prompt, str):
+        raise ConfigurationError(f"prompt must be a str, got {type(prompt).__name__}")

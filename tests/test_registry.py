@@ -206,3 +206,12 @@ def test_route_lists_active_then_chain_once_each(manager: LLMManager) -> None:
     assert manager.route == ("a", "c", "b")
     manager.set_active_model("b")
     assert manager.route == ("b", "c", "a")
+
+
+@pytest.mark.parametrize("bad", [True, float("nan"), float("inf"), "5", -1])
+def test_per_call_seconds_must_be_real_positive_numbers(manager: LLMManager, bad: object) -> None:
+    """timeout= and cache_ttl= refuse booleans, NaN, infinity, strings and negatives alike."""
+    manager.register_model("m", ScriptedModel())
+    for name in ("timeout", "cache_ttl"):
+        with pytest.raises(ConfigurationError, match=f"{name} must be a finite number"):
+            manager.chat("hi", **{name: bad})

@@ -41,6 +41,7 @@ def test_public_api_is_pinned() -> None:
         "RecordedRequest",
         "Reply",
         "ResetConnection",
+        "Responder",
         "Step",
         "StreamCut",
         "StreamErrorEvent",
@@ -224,3 +225,34 @@ def test_repr_shows_where_it_listens() -> None:
     assert repr(server) == "<FakeLLMServer not running>"
     with server:
         assert repr(server) == f"<FakeLLMServer {server.base_url}>"
+
+
+def test_a_responder_answers_from_the_request_then_defers_to_the_script() -> None:
+    """set_responder computes answers from each request; returning None uses the script."""
+    import openai
+
+    from reliable_llm.testing.fake_server import FakeLLMServer, RecordedRequest, Reply
+
+    def echo(request: RecordedRequest) -> Reply | None:
+        assert request.body is not None
+        text = request.body["messages"][-1]["content"]
+        return None if text == "script" else Reply(f"echo: {text}")
+
+    with FakeLLMServer() as server:
+        server.set_responder(echo)
+        server.script("m", Reply("from the script"))
+        client = openai.OpenAI(api_key="sk-test", base_url=server.openai_base_url, max_retries=0)
+        try:
+
+            def ask(text: str) -> str | None:
+                completion = client.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": text}]
+                )
+                return completion.choices[0].message.content
+
+            assert ask("hello") == "echo: hello"
+            assert ask("script") == "from the script"
+            server.reset()
+            assert ask("hello") == "ok"
+        finally:
+            client.close()

@@ -2,8 +2,8 @@
 talking HTTP to the local fake server (127.0.0.1), with the official SDKs in between.
 
 The fake server answers from scripts; for the suite it needs answers that depend on the
-request (call the requested tool, return JSON for a schema), so `_SmartBook` replaces the
-server's script book and answers each request with `SmartFakeModel`, after translating the
+request (call the requested tool, return JSON for a schema), so a responder
+(`FakeLLMServer.set_responder`) answers each request with `SmartFakeModel`, after translating the
 wire body (OpenAI chat completions or Anthropic messages) into a `ChatRequest`.
 
 Skips are those of `test_standard.py`: multimodal and Anthropic-native inputs (messages
@@ -26,6 +26,7 @@ from reliable_llm.providers import AnthropicProvider, OpenAIProvider
 from reliable_llm.testing import FakeClock
 from reliable_llm.testing.fake_server import (
     FakeLLMServer,
+    RecordedRequest,
     Reply,
     Step,
     ToolCallSpec,
@@ -111,20 +112,17 @@ def _anthropic_request(body: Mapping[str, Any]) -> ChatRequest:
     )
 
 
-class _SmartBook:
+class _SmartResponder:
     """Answers each request from its body with SmartFakeModel; some models are down."""
 
-    def __init__(self, server: FakeLLMServer) -> None:
-        self.server = server
+    def __init__(self) -> None:
         self.model = SmartFakeModel("wire")
         self.outages: dict[str, Step] = {_DOWN: server_error(503)}
 
-    def next_step(self, model: str) -> Step:
+    def __call__(self, recorded: RecordedRequest) -> Step:
+        model = recorded.model or ""
         if model in self.outages:
             return self.outages[model]
-        # The handler logs a request and asks for its step with no await in between, so the
-        # last logged request is the one being answered.
-        recorded = self.server.requests[-1]
         assert recorded.body is not None
         if recorded.protocol == "anthropic":
             request = _anthropic_request(recorded.body)
@@ -139,18 +137,12 @@ class _SmartBook:
             finish_reason=response.finish_reason,
         )
 
-    def pending(self, model: str | None = None) -> int:
-        return 0
-
-    def reset(self) -> None:
-        pass
-
 
 def _server() -> FakeLLMServer:
     global _SERVER
     if _SERVER is None:
         _SERVER = FakeLLMServer().start()
-        _SERVER._handler._book = _SmartBook(_SERVER)  # type: ignore[assignment]
+        _SERVER.set_responder(_SmartResponder())
     return _SERVER
 
 

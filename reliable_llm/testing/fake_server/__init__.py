@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from ._cli import run_fake_server_cli
 from ._log import ProtocolName, RecordedRequest
+from ._script import Responder
 from ._server import FakeLLMServer
 from ._steps import (
     Fault,
@@ -57,6 +58,7 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "ResetConnection",
+    "Responder",
     "Step",
     "StreamCut",
     "StreamErrorEvent",

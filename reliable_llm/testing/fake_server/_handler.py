@@ -87,17 +87,16 @@ class Handler:
         body = _parse_body(request.body)
         if model is None and body is not None and isinstance(body.get("model"), str):
             model = body["model"]
-        self._log.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                headers=dict(request.headers),
-                body=body,
-                model=model,
-                protocol=protocol,
-            )
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            body=body,
+            model=model,
+            protocol=protocol,
         )
+        self._log.append(recorded)
         if protocol is None or wire is None:
             await _send_unknown_path(connection, request)
             return
@@ -120,7 +119,7 @@ class Handler:
             await send_error(connection, wire, error, model, request_id)
             return
         exchange = Exchange(protocol=protocol, model=model, body=body, request_id=request_id)
-        await play(connection, wire, exchange, self._book.next_step(model))
+        await play(connection, wire, exchange, self._book.next_step(model, recorded))
 
 
 def _route(request: HTTPRequest) -> tuple[ProtocolName | None, WireFormat | None, str | None]:

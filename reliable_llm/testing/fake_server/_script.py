@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
+from ._log import RecordedRequest
 from ._steps import Fault, Reply, Step
+
+Responder = Callable[[RecordedRequest], Step | None]
+"""Computes the answer to a request from the request itself; None defers to the script."""
 
 #: What a model with no script and no default of its own answers.
 GLOBAL_DEFAULT_REPLY = Reply("ok")
@@ -29,6 +34,7 @@ class ScriptBook:
         self._queues: dict[str, deque[Step]] = {}
         self._defaults: dict[str, Step] = {}
         self._global_default: Step = GLOBAL_DEFAULT_REPLY
+        self._responder: Responder | None = None
 
     def script(self, model: str, steps: tuple[Step, ...]) -> None:
         """Append ``steps`` to the queue of ``model``.
@@ -53,8 +59,20 @@ class ScriptBook:
             else:
                 self._defaults[model] = checked
 
-    def next_step(self, model: str) -> Step:
-        """Consume and return the step that answers the next request for ``model``."""
+    def set_responder(self, responder: Responder | None) -> None:
+        """Answer requests with ``responder(request)`` first; None restores plain scripts."""
+        self._responder = responder
+
+    def next_step(self, model: str, request: RecordedRequest | None = None) -> Step:
+        """The step that answers the next request for ``model`` (consuming a scripted one).
+
+        A responder, if set, decides first; when it returns None the script applies.
+        """
+        responder = self._responder
+        if responder is not None and request is not None:
+            step = responder(request)
+            if step is not None:
+                return _check_step(step)
         with self._lock:
             queue = self._queues.get(model)
             if queue:
@@ -74,3 +92,4 @@ class ScriptBook:
             self._queues.clear()
             self._defaults.clear()
             self._global_default = GLOBAL_DEFAULT_REPLY
+            self._responder = None

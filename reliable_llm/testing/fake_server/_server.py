@@ -9,7 +9,7 @@ from types import TracebackType
 
 from ._handler import Handler
 from ._log import RecordedRequest, RequestLog
-from ._script import ScriptBook
+from ._script import Responder, ScriptBook
 from ._steps import Step
 
 #: Pending connections the listening socket queues (the kernel may cap it lower).
@@ -200,6 +200,18 @@ class FakeLLMServer:
             TypeError: If ``step`` is neither a `Reply` nor a `Fault`.
         """
         self._book.set_default(model, step)
+
+    def set_responder(self, responder: Responder | None) -> None:
+        """Answer each request with ``responder(request)``, computed from the request itself.
+
+        ``request`` is the `RecordedRequest` (its parsed JSON ``body``, ``model``,
+        ``protocol``, headers); returning None lets the model's script or default answer.
+        Pass None to remove the responder; `reset` removes it too.
+
+        Raises:
+            TypeError: If the responder returns something that is not a `Reply` or `Fault`.
+        """
+        self._book.set_responder(responder)
 
     def pending(self, model: str | None = None) -> int:
         """Return how many queued steps are still unconsumed (for ``model``, if given)."""

@@ -28,13 +28,14 @@ class StreamAccumulator:
         'Hello'
     """
 
-    __slots__ = ("_calls", "_parts", "finish_reason", "usage")
+    __slots__ = ("_calls", "_parts", "finish_reason", "provider_model", "usage")
 
     def __init__(self) -> None:
         self._parts: list[str] = []
         self._calls: dict[int, _PartialToolCall] = {}
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.provider_model: str | None = None
 
     @property
     def text(self) -> str:
@@ -51,6 +52,8 @@ class StreamAccumulator:
             self.finish_reason = chunk.finish_reason
         if chunk.usage is not None:
             self.usage = chunk.usage
+        if chunk.provider_model is not None:
+            self.provider_model = chunk.provider_model
 
     def _add_delta(self, delta: ToolCallDelta) -> None:
         call = self._calls.get(delta.index)
@@ -77,6 +80,7 @@ class StreamAccumulator:
             usage=self.usage,
             model=model,
             provider=provider,
+            provider_model=self.provider_model,
         )
 
 
@@ -92,6 +96,7 @@ def response_to_chunks(response: ChatResponse, *, cached: bool = False) -> Itera
         usage=response.usage,
         model=response.model,
         cached=cached,
+        provider_model=response.provider_model,
     )
 
 

@@ -253,7 +253,8 @@ class StreamChunk:
     """One piece of a streamed answer.
 
     The last chunk of a completed stream carries ``finish_reason`` and, when the provider
-    reported it, ``usage``. ``model`` is the registered model that is streaming.
+    reported them, ``usage`` and ``provider_model`` (the model id the provider answered with).
+    ``model`` is the registered model that is streaming.
     """
 
     text: str = ""
@@ -262,3 +263,4 @@ class StreamChunk:
     usage: Usage | None = None
     model: str = ""
     cached: bool = False
+    provider_model: str | None = None

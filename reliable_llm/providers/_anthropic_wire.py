@@ -216,6 +216,7 @@ class StreamState:
         "_tools",
         "input_tokens",
         "json_tool",
+        "model",
         "output_tokens",
         "stop_reason",
         "stopped",
@@ -229,6 +230,7 @@ class StreamState:
         self.output_tokens = 0
         self.stop_reason: str | None = None
         self.stopped = False
+        self.model: str | None = None
 
     def feed(self, event: Any) -> StreamChunk | None:
         """The chunk an event carries, or None (bookkeeping events, empty deltas)."""
@@ -238,6 +240,8 @@ class StreamState:
         if kind == "content_block_start":
             return self._start(event.index, event.content_block)
         if kind == "message_start":
+            model = getattr(event.message, "model", None)
+            self.model = model if isinstance(model, str) and model else None
             usage = event.message.usage
             self.input_tokens = _input_tokens(usage)
             self.output_tokens = int(getattr(usage, "output_tokens", 0) or 0)
@@ -290,4 +294,5 @@ class StreamState:
         return StreamChunk(
             finish_reason=finish_reason(self.stop_reason, json_tool=self.json_tool),
             usage=Usage(self.input_tokens, self.output_tokens),
+            provider_model=self.model,
         )

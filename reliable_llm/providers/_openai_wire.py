@@ -196,14 +196,18 @@ def chunk_parts(chunk: Any) -> tuple[StreamChunk | None, str | None, Usage | Non
 class StreamState:
     """Watches a chunk stream for its finish reason and usage; builds the closing chunk."""
 
-    __slots__ = ("finish", "usage")
+    __slots__ = ("finish", "model", "usage")
 
     def __init__(self) -> None:
         self.finish: str | None = None
         self.usage: Usage | None = None
+        self.model: str | None = None
 
     def feed(self, chunk: Any) -> StreamChunk | None:
         content, finish, usage = chunk_parts(chunk)
+        if self.model is None:
+            model = getattr(chunk, "model", None)
+            self.model = model if isinstance(model, str) and model else None
         if finish is not None:
             self.finish = finish
         if usage is not None:
@@ -218,4 +222,6 @@ class StreamState:
         """
         if self.finish is None:
             raise ProviderConnectionError("the response stream ended before the answer finished")
-        return StreamChunk(finish_reason=finish_reason(self.finish), usage=self.usage)
+        return StreamChunk(
+            finish_reason=finish_reason(self.finish), usage=self.usage, provider_model=self.model
+        )

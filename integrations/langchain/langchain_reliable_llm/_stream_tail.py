@@ -47,7 +47,15 @@ def _collect(event: object) -> None:
 class StreamTail:
     """Follows one stream: pulls chunks, records attempts, closes with a metadata chunk."""
 
-    __slots__ = ("attempts", "cached", "finish_reason", "model", "route", "usage")
+    __slots__ = (
+        "attempts",
+        "cached",
+        "finish_reason",
+        "model",
+        "provider_model",
+        "route",
+        "usage",
+    )
 
     def __init__(self, manager: LLMManager, route: list[str]) -> None:
         if manager not in _WATCHED:
@@ -58,6 +66,7 @@ class StreamTail:
         self.cached = False
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.provider_model: str | None = None
         self.attempts: list[dict[str, Any]] = []
 
     def pull(self, iterator: Iterator[StreamChunk]) -> StreamChunk | None:
@@ -84,6 +93,8 @@ class StreamTail:
             self.finish_reason = chunk.finish_reason
         if chunk.usage is not None:
             self.usage = chunk.usage
+        if chunk.provider_model is not None:
+            self.provider_model = chunk.provider_model
         if not chunk.text and not chunk.tool_call_deltas:
             return None
         return ChatGenerationChunk(message=to_ai_message_chunk(chunk))
@@ -93,7 +104,7 @@ class StreamTail:
         metadata = response_metadata(
             model=self.model,
             provider="",
-            provider_model=None,
+            provider_model=self.provider_model,
             finish_reason=self.finish_reason or "stop",
             cached=self.cached,
             route=self.route,

@@ -77,25 +77,41 @@ class Server:
         self.emit(CacheHit(plan.requested, response.model))
         return replace(response, cached=True, attempts=())
 
+    def _recheck(self, plan: Plan, key: str) -> ChatResponse | None:
+        """The cache again, as a request takes the lead: an identical one may just have ended."""
+        value = self.cache.get(key)
+        if value is None:
+            return None
+        self.emit(CacheHit(plan.requested, value["model"]))
+        return ChatResponse.from_dict(value, cached=True)
+
+    def _lead(self, plan: Plan, key: str, ttl: float | None) -> ChatResponse:
+        # Stored before the followers are released, so no identical request can slip
+        # between the end of this flight and the cache entry and go upstream again.
+        response = self._recheck(plan, key) or self._run(plan)
+        if not response.cached:
+            self.cache.set(key, response.to_dict(), ttl)
+        return response
+
+    async def _alead(self, plan: Plan, key: str, ttl: float | None) -> ChatResponse:
+        response = self._recheck(plan, key) or await self._arun(plan)
+        if not response.cached:
+            self.cache.set(key, response.to_dict(), ttl)
+        return response
+
     def serve(self, plan: Plan, key: str | None, ttl: float | None) -> ChatResponse:
         """Go upstream (once for identical concurrent requests) and cache the answer."""
         if key is None:
             return self._run(plan)
-        response, shared = self.flight.do(key, lambda: self._run(plan))
-        if shared:
-            return self._shared(plan, response)
-        self.cache.set(key, response.to_dict(), ttl)
-        return response
+        response, shared = self.flight.do(key, lambda: self._lead(plan, key, ttl))
+        return self._shared(plan, response) if shared else response
 
     async def aserve(self, plan: Plan, key: str | None, ttl: float | None) -> ChatResponse:
         """Async twin of `serve`."""
         if key is None:
             return await self._arun(plan)
-        response, shared = await self.flight.ado(key, lambda: self._arun(plan))
-        if shared:
-            return self._shared(plan, response)
-        self.cache.set(key, response.to_dict(), ttl)
-        return response
+        response, shared = await self.flight.ado(key, lambda: self._alead(plan, key, ttl))
+        return self._shared(plan, response) if shared else response
 
     def stream(
         self, plan: Plan, key: str | None, ttl: float | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from drivers import Ask, ask_with
@@ -256,3 +257,25 @@ def test_an_empty_custom_backend_is_used(clock: FakeClock) -> None:
     manager.generate("hi")
     assert len(backend.entries) == 1
     assert manager.chat("hi").cached
+
+
+def test_a_request_that_just_missed_a_finished_twin_is_not_sent_again(clock: FakeClock) -> None:
+    """If the answer lands in the cache between a miss and taking the lead, it is reused."""
+
+    class RacyCache(InMemoryCache):
+        miss_once = False
+
+        def get(self, key: str) -> Any:
+            if self.miss_once:  # the lookup ran just before an identical request stored it
+                self.miss_once = False
+                return None
+            return super().get(key)
+
+    cache = RacyCache(CachePolicy(), clock)
+    manager = LLMManager(cache_backend=cache, clock=clock)
+    model = ScriptedModel(default="once")
+    manager.register_model("m", model)
+    manager.chat("hi")
+    cache.miss_once = True
+    again = manager.chat("hi")
+    assert (again.cached, again.text, model.call_count) == (True, "once", 1)

@@ -132,18 +132,23 @@ async def test_counts_add_up_exactly_across_1000_tasks(clock: FakeClock) -> None
 
 
 def test_identical_requests_in_flight_make_one_upstream_call(clock: FakeClock) -> None:
-    """Eight threads asking the same question at once cause one upstream call."""
+    """Eight threads asking the same question at once cause exactly one upstream call."""
     manager = LLMManager(clock=clock)
     gate = _Gate()
     manager.register_model("m", gate)
+    arrived = threading.Semaphore(0)
+
+    def ask() -> ChatResponse:
+        arrived.release()
+        return manager.chat("same question")
+
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(manager.chat, "same question") for _ in range(8)]
-        deadline = time.monotonic() + 0.3
-        while time.monotonic() < deadline:
-            time.sleep(0.005)
-        gate.release()
+        futures = [pool.submit(ask) for _ in range(8)]
+        for _ in range(8):
+            assert arrived.acquire(timeout=5)
+        gate.release()  # late arrivals join the flight or find the stored answer
         responses = [f.result() for f in futures]
-    assert gate.peak == 1
+    assert gate.peak == 1 and gate.inside == 1
     assert {r.text for r in responses} == {"same question"}
     assert sum(not r.cached for r in responses) == 1
     assert manager.get_metrics()["cache"]["hits"] == 7

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from reliable_llm._types import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, Usage
@@ -98,11 +98,3 @@ def response_to_chunks(response: ChatResponse, *, cached: bool = False) -> Itera
         cached=cached,
         provider_model=response.provider_model,
     )
-
-
-def accumulate(chunks: Iterable[StreamChunk]) -> ChatResponse:
-    """Collect a whole stream into a response."""
-    acc = StreamAccumulator()
-    for chunk in chunks:
-        acc.add(chunk)
-    return acc.response()

@@ -193,11 +193,6 @@ class ReliableLLM(FunctionCallingLLM):
                 core.payloads[key] = cached
         return dict(cached[1])
 
-    def refresh_metadata(self) -> None:
-        """Forget cached metadata (it also refreshes by itself when a model is re-registered)."""
-        self._core.metadata.clear()
-        self._core.payloads.clear()
-
     # -- plumbing ----------------------------------------------------------------------------
 
     def _params(self, kwargs: Mapping[str, Any], core: Core) -> dict[str, Any]:

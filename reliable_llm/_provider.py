@@ -25,6 +25,20 @@ class Provider(abc.ABC):
     #: Short provider name reported in responses and metrics (``"openai"``, ``"anthropic"``).
     provider_name: str = "custom"
 
+    #: True when the provider itself ends every blocking call (``complete`` and each step of
+    #: ``stream``) within the ``timeout`` it is given, however slowly the upstream answers.
+    #: The manager then calls it in the caller's thread; otherwise a blocking call runs in a
+    #: worker thread that the manager stops waiting for when the timeout passes.
+    enforces_timeout: bool = False
+
+    def warm(self) -> None:
+        """Do the slow one-time set-up (SDK import, client construction) now.
+
+        `LLMManager.register_model` calls it, so the first request does not pay for it inside
+        its attempt (and never on the event loop). It must not raise for a missing API key:
+        that is reported when a call is made. The default does nothing.
+        """
+
     @abc.abstractmethod
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
         """Answer ``request`` in one blocking call."""

@@ -11,6 +11,7 @@ import logging
 from reliable_llm._breaker import BreakerState
 from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key
 from reliable_llm._callable import CallableProvider
+from reliable_llm._chatstream import AsyncChatStream, ChatStream
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
 from reliable_llm._errors import (
@@ -65,6 +66,7 @@ logging.getLogger("reliable_llm").addHandler(logging.NullHandler())
 
 __all__ = [
     "AllModelsFailedError",
+    "AsyncChatStream",
     "Attempt",
     "AuthenticationError",
     "BreakerPolicy",
@@ -75,6 +77,7 @@ __all__ = [
     "CallableProvider",
     "ChatRequest",
     "ChatResponse",
+    "ChatStream",
     "CircuitOpenError",
     "Clock",
     "ConfigurationError",

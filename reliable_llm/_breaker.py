@@ -17,7 +17,7 @@ from reliable_llm._clock import Clock
 from reliable_llm._errors import CircuitOpenError, ProviderError
 from reliable_llm._policies import BreakerPolicy
 
-__all__ = ["Admission", "BreakerState", "ModelBreaker"]
+__all__ = ["Admission", "BreakerState", "ModelBreaker", "Ticket", "Trial"]
 
 
 class BreakerState(enum.StrEnum):
@@ -29,11 +29,31 @@ class BreakerState(enum.StrEnum):
 
 
 class Admission(enum.Enum):
-    """The breaker's answer to "may I call the model now?"."""
+    """The breaker's answer to "may I call the model now?" (a half-open trial gets a `Trial`)."""
 
     ALLOWED = "allowed"
-    TRIAL = "trial"
     REJECTED = "rejected"
+
+
+class Trial:
+    """The ticket of one half-open trial call: a lease that ends at ``expires_at``.
+
+    Only the holder of the current ticket can close or re-open the breaker. A ticket whose
+    lease ran out (its call was lost to something nobody foresaw) no longer blocks the next
+    trial, and its late outcome is ignored.
+    """
+
+    __slots__ = ("expires_at",)
+
+    def __init__(self, expires_at: float) -> None:
+        self.expires_at = expires_at
+
+    def __repr__(self) -> str:
+        return f"Trial(expires_at={self.expires_at:g})"
+
+
+Ticket = Admission | Trial
+"""What `ModelBreaker.admit` hands out: ALLOWED, REJECTED or a `Trial`."""
 
 
 TransitionHook = Callable[[str, BreakerState, BreakerState], None]
@@ -46,6 +66,7 @@ def _pybreaker(owner: ModelBreaker, policy: BreakerPolicy) -> Any:
     class Listener(pybreaker.CircuitBreakerListener):
         def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
             old = BreakerState(old_state.name) if old_state is not None else BreakerState.CLOSED
+            # Runs under pybreaker's lock (and often ours): only note it; `_flush` reports it.
             owner._on_transition(old, BreakerState(new_state.name))
 
     return pybreaker.CircuitBreaker(
@@ -61,7 +82,11 @@ class ModelBreaker:
 
     Closed: calls run concurrently; ``failure_threshold`` consecutive failures open it.
     Open: calls are rejected without touching the model until ``recovery_timeout`` passes.
-    Half-open: exactly one trial call at a time; success closes, failure re-opens.
+    Half-open: exactly one trial call at a time, holding a lease; success closes, failure
+    re-opens, and a trial that ends any other way (or outlives its lease) frees the slot.
+
+    Transitions are reported to ``on_change`` after every lock is released, so a listener may
+    call back into the breaker (``reset()``, say) without deadlocking.
     """
 
     __slots__ = (
@@ -69,8 +94,9 @@ class ModelBreaker:
         "_clock",
         "_lock",
         "_on_change",
+        "_pending",
+        "_trial",
         "_trial_at",
-        "_trial_busy",
         "model",
         "policy",
         "state",
@@ -89,7 +115,8 @@ class ModelBreaker:
         self._on_change = on_change
         self._lock = threading.Lock()
         self._trial_at = 0.0  # when an open breaker lets its next trial through
-        self._trial_busy = False
+        self._trial: Trial | None = None
+        self._pending: list[tuple[BreakerState, BreakerState]] = []
         self.state = BreakerState.CLOSED
         self._cb = _pybreaker(self, policy)
 
@@ -99,8 +126,18 @@ class ModelBreaker:
             # Stored as a deadline, compared with >=: a fake clock advanced by exactly the
             # recovery timeout reaches it (now - opened_at < timeout may round the other way).
             self._trial_at = self._clock.monotonic() + self.policy.recovery_timeout
-        if self._on_change is not None and old is not new:
-            self._on_change(self.model, old, new)
+        if old is not new:
+            self._pending.append((old, new))
+
+    def _flush(self) -> None:
+        """Report the transitions noted under the locks; call with no lock held."""
+        while self._pending:
+            try:
+                old, new = self._pending.pop(0)
+            except IndexError:  # another thread reported it first
+                return
+            if self._on_change is not None:
+                self._on_change(self.model, old, new)
 
     @property
     def failure_count(self) -> int:
@@ -123,8 +160,13 @@ class ModelBreaker:
             "retry_in": round(max(self.retry_in(), 0.0), 3),
         }
 
-    def admit(self) -> Admission:
-        """Decide whether a call may go to the model now."""
+    def admit(self, lease: float = 60.0) -> Ticket:
+        """Decide whether a call may go to the model now.
+
+        Args:
+            lease: Seconds a half-open trial may hold the trial slot (the caller's per-attempt
+                timeout); after that another request may take the trial.
+        """
         state = self.state
         if state is BreakerState.CLOSED:
             return Admission.ALLOWED
@@ -134,23 +176,27 @@ class ModelBreaker:
             state = self.state  # re-read: it may have changed before we locked
             if state is BreakerState.CLOSED:
                 return Admission.ALLOWED
+            now = self._clock.monotonic()
             if state is BreakerState.OPEN:
-                if self._clock.monotonic() < self._trial_at:
+                if now < self._trial_at:
                     return Admission.REJECTED
                 self._cb.half_open()
-            if self._trial_busy:
-                return Admission.REJECTED
-            self._trial_busy = True
-            return Admission.TRIAL
+            trial = self._trial
+            if trial is not None and now < trial.expires_at:
+                ticket: Ticket = Admission.REJECTED
+            else:
+                ticket = self._trial = Trial(now + lease)
+        self._flush()
+        return ticket
 
-    def check(self) -> Admission:
+    def check(self, lease: float = 60.0) -> Ticket:
         """Like `admit`, but raise `CircuitOpenError` instead of returning REJECTED."""
-        admission = self.admit()
+        admission = self.admit(lease)
         if admission is Admission.REJECTED:
             raise CircuitOpenError(self.model, self.retry_in())
         return admission
 
-    def record_success(self, admission: Admission) -> None:
+    def record_success(self, admission: Ticket) -> None:
         """Record that an admitted call succeeded."""
         if admission is Admission.ALLOWED and self.state is BreakerState.CLOSED:
             if self._cb.fail_counter:
@@ -158,36 +204,43 @@ class ModelBreaker:
                     self._cb._state_storage.reset_counter()
             return
         with self._lock:
-            self._cb._state_storage.reset_counter()
-            if admission is Admission.TRIAL:
-                self._trial_busy = False
+            if admission is Admission.ALLOWED or admission is self._trial:
+                self._cb._state_storage.reset_counter()
+            if admission is self._trial:
+                self._trial = None
                 if self.state is BreakerState.HALF_OPEN:
                     self._cb.close()
+        self._flush()
 
-    def record_failure(self, admission: Admission) -> None:
+    def record_failure(self, admission: Ticket) -> None:
         """Record that an admitted call failed in a way that counts against the model."""
         with self._lock:
-            self._cb._inc_counter()
-            if admission is Admission.TRIAL:
-                self._trial_busy = False
-                if self.state is BreakerState.HALF_OPEN:
+            if isinstance(admission, Trial):
+                if admission is self._trial:
+                    self._cb._inc_counter()
+                    self._trial = None
+                    if self.state is BreakerState.HALF_OPEN:
+                        self._cb.open()
+            else:
+                self._cb._inc_counter()
+                if (
+                    self.state is BreakerState.CLOSED
+                    and self._cb.fail_counter >= self.policy.failure_threshold
+                ):
                     self._cb.open()
-            elif (
-                self.state is BreakerState.CLOSED
-                and self._cb.fail_counter >= self.policy.failure_threshold
-            ):
-                self._cb.open()
+        self._flush()
 
-    def record_neutral(self, admission: Admission) -> None:
+    def record_neutral(self, admission: Ticket) -> None:
         """Record an outcome that says nothing about the model's health (or a cancelled call).
 
         A half-open trial that ends this way frees the trial slot for the next request.
         """
-        if admission is Admission.TRIAL:
+        if isinstance(admission, Trial):
             with self._lock:
-                self._trial_busy = False
+                if admission is self._trial:
+                    self._trial = None
 
-    def record(self, admission: Admission, error: ProviderError) -> None:
+    def record(self, admission: Ticket, error: ProviderError) -> None:
         """Record a failed call according to the error's classification."""
         if error.counts_against_breaker:
             self.record_failure(admission)
@@ -197,11 +250,12 @@ class ModelBreaker:
     def reset(self) -> None:
         """Close the breaker and forget its failures."""
         with self._lock:
-            self._trial_busy = False
+            self._trial = None
             if self.state is BreakerState.CLOSED:
                 self._cb._state_storage.reset_counter()
             else:
                 self._cb.close()
+        self._flush()
 
     def __repr__(self) -> str:
         return (

@@ -16,16 +16,13 @@ from typing import Any, Protocol, runtime_checkable
 from reliable_llm._clock import Clock
 from reliable_llm._errors import CacheKeyError
 from reliable_llm._policies import CachePolicy
+from reliable_llm._request import NEVER_KEYED
 from reliable_llm._types import ChatRequest
 
 __all__ = ["CacheBackend", "InMemoryCache", "cache_key", "prompt_cache_key"]
 
 CacheValue = Mapping[str, Any]
 
-# Parameters that never change the answer, and may hold secrets: never part of a key.
-_NON_SEMANTIC = frozenset(
-    ("api_key", "timeout", "request_timeout", "extra_headers", "headers", "max_retries")
-)
 _KEY_VERSION = 1
 _encode_str = json.encoder.encode_basestring  # what the encoder below uses for str
 _dumps = json.JSONEncoder(
@@ -38,7 +35,10 @@ class CacheBackend(Protocol):
     """Where cached responses live. Implementations must be thread-safe and fast.
 
     ``get`` returns the stored value or None when absent or expired; ``set`` stores a
-    JSON-compatible dict for ``ttl`` seconds (None: no expiry).
+    JSON-compatible dict for ``ttl`` seconds (None: no expiry). A backend may also offer
+    ``delete(key)``: the manager calls it to evict an entry it cannot read. Errors a backend
+    raises never fail a request: a failed ``get`` is a miss, a failed ``set`` loses one entry,
+    and both are reported as `reliable_llm.events.CacheError` events and warnings.
     """
 
     def get(self, key: str) -> CacheValue | None:
@@ -59,16 +59,18 @@ class CacheBackend(Protocol):
 
 
 class InMemoryCache:
-    """Thread- and task-safe LRU cache with a maximum size and per-entry TTL."""
+    """Thread- and task-safe LRU cache bounded by entries, bytes and per-entry TTL."""
 
-    __slots__ = ("_clock", "_entries", "_lock", "max_size", "ttl")
+    __slots__ = ("_bytes", "_clock", "_entries", "_lock", "max_bytes", "max_size", "ttl")
 
     def __init__(self, policy: CachePolicy, clock: Clock) -> None:
         self.max_size = policy.max_size
+        self.max_bytes = policy.max_bytes
         self.ttl = policy.ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[float | None, CacheValue]] = OrderedDict()
+        self._bytes = 0
+        self._entries: OrderedDict[str, tuple[float | None, CacheValue, int]] = OrderedDict()
 
     def get(self, key: str) -> CacheValue | None:
         """Return the live value under ``key`` (refreshing its recency), or None."""
@@ -76,32 +78,59 @@ class InMemoryCache:
             entry = self._entries.get(key)
             if entry is None:
                 return None
-            expires_at, value = entry
+            expires_at, value, size = entry
             if expires_at is not None and self._clock.monotonic() >= expires_at:
                 del self._entries[key]
+                self._bytes -= size
                 return None
             self._entries.move_to_end(key)
             return value
 
     def set(self, key: str, value: CacheValue, ttl: float | None) -> None:
-        """Store ``value``; evict the least recently used entries beyond ``max_size``."""
+        """Store ``value``; evict the least recently used entries beyond the bounds."""
         expires_at = None if ttl is None else self._clock.monotonic() + ttl
+        # Sized only when bounded by bytes: measuring costs a JSON encoding per entry.
+        size = 0 if self.max_bytes is None else len(_dumps(value).encode("utf-8", "surrogatepass"))
         with self._lock:
-            self._entries[key] = (expires_at, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_size:
-                self._entries.popitem(last=False)
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[2]
+            if self.max_bytes is not None and size > self.max_bytes:
+                return
+            self._entries[key] = (expires_at, value, size)
+            self._bytes += size
+            entries = self._entries
+            while len(entries) > self.max_size or (
+                self.max_bytes is not None and self._bytes > self.max_bytes
+            ):
+                self._bytes -= entries.popitem(last=False)[1][2]
+
+    def delete(self, key: str) -> None:
+        """Remove the entry under ``key``, if any."""
+        with self._lock:
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._bytes -= entry[2]
 
     def clear(self) -> None:
         """Remove every entry."""
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of JSON held (0 unless ``max_bytes`` is set)."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __repr__(self) -> str:
-        return f"InMemoryCache(size={len(self)}, max_size={self.max_size}, ttl={self.ttl})"
+        return (
+            f"InMemoryCache(size={len(self)}, max_size={self.max_size}, "
+            f"max_bytes={self.max_bytes}, ttl={self.ttl})"
+        )
 
 
 def _params(request: ChatRequest) -> dict[str, Any]:
@@ -123,7 +152,7 @@ def _params(request: ChatRequest) -> dict[str, Any]:
     if request.response_format is not None:
         params["response_format"] = request.response_format
     if request.extra:
-        extra = {k: v for k, v in request.extra.items() if k not in _NON_SEMANTIC}
+        extra = {k: v for k, v in request.extra.items() if k not in NEVER_KEYED}
         if extra:
             params["extra"] = extra
     return params

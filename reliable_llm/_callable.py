@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     import asyncio
 
-from reliable_llm._errors import ProviderUnavailableError
+from reliable_llm._deadline import within
+from reliable_llm._errors import ConfigurationError, ProviderUnavailableError
 from reliable_llm._provider import Provider
+from reliable_llm._request import request_params
 from reliable_llm._types import ChatRequest, ChatResponse
 
 __all__ = ["CallableProvider", "is_async_callable"]
@@ -50,58 +52,36 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
 
-def _request_kwargs(request: ChatRequest) -> dict[str, Any]:
-    # Attribute reads, not a getattr loop: this runs on every call of a plain callable.
-    kwargs: dict[str, Any] = {}
-    if request.temperature is not None:
-        kwargs["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        kwargs["max_tokens"] = request.max_tokens
-    if request.top_p is not None:
-        kwargs["top_p"] = request.top_p
-    if request.seed is not None:
-        kwargs["seed"] = request.seed
-    if request.stop is not None:
-        kwargs["stop"] = list(request.stop)
-    if request.tools:
-        kwargs["tools"] = list(request.tools)
-    if request.tool_choice is not None:
-        kwargs["tool_choice"] = request.tool_choice
-    if request.response_format is not None:
-        kwargs["response_format"] = request.response_format
-    if request.extra:
-        kwargs.update(request.extra)
-    return kwargs
+def _accepted(fn: object) -> frozenset[str] | None:
+    """The keyword parameters ``fn`` takes besides the prompt (None: any, via ``**kwargs``).
 
-
-async def _within(awaitable: Awaitable[T], timeout: float) -> T:
-    """Await with a deadline, raising TimeoutError when it passes.
-
-    The same semantics as ``asyncio.timeout`` (an outside cancellation stays a cancellation)
-    at about half its cost: one timer handle, no context-manager state machine.
+    Raises:
+        ConfigurationError: ``fn`` cannot be called with one positional prompt.
     """
-    import asyncio
+    import inspect  # deferred: keeps `import reliable_llm` fast
 
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    cancelling = task.cancelling()
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    handle = loop.call_at(loop.time() + timeout, expire)
     try:
-        return await awaitable
-    except asyncio.CancelledError:
-        if expired and task.uncancel() <= cancelling:
-            raise TimeoutError(f"model call exceeded its {timeout:.3g}s timeout") from None
-        raise
-    finally:
-        handle.cancel()
+        signature = inspect.signature(fn)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None  # a builtin without a signature: nothing to check
+    try:
+        signature.bind("prompt")
+    except TypeError as exc:
+        raise ConfigurationError(
+            f"model callable {_name(fn)} must accept the prompt as its one positional "
+            f"argument, fn(prompt, **kwargs); its signature is {signature} ({exc})"
+        ) from None
+    names = []
+    for parameter in signature.parameters.values():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            return None
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            names.append(parameter.name)
+    return frozenset(names[1:])
+
+
+def _name(fn: object) -> str:
+    return repr(getattr(fn, "__qualname__", type(fn).__qualname__))
 
 
 class CallableProvider(Provider):
@@ -111,6 +91,12 @@ class CallableProvider(Provider):
     generation parameter the caller set, as keyword arguments. It may also return a
     `ChatResponse` to report tool calls or usage. Async callables are awaited natively by
     ``agenerate``; sync callables run in a worker thread there, so the event loop never blocks.
+
+    The signature is checked once, here: a request with a parameter the callable cannot take
+    raises `ConfigurationError` before the call (no retry, no fallback, no breaker count).
+
+    Raises:
+        ConfigurationError: ``fn`` cannot take the prompt as its one positional argument.
     """
 
     provider_name = "callable"
@@ -118,6 +104,22 @@ class CallableProvider(Provider):
     def __init__(self, fn: Callable[..., str | ChatResponse | Awaitable[str | ChatResponse]]):
         self.fn = fn
         self.is_async = is_async_callable(fn)
+        self.accepts = _accepted(fn)
+        # An async callable is awaited under our timeout even from sync code (on the
+        # background loop); a sync one can only be bounded from another thread.
+        self.enforces_timeout = self.is_async
+
+    def _kwargs(self, request: ChatRequest) -> dict[str, Any]:
+        kwargs = request_params(request)
+        accepts = self.accepts
+        if kwargs and accepts is not None:
+            refused = sorted(k for k in kwargs if k not in accepts)
+            if refused:
+                raise ConfigurationError(
+                    f"model callable {_name(self.fn)} does not accept {refused}; add them (or "
+                    "**kwargs) to its signature, or leave them out of the request"
+                )
+        return kwargs
 
     def _convert(self, value: object) -> ChatResponse:
         if isinstance(value, str):
@@ -130,26 +132,35 @@ class CallableProvider(Provider):
         )
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
-        """Call the function (an async one runs on a background event loop)."""
+        """Call the function (an async one runs on a background event loop, within
+        ``timeout``)."""
+        kwargs = self._kwargs(request)
         if self.is_async:
-            return self._convert(_LoopThread.run(self._acall(request, timeout)))
-        return self._convert(self.fn(request.prompt, **_request_kwargs(request)))
+            return self._convert(_LoopThread.run(self._bounded(request, kwargs, timeout)))
+        return self._convert(self.fn(request.prompt, **kwargs))
 
-    async def _acall(self, request: ChatRequest, timeout: float | None) -> object:
-        awaitable = self.fn(request.prompt, **_request_kwargs(request))
+    async def _bounded(
+        self, request: ChatRequest, kwargs: dict[str, Any], timeout: float | None
+    ) -> object:
+        awaitable = self.fn(request.prompt, **kwargs)
         if timeout is None:
             return await awaitable  # type: ignore[misc]
-        return await _within(awaitable, timeout)  # type: ignore[arg-type]
+        return await within(awaitable, timeout)  # type: ignore[arg-type]
 
     async def acomplete(
         self, request: ChatRequest, *, timeout: float | None = None
     ) -> ChatResponse:
-        """Await the function (a sync one runs in a worker thread)."""
+        """Await the function (a sync one runs in a worker thread).
+
+        The manager bounds this call with ``timeout``; a sync function still running then is
+        abandoned in its thread and its answer discarded.
+        """
         import asyncio
 
+        kwargs = self._kwargs(request)
         if self.is_async:
-            return self._convert(await self._acall(request, timeout))
-        value = await asyncio.to_thread(self.fn, request.prompt, **_request_kwargs(request))
+            return self._convert(await self.fn(request.prompt, **kwargs))  # type: ignore[misc]
+        value = await asyncio.to_thread(self.fn, request.prompt, **kwargs)
         return self._convert(value)
 
     def describe(self) -> dict[str, object]:

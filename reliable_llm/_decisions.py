@@ -26,6 +26,8 @@ def next_step(
         breaker_closed: Whether the model's breaker still admits ordinary calls.
         random_fraction: A random number in [0, 1) for jitter.
     """
+    if time_left <= 0:
+        return FailureReason.DEADLINE_EXCEEDED
     if not error.retryable:
         return FailureReason.NON_RETRYABLE
     if not breaker_closed:
@@ -39,5 +41,7 @@ def next_step(
             return FailureReason.RETRY_AFTER_EXCEEDS_DEADLINE
         delay = float(hint)
     if delay >= time_left:
-        return FailureReason.DEADLINE_EXCEEDED
+        # The wait does not fit this request's time left: give this model up, not the request;
+        # the next model may still answer in the time that remains.
+        return FailureReason.BACKOFF_EXCEEDS_DEADLINE
     return delay

@@ -223,6 +223,7 @@ class FailureReason(enum.StrEnum):
     NON_RETRYABLE = "non_retryable"
     CIRCUIT_OPENED = "circuit_opened"
     RETRY_AFTER_EXCEEDS_DEADLINE = "retry_after_exceeds_deadline"
+    BACKOFF_EXCEEDS_DEADLINE = "backoff_exceeds_deadline"
     DEADLINE_EXCEEDED = "deadline_exceeded"
 
 

@@ -15,6 +15,7 @@ from reliable_llm._types import Attempt, Usage
 __all__ = [
     "AttemptFinished",
     "BreakerTransition",
+    "CacheError",
     "CacheHit",
     "CacheMiss",
     "Event",
@@ -72,14 +73,29 @@ class CacheMiss(NamedTuple):
     model: str
 
 
+class CacheError(NamedTuple):
+    """The cache backend failed (``operation`` ``"get"`` or ``"set"``) or held an unreadable
+    entry (``"decode"``, the entry is evicted). The request went on as a cache miss."""
+
+    model: str
+    operation: str
+    error: str
+
+
 class RequestFinished(NamedTuple):
-    """A request that went upstream ended: answered (``model`` says by whom) or failed (None)."""
+    """A request that went upstream ended: answered (``model`` says by whom) or not (None).
+
+    ``cancelled`` is True when it ended without an outcome (task cancelled, stream abandoned,
+    ``KeyboardInterrupt``); ``usage`` then holds the tokens reported before it ended, if any.
+    ``latency`` is in seconds.
+    """
 
     requested_model: str
     model: str | None
     latency: float
     usage: Usage | None = None
     stream: bool = False
+    cancelled: bool = False
 
 
 Event = (
@@ -89,6 +105,7 @@ Event = (
     | BreakerTransition
     | CacheHit
     | CacheMiss
+    | CacheError
     | RequestFinished
 )
 EventHook = Callable[[Event], None]

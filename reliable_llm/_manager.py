@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import random as _random
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from reliable_llm._breaker import BreakerState, ModelBreaker
 from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key, prompt_cache_key
+from reliable_llm._chatstream import AsyncChatStream, ChatStream
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
 from reliable_llm._engine import Engine, Plan
@@ -30,9 +31,9 @@ from reliable_llm._policies import (
 from reliable_llm._provider import Provider
 from reliable_llm._registry import ModelEntry, Registry, as_provider
 from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
-from reliable_llm._request import MessagesInput, build_request, check_prompt
+from reliable_llm._request import MessagesInput, build_request, check_flag, check_prompt
 from reliable_llm._serving import Server
-from reliable_llm._types import ChatRequest, ChatResponse, Message, StreamChunk
+from reliable_llm._types import ChatRequest, ChatResponse, Message
 
 __all__ = ["LLMManager"]
 
@@ -89,7 +90,8 @@ class LLMManager:
         self.breaker_policy = breaker or BreakerPolicy()
         self.cache_policy = cache or CachePolicy()
         self.timeouts = timeouts or TimeoutPolicy()
-        self.enable_caching = bool(enable_caching)
+        check_flag("enable_caching", enable_caching)
+        self.enable_caching = enable_caching
         self.clock: Clock = clock or SystemClock()
         # `is None`, not `or`: an empty backend has len 0 and would count as false.
         self.cache: CacheBackend = (
@@ -148,11 +150,15 @@ class LLMManager:
             classify_error: Maps this model's foreign exceptions to the error tree; by default
                 they count as transient.
 
+        The provider is warmed here (`Provider.warm`: SDK import, client construction), so
+        no request pays for that inside its deadline or on an event loop.
+
         Raises:
-            ConfigurationError: Empty name, a duplicate without ``replace=True``, or a model that
-                is neither a Provider nor callable.
+            ConfigurationError: Empty name, a duplicate without ``replace=True``, a model that
+                is neither a Provider nor callable, or a callable that cannot take a prompt.
         """
         provider = as_provider(name, inference_fn)
+        provider.warm()
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
         entry = ModelEntry(
@@ -271,7 +277,7 @@ class LLMManager:
         """Remove every cached response."""
         self.cache.clear()
 
-    def _prepare(
+    def _plan(
         self,
         messages: MessagesInput,
         params: dict[str, Any],
@@ -280,19 +286,44 @@ class LLMManager:
         use_cache: bool | None,
         cache_ttl: float | None,
         timeout: float | None,
-    ) -> tuple[Plan, str | None, float | None]:
-        """Validate a call: its plan, its cache key (None: not cached) and its cache TTL."""
-        request = build_request(messages, params)
-        route = self._registry.route_for(model, fallback_chain)
-        total = seconds_override("timeout", timeout) or self.timeouts.total
-        ttl = seconds_override("cache_ttl", cache_ttl) or self.cache_policy.ttl
-        started = self.clock.monotonic()
-        plan = Plan(route[0].name, route, request, started, total, self.timeouts.per_attempt)
+    ) -> Plan:
+        """Validate a call and build its plan: route, request, deadlines, cache key and TTL.
 
-        key = None
-        if use_cache is not False and self.enable_caching:
-            key = cache_key(plan.requested, request)
-        return plan, key, ttl
+        The one place a plan is built; every driver serves what it returns.
+        """
+        registry = self._registry
+        if model is None and fallback_chain is None and registry.route:
+            route = registry.route
+        else:
+            route = registry.route_for(model, fallback_chain)
+        if use_cache is not None and use_cache is not True:
+            check_flag("use_cache", use_cache)
+        cached = use_cache is not False and self.enable_caching
+        if not params and type(messages) is str:
+            # The hot path: one user prompt, no parameters (`generate`), keyed without the
+            # general canonical encoder.
+            check_prompt(messages)
+            request = ChatRequest((Message("user", messages),))
+            key = prompt_cache_key(route[0].name, messages) if cached else None
+        else:
+            request = build_request(messages, params)
+            key = cache_key(route[0].name, request) if cached else None
+        timeouts = self.timeouts
+        total = timeouts.total if timeout is None else seconds_override("timeout", timeout)
+        if cache_ttl is None:
+            ttl = self.cache_policy.ttl
+        else:
+            ttl = seconds_override("cache_ttl", cache_ttl)
+        return Plan(
+            route,
+            request,
+            self.clock.monotonic(),
+            total,  # type: ignore[arg-type]
+            timeouts.per_attempt,
+            timeouts.stream_idle,
+            key,
+            ttl,
+        )
 
     def chat(
         self,
@@ -322,10 +353,8 @@ class LLMManager:
             AllModelsFailedError: No model answered; ``failures`` says why for each one.
             ConfigurationError: The request or an override is invalid.
         """
-        plan, key, ttl = self._prepare(
-            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
-        )
-        return self._server.cached(plan, key) or self._server.serve(plan, key, ttl)
+        plan = self._plan(messages, params, model, fallback_chain, use_cache, cache_ttl, timeout)
+        return self._server.serve(plan)
 
     async def achat(
         self,
@@ -339,52 +368,25 @@ class LLMManager:
         **params: Any,
     ) -> ChatResponse:
         """Async twin of `chat`; never blocks the event loop."""
-        plan, key, ttl = self._prepare(
-            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
-        )
-        return self._server.cached(plan, key) or await self._server.aserve(plan, key, ttl)
-
-    def _prompt_plan(self, prompt: str, use_cache: bool) -> tuple[Plan | None, str | None, str]:
-        """The hot path of `generate`: a cached text, or the plan and key to serve it."""
-        route = self._registry.route or self._registry.route_for(None, None)
-        requested = route[0].name
-        key = None
-        if use_cache and self.enable_caching:
-            key = prompt_cache_key(requested, prompt)
-            value = self._server.cached_value(requested, key)
-            if value is not None:
-                return None, None, value["text"]
-        request = ChatRequest((Message("user", prompt),))
-        timeouts = self.timeouts
-        plan = Plan(
-            requested, route, request, self.clock.monotonic(), timeouts.total, timeouts.per_attempt
-        )
-        return plan, key, ""
+        plan = self._plan(messages, params, model, fallback_chain, use_cache, cache_ttl, timeout)
+        return await self._server.aserve(plan)
 
     def generate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
-        """Answer a prompt with text (the seed API). Keyword arguments are those of `chat`.
+        """Answer a prompt with text (the seed API): ``chat(prompt, ...).text``.
+
+        Keyword arguments are those of `chat`.
 
         Raises:
             AllModelsFailedError: No model answered; ``failures`` says why for each one.
             ConfigurationError: The prompt or a parameter is invalid.
         """
         check_prompt(prompt)
-        if kwargs:
-            return self.chat(prompt, use_cache=use_cache, **kwargs).text
-        plan, key, text = self._prompt_plan(prompt, use_cache)
-        if plan is None:
-            return text
-        return self._server.serve(plan, key, self.cache_policy.ttl).text
+        return self.chat(prompt, use_cache=use_cache, **kwargs).text
 
     async def agenerate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
         """Async twin of `generate`."""
         check_prompt(prompt)
-        if kwargs:
-            return (await self.achat(prompt, use_cache=use_cache, **kwargs)).text
-        plan, key, text = self._prompt_plan(prompt, use_cache)
-        if plan is None:
-            return text
-        return (await self._server.aserve(plan, key, self.cache_policy.ttl)).text
+        return (await self.achat(prompt, use_cache=use_cache, **kwargs)).text
 
     def stream(
         self,
@@ -396,21 +398,24 @@ class LLMManager:
         cache_ttl: float | None = None,
         timeout: float | None = None,
         **params: Any,
-    ) -> Generator[StreamChunk, None, None]:
+    ) -> ChatStream:
         """Stream the answer chunk by chunk; arguments are those of `chat`.
 
-        Until the first chunk reaches the caller, failures are retried and fall back as for
-        `chat`. After that, a failure raises `StreamInterruptedError` with the partial text.
-        A completed stream is cached; a cached answer is replayed as a stream.
+        Returns a `ChatStream`: iterate it for chunks; once exhausted its ``response`` is the
+        whole `ChatResponse`. Until the first chunk reaches the caller, failures are retried
+        and fall back as for `chat` (the first chunk must come within the per-attempt
+        timeout). After that, each chunk must come within ``TimeoutPolicy.stream_idle`` and
+        the request's deadline, and a failure raises `StreamInterruptedError` with the partial
+        text. A completed stream is cached; a cached answer is replayed as a stream.
 
         Raises:
-            AllModelsFailedError: No model started streaming.
+            AllModelsFailedError: No model started streaming (raised while iterating).
             StreamInterruptedError: The stream broke after text was yielded.
+            ConfigurationError: The request or an override is invalid (raised here).
         """
-        prepared = self._prepare(
-            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
-        )
-        return self._server.stream(*prepared)
+        plan = self._plan(messages, params, model, fallback_chain, use_cache, cache_ttl, timeout)
+        server = self._server
+        return ChatStream(lambda state: server.stream(plan, state))
 
     def astream(
         self,
@@ -422,12 +427,12 @@ class LLMManager:
         cache_ttl: float | None = None,
         timeout: float | None = None,
         **params: Any,
-    ) -> AsyncGenerator[StreamChunk, None]:
-        """Async twin of `stream`: ``async for chunk in manager.astream(...)``."""
-        prepared = self._prepare(
-            messages, params, model, fallback_chain, use_cache, cache_ttl, timeout
-        )
-        return self._server.astream(*prepared)
+    ) -> AsyncChatStream:
+        """Async twin of `stream`: ``async for chunk in manager.astream(...)``; returns an
+        `AsyncChatStream` whose ``response`` is the whole answer once exhausted."""
+        plan = self._plan(messages, params, model, fallback_chain, use_cache, cache_ttl, timeout)
+        server = self._server
+        return AsyncChatStream(lambda state: server.astream(plan, state))
 
     def __str__(self) -> str:
         return metrics_table(self.get_metrics())

@@ -13,6 +13,7 @@ from reliable_llm._breaker import BreakerState
 from reliable_llm._events import (
     AttemptFinished,
     BreakerTransition,
+    CacheError,
     CacheHit,
     CacheMiss,
     Event,
@@ -45,6 +46,7 @@ class _ModelStats:
     attempts: int = 0
     successes: int = 0
     failures: int = 0
+    cancelled: int = 0
     retries: int = 0
     served: int = 0
     latency_sum: float = 0.0
@@ -73,6 +75,7 @@ class MetricsCollector:
             BreakerTransition: self._transition,
             CacheHit: self._cache_hit,
             CacheMiss: self._cache_miss,
+            CacheError: self._cache_error,
             RequestFinished: self._request,
         }
         self.reset()
@@ -87,6 +90,8 @@ class MetricsCollector:
             self._requests = 0
             self._succeeded = 0
             self._failed = 0
+            self._cancelled = 0
+            self._cache_errors = 0
             self._cache_hits = 0
             self._cache_misses = 0
             self._retries = 0
@@ -123,7 +128,9 @@ class MetricsCollector:
         stats = self._model(event.model)
         stats.attempts += 1
         stats.last_used = time.time()
-        if event.error is None:
+        if event.cancelled:
+            stats.cancelled += 1
+        elif event.error is None:
             stats.successes += 1
             stats.latency_sum += event.duration
             stats.latencies.append(event.duration)
@@ -154,19 +161,26 @@ class MetricsCollector:
     def _cache_miss(self, event: CacheMiss) -> None:
         self._cache_misses += 1
 
+    def _cache_error(self, event: CacheError) -> None:
+        self._cache_errors += 1
+
     def _request(self, event: RequestFinished) -> None:
         self._requests += 1
+        usage = event.usage
+        if usage is not None:
+            self._input_tokens += usage.input_tokens
+            self._output_tokens += usage.output_tokens
         if event.model is None:
-            self._failed += 1
+            if event.cancelled:
+                self._cancelled += 1
+            else:
+                self._failed += 1
             return
         self._succeeded += 1
         self._latencies.append(event.latency)
         stats = self._model(event.model)
         stats.served += 1
-        usage = event.usage
         if usage is not None:
-            self._input_tokens += usage.input_tokens
-            self._output_tokens += usage.output_tokens
             stats.input_tokens += usage.input_tokens
             stats.output_tokens += usage.output_tokens
 
@@ -182,6 +196,7 @@ class MetricsCollector:
             "attempts": stats.attempts,
             "success_count": stats.successes,
             "failure_count": stats.failures,
+            "cancelled_attempts": stats.cancelled,
             "retries": stats.retries,
             "requests_served": stats.served,
             "avg_latency": stats.latency_sum / stats.successes if stats.successes else None,
@@ -210,11 +225,13 @@ class MetricsCollector:
                 "total_requests": self._requests,
                 "successful_requests": self._succeeded,
                 "failed_requests": self._failed,
+                "cancelled_requests": self._cancelled,
                 "success_rate": self._succeeded / self._requests if self._requests else None,
                 "cache": {
                     "hits": self._cache_hits,
                     "misses": self._cache_misses,
                     "hit_rate": self._cache_hits / lookups if lookups else None,
+                    "errors": self._cache_errors,
                     "size": cache_size,
                 },
                 "retries": self._retries,

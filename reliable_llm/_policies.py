@@ -127,10 +127,14 @@ class CachePolicy:
     Attributes:
         max_size: Entries kept; the least recently used is evicted first.
         ttl: Seconds an entry lives, or None to keep entries until evicted.
+        max_bytes: Bound on the entries' total size (bytes of their JSON text), or None for
+            no bound; the least recently used are evicted first. An entry larger than the
+            whole bound is not stored.
     """
 
     max_size: int = 1024
     ttl: float | None = 3600.0
+    max_bytes: int | None = None
 
     def __post_init__(self) -> None:
         _check(
@@ -141,20 +145,33 @@ class CachePolicy:
             self.ttl is None or (_is_number(self.ttl) and self.ttl > 0),
             f"CachePolicy.ttl must be None or a number of seconds > 0, got {self.ttl!r}",
         )
+        _check(
+            self.max_bytes is None or (_is_count(self.max_bytes) and self.max_bytes >= 1),
+            f"CachePolicy.max_bytes must be None or an int >= 1, got {self.max_bytes!r}",
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class TimeoutPolicy:
-    """Deadlines: one for a whole request (every retry and fallback), one per upstream call.
+    """Deadlines, in wall-clock seconds, enforced by the manager around every upstream call.
+
+    A deadline is not a hint handed to a socket: the manager stops waiting when it passes,
+    however slowly the upstream trickles its answer. A blocking model that does not enforce
+    its own timeout runs in a worker thread; when its time is up the manager moves on and the
+    abandoned call finishes (or times out on its own) in that thread, its answer discarded.
 
     Attributes:
         total: Seconds a request may take in all, retries and fallbacks included.
-        per_attempt: Seconds one upstream call may take, so a hung model leaves time to fall
-            back. Providers receive ``min(per_attempt, time left)`` as their timeout.
+        per_attempt: Seconds one upstream call may take (connect, headers and the whole body;
+            for a stream, until its first chunk), so a hung model leaves time to fall back.
+            Providers receive ``min(per_attempt, time left)`` as their timeout.
+        stream_idle: Seconds a stream may go without a chunk once it has started (keep-alive
+            comments and pings do not count as chunks).
     """
 
     total: float = 120.0
     per_attempt: float = 60.0
+    stream_idle: float = 30.0
 
     def __post_init__(self) -> None:
         _check(
@@ -165,4 +182,9 @@ class TimeoutPolicy:
             _is_number(self.per_attempt) and self.per_attempt > 0,
             "TimeoutPolicy.per_attempt must be a finite number of seconds > 0, "
             f"got {self.per_attempt!r}",
+        )
+        _check(
+            _is_number(self.stream_idle) and self.stream_idle > 0,
+            "TimeoutPolicy.stream_idle must be a finite number of seconds > 0, "
+            f"got {self.stream_idle!r}",
         )

@@ -38,6 +38,7 @@ class Provider(abc.ABC):
         its attempt (and never on the event loop). It must not raise for a missing API key:
         that is reported when a call is made. The default does nothing.
         """
+        return None
 
     @abc.abstractmethod
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reliable_llm._errors import ConfigurationError
-from reliable_llm._types import ChatRequest, Message, Tool, ToolCall
+from reliable_llm._types import ChatRequest, Message, Tool, ToolCall, check_text
 
-__all__ = ["GENERATION_PARAMS", "build_request", "check_prompt", "to_message", "to_tool"]
+__all__ = [
+    "GENERATION_PARAMS",
+    "NEVER_KEYED",
+    "build_request",
+    "check_flag",
+    "check_prompt",
+    "request_params",
+    "to_message",
+    "to_tool",
+]
 
 GENERATION_PARAMS = frozenset(
     (
@@ -24,6 +34,14 @@ GENERATION_PARAMS = frozenset(
     )
 )
 _TOOL_CHOICE_MODES = frozenset(("auto", "none", "required"))
+
+NEVER_KEYED = frozenset(
+    ("api_key", "timeout", "request_timeout", "extra_headers", "headers", "max_retries")
+)
+"""Parameters that never change the answer and may hold secrets: passed to the provider, never
+part of a cache key (nor of anything logged)."""
+
+_strict_dumps = json.JSONEncoder(allow_nan=False).encode
 
 MessagesInput = str | Message | Mapping[str, Any] | Sequence[Message | Mapping[str, Any]]
 
@@ -114,11 +132,7 @@ def build_request(messages: MessagesInput, params: Mapping[str, Any]) -> ChatReq
         return ChatRequest(_messages(messages))
     extra = {k: v for k, v in params.items() if k not in GENERATION_PARAMS}
     tools = tuple(to_tool(t) for t in params.get("tools") or ())
-    stop = params.get("stop")
-    if isinstance(stop, str):
-        stop = (stop,)
-    elif stop is not None:
-        stop = tuple(stop)
+    stop = _stop(params.get("stop"))
     response_format = params.get("response_format")
     if response_format is not None:
         if not isinstance(response_format, Mapping) or "type" not in response_format:
@@ -128,15 +142,24 @@ def build_request(messages: MessagesInput, params: Mapping[str, Any]) -> ChatReq
             )
         response_format = dict(response_format)
     max_tokens = params.get("max_tokens")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+    if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
         raise ConfigurationError(f"max_tokens must be a positive int, got {max_tokens!r}")
+    seed = params.get("seed")
+    if seed is not None and not _is_int(seed):
+        raise ConfigurationError(f"seed must be an int, got {seed!r}")
+    for name, value in extra.items():
+        _check_json(name, value)
+    if response_format:
+        _check_json("response_format", response_format)
+    if tools:
+        _check_json("tools", [t.parameters for t in tools])
     return ChatRequest(
         messages=_messages(messages),
-        temperature=params.get("temperature"),
+        temperature=_number("temperature", params.get("temperature")),
         max_tokens=max_tokens,
-        top_p=params.get("top_p"),
+        top_p=_number("top_p", params.get("top_p")),
         stop=stop,
-        seed=params.get("seed"),
+        seed=seed,
         tools=tools,
         tool_choice=_tool_choice(params.get("tool_choice"), tools),
         response_format=response_format,
@@ -145,6 +168,78 @@ def build_request(messages: MessagesInput, params: Mapping[str, Any]) -> ChatReq
 
 
 def check_prompt(prompt: object) -> None:
-    """Raise `ConfigurationError` unless ``prompt`` is a str."""
+    """Raise `ConfigurationError` unless ``prompt`` is a str that can be sent."""
     if not isinstance(prompt, str):
         raise ConfigurationError(f"prompt must be a str, got {type(prompt).__name__}")
+    if not prompt.isascii():
+        check_text("prompt", prompt)
+
+
+def check_flag(name: str, value: object) -> None:
+    """Raise `ConfigurationError` unless ``value`` is a bool (or None, meaning the default)."""
+    if value is not None and not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number such as 0.7, got {value!r}")
+    return value
+
+
+def _stop(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigurationError(
+        f"stop must be a str or a list of str such as ['\\n\\n'], got {value!r}"
+    )
+
+
+def _check_json(name: str, value: object) -> None:
+    try:
+        text = _strict_dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{name} cannot be sent as JSON ({exc}); pass str, int, finite float, bool, None, "
+            "and lists and dicts of them (no NaN, infinity, cycles or objects)"
+        ) from None
+    check_text(name, text)
+
+
+def request_params(request: ChatRequest) -> dict[str, Any]:
+    """The one projection of a request into keyword parameters, as a model receives them.
+
+    Only parameters that were set appear; ``stop`` is a list, ``tools`` a list of `Tool`,
+    and ``extra`` is merged in unchanged.
+    """
+    # Attribute reads, not a getattr loop: this runs on every call of a plain callable.
+    kwargs: dict[str, Any] = {}
+    if request.temperature is not None:
+        kwargs["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        kwargs["max_tokens"] = request.max_tokens
+    if request.top_p is not None:
+        kwargs["top_p"] = request.top_p
+    if request.seed is not None:
+        kwargs["seed"] = request.seed
+    if request.stop is not None:
+        kwargs["stop"] = list(request.stop)
+    if request.tools:
+        kwargs["tools"] = list(request.tools)
+    if request.tool_choice is not None:
+        kwargs["tool_choice"] = request.tool_choice
+    if request.response_format is not None:
+        kwargs["response_format"] = request.response_format
+    if request.extra:
+        kwargs.update(request.extra)
+    return kwargs

@@ -1,20 +1,32 @@
-"""Serving one prepared request: cache lookup, single flight, the engine, the cache fill."""
+"""Serving one planned request: cache lookup, single flight, the engine, the cache fill.
+
+Every request is counted once, however it ends: a cache hit (one `CacheHit`), or a request
+that went upstream (one `CacheMiss` when cacheable, then one `RequestFinished` emitted in a
+``finally``: answered, failed or cancelled). The cache may fail without failing a request:
+a backend error is a miss (or a lost entry) reported as a `CacheError` event and a warning.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator, Mapping
-from dataclasses import replace
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from reliable_llm._cache import CacheBackend
 from reliable_llm._clock import Clock
-from reliable_llm._engine import Engine, Plan
-from reliable_llm._events import CacheHit, CacheMiss, EventHook, RequestFinished
-from reliable_llm._singleflight import SingleFlight
+from reliable_llm._engine import Engine, Plan, StreamState
+from reliable_llm._errors import AllModelsFailedError
+from reliable_llm._events import CacheError, CacheHit, CacheMiss, EventHook, RequestFinished
+from reliable_llm._singleflight import Flight, FlightTimeout, SingleFlight
 from reliable_llm._stream import response_to_chunks
-from reliable_llm._types import ChatResponse, StreamChunk
+from reliable_llm._types import ChatResponse, StreamChunk, decode_response
 
 __all__ = ["Server"]
+
+logger = logging.getLogger("reliable_llm")
+
+# Answers that say nothing lasting about the request: never cached.
+_UNCACHEABLE_FINISH = frozenset(("refusal", "content_filter", "error"))
 
 
 class Server:
@@ -29,124 +41,206 @@ class Server:
         self.emit = emit
         self.flight: SingleFlight[ChatResponse] = SingleFlight()
 
-    def cached_value(self, requested: str, key: str) -> Mapping[str, Any] | None:
-        """The cached answer under ``key`` (emitting a hit or a miss), or None."""
-        value = self.cache.get(key)
-        if value is None:
-            self.emit(CacheMiss(requested))
-        else:
-            self.emit(CacheHit(requested, value["model"]))
-        return value
+    # -- the cache, which may fail --------------------------------------------------------------
 
-    def cached(self, plan: Plan, key: str | None) -> ChatResponse | None:
-        """The cached response for a plan, or None (always None when ``key`` is None)."""
-        if key is None:
+    def _cache_failed(self, plan: Plan, operation: str, exc: BaseException) -> None:
+        detail = f"{type(exc).__name__}: {exc}"
+        self.emit(CacheError(plan.requested, operation, detail))
+        logger.warning("cache %s failed for model %r (%s)", operation, plan.requested, detail)
+
+    def lookup(self, plan: Plan) -> ChatResponse | None:
+        """The cached answer (a fresh object, emitting `CacheHit`), or None; never raises."""
+        key = plan.key
+        assert key is not None
+        try:
+            value = self.cache.get(key)
+        except Exception as exc:
+            self._cache_failed(plan, "get", exc)
             return None
-        value = self.cached_value(plan.requested, key)
-        return None if value is None else ChatResponse.from_dict(value, cached=True)
-
-    def _finished(self, plan: Plan, response: ChatResponse | None, stream: bool = False) -> None:
-        latency = self.clock.monotonic() - plan.started
+        if value is None:
+            return None
+        response = decode_response(value)
         if response is None:
-            self.emit(RequestFinished(plan.requested, None, latency, stream=stream))
-        else:
-            self.emit(
-                RequestFinished(plan.requested, response.model, latency, response.usage, stream)
-            )
+            self._evict(plan, key, value)
+            return None
+        self.emit(CacheHit(plan.requested, response.model))
+        return response
+
+    def _evict(self, plan: Plan, key: str, value: Mapping[str, Any]) -> None:
+        self._cache_failed(plan, "decode", ValueError(f"unreadable entry {str(value)[:80]!r}"))
+        delete = getattr(self.cache, "delete", None)
+        if delete is not None:
+            try:
+                delete(key)
+            except Exception as exc:
+                self._cache_failed(plan, "delete", exc)
+
+    def _store(self, plan: Plan, response: ChatResponse) -> None:
+        if plan.key is None or response.cached or response.finish_reason in _UNCACHEABLE_FINISH:
+            return
+        try:
+            self.cache.set(plan.key, response.to_dict(), plan.ttl)
+        except Exception as exc:
+            self._cache_failed(plan, "set", exc)
+
+    def _finished(
+        self, plan: Plan, response: ChatResponse | None, cancelled: bool, stream: bool, usage: Any
+    ) -> None:
+        latency = self.clock.monotonic() - plan.started
+        model = None if response is None else response.model
+        if response is not None:
+            usage = response.usage
+        self.emit(RequestFinished(plan.requested, model, latency, usage, stream, cancelled))
+
+    # -- complete -------------------------------------------------------------------------------
 
     def _run(self, plan: Plan) -> ChatResponse:
+        response = None
+        cancelled = True
         try:
             response = self.engine.run(plan)
+            cancelled = False
         except Exception:
-            self._finished(plan, None)
+            cancelled = False
             raise
-        self._finished(plan, response)
+        finally:
+            self._finished(plan, response, cancelled, False, None)
+        self._store(plan, response)
         return response
 
     async def _arun(self, plan: Plan) -> ChatResponse:
+        response = None
+        cancelled = True
         try:
             response = await self.engine.arun(plan)
+            cancelled = False
         except Exception:
-            self._finished(plan, None)
+            cancelled = False
             raise
-        self._finished(plan, response)
+        finally:
+            self._finished(plan, response, cancelled, False, None)
+        self._store(plan, response)
         return response
 
-    def _shared(self, plan: Plan, response: ChatResponse) -> ChatResponse:
-        """The answer an identical in-flight request obtained, served as a cache hit."""
-        self.emit(CacheHit(plan.requested, response.model))
-        return replace(response, cached=True, attempts=())
-
-    def _recheck(self, plan: Plan, key: str) -> ChatResponse | None:
-        """The cache again, as a request takes the lead: an identical one may just have ended."""
-        value = self.cache.get(key)
-        if value is None:
-            return None
-        self.emit(CacheHit(plan.requested, value["model"]))
-        return ChatResponse.from_dict(value, cached=True)
-
-    def _lead(self, plan: Plan, key: str, ttl: float | None) -> ChatResponse:
-        # Stored before the followers are released, so no identical request can slip
-        # between the end of this flight and the cache entry and go upstream again.
-        response = self._recheck(plan, key) or self._run(plan)
-        if not response.cached:
-            self.cache.set(key, response.to_dict(), ttl)
+    def _followed(self, plan: Plan, shared: ChatResponse) -> ChatResponse:
+        """The answer an identical in-flight request obtained: the caller's own copy."""
+        self.emit(CacheHit(plan.requested, shared.model))
+        response = decode_response(shared.to_dict())
+        assert response is not None
         return response
 
-    async def _alead(self, plan: Plan, key: str, ttl: float | None) -> ChatResponse:
-        response = self._recheck(plan, key) or await self._arun(plan)
-        if not response.cached:
-            self.cache.set(key, response.to_dict(), ttl)
-        return response
+    def _waited_too_long(self, plan: Plan) -> AllModelsFailedError:
+        self._finished(plan, None, False, False, None)
+        return AllModelsFailedError((), deadline_exceeded=True)
 
-    def serve(self, plan: Plan, key: str | None, ttl: float | None) -> ChatResponse:
-        """Go upstream (once for identical concurrent requests) and cache the answer."""
-        if key is None:
+    def serve(self, plan: Plan) -> ChatResponse:
+        """Answer from the cache, an identical request in flight, or the engine."""
+        if plan.key is None:
             return self._run(plan)
-        response, shared = self.flight.do(key, lambda: self._lead(plan, key, ttl))
-        return self._shared(plan, response) if shared else response
+        cached = self.lookup(plan)
+        if cached is not None:
+            return cached
+        try:
+            flight, shared = self.flight.join(
+                (plan.key, plan.entries), plan.deadline - self.clock.monotonic()
+            )
+        except FlightTimeout:
+            raise self._waited_too_long(plan) from None
+        if shared is not None:
+            return self._followed(plan, shared)
+        return self._lead(plan, flight)
 
-    async def aserve(self, plan: Plan, key: str | None, ttl: float | None) -> ChatResponse:
+    def _lead(self, plan: Plan, flight: Flight[ChatResponse] | None) -> ChatResponse:
+        try:
+            # Recheck as we take the lead: an identical request may just have landed.
+            response = self.lookup(plan) if flight is not None else None
+            if response is None:
+                self.emit(CacheMiss(plan.requested))
+                response = self._run(plan)
+            if flight is not None:
+                flight.result = response
+            return response
+        finally:
+            if flight is not None:
+                flight.land()
+
+    async def aserve(self, plan: Plan) -> ChatResponse:
         """Async twin of `serve`."""
-        if key is None:
+        if plan.key is None:
             return await self._arun(plan)
-        response, shared = await self.flight.ado(key, lambda: self._alead(plan, key, ttl))
-        return self._shared(plan, response) if shared else response
+        cached = self.lookup(plan)
+        if cached is not None:
+            return cached
+        try:
+            flight, shared = await self.flight.ajoin(
+                (plan.key, plan.entries), plan.deadline - self.clock.monotonic()
+            )
+        except FlightTimeout:
+            raise self._waited_too_long(plan) from None
+        if shared is not None:
+            return self._followed(plan, shared)
+        try:
+            response = self.lookup(plan) if flight is not None else None
+            if response is None:
+                self.emit(CacheMiss(plan.requested))
+                response = await self._arun(plan)
+            if flight is not None:
+                flight.result = response
+            return response
+        finally:
+            if flight is not None:
+                flight.land()
 
-    def stream(
-        self, plan: Plan, key: str | None, ttl: float | None
-    ) -> Generator[StreamChunk, None, None]:
+    # -- stream ---------------------------------------------------------------------------------
+
+    def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Replay a cached answer, or stream from the engine and cache the completed answer."""
-        cached = self.cached(plan, key)
-        if cached is not None:
-            yield from response_to_chunks(cached, cached=True)
-            return
-        done: list[ChatResponse] = []
+        if plan.key is not None:
+            cached = self.lookup(plan)
+            if cached is not None:
+                state.response = cached
+                yield from response_to_chunks(cached, cached=True)
+                return
+            self.emit(CacheMiss(plan.requested))
+        cancelled = True
         try:
-            yield from self.engine.stream(plan, done.append)
+            yield from self.engine.stream(plan, state)
+            cancelled = False
         except Exception:
-            self._finished(plan, None, stream=True)
+            cancelled = False
             raise
-        if key is not None:
-            self.cache.set(key, done[0].to_dict(), ttl)
-        self._finished(plan, done[0], stream=True)
+        finally:
+            partial = state.partial
+            usage = None if partial is None else partial.usage
+            self._finished(plan, state.response, cancelled, True, usage)
+        assert state.response is not None
+        self._store(plan, state.response)
 
-    async def astream(
-        self, plan: Plan, key: str | None, ttl: float | None
-    ) -> AsyncGenerator[StreamChunk, None]:
+    async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
-        cached = self.cached(plan, key)
-        if cached is not None:
-            for chunk in response_to_chunks(cached, cached=True):
-                yield chunk
-            return
-        done: list[ChatResponse] = []
+        if plan.key is not None:
+            cached = self.lookup(plan)
+            if cached is not None:
+                state.response = cached
+                for chunk in response_to_chunks(cached, cached=True):
+                    yield chunk
+                return
+            self.emit(CacheMiss(plan.requested))
+        cancelled = True
+        inner = self.engine.astream(plan, state)
         try:
-            async for chunk in self.engine.astream(plan, done.append):
+            async for chunk in inner:
                 yield chunk
+            cancelled = False
         except Exception:
-            self._finished(plan, None, stream=True)
+            cancelled = False
             raise
-        if key is not None:
-            self.cache.set(key, done[0].to_dict(), ttl)
-        self._finished(plan, done[0], stream=True)
+        finally:
+            # An async generator is not closed by its consumer's ``break``: close the engine's
+            # now, so its attempts are released and recorded before the request is.
+            await inner.aclose()  # type: ignore[attr-defined]
+            partial = state.partial
+            usage = None if partial is None else partial.usage
+            self._finished(plan, state.response, cancelled, True, usage)
+        assert state.response is not None
+        self._store(plan, state.response)

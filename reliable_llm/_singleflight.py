@@ -1,94 +1,123 @@
-"""Identical requests in flight at the same time share one upstream call."""
+"""Identical requests in flight at the same time share one upstream call.
+
+Only successes are shared: a follower whose leader failed or was cancelled goes on to make
+the call itself (and may lead the next flight). Each follower waits no longer than its own
+deadline. A call made while leading a flight (a model, or a hook, calling back into the
+manager with the same request) never waits on its own flight: it runs on its own.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["SingleFlight"]
+__all__ = ["Flight", "SingleFlight"]
 
 T = TypeVar("T")
 
+# The flights the current thread / task (and the worker threads it starts) is leading.
+_LEADING: contextvars.ContextVar[frozenset[Hashable]] = contextvars.ContextVar(
+    "reliable_llm_leading", default=frozenset()
+)
 
-class _Call(Generic[T]):
-    __slots__ = ("done", "error", "result")
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
+class FlightTimeout(Exception):
+    """A follower's deadline passed while it waited for its leader."""
+
+
+class Flight(Generic[T]):
+    """One flight: the leader's handle to publish the result and land the flight."""
+
+    __slots__ = ("_done", "_future", "_owner", "_slot", "_token", "result")
+
+    def __init__(self, owner: SingleFlight[T], slot: Hashable) -> None:
+        self._owner = owner
+        self._slot = slot
         self.result: T | None = None
-        self.error: BaseException | None = None
+        self._done: threading.Event | None = None
+        self._future: asyncio.Future[T | None] | None = None
+        self._token: contextvars.Token[frozenset[Hashable]] | None = None
+
+    def land(self) -> None:
+        """End the flight (in the leader's ``finally``): followers get the result, or None."""
+        if self._token is not None:
+            _LEADING.reset(self._token)
+            self._token = None
+        self._owner._land(self)
 
 
 class SingleFlight(Generic[T]):
-    """Runs one call per key at a time; concurrent callers with the same key share its outcome.
-
-    ``do`` returns ``(result, shared)``: ``shared`` is True for callers that waited on another's
-    call. A leader cancelled mid-call does not fail its followers: they run the call themselves.
-    """
+    """Per key, at most one leader at a time; followers wait for its success."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._calls: dict[str, _Call[T]] = {}
-        self._acalls: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[T]] = {}
+        self._flights: dict[Hashable, Flight[T]] = {}
 
-    def do(self, key: str, fn: Callable[[], T]) -> tuple[T, bool]:
-        """Run ``fn`` unless an identical call is in flight; then wait for that one."""
+    def _lead(self, slot: Hashable) -> Flight[T]:
+        flight = self._flights[slot] = Flight(self, slot)
+        flight._token = _LEADING.set(_LEADING.get() | {slot})
+        return flight
+
+    def _land(self, flight: Flight[T]) -> None:
+        with self._lock:
+            if self._flights.get(flight._slot) is flight:
+                del self._flights[flight._slot]
+        if flight._done is not None:
+            flight._done.set()
+        future = flight._future
+        if future is not None and not future.done():
+            future.set_result(flight.result)
+
+    def join(self, key: Hashable, timeout: float) -> tuple[Flight[T] | None, T | None]:
+        """Lead a flight for ``key`` or wait for the one in the air.
+
+        Returns ``(flight, None)`` to the leader, who must call ``flight.land()`` when done;
+        ``(None, result)`` to a follower whose leader succeeded; ``(None, None)`` when the
+        caller should run on its own (re-entrant call).
+
+        Raises:
+            FlightTimeout: ``timeout`` seconds passed while waiting for the leader.
+        """
+        if key in _LEADING.get():
+            return None, None
         while True:
             with self._lock:
-                call = self._calls.get(key)
-                leader = call is None
-                if call is None:
-                    call = self._calls[key] = _Call()
-            if leader:
-                break
-            call.done.wait()
-            if call.error is not None:
-                raise call.error
-            if call.done.is_set() and call.result is not None:
-                return call.result, True
-        try:
-            call.result = fn()
-            return call.result, False
-        except Exception as exc:
-            call.error = exc
-            raise
-        finally:
-            with self._lock:
-                del self._calls[key]
-            call.done.set()
+                flight = self._flights.get(key)
+                if flight is None:
+                    return self._lead(key), None
+                done = flight._done
+                if done is None:
+                    done = flight._done = threading.Event()
+            if not done.wait(timeout):
+                raise FlightTimeout
+            if flight.result is not None:
+                return None, flight.result
+            # The leader failed or was cancelled: take the lead, or follow the new leader.
 
-    async def ado(self, key: str, fn: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
-        """Async twin of `do`, per event loop."""
+    async def ajoin(self, key: Hashable, timeout: float) -> tuple[Flight[T] | None, T | None]:
+        """Async twin of `join`, per event loop (followers never block the loop)."""
         import asyncio  # deferred: keeps `import reliable_llm` fast
 
+        if key in _LEADING.get():
+            return None, None
         loop = asyncio.get_running_loop()
         slot = (loop, key)
         while True:
-            future = self._acalls.get(slot)
-            if future is None:
-                break
-            try:
-                return await asyncio.shield(future), True
-            except asyncio.CancelledError:
-                if not future.cancelled():
-                    raise
-        future = self._acalls[slot] = loop.create_future()
-        try:
-            result = await fn()
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            # Followers observe the exception; mark it retrieved for the leader-only case.
-            future.exception()
-            raise
-        else:
-            future.set_result(result)
-            return result, False
-        finally:
-            del self._acalls[slot]
+            with self._lock:
+                flight = self._flights.get(slot)
+                if flight is None:
+                    return self._lead(slot), None
+                future = flight._future
+                if future is None:
+                    future = flight._future = loop.create_future()
+            done, _ = await asyncio.wait((future,), timeout=timeout)
+            if not done:
+                raise FlightTimeout
+            result = future.result()
+            if result is not None:
+                return None, result

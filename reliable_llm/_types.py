@@ -17,6 +17,20 @@ from typing import Any, Literal, NamedTuple
 
 from reliable_llm._errors import ConfigurationError, ProviderError
 
+
+def check_text(name: str, text: str) -> None:
+    """Raise `ConfigurationError` unless ``text`` can be sent as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        raise ConfigurationError(
+            f"{name} contains an unpaired surrogate U+{ord(bad):04X} at index {exc.start}, "
+            "which cannot be encoded as UTF-8 for any model; decode your input with "
+            "errors='replace' (or fix its source) before sending it"
+        ) from None
+
+
 Role = Literal["system", "user", "assistant", "tool"]
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 _ROLES = frozenset(("system", "user", "assistant", "tool"))
@@ -63,6 +77,8 @@ class Message:
             raise ConfigurationError(
                 f"message content must be a str, got {type(self.content).__name__}"
             )
+        if not self.content.isascii():
+            check_text("message content", self.content)
         if self.role == "tool" and not self.tool_call_id:
             raise ConfigurationError("a tool message needs the tool_call_id it answers")
 
@@ -157,17 +173,23 @@ FinishReason = str
 
 
 class Attempt(NamedTuple):
-    """One upstream call made while serving a request (a named tuple: cheap and read-only)."""
+    """One upstream call made while serving a request (a named tuple: cheap and read-only).
+
+    ``cancelled`` is True for a call that ended without an outcome: the caller cancelled the
+    request, abandoned its stream, or an exception that is not an error (``KeyboardInterrupt``,
+    say) went through it. ``duration`` is in seconds.
+    """
 
     model: str
     number: int
     duration: float
     error: ProviderError | None = None
+    cancelled: bool = False
 
     @property
     def succeeded(self) -> bool:
         """Whether this attempt produced the answer."""
-        return self.error is None
+        return self.error is None and not self.cancelled
 
 
 @dataclass(slots=True)
@@ -236,6 +258,56 @@ class ChatResponse:
             provider_model=data.get("provider_model"),
             cached=cached,
         )
+
+
+def _is_call(item: object) -> bool:
+    return (
+        type(item) is list
+        and len(item) == 3
+        and type(item[0]) is str
+        and type(item[1]) is str
+        and type(item[2]) is str
+    )
+
+
+def decode_response(data: Mapping[str, Any]) -> ChatResponse | None:
+    """A cached answer (`ChatResponse.to_dict` output) rebuilt as a fresh response marked
+    ``cached``, or None when the stored value is not such an answer (a malformed entry is a
+    miss, never a wrong answer)."""
+    try:
+        text = data["text"]
+        calls = data.get("tool_calls") or ()
+        usage = data.get("usage")
+        finish = data.get("finish_reason", "stop")
+        model = data.get("model", "")
+        provider = data.get("provider", "")
+        provider_model = data.get("provider_model")
+    except (AttributeError, KeyError, TypeError):
+        return None
+    if (
+        type(text) is not str
+        or type(finish) is not str
+        or type(model) is not str
+        or type(provider) is not str
+        or (provider_model is not None and type(provider_model) is not str)
+    ):
+        return None
+    if calls and (type(calls) is not list or not all(_is_call(c) for c in calls)):
+        return None
+    if usage is not None:
+        if type(usage) is not list or len(usage) != 2 or any(type(n) is not int for n in usage):
+            return None
+        usage = Usage(usage[0], usage[1])
+    return ChatResponse(
+        text,
+        tuple([ToolCall(c[0], c[1], c[2]) for c in calls]) if calls else (),
+        finish,
+        usage,
+        model,
+        provider,
+        provider_model,
+        True,
+    )
 
 
 @dataclass(slots=True)

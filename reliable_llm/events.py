@@ -5,6 +5,7 @@ from __future__ import annotations
 from reliable_llm._events import (
     AttemptFinished,
     BreakerTransition,
+    CacheError,
     CacheHit,
     CacheMiss,
     Event,
@@ -17,6 +18,7 @@ from reliable_llm._events import (
 __all__ = [
     "AttemptFinished",
     "BreakerTransition",
+    "CacheError",
     "CacheHit",
     "CacheMiss",
     "Event",

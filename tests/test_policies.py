@@ -69,12 +69,23 @@ def test_backoff_bounds(n: int, rand: float, initial: float, mult: float, jitter
 
 @given(st.integers(min_value=1, max_value=10), st.floats(min_value=0, max_value=100))
 def test_retries_are_bounded(attempt: int, time_left: float) -> None:
-    """Property: past max_retries the decision is always to stop."""
+    """Property: past max_retries (or the deadline) the decision is always to stop."""
     policy = RetryPolicy(max_retries=3)
     step = next_step(policy, attempt, RateLimitError("x"), time_left, True, 0.5)
-    if attempt > 3:
+    if time_left <= 0:
+        assert step is FailureReason.DEADLINE_EXCEEDED
+    elif attempt > 3:
         assert step is FailureReason.RETRIES_EXHAUSTED
     else:
-        assert isinstance(step, float) or step is FailureReason.DEADLINE_EXCEEDED
+        assert isinstance(step, float) or step is FailureReason.BACKOFF_EXCEEDS_DEADLINE
         if isinstance(step, float):
             assert step < time_left
+
+
+def test_a_wait_that_does_not_fit_gives_up_the_model_not_the_request() -> None:
+    """A backoff longer than the time left gives the model up; only no time left is the
+    request's deadline."""
+    policy = RetryPolicy(max_retries=3)
+    error = RateLimitError("x")
+    assert next_step(policy, 3, error, 2.0, True, 0.0) is FailureReason.BACKOFF_EXCEEDS_DEADLINE
+    assert next_step(policy, 3, error, 0.0, True, 0.0) is FailureReason.DEADLINE_EXCEEDED

@@ -11,6 +11,7 @@ import reliable_llm.testing
 
 PUBLIC = [
     "AllModelsFailedError",
+    "AsyncChatStream",
     "Attempt",
     "AuthenticationError",
     "BreakerPolicy",
@@ -21,6 +22,7 @@ PUBLIC = [
     "CallableProvider",
     "ChatRequest",
     "ChatResponse",
+    "ChatStream",
     "CircuitOpenError",
     "Clock",
     "ConfigurationError",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 
 import pytest
 
-from reliable_llm import ChatRequest, Message
+from reliable_llm import AsyncChatStream, ChatRequest, Message
 from reliable_llm.providers import (
     AnthropicProvider,
     AzureOpenAIProvider,
@@ -151,7 +151,7 @@ async def test_abandoned_stream_releases_its_connection(
     manager = make_manager(made.provider, fallback=False)
 
     stream = manager.astream("hi")
-    assert isinstance(stream, AsyncGenerator)  # typed AsyncIterator by the core
+    assert isinstance(stream, AsyncChatStream)
     first = await anext(stream)
     await stream.aclose()
 

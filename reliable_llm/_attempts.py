@@ -1,0 +1,233 @@
+"""The attempts of one request on one model: the one per-model attempt loop's state.
+
+`ModelAttempts` owns breaker admission, attempt numbering, the errors seen, the deadline of
+each attempt and the release of what it holds. The sync, async and streaming drivers in
+`_engine` are thin loops over it (the shape of tenacity's ``iter()`` and stamina's retry
+context):
+
+    tries = ModelAttempts(engine, entry, plan)
+    try:
+        while (timeout := tries.start()) is not None:
+            try:
+                response = <call the provider within timeout>
+            except Exception as exc:
+                delay = tries.failed(exc)
+                if delay is None:
+                    break
+                <sleep delay>
+            else:
+                return tries.succeeded(response)
+    finally:
+        tries.release()
+
+`release` runs however the loop ends (return, error, cancellation, an abandoned stream,
+``KeyboardInterrupt``): an attempt still in flight is recorded as cancelled and a half-open
+trial that got no verdict frees its slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, NoReturn
+
+from reliable_llm._breaker import Admission, BreakerState, Trial
+from reliable_llm._classify import classify_exception
+from reliable_llm._decisions import next_step
+from reliable_llm._errors import (
+    ConfigurationError,
+    FailureReason,
+    ModelFailure,
+    ProviderError,
+    StreamInterruptedError,
+)
+from reliable_llm._events import RetryScheduled
+from reliable_llm._types import Attempt, ChatResponse
+
+if TYPE_CHECKING:
+    from reliable_llm._engine import Engine, Plan
+    from reliable_llm._registry import ModelEntry
+
+__all__ = ["ModelAttempts"]
+
+logger = logging.getLogger("reliable_llm")
+_ALLOWED = Admission.ALLOWED
+_REJECTED = Admission.REJECTED
+_CLOSED = BreakerState.CLOSED
+
+
+class ModelAttempts:
+    """One request's attempts on one model (see the module docstring for the loop).
+
+    ``failure`` is set once the model is given up: at once when its breaker rejects the
+    request, or when `start` or `failed` says to stop.
+    """
+
+    __slots__ = (
+        "admission",
+        "engine",
+        "entry",
+        "errors",
+        "failure",
+        "in_flight",
+        "number",
+        "plan",
+        "started",
+    )
+
+    def __init__(self, engine: Engine, entry: ModelEntry, plan: Plan) -> None:
+        self.engine = engine
+        self.entry = entry
+        self.plan = plan
+        self.number = 0
+        self.started = 0.0
+        self.in_flight = False
+        self.errors: list[ProviderError] = []
+        self.admission = admission = entry.breaker.admit(plan.per_attempt)
+        self.failure: ModelFailure | None = (
+            ModelFailure(entry.name, FailureReason.CIRCUIT_OPEN) if admission is _REJECTED else None
+        )
+
+    def start(self) -> float | None:
+        """Begin the next attempt: its timeout in seconds, or None when the deadline passed."""
+        plan = self.plan
+        now = self.engine.clock.monotonic()
+        left = plan.deadline - now
+        if left <= 0:
+            self.failure = ModelFailure(
+                self.entry.name, FailureReason.DEADLINE_EXCEEDED, tuple(self.errors)
+            )
+            return None
+        self.number += 1
+        self.started = now
+        self.in_flight = True
+        return left if left < plan.per_attempt else plan.per_attempt
+
+    def chunk_timeout(self) -> float:
+        """Seconds the next chunk of a started stream may take: the idle bound, within the
+        request's deadline.
+
+        Raises:
+            TimeoutError: The request's deadline has passed.
+        """
+        plan = self.plan
+        left = plan.deadline - self.engine.clock.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's deadline passed while streaming")
+        return left if left < plan.stream_idle else plan.stream_idle
+
+    def _classify(self, exc: Exception) -> ProviderError:
+        entry = self.entry
+        try:
+            return classify_exception(
+                exc, entry.classifier, entry.name, entry.provider.provider_name
+            )
+        except Exception as bug:
+            raise ConfigurationError(
+                f"classify_error of model {entry.name!r} raised {type(bug).__name__}: {bug} "
+                f"while classifying {type(exc).__name__}; it must return a ProviderError or None"
+            ) from bug
+
+    def _record(self, error: ProviderError) -> None:
+        engine = self.engine
+        self.in_flight = False
+        self.entry.breaker.record(self.admission, error)
+        self.errors.append(error)
+        attempt = Attempt(
+            self.entry.name, self.number, engine.clock.monotonic() - self.started, error
+        )
+        self.plan.attempts.append(attempt)
+        engine.emit(attempt)
+
+    def failed(self, exc: Exception) -> float | None:
+        """Record the failed attempt: the seconds to wait before the next, or None to stop.
+
+        Raises:
+            ConfigurationError: ``exc`` is one (our caller's mistake, not the model's: no
+                retry, no fallback, no breaker count), or the model's ``classify_error`` failed.
+        """
+        if isinstance(exc, ConfigurationError):
+            self.in_flight = False  # never a call the model could answer: not an attempt
+            raise exc
+        error = self._classify(exc)
+        self._record(error)
+        entry = self.entry
+        engine = self.engine
+        step = next_step(
+            entry.retry,
+            self.number,
+            error,
+            self.plan.deadline - engine.clock.monotonic(),
+            entry.breaker.state is _CLOSED and self.admission is _ALLOWED,
+            engine.random(),
+        )
+        if isinstance(step, FailureReason):
+            self.failure = ModelFailure(entry.name, step, tuple(self.errors))
+            return None
+        error_name = type(error).__name__
+        engine.emit(RetryScheduled(entry.name, self.number, step, error_name))
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "retrying model %r in %.2fs after attempt %d failed: %s: %s",
+                entry.name,
+                step,
+                self.number,
+                error_name,
+                error,
+            )
+        return step
+
+    def succeeded(self, response: ChatResponse) -> ChatResponse:
+        """Record the successful attempt; the response as the caller gets it."""
+        entry = self.entry
+        engine = self.engine
+        plan = self.plan
+        self.in_flight = False
+        entry.breaker.record_success(self.admission)
+        attempt = Attempt(entry.name, self.number, engine.clock.monotonic() - self.started)
+        plan.attempts.append(attempt)
+        engine.emit(attempt)
+        # Direct construction: dataclasses.replace costs several µs on the hot path.
+        return ChatResponse(
+            response.text,
+            response.tool_calls,
+            response.finish_reason,
+            response.usage,
+            entry.name,
+            response.provider or entry.provider.provider_name,
+            response.provider_model,
+            False,
+            tuple(plan.attempts),
+            tuple([f.model for f in plan.failures]) if plan.failures else (),
+        )
+
+    def interrupted(self, exc: Exception, partial_text: str) -> NoReturn:
+        """Record a stream that failed after text reached the caller, and raise for it.
+
+        Raises:
+            StreamInterruptedError: Always, with the partial text and the classified cause.
+        """
+        if isinstance(exc, ConfigurationError):
+            self.in_flight = False
+            raise exc
+        error = self._classify(exc)
+        self._record(error)
+        logger.warning("stream from model %r interrupted mid-answer: %s", self.entry.name, error)
+        raise StreamInterruptedError(self.entry.name, partial_text, error) from error
+
+    def release(self) -> None:
+        """However the attempts ended: record an attempt left in flight as cancelled and free
+        a half-open trial that got no verdict (a no-op for a trial already decided)."""
+        if self.in_flight:
+            self.in_flight = False
+            attempt = Attempt(
+                self.entry.name,
+                self.number,
+                self.engine.clock.monotonic() - self.started,
+                None,
+                True,
+            )
+            self.plan.attempts.append(attempt)
+            self.engine.emit(attempt)
+        admission = self.admission
+        if type(admission) is Trial:
+            self.entry.breaker.record_neutral(admission)

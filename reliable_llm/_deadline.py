@@ -1,0 +1,224 @@
+"""Wall-clock bounds around calls we cannot trust to end on time.
+
+Async calls are bounded with the event loop's own timer (no thread, no extra task). Blocking
+calls that do not enforce their own timeout run in a worker thread that the caller stops
+waiting for when the time is up; the abandoned call runs on in that (daemon) thread until it
+returns or fails, and its outcome is discarded. Worker threads are reused and exit when idle.
+
+Hand-written rather than `concurrent.futures.ThreadPoolExecutor`: its threads are joined at
+interpreter exit, so one hung model call would keep the process from exiting, and its
+futures cost about twice as much per call as the lock hand-off below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import queue
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+__all__ = ["ChunkPump", "call_with_timeout", "within"]
+
+T = TypeVar("T")
+_IDLE_EXIT = 30.0  # seconds an idle worker thread waits for work before it exits
+
+
+def _timeout_error(timeout: float) -> TimeoutError:
+    return TimeoutError(f"model call exceeded its {timeout:.3g}s timeout")
+
+
+async def within(awaitable: Awaitable[T], timeout: float) -> T:
+    """Await with a deadline, raising TimeoutError when it passes.
+
+    The same semantics as ``asyncio.timeout`` (an outside cancellation stays a cancellation)
+    at about half its cost: one timer handle on the running loop, no context-manager state.
+    """
+    import asyncio  # deferred: keeps `import reliable_llm` fast
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    cancelling = task.cancelling()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    handle = loop.call_at(loop.time() + timeout, expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if expired and task.uncancel() <= cancelling:
+            raise _timeout_error(timeout) from None
+        raise
+    finally:
+        handle.cancel()
+
+
+class _Job:
+    __slots__ = ("done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn()
+        except BaseException as exc:  # handed to the waiting caller, who re-raises it
+            self.error = exc
+        finally:
+            self.fn = None  # type: ignore[assignment]  # drop references early
+            self.done.release()
+
+
+class _Workers:
+    """Daemon worker threads, started on demand and stopped after ``_IDLE_EXIT`` idle seconds."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, job: _Job) -> None:
+        # Put under the lock: an idle worker that times out checks the queue under it.
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1
+            self._jobs.put(job)
+        if start:
+            threading.Thread(target=self._work, name="reliable-llm-call", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=_IDLE_EXIT)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():
+                        self._idle -= 1
+                        return
+                continue
+            job.run()
+            with self._lock:
+                self._idle += 1
+
+
+_workers = _Workers()
+
+
+def call_with_timeout(fn: Callable[[], T], timeout: float) -> T:
+    """Run ``fn()`` in a worker thread; return its result or raise what it raised.
+
+    The worker runs in a copy of the caller's context (so context variables, such as the
+    single-flight re-entrance marker, carry over).
+
+    Raises:
+        TimeoutError: ``fn`` did not finish within ``timeout`` seconds; it keeps running in
+            its thread and its outcome is discarded.
+    """
+    job = _Job(_in_context(fn))
+    _workers.submit(job)
+    if not job.done.acquire(timeout=timeout):
+        raise _timeout_error(timeout)
+    if job.error is not None:
+        error, job.error = job.error, None
+        raise error
+    result: T = job.result
+    return result
+
+
+def _in_context(fn: Callable[[], T]) -> Callable[[], T]:
+    context = contextvars.copy_context()
+    return lambda: context.run(fn)
+
+
+_END = object()
+_NEXT = object()
+_CLOSE = object()
+_CLOSE_WAIT = 1.0  # seconds close() waits for an idle worker to close the iterator
+
+
+class ChunkPump(Generic[T]):
+    """Reads a blocking iterator in a worker thread, so each wait for an item is bounded.
+
+    Lock-step, like iterating directly: the worker advances the iterator only when `next` asks,
+    so a generator is never run ahead of its consumer. ``next(timeout)`` returns the next
+    item, None when the iterator is exhausted, or raises what the iterator raised, or
+    TimeoutError. ``close()`` has the worker close the iterator: at once when it is idle, or
+    after the read it is blocked in (which ends by the read's own timeout).
+    """
+
+    __slots__ = ("_busy", "_closed", "_items", "_requests")
+
+    def __init__(self, open_iterator: Callable[[], Iterator[T]]) -> None:
+        self._requests: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self._busy = True  # opening the iterator
+        _workers.submit(_Job(_in_context(lambda: self._pump(open_iterator))))
+
+    def _pump(self, open_iterator: Callable[[], Iterator[T]]) -> None:
+        iterator = None
+        try:
+            iterator = iter(open_iterator())
+            while True:
+                self._busy = False
+                if self._requests.get() is _CLOSE:
+                    return
+                self._busy = True
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    self._items.put(_END)
+                    return
+                self._items.put(item)
+        except BaseException as exc:  # handed to the reader, who re-raises it
+            self._items.put(_Raised(exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    pass
+            self._closed.set()
+
+    def next(self, timeout: float) -> T | None:
+        """The next item, or None at the end.
+
+        Raises:
+            TimeoutError: No item arrived within ``timeout`` seconds.
+        """
+        self._requests.put(_NEXT)
+        try:
+            item = self._items.get(timeout=timeout)
+        except queue.Empty:
+            raise _timeout_error(timeout) from None
+        if item is _END:
+            return None
+        if isinstance(item, _Raised):
+            raise item.error
+        result: T = item
+        return result
+
+    def close(self) -> None:
+        """Stop reading; the worker closes the iterator (waited for when it is idle)."""
+        self._requests.put(_CLOSE)
+        if not self._busy:
+            self._closed.wait(_CLOSE_WAIT)
+
+
+class _Raised:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error

@@ -43,6 +43,10 @@ class ScriptedModel(Provider):
     some text and then fails. When the script is empty, ``default`` answers (an exception
     default makes a model that is down). Every request is logged in ``calls``.
 
+    Timeouts are honoured like a real client's: a reply slower than the ``timeout`` the
+    manager passes waits out the timeout (on ``clock``, or for real) and raises
+    `TimeoutError`; ``Reply(..., latency=math.inf)`` is a model that hangs.
+
     Args:
         script: Steps consumed one per call, in order.
         default: The step used once the script is exhausted.
@@ -70,6 +74,9 @@ class ScriptedModel(Provider):
         self.provider_name = name
         self.calls: list[ChatRequest] = []
         self._lock = threading.Lock()
+
+    #: It ends every call within the timeout it is given (see the class docstring).
+    enforces_timeout = True
 
     @property
     def call_count(self) -> int:
@@ -106,18 +113,28 @@ class ScriptedModel(Provider):
             usage=Usage(_count_tokens(self.calls[-1]), words),
         )
 
-    def _wait(self, seconds: float) -> None:
+    def _wait(self, seconds: float, timeout: float | None) -> None:
+        late = timeout is not None and seconds > timeout
+        if late:
+            seconds = timeout  # type: ignore[assignment]
         if seconds > 0:
             (self.clock.sleep if self.clock else time.sleep)(seconds)
+        if late:
+            raise TimeoutError(f"scripted reply took longer than its {timeout:g}s timeout")
 
-    async def _await(self, seconds: float) -> None:
+    async def _await(self, seconds: float, timeout: float | None) -> None:
+        late = timeout is not None and seconds > timeout
+        if late:
+            seconds = timeout  # type: ignore[assignment]
         if seconds > 0:
             await (self.clock.asleep(seconds) if self.clock else asyncio.sleep(seconds))
+        if late:
+            raise TimeoutError(f"scripted reply took longer than its {timeout:g}s timeout")
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
         """Take the next step."""
         step, latency = self._next(request)
-        self._wait(latency)
+        self._wait(latency, timeout)
         return self._answer(step)
 
     async def acomplete(
@@ -125,7 +142,7 @@ class ScriptedModel(Provider):
     ) -> ChatResponse:
         """Take the next step without blocking the event loop."""
         step, latency = self._next(request)
-        await self._await(latency)
+        await self._await(latency, timeout)
         return self._answer(step)
 
     def _chunks(self, step: Step) -> Iterator[StreamChunk]:
@@ -148,7 +165,7 @@ class ScriptedModel(Provider):
     ) -> Iterator[StreamChunk]:
         """Stream the next step in chunks of ``chunk_size`` characters."""
         step, latency = self._next(request)
-        self._wait(latency)
+        self._wait(latency, timeout)
         return self._chunks(step)
 
     async def astream(
@@ -156,7 +173,7 @@ class ScriptedModel(Provider):
     ) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
         step, latency = self._next(request)
-        await self._await(latency)
+        await self._await(latency, timeout)
         for chunk in self._chunks(step):
             yield chunk
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     import asyncio
 
-from reliable_llm._deadline import within
+from reliable_llm._deadline import in_worker, within
 from reliable_llm._errors import ConfigurationError, ProviderUnavailableError
 from reliable_llm._provider import Provider
 from reliable_llm._request import request_params
@@ -155,12 +155,12 @@ class CallableProvider(Provider):
         The manager bounds this call with ``timeout``; a sync function still running then is
         abandoned in its thread and its answer discarded.
         """
-        import asyncio
-
         kwargs = self._kwargs(request)
         if self.is_async:
             return self._convert(await self.fn(request.prompt, **kwargs))  # type: ignore[misc]
-        value = await asyncio.to_thread(self.fn, request.prompt, **kwargs)
+        fn = self.fn
+        prompt = request.prompt
+        value = await in_worker(lambda: fn(prompt, **kwargs))
         return self._convert(value)
 
     def describe(self) -> dict[str, object]:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ChunkPump", "call_with_timeout", "within"]
+__all__ = ["ChunkPump", "call_with_timeout", "in_worker", "within"]
 
 T = TypeVar("T")
 _IDLE_EXIT = 30.0  # seconds an idle worker thread waits for work before it exits
@@ -134,6 +134,38 @@ def call_with_timeout(fn: Callable[[], T], timeout: float) -> T:
         raise error
     result: T = job.result
     return result
+
+
+async def in_worker(fn: Callable[[], T]) -> T:
+    """Await ``fn()`` run in one of our daemon worker threads (the event loop never blocks).
+
+    Unlike ``asyncio.to_thread``, an abandoned call (its awaiter cancelled or timed out) does
+    not hold up ``asyncio.run`` at exit, which joins the loop's default executor.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(job: _Job) -> None:
+        if future.done():
+            return  # abandoned by its awaiter
+        if job.error is not None:
+            future.set_exception(job.error)
+        else:
+            future.set_result(job.result)
+
+    call = _in_context(fn)
+
+    def run() -> None:
+        job = _Job(call)
+        job.run()
+        # A closed loop (RuntimeError) means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, job)
+
+    _workers.submit(_Job(run))
+    return await future
 
 
 def _in_context(fn: Callable[[], T]) -> Callable[[], T]:

@@ -1,0 +1,283 @@
+"""Shared calls share successes only, as separate objects; local mistakes stay local; the cache
+may fail without failing a request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from drivers import Ask
+
+from reliable_llm import (
+    CachePolicy,
+    ChatResponse,
+    ConfigurationError,
+    InMemoryCache,
+    LLMManager,
+    ServerError,
+    ToolCall,
+    Usage,
+)
+from reliable_llm.events import CacheError, Event
+from reliable_llm.testing import FakeClock, ScriptedModel
+
+# -- single flight ---------------------------------------------------------------------------
+
+
+def test_concurrent_identical_chats_get_their_own_objects() -> None:
+    """Two identical concurrent chats share one upstream call but not its objects."""
+    gate = threading.Event()
+    calls: list[str] = []
+
+    def model(prompt: str, **kwargs: Any) -> ChatResponse:
+        calls.append(prompt)
+        gate.wait(5)
+        return ChatResponse(
+            "", (ToolCall("call_1", "get_weather", '{"city":"Paris"}'),), "tool_calls", Usage(3, 4)
+        )
+
+    manager = LLMManager()
+    manager.register_model("m", model)
+    results: list[ChatResponse] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(manager.chat("weather?"))) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    while not calls:
+        threading.Event().wait(0.001)
+    threading.Event().wait(0.05)  # let the second caller join the flight
+    gate.set()
+    for thread in threads:
+        thread.join(5)
+    first, second = results
+    assert calls == ["weather?"]
+    assert first.tool_calls[0] is not second.tool_calls[0]
+    assert first.usage is not second.usage
+    first.tool_calls[0].arguments = "{}"
+    assert first.usage is not None
+    first.usage.input_tokens = 99
+    assert second.tool_calls[0].args == {"city": "Paris"}
+    assert second.usage == Usage(3, 4)
+
+
+@pytest.mark.parametrize("callers", [2, 50])
+def test_one_lookup_counts_one_hit_or_one_miss(callers: int) -> None:
+    """N identical concurrent achats: one miss (the leader), N-1 hits."""
+    manager = LLMManager()
+    started = asyncio.Event
+
+    async def scenario() -> list[str]:
+        gate = started()
+
+        async def model(prompt: str, **kwargs: Any) -> str:
+            await gate.wait()
+            return "answer"
+
+        manager.register_model("m", model)
+        tasks = [asyncio.create_task(manager.agenerate("same")) for _ in range(callers)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+    assert asyncio.run(scenario()) == ["answer"] * callers
+    cache = manager.get_metrics()["cache"]
+    assert (cache["hits"], cache["misses"]) == (callers - 1, 1)
+    assert cache["hit_rate"] == pytest.approx((callers - 1) / callers)
+    assert manager.get_metrics()["total_requests"] == callers
+
+
+def test_followers_of_a_failed_leader_run_their_own_plan() -> None:
+    """A leader's failure is not shared: the follower makes its own call and succeeds."""
+    manager = LLMManager(max_retries=0)
+    outcomes = iter([ServerError("flaky"), "second try"])
+    gate = asyncio.Event
+
+    async def scenario() -> list[object]:
+        opened = gate()
+
+        async def model(prompt: str, **kwargs: Any) -> str:
+            await opened.wait()
+            outcome = next(outcomes)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+
+        manager.register_model("m", model)
+        tasks = [asyncio.create_task(manager.agenerate("same")) for _ in range(2)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        opened.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    first, second = asyncio.run(scenario())
+    assert isinstance(first, Exception)
+    assert second == "second try"
+
+
+# -- local errors ----------------------------------------------------------------------------
+
+
+def test_a_prompt_that_cannot_be_encoded_is_refused_before_any_call(
+    ask: Ask, manager: LLMManager, clock: FakeClock
+) -> None:
+    """A lone surrogate raises ConfigurationError at once: no call, no retry, no breaker."""
+    model = ScriptedModel()
+    manager.register_model("m", model)
+    for _ in range(6):
+        with pytest.raises(ConfigurationError, match="unpaired surrogate U\\+DCFF"):
+            ask("bad \udcff text")
+    assert model.call_count == 0
+    assert clock.sleeps == []
+    assert manager.get_model_info("m")["breaker"]["state"] == "closed"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"temperature": math.nan},
+        {"top_p": math.inf},
+        {"custom": {"limit": math.inf}},
+        {"temperature": "hot"},
+        {"stop": 5},
+        {"seed": 1.5},
+    ],
+)
+def test_malformed_parameters_are_refused_naming_them(
+    params: dict[str, Any], manager: LLMManager
+) -> None:
+    """NaN, infinity, wrong types: a ConfigurationError naming the parameter, caching on or off."""
+    model = ScriptedModel()
+    manager.register_model("m", model)
+    (name,) = params
+    for use_cache in (True, False):
+        with pytest.raises(ConfigurationError, match=name):
+            manager.chat("hi", use_cache=use_cache, **params)
+    assert model.call_count == 0
+
+
+def test_a_circular_parameter_is_refused(manager: LLMManager) -> None:
+    """A self-referencing parameter is refused with caching off too."""
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    manager.register_model("m", ScriptedModel())
+    with pytest.raises(ConfigurationError, match="custom"):
+        manager.chat("hi", use_cache=False, custom=loop)
+
+
+@pytest.mark.parametrize("flag", ["enable_caching", "use_cache"])
+def test_non_bool_flags_are_refused(flag: str) -> None:
+    """enable_caching="no" / use_cache="no" raise instead of silently leaving caching on."""
+    with pytest.raises(ConfigurationError, match=flag):
+        if flag == "enable_caching":
+            LLMManager(enable_caching="no")  # type: ignore[arg-type]
+        else:
+            manager = LLMManager()
+            manager.register_model("m", ScriptedModel())
+            manager.chat("hi", use_cache="no")  # type: ignore[arg-type]
+
+
+def test_a_callable_that_cannot_take_a_parameter_fails_at_once(
+    ask: Ask, manager: LLMManager, clock: FakeClock
+) -> None:
+    """lambda prompt: ... with temperature=0: ConfigurationError before any call or retry."""
+    calls: list[str] = []
+    manager.register_model("m", lambda prompt: calls.append(prompt) or "ok")
+    with pytest.raises(ConfigurationError, match=r"does not accept \['temperature'\]"):
+        ask("hi", temperature=0)
+    assert calls == []
+    assert clock.sleeps == []
+    assert manager.get_model_info("m")["breaker"]["failure_count"] == 0
+    assert ask("hi").text == "ok"
+
+
+def test_a_callable_without_a_prompt_parameter_is_refused_at_registration() -> None:
+    """A callable that cannot take a prompt is refused by register_model."""
+    with pytest.raises(ConfigurationError, match="fn\\(prompt, \\*\\*kwargs\\)"):
+        LLMManager().register_model("m", lambda: "x")
+
+
+# -- the cache may fail ----------------------------------------------------------------------
+
+
+class _Backend:
+    """A backend that fails or returns junk on demand."""
+
+    def __init__(self, get: Any = None, set_fails: bool = False) -> None:
+        self.get_result = get
+        self.set_fails = set_fails
+        self.deleted: list[str] = []
+        self.stored: dict[str, Mapping[str, Any]] = {}
+
+    def get(self, key: str) -> Mapping[str, Any] | None:
+        if isinstance(self.get_result, BaseException):
+            raise self.get_result
+        return self.get_result
+
+    def set(self, key: str, value: Mapping[str, Any], ttl: float | None) -> None:
+        if self.set_fails:
+            raise ConnectionError("cache down")
+        self.stored[key] = value
+
+    def delete(self, key: str) -> None:
+        self.deleted.append(key)
+
+    def clear(self) -> None:
+        self.stored.clear()
+
+    def __len__(self) -> int:
+        return len(self.stored)
+
+
+def _with(backend: _Backend, events: list[Event]) -> LLMManager:
+    manager = LLMManager(cache_backend=backend, hooks=[events.append])
+    manager.register_model("m", ScriptedModel(default="fresh"))
+    return manager
+
+
+def test_a_failing_get_is_a_miss_and_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """get raising ConnectionError: the model answers, a CacheError event and warning report it."""
+    events: list[Event] = []
+    manager = _with(_Backend(get=ConnectionError("refused")), events)
+    with caplog.at_level(logging.WARNING, logger="reliable_llm"):
+        assert manager.generate("hi") == "fresh"
+    assert [e.operation for e in events if isinstance(e, CacheError)] == ["get", "get"]
+    assert "cache get failed" in caplog.text
+
+
+def test_a_failing_set_keeps_the_answer() -> None:
+    """set raising: the paid-for answer is still returned; the loss is reported."""
+    events: list[Event] = []
+    manager = _with(_Backend(set_fails=True), events)
+    assert manager.chat("hi").text == "fresh"
+    assert [e.operation for e in events if isinstance(e, CacheError)] == ["set"]
+
+
+@pytest.mark.parametrize("junk", [{"text": 42}, {"nope": 1}, {"text": "x", "usage": "many"}])
+def test_a_malformed_entry_is_a_miss_and_evicted(junk: dict[str, Any]) -> None:
+    """A stored value that is not an answer is never returned: a miss, evicted."""
+    events: list[Event] = []
+    backend = _Backend(get=junk)
+    manager = _with(backend, events)
+    assert manager.generate("hi") == "fresh"
+    assert backend.deleted
+    assert any(isinstance(e, CacheError) and e.operation == "decode" for e in events)
+
+
+def test_the_in_memory_cache_is_bounded_in_bytes(clock: FakeClock) -> None:
+    """max_bytes evicts the least recently used entries; an oversized entry is not kept."""
+    cache = InMemoryCache(CachePolicy(max_size=100, max_bytes=50), clock)
+    cache.set("a", {"text": "x" * 10}, None)
+    cache.set("b", {"text": "y" * 10}, None)
+    assert cache.get("a") is not None and cache.get("b") is not None
+    cache.set("c", {"text": "z" * 10}, None)  # three entries of 21 bytes exceed 50
+    assert cache.get("a") is None and cache.get("c") is not None
+    cache.set("big", {"text": "w" * 100}, None)
+    assert cache.get("big") is None
+    assert cache.size_bytes <= 50

@@ -5,7 +5,7 @@ each attempt and the release of what it holds. The sync, async and streaming dri
 `_engine` are thin loops over it (the shape of tenacity's ``iter()`` and stamina's retry
 context):
 
-    tries = ModelAttempts(engine, entry, plan)
+    tries = ModelAttempts(engine, entry, plan, entry.breaker.admit(plan.per_attempt))
     try:
         while (timeout := tries.start()) is not None:
             try:
@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, NoReturn
 
-from reliable_llm._breaker import Admission, BreakerState, Trial
+from reliable_llm._breaker import Admission, BreakerState, Ticket, Trial
 from reliable_llm._classify import classify_exception
 from reliable_llm._decisions import next_step
 from reliable_llm._errors import (
@@ -51,15 +51,13 @@ __all__ = ["ModelAttempts"]
 
 logger = logging.getLogger("reliable_llm")
 _ALLOWED = Admission.ALLOWED
-_REJECTED = Admission.REJECTED
 _CLOSED = BreakerState.CLOSED
 
 
 class ModelAttempts:
-    """One request's attempts on one model (see the module docstring for the loop).
+    """One request's admitted attempts on one model (see the module docstring for the loop).
 
-    ``failure`` is set once the model is given up: at once when its breaker rejects the
-    request, or when `start` or `failed` says to stop.
+    ``failure`` is set once the model is given up, when `start` or `failed` says to stop.
     """
 
     __slots__ = (
@@ -74,18 +72,16 @@ class ModelAttempts:
         "started",
     )
 
-    def __init__(self, engine: Engine, entry: ModelEntry, plan: Plan) -> None:
+    def __init__(self, engine: Engine, entry: ModelEntry, plan: Plan, admission: Ticket) -> None:
         self.engine = engine
         self.entry = entry
         self.plan = plan
+        self.admission = admission  # from entry.breaker.admit(); never REJECTED
         self.number = 0
         self.started = 0.0
         self.in_flight = False
         self.errors: list[ProviderError] = []
-        self.admission = admission = entry.breaker.admit(plan.per_attempt)
-        self.failure: ModelFailure | None = (
-            ModelFailure(entry.name, FailureReason.CIRCUIT_OPEN) if admission is _REJECTED else None
-        )
+        self.failure: ModelFailure | None = None
 
     def start(self) -> float | None:
         """Begin the next attempt: its timeout in seconds, or None when the deadline passed."""

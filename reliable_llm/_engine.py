@@ -14,19 +14,21 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from reliable_llm._attempts import ModelAttempts
+from reliable_llm._breaker import Admission
 from reliable_llm._clock import Clock
 from reliable_llm._deadline import ChunkPump, call_with_timeout, within
 from reliable_llm._errors import AllModelsFailedError, FailureReason, ModelFailure
 from reliable_llm._events import EventHook, FallbackTaken
 from reliable_llm._registry import ModelEntry
 from reliable_llm._stream import StreamAccumulator
-from reliable_llm._types import Attempt, ChatRequest, ChatResponse, StreamChunk
+from reliable_llm._types import Attempt, ChatRequest, ChatResponse, Message, StreamChunk
 
 __all__ = ["Engine", "Plan", "StreamState"]
 
 logger = logging.getLogger("reliable_llm")
 _info_enabled = functools.partial(logger.isEnabledFor, logging.INFO)
 _DEADLINE = FailureReason.DEADLINE_EXCEEDED
+_REJECTED = Admission.REJECTED
 
 
 class Plan:
@@ -37,13 +39,14 @@ class Plan:
     """
 
     __slots__ = (
+        "_prompt",
+        "_request",
         "attempts",
         "deadline",
         "entries",
         "failures",
         "key",
         "per_attempt",
-        "request",
         "requested",
         "started",
         "stream_idle",
@@ -53,7 +56,7 @@ class Plan:
     def __init__(
         self,
         entries: tuple[ModelEntry, ...],
-        request: ChatRequest,
+        request: ChatRequest | str,
         started: float,
         total: float,
         per_attempt: float,
@@ -63,7 +66,13 @@ class Plan:
     ) -> None:
         self.requested = entries[0].name
         self.entries = entries
-        self.request = request
+        # A bare prompt (already checked) becomes a request only if the cache cannot answer.
+        if type(request) is str:
+            self._prompt: str | None = request
+            self._request: ChatRequest | None = None
+        else:
+            self._prompt = None
+            self._request = request  # type: ignore[assignment]
         self.started = started
         self.deadline = started + total
         self.per_attempt = per_attempt
@@ -72,6 +81,15 @@ class Plan:
         self.ttl = ttl
         self.attempts: list[Attempt] = []
         self.failures: list[ModelFailure] = []
+
+    @property
+    def request(self) -> ChatRequest:
+        """The request sent to every model of the route."""
+        request = self._request
+        if request is None:
+            assert self._prompt is not None
+            request = self._request = ChatRequest((Message("user", self._prompt),))
+        return request
 
     def give_up(self, index: int, failure: ModelFailure, emit: EventHook) -> bool:
         """Record that the model at ``index`` was given up; True when the route ends here."""
@@ -124,16 +142,20 @@ class Engine:
     def run(self, plan: Plan) -> ChatResponse:
         """Serve the plan with blocking calls."""
         for index, entry in enumerate(plan.entries):
-            tries = ModelAttempts(self, entry, plan)
-            try:
-                if tries.failure is None:
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED:
+                failure = entry.circuit_open
+            else:
+                tries = ModelAttempts(self, entry, plan, ticket)
+                try:
                     response = self._complete(tries)
                     if response is not None:
                         return response
-            finally:
-                tries.release()
-            assert tries.failure is not None
-            if plan.give_up(index, tries.failure, self.emit):
+                finally:
+                    tries.release()
+                assert tries.failure is not None
+                failure = tries.failure
+            if plan.give_up(index, failure, self.emit):
                 break
         raise plan.error()
 
@@ -160,16 +182,20 @@ class Engine:
     async def arun(self, plan: Plan) -> ChatResponse:
         """Serve the plan without blocking the event loop."""
         for index, entry in enumerate(plan.entries):
-            tries = ModelAttempts(self, entry, plan)
-            try:
-                if tries.failure is None:
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED:
+                failure = entry.circuit_open
+            else:
+                tries = ModelAttempts(self, entry, plan, ticket)
+                try:
                     response = await self._acomplete(tries)
                     if response is not None:
                         return response
-            finally:
-                tries.release()
-            assert tries.failure is not None
-            if plan.give_up(index, tries.failure, self.emit):
+                finally:
+                    tries.release()
+                assert tries.failure is not None
+                failure = tries.failure
+            if plan.give_up(index, failure, self.emit):
                 break
         raise plan.error()
 
@@ -193,28 +219,32 @@ class Engine:
     def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Stream from the first model that yields a chunk; ``state`` gets the whole answer."""
         for index, entry in enumerate(plan.entries):
-            tries = ModelAttempts(self, entry, plan)
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED:
+                if plan.give_up(index, entry.circuit_open, self.emit):
+                    break
+                continue
+            tries = ModelAttempts(self, entry, plan, ticket)
             try:
-                if tries.failure is None:
-                    opened = self._open(tries)
-                    if opened is not None:
-                        source, chunk = opened
-                        acc = state.partial = StreamAccumulator()
-                        name = entry.name
-                        try:
-                            while chunk is not None:
-                                acc.add(chunk)
-                                if chunk.model != name:
-                                    chunk.model = name  # built fresh by the provider, for us
-                                yield chunk
-                                chunk = source.next(tries.chunk_timeout())
-                        except Exception as exc:
-                            tries.interrupted(exc, acc.text)
-                        finally:
-                            source.close()
-                        provider = entry.provider.provider_name
-                        state.response = tries.succeeded(acc.response(provider=provider))
-                        return
+                opened = self._open(tries)
+                if opened is not None:
+                    source, chunk = opened
+                    acc = state.partial = StreamAccumulator()
+                    name = entry.name
+                    try:
+                        while chunk is not None:
+                            acc.add(chunk)
+                            if chunk.model != name:
+                                chunk.model = name  # built fresh by the provider, for us
+                            yield chunk
+                            chunk = source.next(tries.chunk_timeout())
+                    except Exception as exc:
+                        tries.interrupted(exc, acc.text)
+                    finally:
+                        source.close()
+                    provider = entry.provider.provider_name
+                    state.response = tries.succeeded(acc.response(provider=provider))
+                    return
             finally:
                 tries.release()
             assert tries.failure is not None
@@ -251,28 +281,32 @@ class Engine:
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
         for index, entry in enumerate(plan.entries):
-            tries = ModelAttempts(self, entry, plan)
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED:
+                if plan.give_up(index, entry.circuit_open, self.emit):
+                    break
+                continue
+            tries = ModelAttempts(self, entry, plan, ticket)
             try:
-                if tries.failure is None:
-                    opened = await self._aopen(tries)
-                    if opened is not None:
-                        iterator, chunk = opened
-                        acc = state.partial = StreamAccumulator()
-                        name = entry.name
-                        try:
-                            while chunk is not None:
-                                acc.add(chunk)
-                                if chunk.model != name:
-                                    chunk.model = name
-                                yield chunk
-                                chunk = await within(anext(iterator, None), tries.chunk_timeout())
-                        except Exception as exc:
-                            tries.interrupted(exc, acc.text)
-                        finally:
-                            await _aclose(iterator)
-                        provider = entry.provider.provider_name
-                        state.response = tries.succeeded(acc.response(provider=provider))
-                        return
+                opened = await self._aopen(tries)
+                if opened is not None:
+                    iterator, chunk = opened
+                    acc = state.partial = StreamAccumulator()
+                    name = entry.name
+                    try:
+                        while chunk is not None:
+                            acc.add(chunk)
+                            if chunk.model != name:
+                                chunk.model = name
+                            yield chunk
+                            chunk = await within(anext(iterator, None), tries.chunk_timeout())
+                    except Exception as exc:
+                        tries.interrupted(exc, acc.text)
+                    finally:
+                        await _aclose(iterator)
+                    provider = entry.provider.provider_name
+                    state.response = tries.succeeded(acc.response(provider=provider))
+                    return
             finally:
                 tries.release()
             assert tries.failure is not None

@@ -33,7 +33,7 @@ from reliable_llm._registry import ModelEntry, Registry, as_provider
 from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
 from reliable_llm._request import MessagesInput, build_request, check_flag, check_prompt
 from reliable_llm._serving import Server
-from reliable_llm._types import ChatRequest, ChatResponse, Message
+from reliable_llm._types import ChatRequest, ChatResponse
 
 __all__ = ["LLMManager"]
 
@@ -303,7 +303,7 @@ class LLMManager:
             # The hot path: one user prompt, no parameters (`generate`), keyed without the
             # general canonical encoder.
             check_prompt(messages)
-            request = ChatRequest((Message("user", messages),))
+            request: ChatRequest | str = messages
             key = prompt_cache_key(route[0].name, messages) if cached else None
         else:
             request = build_request(messages, params)
@@ -380,12 +380,14 @@ class LLMManager:
             AllModelsFailedError: No model answered; ``failures`` says why for each one.
             ConfigurationError: The prompt or a parameter is invalid.
         """
-        check_prompt(prompt)
+        if type(prompt) is not str:
+            check_prompt(prompt)  # raises; chat() would take a list as a conversation
         return self.chat(prompt, use_cache=use_cache, **kwargs).text
 
     async def agenerate(self, prompt: str, use_cache: bool = True, **kwargs: Any) -> str:
         """Async twin of `generate`."""
-        check_prompt(prompt)
+        if type(prompt) is not str:
+            check_prompt(prompt)
         return (await self.achat(prompt, use_cache=use_cache, **kwargs)).text
 
     def stream(

@@ -11,7 +11,12 @@ from typing import Any
 from reliable_llm._breaker import ModelBreaker
 from reliable_llm._callable import CallableProvider
 from reliable_llm._classify import ErrorClassifier
-from reliable_llm._errors import ConfigurationError, UnknownModelError
+from reliable_llm._errors import (
+    ConfigurationError,
+    FailureReason,
+    ModelFailure,
+    UnknownModelError,
+)
 from reliable_llm._policies import RetryPolicy
 from reliable_llm._provider import Provider
 
@@ -29,8 +34,11 @@ class ModelEntry:
     retry: RetryPolicy
     classifier: ErrorClassifier | None
     description: Mapping[str, Any] = field(default_factory=dict)
+    circuit_open: ModelFailure = field(init=False)
 
     def __post_init__(self) -> None:
+        # Immutable, so one instance serves every request that skips this model while open.
+        self.circuit_open = ModelFailure(self.name, FailureReason.CIRCUIT_OPEN)
         # Built once: a re-registration makes a new entry, hence a new description.
         self.description = MappingProxyType(
             {

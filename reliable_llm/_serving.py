@@ -29,6 +29,14 @@ logger = logging.getLogger("reliable_llm")
 _UNCACHEABLE_FINISH = frozenset(("refusal", "content_filter", "error"))
 
 
+def _slot(plan: Plan) -> tuple[object, ...]:
+    """What identical requests share: the answer (cache key), the route and the time budget.
+
+    A request with another fallback chain or another ``timeout=`` runs its own plan.
+    """
+    return (plan.key, plan.entries, plan.deadline - plan.started)
+
+
 class Server:
     """Serves plans through the cache and the engine, emitting request-level events."""
 
@@ -141,9 +149,7 @@ class Server:
         if cached is not None:
             return cached
         try:
-            flight, shared = self.flight.join(
-                (plan.key, plan.entries), plan.deadline - self.clock.monotonic()
-            )
+            flight, shared = self.flight.join(_slot(plan), plan.deadline - self.clock.monotonic())
         except FlightTimeout:
             raise self._waited_too_long(plan) from None
         if shared is not None:
@@ -173,7 +179,7 @@ class Server:
             return cached
         try:
             flight, shared = await self.flight.ajoin(
-                (plan.key, plan.entries), plan.deadline - self.clock.monotonic()
+                _slot(plan), plan.deadline - self.clock.monotonic()
             )
         except FlightTimeout:
             raise self._waited_too_long(plan) from None

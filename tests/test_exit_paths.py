@@ -230,3 +230,22 @@ def test_a_model_calling_back_with_the_same_prompt_does_not_deadlock() -> None:
     thread.join(timeout=10)
     assert not thread.is_alive(), "the re-entrant call deadlocked"
     assert outcome == ["outer saw nested"]
+
+
+def test_an_async_model_calling_back_with_the_same_prompt_does_not_deadlock() -> None:
+    """The async twin: a model awaiting the manager with its own request gets an answer."""
+    manager = LLMManager()
+    depth: list[int] = []
+
+    async def outer(prompt: str, **kwargs: Any) -> str:
+        depth.append(1)
+        if len(depth) == 1:
+            return "outer saw " + (await manager.achat(prompt)).text
+        return "nested"
+
+    manager.register_model("outer", outer)
+
+    async def scenario() -> str:
+        return (await asyncio.wait_for(manager.achat("same"), 10)).text
+
+    assert asyncio.run(scenario()) == "outer saw nested"

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import math
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,9 @@ import pytest
 from drivers import Ask
 
 from reliable_llm import (
+    AllModelsFailedError,
     CachePolicy,
+    CallableProvider,
     ChatResponse,
     ConfigurationError,
     InMemoryCache,
@@ -281,3 +284,30 @@ def test_the_in_memory_cache_is_bounded_in_bytes(clock: FakeClock) -> None:
     cache.set("big", {"text": "w" * 100}, None)
     assert cache.get("big") is None
     assert cache.size_bytes <= 50
+
+
+def test_a_follower_waits_no_longer_than_its_own_deadline() -> None:
+    """A follower of a leader that overruns gives up at its own deadline, not the leader's."""
+    manager = LLMManager(max_retries=0)
+    release = threading.Event()
+    started = threading.Event()
+
+    def overrunning(prompt: str, **kwargs: Any) -> str:
+        started.set()
+        release.wait(5)  # ignores its timeout: it vouched for itself and lied
+        return "late"
+
+    manager.register_model("m", CallableProvider(overrunning, enforces_timeout=True))
+    leader = threading.Thread(target=lambda: manager.chat("same", timeout=0.3))
+    leader.start()
+    started.wait(5)
+    begin = time.monotonic()
+    try:
+        with pytest.raises(AllModelsFailedError) as caught:
+            manager.chat("same", timeout=0.3)  # the same plan: it follows the leader
+        waited = time.monotonic() - begin
+    finally:
+        release.set()
+        leader.join(5)
+    assert caught.value.deadline_exceeded
+    assert 0.25 <= waited < 0.8

@@ -103,10 +103,10 @@ class SingleFlight(Generic[T]):
         """Async twin of `join`, per event loop (followers never block the loop)."""
         import asyncio  # deferred: keeps `import reliable_llm` fast
 
-        if key in _LEADING.get():
-            return None, None
         loop = asyncio.get_running_loop()
         slot = (loop, key)
+        if slot in _LEADING.get():
+            return None, None
         while True:
             with self._lock:
                 flight = self._flights.get(slot)

@@ -16,14 +16,14 @@ from typing import Any, Protocol, runtime_checkable
 from reliable_llm._clock import Clock
 from reliable_llm._errors import CacheKeyError
 from reliable_llm._policies import CachePolicy
-from reliable_llm._request import NEVER_KEYED
+from reliable_llm._request import NEVER_KEYED, request_params
 from reliable_llm._types import ChatRequest
 
 __all__ = ["CacheBackend", "InMemoryCache", "cache_key", "prompt_cache_key"]
 
 CacheValue = Mapping[str, Any]
 
-_KEY_VERSION = 1
+_KEY_VERSION = 2
 _encode_str = json.encoder.encode_basestring  # what the encoder below uses for str
 _dumps = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -134,27 +134,18 @@ class InMemoryCache:
 
 
 def _params(request: ChatRequest) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if request.temperature is not None:
-        params["temperature"] = float(request.temperature)
-    if request.max_tokens is not None:
-        params["max_tokens"] = request.max_tokens
-    if request.top_p is not None:
-        params["top_p"] = float(request.top_p)
-    if request.stop is not None:
-        params["stop"] = list(request.stop)
-    if request.seed is not None:
-        params["seed"] = request.seed
-    if request.tools:
+    """The request's parameters as keyed: the one projection (`request_params`), made
+    canonical (numbers as floats, tools as lists) and without the never-keyed names."""
+    params = request_params(request)
+    if not params:
+        return params
+    for name in NEVER_KEYED.intersection(params):
+        del params[name]
+    for name in ("temperature", "top_p"):
+        if name in params:
+            params[name] = float(params[name])
+    if "tools" in params:
         params["tools"] = [[t.name, t.description, t.parameters] for t in request.tools]
-    if request.tool_choice is not None:
-        params["tool_choice"] = request.tool_choice
-    if request.response_format is not None:
-        params["response_format"] = request.response_format
-    if request.extra:
-        extra = {k: v for k, v in request.extra.items() if k not in NEVER_KEYED}
-        if extra:
-            params["extra"] = extra
     return params
 
 

@@ -99,7 +99,7 @@ def test_a_slow_plain_callable_is_cut_off(asynchronous: bool, release: threading
     text = asyncio.run(manager.agenerate("hi")) if asynchronous else manager.generate("hi")
     elapsed = time.monotonic() - start
     assert text == "backup"
-    assert 0.45 <= elapsed < 1.5
+    assert 0.45 <= elapsed < 2.5  # not the 6 s the primary takes
 
 
 class _TricklingServer:
@@ -169,4 +169,4 @@ def test_a_trickling_body_is_bounded_by_the_attempt_deadline(asynchronous: bool)
     finally:
         server.close()
     assert isinstance(caught.value.errors[0], ProviderTimeoutError)
-    assert 0.9 <= elapsed < 1.6
+    assert 0.9 <= elapsed < 2.5  # not the ~9 s the body takes to trickle in

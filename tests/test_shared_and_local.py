@@ -310,4 +310,4 @@ def test_a_follower_waits_no_longer_than_its_own_deadline() -> None:
         release.set()
         leader.join(5)
     assert caught.value.deadline_exceeded
-    assert 0.25 <= waited < 0.8
+    assert 0.25 <= waited < 2.5  # not the 5 s the leader takes

@@ -191,6 +191,10 @@ class OpenAIWire:
         """Return ``data: <text>``."""
         return sse(text)
 
+    def ping_frame(self) -> bytes:
+        """Return an SSE comment: the protocol has no ping event, so servers send comments."""
+        return b": ping\n\n"
+
 
 def _usage(prompt: int, completion: int) -> dict[str, object]:
     return {

@@ -34,6 +34,7 @@ PUBLIC = [
     "Message",
     "MetricsHistory",
     "MetricsSnapshot",
+    "MissingAPIKeyError",
     "ModelFailure",
     "ModelNotFoundError",
     "OverloadedError",

@@ -43,8 +43,9 @@ class AnthropicProvider(SDKProvider):
         async_client: A ready ``anthropic.AsyncAnthropic`` (copied with ``max_retries=0``).
 
     Raises:
-        ConfigurationError: An invalid model, ``max_tokens`` or timeout. A missing key or
-            SDK raises `ProviderConfigurationError` at the first call.
+        ConfigurationError: An invalid model, ``max_tokens`` or timeout. A missing SDK raises
+            `ProviderConfigurationError` from `warm` or the first call; a missing key
+            raises `MissingAPIKeyError` at each call.
     """
 
     provider_name = "anthropic"
@@ -112,7 +113,7 @@ class AnthropicProvider(SDKProvider):
             return wire.parse_message(message, self.provider_name, json_tool)
         except Exception as exc:
             error = self._translate(exc)
-            if error is None:
+            if error is None or error is exc:
                 raise
             raise error from exc
 
@@ -131,7 +132,7 @@ class AnthropicProvider(SDKProvider):
             return wire.parse_message(message, self.provider_name, json_tool)
         except Exception as exc:
             error = self._translate(exc)
-            if error is None:
+            if error is None or error is exc:
                 raise
             raise error from exc
 

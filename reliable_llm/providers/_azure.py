@@ -31,8 +31,9 @@ class AzureOpenAIProvider(OpenAIProvider):
         async_client: As for `OpenAIProvider`.
 
     Raises:
-        ConfigurationError: An invalid deployment name or timeout. A missing endpoint or
-            credential raises `ProviderConfigurationError` at the first call.
+        ConfigurationError: An invalid deployment name or timeout. A missing endpoint raises
+            `ProviderConfigurationError`, a missing credential `MissingAPIKeyError`, at
+            each call.
     """
 
     provider_name = "azure_openai"

@@ -44,8 +44,9 @@ class OpenAIProvider(SDKProvider):
         async_client: A ready ``openai.AsyncOpenAI`` (copied with ``max_retries=0``).
 
     Raises:
-        ConfigurationError: An invalid model name or timeout. A missing key or SDK raises
-            `ProviderConfigurationError` at the first call.
+        ConfigurationError: An invalid model name or timeout. A missing SDK raises
+            `ProviderConfigurationError` from `warm` or the first call; a missing key
+            raises `MissingAPIKeyError` at each call.
     """
 
     provider_name = "openai"
@@ -127,7 +128,7 @@ class OpenAIProvider(SDKProvider):
             return wire.parse_completion(completion, self.provider_name)
         except Exception as exc:
             error = self._translate(exc)
-            if error is None:
+            if error is None or error is exc:
                 raise
             raise error from exc
 
@@ -146,7 +147,7 @@ class OpenAIProvider(SDKProvider):
             return wire.parse_completion(completion, self.provider_name)
         except Exception as exc:
             error = self._translate(exc)
-            if error is None:
+            if error is None or error is exc:
                 raise
             raise error from exc
 

@@ -13,6 +13,7 @@ from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key
 from reliable_llm._callable import CallableProvider
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
+from reliable_llm._error_rules import ErrorRule, add_error_rule, error_rules, remove_error_rule
 from reliable_llm._errors import (
     AllModelsFailedError,
     AuthenticationError,
@@ -46,7 +47,7 @@ from reliable_llm._manager import LLMManager
 from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
 from reliable_llm._provider import Provider
 from reliable_llm._render import MetricsSnapshot
-from reliable_llm._stream import StreamAccumulator, response_to_chunks
+from reliable_llm._stream import StreamAccumulator, ToolCallAssembler, response_to_chunks
 from reliable_llm._types import (
     Attempt,
     ChatRequest,
@@ -82,6 +83,7 @@ __all__ = [
     "ContentPolicyError",
     "ContextWindowExceededError",
     "ErrorClassifier",
+    "ErrorRule",
     "FailureReason",
     "InMemoryCache",
     "InvalidRequestError",
@@ -111,12 +113,16 @@ __all__ = [
     "TimeoutPolicy",
     "Tool",
     "ToolCall",
+    "ToolCallAssembler",
     "ToolCallDelta",
     "TransientError",
     "UnknownModelError",
     "Usage",
     "__version__",
+    "add_error_rule",
     "cache_key",
     "classify_http_error",
+    "error_rules",
+    "remove_error_rule",
     "response_to_chunks",
 ]

@@ -150,7 +150,7 @@ class AnthropicProvider(SDKProvider):
             create = self.sync_client().messages.create
             return create(**fit_to_signature(create, {**params, "stream": True}))
 
-        return self._pump(open_stream, wire.StreamState(json_tool))
+        return self._pump(open_stream, wire.StreamState(json_tool, self.provider_name))
 
     def astream(
         self, request: ChatRequest, *, timeout: float | None = None
@@ -166,7 +166,7 @@ class AnthropicProvider(SDKProvider):
             create = self.async_client().messages.create
             return await create(**fit_to_signature(create, {**params, "stream": True}))
 
-        return self._apump(open_stream, wire.StreamState(json_tool))
+        return self._apump(open_stream, wire.StreamState(json_tool, self.provider_name))
 
     def describe(self) -> dict[str, object]:
         """Public facts about this provider; never the key."""

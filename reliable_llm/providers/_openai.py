@@ -164,7 +164,7 @@ class OpenAIProvider(SDKProvider):
             create = self.sync_client().chat.completions.create
             return create(**fit_to_signature(create, self._stream_params(request, timeout)))
 
-        return self._pump(open_stream, wire.StreamState())
+        return self._pump(open_stream, wire.StreamState(self.provider_name))
 
     def astream(
         self, request: ChatRequest, *, timeout: float | None = None
@@ -179,7 +179,7 @@ class OpenAIProvider(SDKProvider):
             create = self.async_client().chat.completions.create
             return await create(**fit_to_signature(create, self._stream_params(request, timeout)))
 
-        return self._apump(open_stream, wire.StreamState())
+        return self._apump(open_stream, wire.StreamState(self.provider_name))
 
     def describe(self) -> dict[str, object]:
         """Public facts about this provider; never the key."""

@@ -20,6 +20,7 @@ from reliable_llm._errors import (
     ServerError,
 )
 from reliable_llm._http_errors import (
+    apply_retry_hints,
     class_for_status,
     error_fields,
     parse_retry_after,
@@ -64,6 +65,8 @@ def translate_error(
     The caller raises the result ``from exc``. Messages never contain the API key.
     """
     if isinstance(exc, ProviderError):
+        if exc.provider is None:
+            exc.provider = provider
         return exc
     if sdk is None or isinstance(exc, ConfigurationError):
         return None
@@ -71,6 +74,7 @@ def translate_error(
     status: int | None = None
     request_id: str | None = None
     retry_after: float | None = None
+    headers = None
     error_class: type[ProviderError]
     if isinstance(exc, sdk.APITimeoutError):
         error_class, message = ProviderTimeoutError, "request timed out"
@@ -102,10 +106,11 @@ def translate_error(
             error_class, message = ServerError, f"malformed response: {type(exc).__name__}"
         else:
             return None
-    return error_class(
+    error = error_class(
         scrub(message, secret),
         status_code=status,
         request_id=request_id,
         retry_after=retry_after,
         provider=provider,
     )
+    return apply_retry_hints(error, headers)

@@ -308,11 +308,14 @@ class StreamState:
         """The last chunk, with finish reason and usage.
 
         Raises:
-            ProviderConnectionError: The stream ended without ``message_stop`` (cut off).
+            ProviderConnectionError: The stream ended with neither ``message_stop`` nor a
+                recognised ``stop_reason`` (cut off).
             ProviderError: The finished answer is empty (see `check_answer`).
         """
-        if not self.stopped:
-            raise ProviderConnectionError("the response stream ended before message_stop")
+        if not self.stopped and self.stop_reason not in _FINISH:
+            raise ProviderConnectionError(
+                "the response stream ended before message_stop or a recognised stop_reason"
+            )
         reason = finish_reason(self.stop_reason, json_tool=self.json_tool)
         check_answer(self.has_text, bool(self._calls), reason, self.provider)
         return StreamChunk(

@@ -47,6 +47,7 @@ def test_public_api_is_pinned() -> None:
         "StreamCut",
         "StreamErrorEvent",
         "ToolCallSpec",
+        "Transcript",
         "anthropic_pings",
         "context_length_exceeded",
         "keep_alive_comments",

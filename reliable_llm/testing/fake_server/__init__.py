@@ -6,7 +6,8 @@ Each model's answers are scripted with steps: a `Reply`, or a `Fault` such as an
 `HTTPError` (see `rate_limited`, `server_error`, ...), a `Hang`, a `ResetConnection`,
 `MalformedJSON`, a mid-stream `StreamErrorEvent`, a `StreamCut`, or a `SlowWire` answer
 (`trickled_body`, `slow_headers`, `keep_alive_comments`, `anthropic_pings`) that only a
-deadline on the whole call notices. It uses only the
+deadline on the whole call notices. A `Transcript` replays a recorded response byte
+for byte. It uses only the
 standard library, serving from a background thread with its own event loop::
 
     import openai
@@ -56,6 +57,7 @@ from ._steps import (
     server_error,
     unauthorized,
 )
+from ._transcript import Transcript
 
 __all__ = [
     "FakeLLMServer",
@@ -73,6 +75,7 @@ __all__ = [
     "StreamCut",
     "StreamErrorEvent",
     "ToolCallSpec",
+    "Transcript",
     "anthropic_pings",
     "context_length_exceeded",
     "keep_alive_comments",

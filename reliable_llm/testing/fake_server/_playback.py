@@ -24,6 +24,7 @@ from ._steps import (
     StreamCut,
     StreamErrorEvent,
 )
+from ._transcript import Transcript
 from ._wire import Exchange, FrameKind, WireFormat
 
 
@@ -136,6 +137,8 @@ async def play(connection: Connection, wire: WireFormat, exchange: Exchange, ste
         else:
             error = wire.stream_error_as_http(step)
             await send_error(connection, wire, error, exchange.model, exchange.request_id)
+    elif isinstance(step, Transcript):
+        await _replay(connection, wire, exchange, step)
     elif isinstance(step, SlowWire):
         await _play_slow(connection, wire, exchange, step)
     elif isinstance(step, StreamCut):
@@ -160,6 +163,34 @@ async def _play_slow(
         if step.preamble_seconds:
             await asyncio.sleep(step.preamble_seconds)
         await _send_json(connection, wire, exchange, wire.completion(reply, exchange))
+
+
+async def _replay(
+    connection: Connection, wire: WireFormat, exchange: Exchange, step: Transcript
+) -> None:
+    headers = [(wire.request_id_header, exchange.request_id), *step.headers.items()]
+    if not step.is_sse:
+        content_type = step.content_type or "application/json"
+        response = full_response(
+            step.status,
+            step.body,
+            headers,
+            content_type=content_type,
+            keep_alive=connection.keep_alive,
+        )
+        await connection.send(response)
+        return
+    head = [
+        ("content-type", step.content_type or "text/event-stream; charset=utf-8"),
+        ("cache-control", "no-cache"),
+        ("transfer-encoding", "chunked"),
+        ("connection", "keep-alive" if connection.keep_alive else "close"),
+        *headers,
+    ]
+    await connection.send(response_head(step.status, head))
+    for event in step.events():
+        await connection.send(chunk(event))
+    await connection.send(LAST_CHUNK)
 
 
 async def _send_json(

@@ -1,0 +1,162 @@
+"""The wire corpus: byte-exact transcripts of what real servers sent, and what they mean.
+
+Each file under ``transcripts/`` is one response body exactly as published by its source
+(named here and in ``transcripts/README.md``); ``expected`` is the `ChatResponse` both of
+our decoders must make of it, or the error class it must raise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from reliable_llm import ChatResponse, ProviderError, ToolCall, Usage
+
+DIRECTORY = Path(__file__).parent / "transcripts"
+
+_OPENAI_PY = "https://github.com/openai/openai-python/blob/e43b422412a9e96c9cc5192c61fffbe2d7e04836"
+_ANTHROPIC_PY = (
+    "https://github.com/anthropics/anthropic-sdk-python/blob/"
+    "009b035305e0724ce108ebd796935f91711fc6e1/tests/lib/streaming/fixtures"
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One transcript: its file, protocol, source, and the answer (or error) it must give."""
+
+    file: str
+    protocol: Literal["openai", "anthropic"]
+    source: str
+    expected: ChatResponse | type[ProviderError]
+
+    @property
+    def path(self) -> Path:
+        """Where the transcript is stored."""
+        return DIRECTORY / self.file
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the transcript is an SSE stream (else one JSON body)."""
+        return self.file.endswith(".sse")
+
+    def __str__(self) -> str:
+        return self.file
+
+
+_WEATHER_AND_STOCK = (
+    '{"city": "Edinburgh", "country": "GB", "units": "c"}',
+    '{"ticker": "AAPL", "exchange": "NASDAQ"}',
+)
+
+CASES: tuple[Case, ...] = (
+    Case(
+        "openai_chat.json",
+        "openai",
+        f"{_OPENAI_PY}/tests/lib/chat/test_completions.py#L44",
+        ChatResponse(
+            text="I'm unable to provide real-time weather updates. To get the current weather in "
+            "San Francisco, I recommend checking a reliable weather website or app like the "
+            "Weather Channel or a local news station.",
+            finish_reason="stop",
+            usage=Usage(14, 37),
+            provider_model="gpt-4o-2024-08-06",
+        ),
+    ),
+    Case(
+        "openai_parallel_tools.json",
+        "openai",
+        f"{_OPENAI_PY}/tests/lib/chat/test_completions.py#L710",
+        ChatResponse(
+            tool_calls=(
+                ToolCall("call_fdNz3vOBKYgOIpMdWotB9MjY", "GetWeatherArgs", _WEATHER_AND_STOCK[0]),
+                ToolCall("call_h1DWI1POMJLb0KwIyQHWXD4p", "get_stock_price", _WEATHER_AND_STOCK[1]),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(149, 60),
+            provider_model="gpt-4o-2024-08-06",
+        ),
+    ),
+    Case(
+        "openai_parallel_tools.sse",
+        "openai",
+        f"{_OPENAI_PY}/.inline-snapshot/external/"
+        "f82268f2fefd5cfbc7eeb59c297688be2f6ca0849a6e4f17851b517310841d9b.bin",
+        ChatResponse(
+            tool_calls=(
+                ToolCall("call_JMW1whyEaYG438VE1OIflxA2", "GetWeatherArgs", _WEATHER_AND_STOCK[0]),
+                ToolCall("call_DNYTawLBoN8fj3KN6qU9N1Ou", "get_stock_price", _WEATHER_AND_STOCK[1]),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(149, 60),
+            provider_model="gpt-4o-2024-08-06",
+        ),
+    ),
+    Case(
+        "openai_refusal.json",
+        "openai",
+        f"{_OPENAI_PY}/tests/lib/chat/test_completions.py#L583",
+        ChatResponse(
+            text="I'm very sorry, but I can't assist with that.",
+            finish_reason="refusal",
+            usage=Usage(79, 12),
+            provider_model="gpt-4o-2024-08-06",
+        ),
+    ),
+    Case(
+        "openai_refusal.sse",
+        "openai",
+        f"{_OPENAI_PY}/.inline-snapshot/external/"
+        "173417d553406f034f643e5db3f8d591fb691ebac56f5ae39a22cc7d455c5353.bin",
+        ChatResponse(
+            text="I'm sorry, I can't assist with that request.",
+            finish_reason="refusal",
+            usage=Usage(79, 11),
+            provider_model="gpt-4o-2024-08-06",
+        ),
+    ),
+    Case(
+        "openai_length_usage_chunk.sse",
+        "openai",
+        f"{_OPENAI_PY}/.inline-snapshot/external/"
+        "4cc50a6135d254573a502310e6af1246f55edb6ad95fa24059f160996b68866d.bin",
+        ChatResponse(
+            text='{"',
+            finish_reason="length",
+            usage=Usage(79, 1),
+            provider_model="gpt-4o-2024-08-06",
+        ),
+    ),
+    Case(
+        "anthropic_basic.sse",
+        "anthropic",
+        f"{_ANTHROPIC_PY}/basic_response.txt",
+        ChatResponse(
+            text="Hello there!",
+            finish_reason="stop",
+            usage=Usage(11, 6),
+            provider_model="claude-3-opus-latest",
+        ),
+    ),
+    Case(
+        "anthropic_tool_use.sse",
+        "anthropic",
+        f"{_ANTHROPIC_PY}/tool_use_response.txt",
+        ChatResponse(
+            text="I'll check the current weather in Paris for you.",
+            tool_calls=(
+                ToolCall("toolu_01NRLabsLyVHZPKxbKvkfSMn", "get_weather", '{"location": "Paris"}'),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(377, 65),
+            provider_model="claude-sonnet-4-20250514",
+        ),
+    ),
+    Case(
+        "anthropic_refusal.sse",
+        "anthropic",
+        f"{_ANTHROPIC_PY}/refusal_response.txt",
+        ChatResponse(finish_reason="refusal", usage=Usage(20, 0), provider_model="claude-opus-4-7"),
+    ),
+)

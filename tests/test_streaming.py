@@ -137,7 +137,7 @@ def test_assembler_replaces_fields_repeated_whole() -> None:
 
 
 def test_assembler_gives_a_missing_index_the_next_free_slot() -> None:
-    """Calls without an index (Gemini-style, each whole) get slots 0, 1, ...; ids route fragments."""
+    """Calls without an index (Gemini-style) get slots 0, 1, ...; ids route later fragments."""
     calls = ToolCallAssembler()
     assert calls.add(None, "x", "f", '{"a": 1}') == 0
     assert calls.add(None, "y", "g", "{") == 1

@@ -45,6 +45,8 @@ class ToolCallAssembler:
     - arguments sent whole or in fragments both work.
 
     `add` returns the call's slot: calls are numbered 0, 1, ... in the order they started.
+    A decoder that only needs the slots (the chunks it yields are assembled downstream)
+    passes ``arguments=None``.
     """
 
     __slots__ = ("_by_id", "_by_index", "_calls", "_last")
@@ -62,7 +64,10 @@ class ToolCallAssembler:
         self, index: int | None, id: str | None, name: str | None, arguments: str | None
     ) -> int:
         """Fold one fragment in; return the slot of the call it belongs to."""
-        slot = self._slot(index, id or None)
+        if not id and index is not None and index in self._by_index:
+            slot = self._by_index[index]  # the common case: a continuation fragment
+        else:
+            slot = self._slot(index, id or None)
         call = self._calls[slot]
         if id and not call.id:
             call.id = id
@@ -78,6 +83,10 @@ class ToolCallAssembler:
             parts.append(arguments)
         self._last = slot
         return slot
+
+    def slot_of(self, index: int) -> int | None:
+        """The slot of the call now held at wire ``index``, if any (for continuations)."""
+        return self._by_index.get(index)
 
     def _slot(self, index: int | None, id: str | None) -> int:
         if id is not None and id in self._by_id:

@@ -299,9 +299,9 @@ class StreamState:
             return None
         if index in self._json_blocks:
             return self._text(delta.partial_json)
-        if not self._calls:
+        slot = self._calls.slot_of(index)
+        if slot is None:
             return None
-        slot = self._calls.add(index, None, None, delta.partial_json)
         return StreamChunk(tool_call_deltas=(ToolCallDelta(slot, arguments=delta.partial_json),))
 
     def closing_chunk(self) -> StreamChunk:

@@ -235,7 +235,7 @@ class StreamState:
                 return None
             self.has_text = True
             return StreamChunk(text=text)
-        deltas = tuple(self._delta(call) for call in calls)
+        deltas = tuple([self._delta(call) for call in calls])
         self.has_text = self.has_text or bool(text)
         return StreamChunk(text=text, tool_call_deltas=deltas)
 
@@ -243,7 +243,7 @@ class StreamState:
         function = call.function
         name = (function.name or None) if function else None
         arguments = (function.arguments or "") if function else ""
-        slot = self._calls.add(getattr(call, "index", None), call.id, name, arguments)
+        slot = self._calls.add(getattr(call, "index", None), call.id, name, None)
         return ToolCallDelta(index=slot, id=call.id or None, name=name, arguments=arguments)
 
     def closing_chunk(self) -> StreamChunk:

@@ -91,6 +91,7 @@ class AnthropicProvider(SDKProvider):
             timeout=self._client_timeout(sdk),
             max_retries=0,
             default_headers=self.default_headers or None,
+            http_client=self._async_http_client(sdk) if asynchronous else None,
         )
 
     def _params(self, request: ChatRequest, timeout: float | None) -> tuple[dict[str, Any], Any]:

@@ -91,6 +91,7 @@ class AzureOpenAIProvider(OpenAIProvider):
             timeout=self._client_timeout(sdk),
             max_retries=0,
             default_headers=self.default_headers or None,
+            http_client=self._async_http_client(sdk) if asynchronous else None,
         )
 
     def describe(self) -> dict[str, object]:

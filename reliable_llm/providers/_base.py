@@ -57,6 +57,12 @@ class SDKProvider(Provider):
     #: The SDK module and the extra that installs it.
     sdk_module: ClassVar[str] = ""
     sdk_extra: ClassVar[str] = ""
+    #: The HTTP stack of the async clients built here: ``"auto"`` uses the SDK's
+    #: aiohttp-backed client when the ``aiohttp`` extra is installed (several times the
+    #: throughput under concurrency; timeouts and errors map onto the SDK's as with httpx),
+    #: else the SDK default; ``"httpx"`` always uses the SDK default. Set it per instance
+    #: before the first async call.
+    async_http: str = "auto"
 
     def __init__(
         self,
@@ -189,6 +195,16 @@ class SDKProvider(Provider):
     def _make_client(self, sdk: ModuleType, *, asynchronous: bool) -> Any:
         """Build the SDK client (``max_retries=0``); subclasses know the constructor."""
         raise NotImplementedError
+
+    def _async_http_client(self, sdk: ModuleType) -> Any:
+        """The HTTP client for a new async SDK client, or None for the SDK's default."""
+        factory = getattr(sdk, "DefaultAioHttpClient", None)
+        if self.async_http != "auto" or factory is None:
+            return None
+        try:
+            return factory(timeout=self._client_timeout(sdk))
+        except RuntimeError:  # the SDK says its aiohttp extra is not installed
+            return None
 
     def _client_timeout(self, sdk: ModuleType) -> Any:
         return sdk.Timeout(self.read_timeout, connect=self.connect_timeout)

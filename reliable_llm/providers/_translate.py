@@ -57,6 +57,28 @@ def _scrub_exception(exc: BaseException, secret: SecretStr | None) -> None:
         exc.message = _mask(message, secret)  # type: ignore[attr-defined]
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = {id(exc)}
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        exc = exc.__cause__
+        seen.add(id(exc))
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether an SDK timeout error really is a timeout.
+
+    The SDKs' aiohttp transport reports every dropped or reset connection as a connect
+    timeout; the exception it was raised from says what happened.
+    """
+    root = _root_cause(exc)
+    return root is exc or transport_class(root) is not ProviderConnectionError
+
+
 def translate_error(
     exc: BaseException, sdk: ModuleType | None, *, provider: str, secret: SecretStr | None
 ) -> ProviderError | None:
@@ -76,8 +98,11 @@ def translate_error(
     retry_after: float | None = None
     headers = None
     error_class: type[ProviderError]
-    if isinstance(exc, sdk.APITimeoutError):
+    if isinstance(exc, sdk.APITimeoutError) and _timed_out(exc):
         error_class, message = ProviderTimeoutError, "request timed out"
+    elif isinstance(exc, sdk.APITimeoutError):
+        root = _root_cause(exc)
+        error_class, message = ProviderConnectionError, f"connection failed: {_describe(root)}"
     elif isinstance(exc, sdk.APIConnectionError):
         cause = exc.__cause__
         detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""

@@ -7,7 +7,7 @@ providers' stream decoders, `StreamAccumulator` and both framework adapters use 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from reliable_llm._types import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, Usage
@@ -49,13 +49,16 @@ class ToolCallAssembler:
     passes ``arguments=None``.
     """
 
-    __slots__ = ("_by_id", "_by_index", "_calls", "_last")
+    __slots__ = ("_by_id", "_by_index", "_calls", "_last", "slot_of")
 
     def __init__(self) -> None:
         self._calls: list[_PartialToolCall] = []
         self._by_index: dict[int, int] = {}
         self._by_id: dict[str, int] = {}
         self._last: int | None = None
+        #: ``slot_of(index)``: the slot of the call now held at wire ``index``, or None. A
+        #: bound ``dict.get``: decoders call it for every continuation fragment.
+        self.slot_of: Callable[[int], int | None] = self._by_index.get
 
     def __bool__(self) -> bool:
         return bool(self._calls)
@@ -64,9 +67,8 @@ class ToolCallAssembler:
         self, index: int | None, id: str | None, name: str | None, arguments: str | None
     ) -> int:
         """Fold one fragment in; return the slot of the call it belongs to."""
-        if not id and index is not None and index in self._by_index:
-            slot = self._by_index[index]  # the common case: a continuation fragment
-        else:
+        slot = None if id else self._by_index.get(index)  # type: ignore[arg-type]
+        if slot is None:  # not the common case, a continuation fragment
             slot = self._slot(index, id or None)
         call = self._calls[slot]
         if id and not call.id:
@@ -76,17 +78,14 @@ class ToolCallAssembler:
             call.name = name if not call.name else call.name + name
         if arguments:
             parts = call.arguments
-            if parts and arguments[0] in "{[" and parts[-1][-1:] in "}]":
+            if parts and arguments[0] == "{" and parts[-1][-1:] == "}":
                 held = "".join(parts)
                 if _is_json_value(held) and _is_json_value(arguments):
                     parts.clear()  # a whole arguments object sent again
             parts.append(arguments)
-        self._last = slot
+        if slot != self._last:
+            self._last = slot
         return slot
-
-    def slot_of(self, index: int) -> int | None:
-        """The slot of the call now held at wire ``index``, if any (for continuations)."""
-        return self._by_index.get(index)
 
     def _slot(self, index: int | None, id: str | None) -> int:
         if id is not None and id in self._by_id:
@@ -143,8 +142,10 @@ class StreamAccumulator:
         """Fold one chunk into the running answer."""
         if chunk.text:
             self._parts.append(chunk.text)
-        for delta in chunk.tool_call_deltas:
-            self._calls.add(delta.index, delta.id, delta.name, delta.arguments)
+        if chunk.tool_call_deltas:
+            add = self._calls.add
+            for delta in chunk.tool_call_deltas:
+                add(delta.index, delta.id, delta.name, delta.arguments)
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
         if chunk.usage is not None:

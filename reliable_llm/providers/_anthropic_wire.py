@@ -253,7 +253,24 @@ class StreamState:
         """The chunk an event carries, or None (bookkeeping events, empty deltas)."""
         kind = event.type
         if kind == "content_block_delta":
-            return self._delta(event.index, event.delta)
+            # The hot path (one event per token), kept inline.
+            delta = event.delta
+            kind = getattr(delta, "type", None)
+            if kind == "text_delta":
+                text = delta.text
+                if not text:
+                    return None
+                self.has_text = True
+                return StreamChunk(text)
+            if kind != "input_json_delta" or not delta.partial_json:
+                return None
+            index = event.index
+            if index in self._json_blocks:
+                return self._text(delta.partial_json)
+            slot = self._calls.slot_of(index)
+            if slot is None:
+                return None
+            return StreamChunk("", (ToolCallDelta(slot, None, None, delta.partial_json),))
         if kind == "content_block_start":
             return self._start(event.index, event.content_block)
         if kind == "message_start":
@@ -290,19 +307,6 @@ class StreamState:
             return None
         slot = self._calls.add(index, block.id, block.name, None)
         return StreamChunk(tool_call_deltas=(ToolCallDelta(slot, block.id, block.name, ""),))
-
-    def _delta(self, index: int, delta: Any) -> StreamChunk | None:
-        kind = getattr(delta, "type", None)
-        if kind == "text_delta":
-            return self._text(delta.text)
-        if kind != "input_json_delta" or not delta.partial_json:
-            return None
-        if index in self._json_blocks:
-            return self._text(delta.partial_json)
-        slot = self._calls.slot_of(index)
-        if slot is None:
-            return None
-        return StreamChunk(tool_call_deltas=(ToolCallDelta(slot, arguments=delta.partial_json),))
 
     def closing_chunk(self) -> StreamChunk:
         """The last chunk, with finish reason and usage.

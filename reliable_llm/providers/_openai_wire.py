@@ -243,8 +243,11 @@ class StreamState:
         function = call.function
         name = (function.name or None) if function else None
         arguments = (function.arguments or "") if function else ""
-        slot = self._calls.add(getattr(call, "index", None), call.id, name, None)
-        return ToolCallDelta(index=slot, id=call.id or None, name=name, arguments=arguments)
+        index, id = getattr(call, "index", None), call.id or None
+        slot = None if id or name or index is None else self._calls.slot_of(index)
+        if slot is None:
+            slot = self._calls.add(index, id, name, None)
+        return ToolCallDelta(slot, id, name, arguments)
 
     def closing_chunk(self) -> StreamChunk:
         """The last chunk, with finish reason and usage.

@@ -90,7 +90,7 @@ async def _abest(sides: dict[str, Callable[[], Awaitable[object]]], pairs: int) 
 
 
 @contextlib.contextmanager
-def _fake_server() -> Iterator[str]:
+def _fake_server_root() -> Iterator[str]:
     """Run the fake server in a child process; yield its root URL."""
     command = [sys.executable, "-m", "reliable_llm.testing.fake_server", "--reply", "ok"]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -100,6 +100,63 @@ def _fake_server() -> Iterator[str]:
     finally:
         child.terminate()
         child.wait(timeout=10)
+
+
+# Shared with bench_langchain_wire: the OpenAI base URL of a child-process fake server, and
+# alternating blocks returning (wall ratio, client-CPU ratio) of their best blocks.
+
+
+@contextlib.contextmanager
+def _fake_server() -> Iterator[str]:
+    """Run the fake server in a child process; yield its OpenAI base URL."""
+    with _fake_server_root() as root:
+        yield root + "/v1"
+
+
+class _Timings:
+    """Wall and client-CPU seconds of alternating blocks; ratios of the best blocks."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, list[float]] = {"bare": [], "managed": []}
+        self.cpu: dict[str, list[float]] = {"bare": [], "managed": []}
+
+    def add(self, side: str, wall: float, cpu: float) -> None:
+        self.wall[side].append(wall)
+        self.cpu[side].append(cpu)
+
+    def ratios(self) -> tuple[float, float]:
+        """(managed / bare wall time, managed / bare client CPU time), best blocks."""
+        wall = min(self.wall["managed"]) / min(self.wall["bare"])
+        cpu = min(self.cpu["managed"]) / min(self.cpu["bare"])
+        return wall, cpu
+
+
+def _alternate(
+    bare: Callable[[], object], managed: Callable[[], object], pairs: int
+) -> tuple[float, float]:
+    """Wall and CPU ratios of alternating blocks (see `_Timings.ratios`)."""
+    sides = {"bare": bare, "managed": managed}
+    timings = _Timings()
+    for i in range(pairs):
+        for side in _order(i):
+            wall, cpu = time.perf_counter(), time.process_time()
+            sides[side]()
+            timings.add(side, time.perf_counter() - wall, time.process_time() - cpu)
+    return timings.ratios()
+
+
+async def _aalternate(
+    bare: Callable[[], Awaitable[object]], managed: Callable[[], Awaitable[object]], pairs: int
+) -> tuple[float, float]:
+    """Async twin of `_alternate`."""
+    sides = {"bare": bare, "managed": managed}
+    timings = _Timings()
+    for i in range(pairs):
+        for side in _order(i):
+            wall, cpu = time.perf_counter(), time.process_time()
+            await sides[side]()
+            timings.add(side, time.perf_counter() - wall, time.process_time() - cpu)
+    return timings.ratios()
 
 
 class _Side:
@@ -261,7 +318,7 @@ def _decode_ratios() -> list[tuple[str, float]]:
 def run() -> list[tuple[str, float]]:
     """Measure and return ``[(name, value), ...]`` (see the module docstring)."""
     figures: list[tuple[str, float]] = []
-    with _fake_server() as root:
+    with _fake_server_root() as root:
         for kind, bare_name in (("openai", "OpenAI"), ("anthropic", "Anthropic")):
             side = _Side(kind, root)
             sync = side.sync_ratio()

@@ -184,7 +184,7 @@ def parse_completion(completion: Any, provider: str) -> ChatResponse:
         finish_reason=reason,
         usage=to_usage(completion.usage),
         provider=provider,
-        provider_model=getattr(completion, "model", None),
+        provider_model=getattr(completion, "model", None) or None,
     )
 
 

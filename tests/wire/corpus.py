@@ -7,6 +7,7 @@ our decoders must make of it, or the error class it must raise.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ from reliable_llm import ChatResponse, ProviderError, ToolCall, Usage
 DIRECTORY = Path(__file__).parent / "transcripts"
 
 _OPENAI_PY = "https://github.com/openai/openai-python/blob/e43b422412a9e96c9cc5192c61fffbe2d7e04836"
+_VERCEL_AI = "https://github.com/vercel/ai/blob/ed857f50f112e23930b0c2dd8d532cc8bebbc911/packages"
 _ANTHROPIC_PY = (
     "https://github.com/anthropics/anthropic-sdk-python/blob/"
     "009b035305e0724ce108ebd796935f91711fc6e1/tests/lib/streaming/fixtures"
@@ -43,6 +45,20 @@ class Case:
 
     def __str__(self) -> str:
         return self.file
+
+
+def _streamed_text(file: str) -> str:
+    """The text of a recorded stream, read straight from its JSON lines (not by our decoder)."""
+    lines = (DIRECTORY / file).read_text().splitlines()
+    chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    return "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices")
+    )
+
+
+def _message_text(file: str) -> str:
+    """The text of a recorded JSON answer, read straight from the file."""
+    return str(json.loads((DIRECTORY / file).read_text())["choices"][0]["message"]["content"])
 
 
 _WEATHER_AND_STOCK = (
@@ -158,5 +174,118 @@ CASES: tuple[Case, ...] = (
         "anthropic",
         f"{_ANTHROPIC_PY}/refusal_response.txt",
         ChatResponse(finish_reason="refusal", usage=Usage(20, 0), provider_model="claude-opus-4-7"),
+    ),
+    Case(
+        "azure_model_router.sse",
+        "openai",
+        f"{_VERCEL_AI}/openai/src/chat/__fixtures__/azure-model-router.1.chunks.txt",
+        ChatResponse(
+            text="Capital of Denmark.",
+            finish_reason="stop",
+            usage=Usage(15, 78),
+            provider_model="gpt-5-nano-2025-08-07",
+        ),
+    ),
+    Case(
+        "groq_text.sse",
+        "openai",
+        f"{_VERCEL_AI}/groq/src/__fixtures__/groq-text.chunks.txt",
+        ChatResponse(
+            text=_streamed_text("groq_text.sse"),
+            finish_reason="stop",
+            usage=Usage(45, 662),
+            provider_model="llama-3.3-70b-versatile",
+        ),
+    ),
+    Case(
+        "groq_text.json",
+        "openai",
+        f"{_VERCEL_AI}/groq/src/__fixtures__/groq-text.json",
+        ChatResponse(
+            text=_message_text("groq_text.json"),
+            finish_reason="stop",
+            usage=Usage(45, 607),
+            provider_model="llama-3.3-70b-versatile",
+        ),
+    ),
+    Case(
+        "groq_tool_call.sse",
+        "openai",
+        f"{_VERCEL_AI}/groq/src/__fixtures__/groq-tool-call.chunks.txt",
+        ChatResponse(
+            tool_calls=(ToolCall("tk85n1k4m", "weather", "{}"),),
+            finish_reason="tool_calls",
+            usage=Usage(210, 15),
+            provider_model="llama-3.3-70b-versatile",
+        ),
+    ),
+    Case(
+        "groq_tool_call.json",
+        "openai",
+        f"{_VERCEL_AI}/groq/src/__fixtures__/groq-tool-call.json",
+        ChatResponse(
+            tool_calls=(ToolCall("ax9fskhev", "weather", "{}"),),
+            finish_reason="tool_calls",
+            usage=Usage(218, 15),
+            provider_model="llama-3.3-70b-versatile",
+        ),
+    ),
+    Case(
+        "deepseek_tool_call.sse",
+        "openai",
+        f"{_VERCEL_AI}/deepseek/src/chat/__fixtures__/deepseek-tool-call.chunks.txt",
+        ChatResponse(
+            tool_calls=(
+                ToolCall(
+                    "call_00_ioIn7yN9p1ZOMNpDLwd4MgAF", "weather", '{"location": "San Francisco"}'
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(339, 83),
+            provider_model="deepseek-reasoner",
+        ),
+    ),
+    Case(
+        "deepseek_tool_call.json",
+        "openai",
+        f"{_VERCEL_AI}/deepseek/src/chat/__fixtures__/deepseek-tool-call.json",
+        ChatResponse(
+            tool_calls=(
+                ToolCall(
+                    "call_00_9V0vrf86Pc9aelHCJMZqnJBo", "weather", '{"location": "San Francisco"}'
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(339, 92),
+            provider_model="deepseek-reasoner",
+        ),
+    ),
+    Case(
+        "mistral_incremental_tool_call.sse",
+        "openai",
+        f"{_VERCEL_AI}/mistral/src/__fixtures__/mistral-incremental-tool-call.chunks.txt",
+        ChatResponse(
+            tool_calls=(
+                ToolCall(
+                    "chatcmpl-tool-9f149c74c42f265b",
+                    "webSearchTool",
+                    '{"query": "current Berlin weather"}',
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(171, 14),
+            provider_model="zai-glm-5-2",
+        ),
+    ),
+    Case(
+        "xai_tool_call.sse",
+        "openai",
+        f"{_VERCEL_AI}/xai/src/__fixtures__/xai-tool-call.chunks.txt",
+        ChatResponse(
+            tool_calls=(ToolCall("call_55117580", "weather", '{"location":"San Francisco"}'),),
+            finish_reason="tool_calls",
+            usage=Usage(291, 26),
+            provider_model="grok-3-mini",
+        ),
     ),
 )

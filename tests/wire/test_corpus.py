@@ -138,8 +138,11 @@ def _json_decoder(case: Case, events: list[Any]) -> ChatResponse:
 def test_stream_and_json_decoders_agree(case: Case, server: FakeLLMServer) -> None:
     """Our stream decoder and our JSON decoder (over the SDK's accumulation) agree."""
     events = _sdk_events(case, server)
+    # The model id is left out: the SDK's accumulation keeps the first chunk's, which Azure's
+    # prompt-filter preamble leaves empty; the other tests pin it per transcript.
 
-    assert _answer(_stream_decoder(case, events)) == _answer(_json_decoder(case, events))
+    streamed, whole = _stream_decoder(case, events), _json_decoder(case, events)
+    assert _answer(streamed)[:4] == _answer(whole)[:4]
 
 
 def test_every_transcript_file_is_in_the_corpus() -> None:

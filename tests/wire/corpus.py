@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from reliable_llm import ChatResponse, ProviderError, ToolCall, Usage
+from reliable_llm import ChatResponse, OverloadedError, ProviderError, ToolCall, Usage
 
 DIRECTORY = Path(__file__).parent / "transcripts"
 
 _OPENAI_PY = "https://github.com/openai/openai-python/blob/e43b422412a9e96c9cc5192c61fffbe2d7e04836"
 _VERCEL_AI = "https://github.com/vercel/ai/blob/ed857f50f112e23930b0c2dd8d532cc8bebbc911/packages"
+_VERCEL_ANTHROPIC = f"{_VERCEL_AI}/anthropic/src"
 _ANTHROPIC_PY = (
     "https://github.com/anthropics/anthropic-sdk-python/blob/"
     "009b035305e0724ce108ebd796935f91711fc6e1/tests/lib/streaming/fixtures"
@@ -59,6 +60,12 @@ def _streamed_text(file: str) -> str:
 def _message_text(file: str) -> str:
     """The text of a recorded JSON answer, read straight from the file."""
     return str(json.loads((DIRECTORY / file).read_text())["choices"][0]["message"]["content"])
+
+
+def _anthropic_text(file: str) -> str:
+    """The text blocks of a recorded Anthropic message, read straight from the file."""
+    blocks = json.loads((DIRECTORY / file).read_text())["content"]
+    return "".join(b["text"] for b in blocks if b["type"] == "text")
 
 
 _WEATHER_AND_STOCK = (
@@ -287,5 +294,52 @@ CASES: tuple[Case, ...] = (
             usage=Usage(291, 26),
             provider_model="grok-3-mini",
         ),
+    ),
+    Case(
+        "anthropic_text.json",
+        "anthropic",
+        f"{_VERCEL_ANTHROPIC}/__fixtures__/anthropic-text.json",
+        ChatResponse(
+            text=_anthropic_text("anthropic_text.json"),
+            finish_reason="stop",
+            usage=Usage(12, 29),
+            provider_model="claude-sonnet-4-5-20250929",
+        ),
+    ),
+    Case(
+        "anthropic_refusal.json",
+        "anthropic",
+        f"{_VERCEL_ANTHROPIC}/__fixtures__/anthropic-refusal.json",
+        ChatResponse(finish_reason="refusal", usage=Usage(18, 5), provider_model="claude-fable-5"),
+    ),
+    Case(
+        "anthropic_tool_no_args.json",
+        "anthropic",
+        f"{_VERCEL_ANTHROPIC}/__fixtures__/anthropic-tool-no-args.json",
+        ChatResponse(
+            text=_anthropic_text("anthropic_tool_no_args.json"),
+            tool_calls=(ToolCall("toolu_01LRmxn9vGM1d2DZSDBowdZ1", "updateIssueList", "{}"),),
+            finish_reason="tool_calls",
+            usage=Usage(602, 93),
+            provider_model="claude-3-opus-20240229",
+        ),
+    ),
+    Case(
+        "anthropic_thinking.sse",
+        "anthropic",
+        f"{_VERCEL_ANTHROPIC}/__fixtures__/anthropic-clear-thinking.1.chunks.txt",
+        ChatResponse(
+            text="925 \u00f7 5 = 185",
+            finish_reason="stop",
+            usage=Usage(69, 53),
+            provider_model="claude-sonnet-4-5-20250929",
+        ),
+    ),
+    Case(
+        "anthropic_overloaded_first_event.sse",
+        "anthropic",
+        f"{_VERCEL_ANTHROPIC}/anthropic-language-model.test.ts"
+        " ('should throw an api error when the first stream chunk is an overloaded error')",
+        OverloadedError,
     ),
 )

@@ -18,10 +18,10 @@ from reliable_llm import (
     StreamInterruptedError,
     TimeoutPolicy,
 )
-from reliable_llm.providers import OpenAIProvider
+from reliable_llm.providers import AnthropicProvider, OpenAIProvider
 from reliable_llm.providers._base import SDKProvider
 from reliable_llm.testing import FakeClock, ScriptedModel
-from reliable_llm.testing.fake_server import FakeLLMServer, Transcript
+from reliable_llm.testing.fake_server import FakeLLMServer, Reply, Transcript
 
 MODEL = "gpt-test"
 REQUEST = ChatRequest((Message.user("hi"),))
@@ -139,3 +139,28 @@ def test_interrupted_after_text_is_stream_interrupted_and_not_cached(
         assert caught.value.partial_text == "The answer is"
 
     assert server.request_count(MODEL) == 2  # the interrupted answer was not cached
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("streamed", [False, True], ids=["chat", "stream"])
+def test_refusal_is_text_with_a_refusal_finish_either_way(
+    kind: str, streamed: bool, server: FakeLLMServer, closing: list[SDKProvider]
+) -> None:
+    """A refusal is returned as its text with finish_reason refusal, streamed or not."""
+    provider: SDKProvider
+    if kind == "openai":
+        provider = _provider(server, closing)
+    else:
+        provider = AnthropicProvider(MODEL, api_key="k", base_url=server.anthropic_base_url)
+        closing.append(provider)
+    server.script(MODEL, Reply("I can't help with that.", finish_reason="refusal", chunk_size=4))
+
+    if streamed:
+        acc = StreamAccumulator()
+        for chunk in provider.stream(REQUEST):
+            acc.add(chunk)
+        response = acc.response()
+    else:
+        response = provider.complete(REQUEST)
+
+    assert (response.text, response.finish_reason) == ("I can't help with that.", "refusal")

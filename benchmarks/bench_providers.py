@@ -1,54 +1,116 @@
-"""Provider overhead and throughput: the manager over `OpenAIProvider` vs the bare ``openai`` SDK.
+"""Provider overhead, throughput and stream decoding, each against a baseline in the same run.
 
-Both sides talk to the same local `FakeLLMServer` in the same run, with caching off, so the
-ratios isolate what reliable-llm adds (request building, breaker, retry bookkeeping, metrics,
-response translation). Blocks of calls (or concurrent batches) alternate between the two
-sides and each side's best block counts, as in ``bench_core``, so load spikes on a shared
-machine hit both alike and drop out. The server runs in a child process: in-process, its
-thread would compete with the client for the GIL and blur the comparison.
+The manager over `OpenAIProvider` / `AnthropicProvider` is compared with the bare official SDK
+client (default settings, retries off) talking to the same local `FakeLLMServer`, caching
+off, so the ratios isolate what reliable-llm adds or saves. Blocks of calls (or concurrent
+batches) alternate between the two sides and each side's best block counts, as in
+``bench_core``, so load spikes on a shared machine hit both alike and drop out. The server
+runs in a child process: in-process, its thread would compete with the client for the GIL.
 
-Ratios (``run()`` returns them as ``(label, value)`` pairs):
+Figures (``run()`` returns them as ``(label, value)`` pairs):
     sync latency: manager ``chat`` time / bare SDK time per call (target <= 1.05).
-    async latency: the same for ``achat`` (target <= 1.05).
-    throughput: manager throughput / bare ``AsyncOpenAI`` throughput with 100 concurrent
-        requests (target >= 0.95).
-    client CPU: the same comparisons in CPU seconds of this process (the server is a child
-        process), which machine load disturbs far less than wall time.
+    async latency: the same for ``achat``.
+    c100 throughput: requests per second with 100 concurrent ``achat`` calls, and its ratio
+        to a bare default ``AsyncOpenAI`` / ``AsyncAnthropic`` (target >= 1.5: the async
+        providers run on the SDKs' aiohttp-backed client when the extra is installed).
+    per-chunk decode: today's stream decoder + accumulator / the pre-wire-work one
+        (``_decode_baseline``, commit 59a0394) per chunk, text and tool-call streams of both
+        protocols (target <= 1.10).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import _decode_baseline as before
+import anthropic
 import openai
+from anthropic._models import construct_type as anthropic_construct
+from anthropic.types import RawMessageStreamEvent
+from openai._models import construct_type as openai_construct
+from openai.types.chat import ChatCompletionChunk
 
-from reliable_llm import LLMManager
-from reliable_llm.providers import OpenAIProvider
+from reliable_llm import LLMManager, StreamAccumulator
+from reliable_llm.providers import AnthropicProvider, OpenAIProvider
+from reliable_llm.providers import _anthropic_wire as anthropic_wire
+from reliable_llm.providers import _openai_wire as openai_wire
+from reliable_llm.providers._base import SDKProvider
 
 MODEL = "bench-model"
 MESSAGES = [{"role": "user", "content": "Say ok."}]
 BLOCK = 20
-BLOCK_PAIRS = 25
+BLOCK_PAIRS = 15
 CONCURRENCY = 100
-BATCH_PAIRS = 20
+BATCH_PAIRS = 12
 WARMUP = 2
-SYNC = "sync chat latency, manager / bare openai.OpenAI (target <= 1.05)"
-ASYNC = "async achat latency, manager / bare openai.AsyncOpenAI (target <= 1.05)"
-THROUGHPUT = "throughput at 100 concurrent, manager / bare AsyncOpenAI (target >= 0.95)"
-SYNC_CPU = "sync chat client CPU, manager / bare"
-ASYNC_CPU = "async achat client CPU, manager / bare"
-THROUGHPUT_CPU = "client CPU at 100 concurrent, manager / bare"
+DECODE_ROUNDS = 9
+DECODE_REPEAT = 50
+TRANSCRIPTS = Path(__file__).parent.parent / "tests" / "wire" / "transcripts"
 
 
-def _manager(provider: OpenAIProvider) -> LLMManager:
+def _manager(provider: SDKProvider) -> LLMManager:
     manager = LLMManager(enable_caching=False)
     manager.register_model(MODEL, provider)
+    provider.warm()
     return manager
+
+
+def _order(i: int) -> tuple[str, str]:
+    # Alternate who goes first, so neither side always follows the other.
+    return ("bare", "managed") if i % 2 else ("managed", "bare")
+
+
+def _best(sides: dict[str, Callable[[], object]], pairs: int) -> dict[str, float]:
+    best = {side: float("inf") for side in sides}
+    for i in range(pairs):
+        for side in _order(i):
+            started = time.perf_counter()
+            sides[side]()
+            best[side] = min(best[side], time.perf_counter() - started)
+    return best
+
+
+async def _abest(sides: dict[str, Callable[[], Awaitable[object]]], pairs: int) -> dict[str, float]:
+    best = {side: float("inf") for side in sides}
+    for i in range(pairs):
+        for side in _order(i):
+            started = time.perf_counter()
+            await sides[side]()
+            best[side] = min(best[side], time.perf_counter() - started)
+    return best
+
+
+@contextlib.contextmanager
+def _fake_server_root() -> Iterator[str]:
+    """Run the fake server in a child process; yield its root URL."""
+    command = [sys.executable, "-m", "reliable_llm.testing.fake_server", "--reply", "ok"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert child.stdout is not None
+        yield child.stdout.readline().strip()
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+# Shared with bench_langchain_wire: the OpenAI base URL of a child-process fake server, and
+# alternating blocks returning (wall ratio, client-CPU ratio) of their best blocks.
+
+
+@contextlib.contextmanager
+def _fake_server() -> Iterator[str]:
+    """Run the fake server in a child process; yield its OpenAI base URL."""
+    with _fake_server_root() as root:
+        yield root + "/v1"
 
 
 class _Timings:
@@ -67,11 +129,6 @@ class _Timings:
         wall = min(self.wall["managed"]) / min(self.wall["bare"])
         cpu = min(self.cpu["managed"]) / min(self.cpu["bare"])
         return wall, cpu
-
-
-def _order(i: int) -> tuple[str, str]:
-    # Alternate who goes first, so neither side always follows the other.
-    return ("bare", "managed") if i % 2 else ("managed", "bare")
 
 
 def _alternate(
@@ -102,89 +159,184 @@ async def _aalternate(
     return timings.ratios()
 
 
-@contextlib.contextmanager
-def _fake_server() -> Iterator[str]:
-    """Run the fake server in a child process; yield its OpenAI base URL."""
-    command = [sys.executable, "-m", "reliable_llm.testing.fake_server", "--reply", "ok"]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert child.stdout is not None
-        yield child.stdout.readline().strip() + "/v1"
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
+class _Side:
+    """One protocol: its bare SDK clients and its provider, pointed at the server."""
+
+    def __init__(self, kind: str, root: str) -> None:
+        self.kind = kind
+        if kind == "openai":
+            url = root + "/v1"
+            self.bare: Any = openai.OpenAI(api_key="sk-bench", base_url=url, max_retries=0)
+            self.abare: Any = openai.AsyncOpenAI(api_key="sk-bench", base_url=url, max_retries=0)
+            self.provider: SDKProvider = OpenAIProvider(MODEL, api_key="sk-bench", base_url=url)
+        else:
+            key = "sk-ant-bench"
+            self.bare = anthropic.Anthropic(api_key=key, base_url=root, max_retries=0)
+            self.abare = anthropic.AsyncAnthropic(api_key=key, base_url=root, max_retries=0)
+            self.provider = AnthropicProvider(MODEL, api_key=key, base_url=root)
+        self.manager = _manager(self.provider)
+
+    def bare_call(self) -> object:
+        if self.kind == "openai":
+            return self.bare.chat.completions.create(model=MODEL, messages=MESSAGES)
+        return self.bare.messages.create(model=MODEL, max_tokens=16, messages=MESSAGES)
+
+    async def abare_call(self) -> object:
+        if self.kind == "openai":
+            return await self.abare.chat.completions.create(model=MODEL, messages=MESSAGES)
+        return await self.abare.messages.create(model=MODEL, max_tokens=16, messages=MESSAGES)
+
+    def sync_ratio(self) -> float:
+        def bare() -> None:
+            for _ in range(BLOCK):
+                self.bare_call()
+
+        def managed() -> None:
+            for _ in range(BLOCK):
+                self.manager.chat(MESSAGES)
+
+        sides = {"bare": bare, "managed": managed}
+        _best(sides, WARMUP)
+        best = _best(sides, BLOCK_PAIRS)
+        return best["managed"] / best["bare"]
+
+    async def async_figures(self) -> tuple[float, float, float]:
+        """(achat latency ratio, managed c100 req/s, bare c100 req/s)."""
+
+        async def bare() -> None:
+            for _ in range(BLOCK):
+                await self.abare_call()
+
+        async def managed() -> None:
+            for _ in range(BLOCK):
+                await self.manager.achat(MESSAGES)
+
+        async def bare_batch() -> None:
+            await asyncio.gather(*(self.abare_call() for _ in range(CONCURRENCY)))
+
+        async def managed_batch() -> None:
+            await asyncio.gather(*(self.manager.achat(MESSAGES) for _ in range(CONCURRENCY)))
+
+        sequential = {"bare": bare, "managed": managed}
+        batches = {"bare": bare_batch, "managed": managed_batch}
+        await _abest(sequential, WARMUP)
+        await _abest(batches, WARMUP)
+        latency = await _abest(sequential, BLOCK_PAIRS)
+        batch = await _abest(batches, BATCH_PAIRS)
+        await self.abare.close()
+        await self.provider.aclose()
+        return (
+            latency["managed"] / latency["bare"],
+            CONCURRENCY / batch["managed"],
+            CONCURRENCY / batch["bare"],
+        )
+
+    def close(self) -> None:
+        self.bare.close()
+        self.provider.close()
 
 
-def _bench_sync(base_url: str) -> tuple[float, float]:
-    bare = openai.OpenAI(api_key="sk-bench", base_url=base_url, max_retries=0)
-    provider = OpenAIProvider(MODEL, api_key="sk-bench", base_url=base_url)
-    manager = _manager(provider)
-
-    def bare_block() -> None:
-        for _ in range(BLOCK):
-            bare.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
-
-    def managed_block() -> None:
-        for _ in range(BLOCK):
-            manager.chat(MESSAGES)
-
-    _alternate(bare_block, managed_block, WARMUP)
-    ratios = _alternate(bare_block, managed_block, BLOCK_PAIRS)
-    bare.close()
-    provider.close()
-    return ratios
+def _sse_data(name: str) -> list[dict[str, Any]]:
+    text = (TRANSCRIPTS / name).read_text()
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
 
 
-async def _bench_async(base_url: str) -> tuple[tuple[float, float], tuple[float, float]]:
-    bare = openai.AsyncOpenAI(api_key="sk-bench", base_url=base_url, max_retries=0)
-    provider = OpenAIProvider(MODEL, api_key="sk-bench", base_url=base_url)
-    manager = _manager(provider)
+def _decode_streams() -> dict[str, tuple[str, list[Any]]]:
+    """Long streams of each kind, built from corpus transcripts: (protocol, SDK events)."""
+    chunks = _sse_data("openai_parallel_tools.sse")
+    text = {**chunks[0], "choices": [{"index": 0, "delta": {"content": "tok "}}]}
+    calls = [c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("tool_calls")]
+    start = next(c for c in calls if "id" in c["choices"][0]["delta"]["tool_calls"][0])
+    # A fragment from inside the arguments, as most fragments are (not the opening "{").
+    arguments = [c for c in calls if "id" not in c["choices"][0]["delta"]["tool_calls"][0]][2]
+    openai_text = [chunks[0], *[text] * 200, *chunks[-2:]]
+    openai_tools = [chunks[0], start, *[arguments] * 200, *chunks[-2:]]
+    events = _sse_data("anthropic_tool_use.sse")
+    text_delta = next(e for e in events if e.get("delta", {}).get("type") == "text_delta")
+    json_delta = [e for e in events if e.get("delta", {}).get("type") == "input_json_delta"][2]
+    anthropic_text = [*events[:3], *[text_delta] * 200, *events[-2:]]
+    anthropic_tools = [*events[:9], *[json_delta] * 200, *events[-3:]]
 
-    async def bare_call() -> object:
-        return await bare.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+    def as_openai(values: list[Any]) -> list[Any]:
+        return [openai_construct(type_=ChatCompletionChunk, value=v) for v in values]
 
-    async def managed_call() -> object:
-        return await manager.achat(MESSAGES)
+    def as_anthropic(values: list[Any]) -> list[Any]:
+        return [anthropic_construct(type_=RawMessageStreamEvent, value=v) for v in values]
 
-    async def bare_block() -> None:
-        for _ in range(BLOCK):
-            await bare_call()
+    return {
+        "OpenAI text": ("openai", as_openai(openai_text)),
+        "OpenAI tool-call": ("openai", as_openai(openai_tools)),
+        "Anthropic text": ("anthropic", as_anthropic(anthropic_text)),
+        "Anthropic tool-call": ("anthropic", as_anthropic(anthropic_tools)),
+    }
 
-    async def managed_block() -> None:
-        for _ in range(BLOCK):
-            await managed_call()
 
-    async def bare_batch() -> object:
-        return await asyncio.gather(*(bare_call() for _ in range(CONCURRENCY)))
+def _decoder(protocol: str, today: bool) -> Callable[[list[Any]], object]:
+    if protocol == "openai":
+        state: Callable[[], Any] = (
+            openai_wire.StreamState if today else before.OpenAIStreamState  # type: ignore[assignment]
+        )
+    else:
+        state = (
+            (lambda: anthropic_wire.StreamState(None))
+            if today
+            else (lambda: before.AnthropicStreamState(None))
+        )
+    accumulator = StreamAccumulator if today else before.StreamAccumulator
 
-    async def managed_batch() -> object:
-        return await asyncio.gather(*(managed_call() for _ in range(CONCURRENCY)))
+    def decode(events: list[Any]) -> object:
+        folder, acc = state(), accumulator()
+        for event in events:
+            chunk = folder.feed(event)
+            if chunk is not None:
+                acc.add(chunk)
+        acc.add(folder.closing_chunk())
+        return acc.response()
 
-    await _aalternate(bare_block, managed_block, WARMUP)
-    await _aalternate(bare_batch, managed_batch, WARMUP)
-    sequential = await _aalternate(bare_block, managed_block, BLOCK_PAIRS)
-    concurrent = await _aalternate(bare_batch, managed_batch, BATCH_PAIRS)
-    await bare.close()
-    await provider.aclose()
-    return sequential, concurrent
+    return decode
+
+
+def _repeat(decode: Callable[[list[Any]], object], events: list[Any]) -> None:
+    for _ in range(DECODE_REPEAT):
+        decode(events)
+
+
+def _decode_ratios() -> list[tuple[str, float]]:
+    figures = []
+    for name, (protocol, events) in _decode_streams().items():
+        sides = {
+            "managed": functools.partial(_repeat, _decoder(protocol, True), events),
+            "bare": functools.partial(_repeat, _decoder(protocol, False), events),
+        }
+        best = _best(sides, DECODE_ROUNDS)
+        per_chunk = best["managed"] / DECODE_REPEAT / len(events) * 1e6
+        label = f"per-chunk decode, {name} stream, now / before (target <= 1.10)"
+        figures.append((f"{label}; now {per_chunk:.2f} us/chunk", best["managed"] / best["bare"]))
+    return figures
 
 
 def run() -> list[tuple[str, float]]:
-    """Measure and return ``[(name, ratio), ...]`` (see the module docstring)."""
-    with _fake_server() as base_url:
-        sync_wall, sync_cpu = _bench_sync(base_url)
-        (async_wall, async_cpu), (batch_wall, batch_cpu) = asyncio.run(_bench_async(base_url))
-    return [
-        (SYNC, sync_wall),
-        (SYNC_CPU, sync_cpu),
-        (ASYNC, async_wall),
-        (ASYNC_CPU, async_cpu),
-        # Same work per batch, so throughput ratio = bare batch time / managed batch time.
-        (THROUGHPUT, 1.0 / batch_wall),
-        (THROUGHPUT_CPU, batch_cpu),
-    ]
+    """Measure and return ``[(name, value), ...]`` (see the module docstring)."""
+    figures: list[tuple[str, float]] = []
+    with _fake_server_root() as root:
+        for kind, bare_name in (("openai", "OpenAI"), ("anthropic", "Anthropic")):
+            side = _Side(kind, root)
+            sync = side.sync_ratio()
+            latency, managed_rps, bare_rps = asyncio.run(side.async_figures())
+            side.close()
+            figures += [
+                (f"{kind}: sync chat latency, manager / bare {bare_name} (target <= 1.05)", sync),
+                (f"{kind}: async achat latency, manager / bare Async{bare_name}", latency),
+                (f"{kind}: c100 throughput, manager req/s", managed_rps),
+                (f"{kind}: c100 throughput, bare default Async{bare_name} req/s", bare_rps),
+                (
+                    f"{kind}: c100 throughput, manager / bare Async{bare_name} (target >= 1.5)",
+                    managed_rps / bare_rps,
+                ),
+            ]
+    return figures + _decode_ratios()
 
 
 if __name__ == "__main__":
     for label, value in run():
-        print(f"{label:76} {value:6.3f}x")
+        print(f"{label:92} {value:9.3f}")

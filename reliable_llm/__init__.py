@@ -14,6 +14,7 @@ from reliable_llm._callable import CallableProvider
 from reliable_llm._chatstream import AsyncChatStream, ChatStream
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
+from reliable_llm._error_rules import ErrorRule, add_error_rule, error_rules, remove_error_rule
 from reliable_llm._errors import (
     AllModelsFailedError,
     AuthenticationError,
@@ -24,6 +25,7 @@ from reliable_llm._errors import (
     ContextWindowExceededError,
     FailureReason,
     InvalidRequestError,
+    MissingAPIKeyError,
     ModelFailure,
     ModelNotFoundError,
     OverloadedError,
@@ -46,7 +48,7 @@ from reliable_llm._manager import LLMManager
 from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
 from reliable_llm._provider import Provider
 from reliable_llm._render import MetricsSnapshot
-from reliable_llm._stream import StreamAccumulator, response_to_chunks
+from reliable_llm._stream import StreamAccumulator, ToolCallAssembler, response_to_chunks
 from reliable_llm._types import (
     Attempt,
     ChatRequest,
@@ -84,6 +86,7 @@ __all__ = [
     "ContentPolicyError",
     "ContextWindowExceededError",
     "ErrorClassifier",
+    "ErrorRule",
     "FailureReason",
     "InMemoryCache",
     "InvalidRequestError",
@@ -91,6 +94,7 @@ __all__ = [
     "Message",
     "MetricsHistory",
     "MetricsSnapshot",
+    "MissingAPIKeyError",
     "ModelFailure",
     "ModelNotFoundError",
     "OverloadedError",
@@ -112,12 +116,16 @@ __all__ = [
     "TimeoutPolicy",
     "Tool",
     "ToolCall",
+    "ToolCallAssembler",
     "ToolCallDelta",
     "TransientError",
     "UnknownModelError",
     "Usage",
     "__version__",
+    "add_error_rule",
     "cache_key",
     "classify_http_error",
+    "error_rules",
+    "remove_error_rule",
     "response_to_chunks",
 ]

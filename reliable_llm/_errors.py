@@ -17,6 +17,7 @@ ReliableLLMError
 │   │       └── OverloadedError                 HTTP 529 / "overloaded"
 │   ├── ProviderUnavailableError                no retry, fall back; counts against the breaker
 │   │   ├── AuthenticationError                 HTTP 401
+│   │   │   └── MissingAPIKeyError              no API key configured for the provider
 │   │   ├── PermissionDeniedError               HTTP 403
 │   │   └── ModelNotFoundError                  HTTP 404
 │   └── RequestRejectedError                    no retry, fall back; breaker neutral
@@ -48,6 +49,7 @@ __all__ = [
     "ContextWindowExceededError",
     "FailureReason",
     "InvalidRequestError",
+    "MissingAPIKeyError",
     "ModelFailure",
     "ModelNotFoundError",
     "OverloadedError",
@@ -187,6 +189,28 @@ class ProviderUnavailableError(ProviderError):
 
 class AuthenticationError(ProviderUnavailableError):
     """The API key was missing, invalid or revoked (HTTP 401)."""
+
+
+class MissingAPIKeyError(AuthenticationError):
+    """No API key is configured for the provider: given none, and its variable is unset.
+
+    Handled like an HTTP 401 (give the model up, fall back, count it against the breaker):
+    a deployment with only some providers' keys set keeps serving from the others.
+
+    Attributes:
+        env_var: The environment variable that would supply the key, if the provider has one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        env_var: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message, model=model, provider=provider)
+        self.env_var = env_var
 
 
 class PermissionDeniedError(ProviderUnavailableError):

@@ -2,8 +2,10 @@
 
 One set of rules for our own providers (after their SDK-specific unwrapping), for chat models
 of other frameworks wrapped as providers, and for users' callables
-(``register_model(..., classify_error=classify_http_error)``): the HTTP status decides, the
-error body's type and code refine it, and exceptions without a status are recognised as
+(``register_model(..., classify_error=classify_http_error)``): the classification table
+(`reliable_llm._error_rules`) reads status, error type, code and message, the HTTP status
+decides the rest, retry hints come from the headers (`reliable_llm._retry_hints`), and
+exceptions without a status are recognised as
 timeouts or connection failures by their class names along the MRO (``APITimeoutError``,
 ``ReadTimeout``, ``APIConnectionError``, ``RemoteProtocolError``, ...).
 """
@@ -11,15 +13,13 @@ timeouts or connection failures by their class names along the MRO (``APITimeout
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
+from reliable_llm._error_rules import match_rule
 from reliable_llm._errors import (
     AuthenticationError,
     ConfigurationError,
-    ContentPolicyError,
-    ContextWindowExceededError,
     InvalidRequestError,
     ModelNotFoundError,
     OverloadedError,
@@ -27,13 +27,14 @@ from reliable_llm._errors import (
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
-    ProviderUnavailableError,
     RateLimitError,
     ServerError,
     TransientError,
 )
+from reliable_llm._retry_hints import apply_retry_hints, parse_retry_after
 
 __all__ = [
+    "apply_retry_hints",
     "class_for_status",
     "classify_http_error",
     "error_fields",
@@ -56,17 +57,6 @@ _BY_TYPE: dict[str, type[ProviderError]] = {
     "not_found_error": ModelNotFoundError,
     "model_not_found": ModelNotFoundError,
 }
-_CONTEXT_CODES = frozenset(("context_length_exceeded", "string_above_max_length"))
-_CONTEXT_PHRASES = (
-    "context length",
-    "context window",
-    "context_length",
-    "prompt is too long",
-    "maximum context",
-    "too many tokens",
-)
-_CONTENT_CODES = frozenset(("content_filter", "content_policy_violation"))
-_CONTENT_PHRASES = ("content management policy", "content policy", "content filter")
 _CONNECTION_NAMES = frozenset(
     (
         "APIConnectionError",
@@ -104,35 +94,6 @@ def _headers(exc: BaseException) -> Mapping[str, str]:
     return headers if isinstance(headers, Mapping) or hasattr(headers, "get") else {}
 
 
-def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
-    if not headers:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            value = float(millis) / 1000.0
-        except ValueError:
-            value = -1.0
-        if value >= 0:
-            return value
-    text = headers.get("retry-after")
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        import email.utils  # deferred: it costs ~15 ms of `import reliable_llm`, for a rare case
-
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-        return max(seconds, 0.0)
-    return seconds if seconds >= 0 else None
-
-
 def error_fields(body: object) -> tuple[str | None, str | None, str | None]:
     """``(type, code, message)`` of an error body in OpenAI's or Anthropic's shape."""
     if isinstance(body, str | bytes):
@@ -154,32 +115,25 @@ def error_fields(body: object) -> tuple[str | None, str | None, str | None]:
     )
 
 
-def _rejection(code: str | None, message: str) -> type[ProviderError]:
-    lowered = message.lower()
-    if code in _CONTEXT_CODES or any(p in lowered for p in _CONTEXT_PHRASES):
-        return ContextWindowExceededError
-    if code in _CONTENT_CODES or any(p in lowered for p in _CONTENT_PHRASES):
-        return ContentPolicyError
-    return InvalidRequestError
-
-
 def class_for_status(
     status: int | None, kind: str | None, code: str | None, message: str
 ) -> type[ProviderError]:
-    """The error class for an HTTP status, refined by the error body's type and code.
+    """The error class for an HTTP status, its error body's type and code, and its message.
 
-    ``status`` None (or below 400) is an in-band error of a successful stream: only its type
-    says what happened.
+    The classification table (`reliable_llm.error_rules`) decides first; a failure no rule
+    matches is judged by its status. ``status`` None (or below 400) is an in-band error of
+    a successful response: only its type says what happened.
     """
-    if code == "insufficient_quota":
-        return ProviderUnavailableError
-    if status == 529 or kind == "overloaded_error":
-        return OverloadedError
-    if status is None or status < 400:
+    if status is not None and status < 400:
+        status = None  # an in-band error
+    ruled = match_rule(status, kind, code, message)
+    if ruled is not None:
+        return ruled
+    if status is None:
         by_type = _BY_TYPE.get(kind or "") or _BY_TYPE.get(code or "")
         if by_type is not None:
             return by_type
-        return _rejection(code, message) if kind == "invalid_request_error" else ServerError
+        return InvalidRequestError if kind == "invalid_request_error" else ServerError
     if status == 429:
         return RateLimitError
     if status == 401:
@@ -194,7 +148,7 @@ def class_for_status(
         return TransientError
     if status >= 500:
         return ServerError
-    return _rejection(code, message)
+    return InvalidRequestError
 
 
 def transport_class(exc: BaseException) -> type[ProviderError] | None:
@@ -243,5 +197,6 @@ def classify_http_error(exc: BaseException) -> ProviderError | None:
         request_id=request_id if isinstance(request_id, str) else None,
         retry_after=parse_retry_after(headers),
     )
+    apply_retry_hints(error, headers)
     error.__cause__ = exc
     return error

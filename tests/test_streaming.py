@@ -12,8 +12,12 @@ from reliable_llm import (
     ChatResponse,
     LLMManager,
     ServerError,
+    StreamAccumulator,
+    StreamChunk,
     StreamInterruptedError,
     ToolCall,
+    ToolCallAssembler,
+    ToolCallDelta,
     Usage,
 )
 from reliable_llm.testing import FakeClock, ScriptedModel, StreamBreak
@@ -109,3 +113,53 @@ def test_abandoned_stream_frees_the_half_open_trial(clock: FakeClock) -> None:
     stream.close()
     assert manager.chat("third").model == "primary"
     assert manager.get_model_info("primary")["breaker"]["state"] == "closed"
+
+
+def test_assembler_starts_a_new_call_for_a_new_id_at_an_occupied_index() -> None:
+    """Parallel calls that a server numbers alike stay apart, in the order they started."""
+    calls = ToolCallAssembler()
+    assert calls.add(0, "call_a", "get_weather", "") == 0
+    calls.add(0, None, None, '{"city": "Paris"}')
+    assert calls.add(0, "call_b", "get_time", "") == 1
+    calls.add(0, None, None, '{"tz": "CET"}')
+    assert calls.calls() == (
+        ToolCall("call_a", "get_weather", '{"city": "Paris"}'),
+        ToolCall("call_b", "get_time", '{"tz": "CET"}'),
+    )
+
+
+def test_assembler_replaces_fields_repeated_whole() -> None:
+    """A name sent again, or a whole arguments object sent again, is not appended."""
+    calls = ToolCallAssembler()
+    for _ in range(3):
+        calls.add(0, "c1", "get_weather", '{"city": "Oslo"}')
+    assert calls.calls() == (ToolCall("c1", "get_weather", '{"city": "Oslo"}'),)
+
+
+def test_assembler_gives_a_missing_index_the_next_free_slot() -> None:
+    """Calls without an index (Gemini-style) get slots 0, 1, ...; ids route later fragments."""
+    calls = ToolCallAssembler()
+    assert calls.add(None, "x", "f", '{"a": 1}') == 0
+    assert calls.add(None, "y", "g", "{") == 1
+    assert calls.add(None, None, None, '"b": 2}') == 1  # a bare fragment continues the latest
+    assert calls.add(None, "x", None, "") == 0
+    assert calls.calls() == (ToolCall("x", "f", '{"a": 1}'), ToolCall("y", "g", '{"b": 2}'))
+
+
+def test_assembler_joins_name_and_argument_fragments() -> None:
+    """Names and arguments sent in fragments are joined; empty arguments read as {}."""
+    calls = ToolCallAssembler()
+    calls.add(1, "id1", "get_", "")
+    calls.add(1, None, "weather", '{"q":')
+    calls.add(1, None, None, ' "x"}')
+    calls.add(2, "id2", "noop", "")
+    assert calls.calls() == (ToolCall("id1", "get_weather", '{"q": "x"}'), ToolCall("id2", "noop"))
+
+
+def test_accumulator_uses_the_assembler() -> None:
+    """StreamAccumulator folds deltas with the same rules: index-0 parallel calls stay apart."""
+    acc = StreamAccumulator()
+    acc.add(StreamChunk(tool_call_deltas=(ToolCallDelta(0, "a", "f", "{}"),)))
+    acc.add(StreamChunk(tool_call_deltas=(ToolCallDelta(0, "b", "g", "{}"),)))
+    acc.add(StreamChunk(finish_reason="tool_calls"))
+    assert [c.name for c in acc.response().tool_calls] == ["f", "g"]

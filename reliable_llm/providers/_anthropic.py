@@ -43,8 +43,9 @@ class AnthropicProvider(SDKProvider):
         async_client: A ready ``anthropic.AsyncAnthropic`` (copied with ``max_retries=0``).
 
     Raises:
-        ConfigurationError: An invalid model, ``max_tokens`` or timeout. A missing key or
-            SDK raises `ProviderConfigurationError` at the first call.
+        ConfigurationError: An invalid model, ``max_tokens`` or timeout. A missing SDK raises
+            `ProviderConfigurationError` from `warm` or the first call; a missing key
+            raises `MissingAPIKeyError` at each call.
     """
 
     provider_name = "anthropic"
@@ -90,6 +91,7 @@ class AnthropicProvider(SDKProvider):
             timeout=self._client_timeout(sdk),
             max_retries=0,
             default_headers=self.default_headers or None,
+            http_client=self._async_http_client(sdk) if asynchronous else None,
         )
 
     def _params(self, request: ChatRequest, timeout: float | None) -> tuple[dict[str, Any], Any]:
@@ -112,7 +114,7 @@ class AnthropicProvider(SDKProvider):
             return wire.parse_message(message, self.provider_name, json_tool)
         except Exception as exc:
             error = self._translate(exc)
-            if error is None:
+            if error is None or error is exc:
                 raise
             raise error from exc
 
@@ -131,7 +133,7 @@ class AnthropicProvider(SDKProvider):
             return wire.parse_message(message, self.provider_name, json_tool)
         except Exception as exc:
             error = self._translate(exc)
-            if error is None:
+            if error is None or error is exc:
                 raise
             raise error from exc
 
@@ -149,7 +151,7 @@ class AnthropicProvider(SDKProvider):
             create = self.sync_client().messages.create
             return create(**fit_to_signature(create, {**params, "stream": True}))
 
-        return self._pump(open_stream, wire.StreamState(json_tool))
+        return self._pump(open_stream, wire.StreamState(json_tool, self.provider_name))
 
     def astream(
         self, request: ChatRequest, *, timeout: float | None = None
@@ -165,7 +167,7 @@ class AnthropicProvider(SDKProvider):
             create = self.async_client().messages.create
             return await create(**fit_to_signature(create, {**params, "stream": True}))
 
-        return self._apump(open_stream, wire.StreamState(json_tool))
+        return self._apump(open_stream, wire.StreamState(json_tool, self.provider_name))
 
     def describe(self) -> dict[str, object]:
         """Public facts about this provider; never the key."""

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reliable_llm._errors import InvalidRequestError, ProviderConnectionError
+from reliable_llm._stream import ToolCallAssembler
 from reliable_llm._types import (
     ChatRequest,
     ChatResponse,
@@ -28,6 +29,7 @@ from reliable_llm._types import (
     Usage,
 )
 from reliable_llm.providers._openai_wire import PASSTHROUGH_EXCLUDED
+from reliable_llm.providers._outcome import REFUSAL, check_answer
 
 __all__ = ["StreamState", "build_params", "finish_reason", "parse_message", "to_usage"]
 
@@ -38,14 +40,14 @@ _FINISH = {
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
     "tool_use": "tool_calls",
-    "refusal": "content_filter",
+    "refusal": REFUSAL,
 }
 _JSON_TOOL = "json_response"
 _OPEN_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 
 
 def finish_reason(stop_reason: str | None, *, json_tool: str | None = None) -> str:
-    """An Anthropic stop reason normalized to stop / length / tool_calls / content_filter."""
+    """An Anthropic stop reason normalized to stop / length / tool_calls / refusal."""
     if stop_reason == "tool_use" and json_tool is not None:
         return "stop"
     return _FINISH.get(stop_reason or "end_turn", "stop")
@@ -185,7 +187,11 @@ def to_usage(usage: Any) -> Usage | None:
 
 
 def parse_message(message: Any, provider: str, json_tool: str | None) -> ChatResponse:
-    """Our `ChatResponse` from an SDK ``Message``."""
+    """Our `ChatResponse` from an SDK ``Message``.
+
+    Raises:
+        ProviderError: The answer is empty (see `check_answer`).
+    """
     texts: list[str] = []
     calls: list[ToolCall] = []
     for block in message.content:
@@ -198,10 +204,13 @@ def parse_message(message: Any, provider: str, json_tool: str | None) -> ChatRes
                 texts.append(arguments)
             else:
                 calls.append(ToolCall(block.id, block.name, arguments))
+    text = "".join(texts)
+    reason = finish_reason(message.stop_reason, json_tool=json_tool)
+    check_answer(bool(text), bool(calls), reason, provider)
     return ChatResponse(
-        text="".join(texts),
+        text=text,
         tool_calls=tuple(calls),
-        finish_reason=finish_reason(message.stop_reason, json_tool=json_tool),
+        finish_reason=reason,
         usage=to_usage(message.usage),
         provider=provider,
         provider_model=getattr(message, "model", None),
@@ -209,34 +218,59 @@ def parse_message(message: Any, provider: str, json_tool: str | None) -> ChatRes
 
 
 class StreamState:
-    """Folds raw Messages stream events into chunks; checks the stream really finished."""
+    """Folds raw Messages stream events into chunks; checks the stream really finished.
+
+    Tool-use blocks go through a `ToolCallAssembler` keyed by block index, so the chunks
+    number calls 0, 1, ... in the order they started.
+    """
 
     __slots__ = (
+        "_calls",
         "_json_blocks",
-        "_tools",
+        "has_text",
         "input_tokens",
         "json_tool",
         "model",
         "output_tokens",
+        "provider",
         "stop_reason",
         "stopped",
     )
 
-    def __init__(self, json_tool: str | None) -> None:
+    def __init__(self, json_tool: str | None, provider: str = "anthropic") -> None:
         self.json_tool = json_tool
+        self.provider = provider
         self._json_blocks: set[int] = set()
-        self._tools: dict[int, int] = {}
+        self._calls = ToolCallAssembler()
         self.input_tokens = 0
         self.output_tokens = 0
         self.stop_reason: str | None = None
         self.stopped = False
+        self.has_text = False
         self.model: str | None = None
 
     def feed(self, event: Any) -> StreamChunk | None:
         """The chunk an event carries, or None (bookkeeping events, empty deltas)."""
         kind = event.type
         if kind == "content_block_delta":
-            return self._delta(event.index, event.delta)
+            # The hot path (one event per token), kept inline.
+            delta = event.delta
+            kind = getattr(delta, "type", None)
+            if kind == "text_delta":
+                text = delta.text
+                if not text:
+                    return None
+                self.has_text = True
+                return StreamChunk(text)
+            if kind != "input_json_delta" or not delta.partial_json:
+                return None
+            index = event.index
+            if index in self._json_blocks:
+                return self._text(delta.partial_json)
+            slot = self._calls.slot_of(index)
+            if slot is None:
+                return None
+            return StreamChunk("", (ToolCallDelta(slot, None, None, delta.partial_json),))
         if kind == "content_block_start":
             return self._start(event.index, event.content_block)
         if kind == "message_start":
@@ -256,43 +290,40 @@ class StreamState:
             self.stopped = True
         return None
 
+    def _text(self, text: str) -> StreamChunk | None:
+        if not text:
+            return None
+        self.has_text = True
+        return StreamChunk(text=text)
+
     def _start(self, index: int, block: Any) -> StreamChunk | None:
         kind = getattr(block, "type", None)
         if kind == "text":
-            return StreamChunk(text=block.text) if block.text else None
+            return self._text(block.text)
         if kind != "tool_use":
             return None
         if block.name == self.json_tool:
             self._json_blocks.add(index)
             return None
-        position = self._tools[index] = len(self._tools)
-        return StreamChunk(tool_call_deltas=(ToolCallDelta(position, block.id, block.name, ""),))
-
-    def _delta(self, index: int, delta: Any) -> StreamChunk | None:
-        kind = getattr(delta, "type", None)
-        if kind == "text_delta":
-            return StreamChunk(text=delta.text) if delta.text else None
-        if kind != "input_json_delta" or not delta.partial_json:
-            return None
-        if index in self._json_blocks:
-            return StreamChunk(text=delta.partial_json)
-        position = self._tools.get(index)
-        if position is None:
-            return None
-        return StreamChunk(
-            tool_call_deltas=(ToolCallDelta(position, arguments=delta.partial_json),)
-        )
+        slot = self._calls.add(index, block.id, block.name, None)
+        return StreamChunk(tool_call_deltas=(ToolCallDelta(slot, block.id, block.name, ""),))
 
     def closing_chunk(self) -> StreamChunk:
         """The last chunk, with finish reason and usage.
 
         Raises:
-            ProviderConnectionError: The stream ended without ``message_stop`` (cut off).
+            ProviderConnectionError: The stream ended with neither ``message_stop`` nor a
+                recognised ``stop_reason`` (cut off).
+            ProviderError: The finished answer is empty (see `check_answer`).
         """
-        if not self.stopped:
-            raise ProviderConnectionError("the response stream ended before message_stop")
+        if not self.stopped and self.stop_reason not in _FINISH:
+            raise ProviderConnectionError(
+                "the response stream ended before message_stop or a recognised stop_reason"
+            )
+        reason = finish_reason(self.stop_reason, json_tool=self.json_tool)
+        check_answer(self.has_text, bool(self._calls), reason, self.provider)
         return StreamChunk(
-            finish_reason=finish_reason(self.stop_reason, json_tool=self.json_tool),
+            finish_reason=reason,
             usage=Usage(self.input_tokens, self.output_tokens),
             provider_model=self.model,
         )

@@ -31,8 +31,9 @@ class AzureOpenAIProvider(OpenAIProvider):
         async_client: As for `OpenAIProvider`.
 
     Raises:
-        ConfigurationError: An invalid deployment name or timeout. A missing endpoint or
-            credential raises `ProviderConfigurationError` at the first call.
+        ConfigurationError: An invalid deployment name or timeout. A missing endpoint raises
+            `ProviderConfigurationError`, a missing credential `MissingAPIKeyError`, at
+            each call.
     """
 
     provider_name = "azure_openai"
@@ -90,6 +91,7 @@ class AzureOpenAIProvider(OpenAIProvider):
             timeout=self._client_timeout(sdk),
             max_retries=0,
             default_headers=self.default_headers or None,
+            http_client=self._async_http_client(sdk) if asynchronous else None,
         )
 
     def describe(self) -> dict[str, object]:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, ClassVar, Protocol
 
-from reliable_llm._errors import ConfigurationError, ProviderError
+from reliable_llm._errors import ConfigurationError, MissingAPIKeyError, ProviderError
 from reliable_llm._provider import Provider
 from reliable_llm._types import StreamChunk
-from reliable_llm.providers._sdk import ProviderConfigurationError, load_sdk
+from reliable_llm.providers._sdk import load_sdk
 from reliable_llm.providers._secret import SecretStr, resolve_secret
 from reliable_llm.providers._translate import translate_error
 
 __all__ = ["SDKProvider"]
+
+_logger = logging.getLogger("reliable_llm.providers")
 
 
 class StreamFolder(Protocol):
@@ -44,14 +47,22 @@ def _check_timeout(name: str, value: float) -> float:
 class SDKProvider(Provider):
     """Base class of the providers built on an official SDK.
 
-    Clients are created on first use, with the SDK's own retries turned off (the manager
-    retries); a client passed in is copied with ``max_retries=0`` for the same reason. The
-    API key is held in a `SecretStr` and only ever handed to the SDK.
+    Clients are created by `warm` (which `LLMManager.register_model` calls) or on first use,
+    with the SDK's own retries turned off (the manager retries); a client passed in is copied
+    with ``max_retries=0`` for the same reason. The API key is held in a `SecretStr` and only
+    ever handed to the SDK. A missing key raises `MissingAPIKeyError` (an
+    `AuthenticationError`, so the manager falls back) and is logged once as a warning.
     """
 
     #: The SDK module and the extra that installs it.
     sdk_module: ClassVar[str] = ""
     sdk_extra: ClassVar[str] = ""
+    #: The HTTP stack of the async clients built here: ``"auto"`` uses the SDK's
+    #: aiohttp-backed client when the ``aiohttp`` extra is installed (several times the
+    #: throughput under concurrency; timeouts and errors map onto the SDK's as with httpx),
+    #: else the SDK default; ``"httpx"`` always uses the SDK default. Set it per instance
+    #: before the first async call.
+    async_http: str = "auto"
 
     def __init__(
         self,
@@ -88,6 +99,9 @@ class SDKProvider(Provider):
         self._client: Any = None
         # An async client's connections belong to one event loop, so there is one per loop.
         self._async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        # Built by warm() off any loop; the first event loop that asks adopts it.
+        self._spare_async_client: Any = None
+        self._warned_missing_key = False
         self._last_timeout: tuple[float | None, Any] | None = None
 
     # -- lazy setup ----------------------------------------------------------------------------
@@ -98,23 +112,51 @@ class SDKProvider(Provider):
             sdk = self._sdk = load_sdk(self.sdk_module, self.sdk_extra)
         return sdk
 
+    def warm(self) -> None:
+        """Import the SDK and build the clients now, so no attempt pays for it.
+
+        Builds the synchronous client and one asynchronous client that the first event loop
+        to call adopts (its connections bind to that loop on first use). A missing API key or
+        endpoint does not raise here: it is logged, and each call then raises it.
+
+        Raises:
+            ProviderConfigurationError: The SDK is not installed (the message names the extra).
+        """
+        sdk = self._load()
+        self._call_timeout(None)
+        try:
+            self.sync_client()
+            if self._given_async_client is None:
+                with self._lock:
+                    if self._spare_async_client is None and not self._async_clients:
+                        self._spare_async_client = self._make_client(sdk, asynchronous=True)
+        except ProviderError:
+            pass  # a missing key or endpoint: logged, and raised by every call until it is set
+
     def _api_key(self) -> str | None:
         """The key for a new client, read from the environment if not given; None if optional.
 
         Raises:
-            ProviderConfigurationError: The key is required and neither given nor set.
+            MissingAPIKeyError: The key is required and neither given nor set (logged once).
         """
         secret = self._secret or resolve_secret(self._explicit_key, self.api_key_env)
         if secret is None and self.requires_key:
-            where = (
-                f"set the {self.api_key_env} environment variable or " if self.api_key_env else ""
-            )
-            raise ProviderConfigurationError(
-                f"no API key for {self.provider_name} model {self.model!r}: "
-                f"{where}pass api_key= to {type(self).__name__}"
-            )
+            raise self._missing_key()
         self._secret = secret
         return None if secret is None else secret.get_secret_value()
+
+    def _missing_key(self) -> MissingAPIKeyError:
+        where = f"set the {self.api_key_env} environment variable or " if self.api_key_env else ""
+        message = (
+            f"no API key for {self.provider_name} model {self.model!r}: "
+            f"{where}pass api_key= to {type(self).__name__}"
+        )
+        if not self._warned_missing_key:
+            self._warned_missing_key = True
+            _logger.warning("%s; calls to this model fail until it is set", message)
+        return MissingAPIKeyError(
+            message, env_var=self.api_key_env, model=self.model, provider=self.provider_name
+        )
 
     def sync_client(self) -> Any:
         """The SDK client: the one passed in, or one created on first use."""
@@ -144,13 +186,25 @@ class SDKProvider(Provider):
                 if client is None:
                     for old in [old for old in self._async_clients if old.is_closed()]:
                         _discard(self._async_clients.pop(old))
-                    client = self._make_client(self._load(), asynchronous=True)
+                    client, self._spare_async_client = self._spare_async_client, None
+                    if client is None:
+                        client = self._make_client(self._load(), asynchronous=True)
                     self._async_clients[loop] = client
         return client
 
     def _make_client(self, sdk: ModuleType, *, asynchronous: bool) -> Any:
         """Build the SDK client (``max_retries=0``); subclasses know the constructor."""
         raise NotImplementedError
+
+    def _async_http_client(self, sdk: ModuleType) -> Any:
+        """The HTTP client for a new async SDK client, or None for the SDK's default."""
+        factory = getattr(sdk, "DefaultAioHttpClient", None)
+        if self.async_http != "auto" or factory is None:
+            return None
+        try:
+            return factory(timeout=self._client_timeout(sdk))
+        except RuntimeError:  # the SDK says its aiohttp extra is not installed
+            return None
 
     def _client_timeout(self, sdk: ModuleType) -> Any:
         return sdk.Timeout(self.read_timeout, connect=self.connect_timeout)
@@ -189,7 +243,7 @@ class SDKProvider(Provider):
             yield state.closing_chunk()
         except Exception as exc:
             error = self._translate(exc)
-            if error is None:
+            if error is None or error is exc:
                 raise
             raise error from exc
         finally:
@@ -210,7 +264,7 @@ class SDKProvider(Provider):
             yield state.closing_chunk()
         except Exception as exc:
             error = self._translate(exc)
-            if error is None:
+            if error is None or error is exc:
                 raise
             raise error from exc
         finally:
@@ -234,8 +288,11 @@ class SDKProvider(Provider):
             stale = [
                 self._async_clients.pop(old) for old in list(self._async_clients) if old.is_closed()
             ]
+            spare, self._spare_async_client = self._spare_async_client, None
         if client is not None:
             await client.close()
+        if spare is not None:
+            await spare.close()
         for old_client in stale:
             with contextlib.suppress(Exception):  # its loop is gone; see _discard
                 await old_client.close()

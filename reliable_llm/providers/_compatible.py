@@ -33,7 +33,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
     Raises:
         ConfigurationError: An invalid model name or timeout. A missing required key raises
-            `ProviderConfigurationError` naming ``api_key_env`` at the first call.
+            `MissingAPIKeyError` naming ``api_key_env`` at each call.
     """
 
     provider_name = "openai_compatible"

@@ -44,8 +44,9 @@ class OpenAIProvider(SDKProvider):
         async_client: A ready ``openai.AsyncOpenAI`` (copied with ``max_retries=0``).
 
     Raises:
-        ConfigurationError: An invalid model name or timeout. A missing key or SDK raises
-            `ProviderConfigurationError` at the first call.
+        ConfigurationError: An invalid model name or timeout. A missing SDK raises
+            `ProviderConfigurationError` from `warm` or the first call; a missing key
+            raises `MissingAPIKeyError` at each call.
     """
 
     provider_name = "openai"
@@ -96,6 +97,7 @@ class OpenAIProvider(SDKProvider):
             timeout=self._client_timeout(sdk),
             max_retries=0,
             default_headers=self.default_headers or None,
+            http_client=self._async_http_client(sdk) if asynchronous else None,
         )
 
     def _params(self, request: ChatRequest, timeout: float | None) -> dict[str, Any]:
@@ -127,7 +129,7 @@ class OpenAIProvider(SDKProvider):
             return wire.parse_completion(completion, self.provider_name)
         except Exception as exc:
             error = self._translate(exc)
-            if error is None:
+            if error is None or error is exc:
                 raise
             raise error from exc
 
@@ -146,7 +148,7 @@ class OpenAIProvider(SDKProvider):
             return wire.parse_completion(completion, self.provider_name)
         except Exception as exc:
             error = self._translate(exc)
-            if error is None:
+            if error is None or error is exc:
                 raise
             raise error from exc
 
@@ -163,7 +165,7 @@ class OpenAIProvider(SDKProvider):
             create = self.sync_client().chat.completions.create
             return create(**fit_to_signature(create, self._stream_params(request, timeout)))
 
-        return self._pump(open_stream, wire.StreamState())
+        return self._pump(open_stream, wire.StreamState(self.provider_name))
 
     def astream(
         self, request: ChatRequest, *, timeout: float | None = None
@@ -178,7 +180,7 @@ class OpenAIProvider(SDKProvider):
             create = self.async_client().chat.completions.create
             return await create(**fit_to_signature(create, self._stream_params(request, timeout)))
 
-        return self._apump(open_stream, wire.StreamState())
+        return self._apump(open_stream, wire.StreamState(self.provider_name))
 
     def describe(self) -> dict[str, object]:
         """Public facts about this provider; never the key."""

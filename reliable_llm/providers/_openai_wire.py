@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reliable_llm._errors import ProviderConnectionError
+from reliable_llm._stream import ToolCallAssembler
 from reliable_llm._types import (
     ChatRequest,
     ChatResponse,
@@ -19,12 +20,12 @@ from reliable_llm._types import (
     ToolCallDelta,
     Usage,
 )
+from reliable_llm.providers._outcome import REFUSAL, check_answer, in_band_error
 
 __all__ = [
     "PASSTHROUGH_EXCLUDED",
     "StreamState",
     "build_params",
-    "chunk_parts",
     "finish_reason",
     "parse_completion",
     "to_usage",
@@ -41,11 +42,24 @@ _FINISH = {
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
     "content_filter": "content_filter",
+    "error": "error",
+    # Spellings of OpenAI-compatible servers for the same ends.
+    "eos": "stop",
+    "eos_token": "stop",
+    "stop_sequence": "stop",
+    "end_turn": "stop",
+    "max_tokens": "length",
+    "model_length": "length",
+    "tool_use": "tool_calls",
 }
 
 
 def finish_reason(value: str | None) -> str:
-    """An OpenAI finish reason normalized to stop / length / tool_calls / content_filter."""
+    """An OpenAI finish reason normalized to stop / length / tool_calls / content_filter / error.
+
+    A missing or unrecognised reason of a complete JSON answer reads as ``stop``; a stream
+    needs a recognised one to count as finished (`StreamState.closing_chunk`).
+    """
     return _FINISH.get(value or "stop", "stop")
 
 
@@ -138,90 +152,116 @@ def parse_completion(completion: Any, provider: str) -> ChatResponse:
     """Our `ChatResponse` from an SDK ``ChatCompletion``.
 
     Raises:
+        ProviderError: The 200 response is a failure: an in-band error object, a content
+            filter, ``finish_reason: "error"`` or an empty answer (see `check_answer`).
         ValueError: The completion has no choices (the caller reports a malformed response).
     """
+    error = getattr(completion, "error", None)
+    if error:
+        raise in_band_error(error, provider)
     choices = completion.choices
     if not choices:
         raise ValueError("the completion has no choices")
     choice = choices[0]
+    error = getattr(choice, "error", None)
+    if error:
+        raise in_band_error(error, provider)
     message = choice.message
     text = message.content or ""
     reason = finish_reason(choice.finish_reason)
     refusal = getattr(message, "refusal", None)
     if refusal and not text:
-        text, reason = refusal, "content_filter"
+        text, reason = refusal, REFUSAL
     calls = tuple(
         ToolCall(call.id, call.function.name, call.function.arguments or "{}")
         for call in message.tool_calls or ()
         if getattr(call, "function", None) is not None
     )
+    check_answer(bool(text), bool(calls), reason, provider)
     return ChatResponse(
         text=text,
         tool_calls=calls,
         finish_reason=reason,
         usage=to_usage(completion.usage),
         provider=provider,
-        provider_model=getattr(completion, "model", None),
+        provider_model=getattr(completion, "model", None) or None,
     )
 
 
-def chunk_parts(chunk: Any) -> tuple[StreamChunk | None, str | None, Usage | None]:
-    """Split an SDK ``ChatCompletionChunk`` into (content, finish reason, usage).
-
-    The content chunk is None when the delta carries nothing a caller can see (role-only
-    and empty deltas), so no empty chunk is ever yielded. The finish reason is the raw
-    value (None until the last choice delta).
-    """
-    usage = to_usage(getattr(chunk, "usage", None))
-    if not chunk.choices:
-        return None, None, usage
-    choice = chunk.choices[0]
-    delta = choice.delta
-    text = (delta.content or "") if delta is not None else ""
-    deltas: tuple[ToolCallDelta, ...] = ()
-    if delta is not None and delta.tool_calls:
-        deltas = tuple(
-            ToolCallDelta(
-                index=call.index,
-                id=call.id or None,
-                name=(call.function.name or None) if call.function else None,
-                arguments=(call.function.arguments or "") if call.function else "",
-            )
-            for call in delta.tool_calls
-        )
-    content = StreamChunk(text=text, tool_call_deltas=deltas) if text or deltas else None
-    return content, choice.finish_reason, usage
-
-
 class StreamState:
-    """Watches a chunk stream for its finish reason and usage; builds the closing chunk."""
+    """Folds ``ChatCompletionChunk``s into chunks; checks the stream really finished.
 
-    __slots__ = ("finish", "model", "usage")
+    Tool-call fragments go through a `ToolCallAssembler`, so the chunks carry each call's
+    slot (parallel calls that a server numbers alike get their own); refusal deltas stream
+    as text. Content-free deltas (role-only, empty) yield no chunk.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_calls", "finish", "has_text", "model", "provider", "refused", "usage")
+
+    def __init__(self, provider: str = "openai") -> None:
+        self.provider = provider
         self.finish: str | None = None
         self.usage: Usage | None = None
         self.model: str | None = None
+        self.has_text = False
+        self.refused = False
+        self._calls = ToolCallAssembler()
 
     def feed(self, chunk: Any) -> StreamChunk | None:
-        content, finish, usage = chunk_parts(chunk)
+        """The chunk this SDK chunk adds, if any."""
         if self.model is None:
             model = getattr(chunk, "model", None)
             self.model = model if isinstance(model, str) and model else None
-        if finish is not None:
-            self.finish = finish
+        usage = getattr(chunk, "usage", None)
         if usage is not None:
-            self.usage = usage
-        return content
+            self.usage = to_usage(usage)
+        if not chunk.choices:
+            return None
+        choice = chunk.choices[0]
+        if choice.finish_reason is not None:
+            self.finish = choice.finish_reason
+        delta = choice.delta
+        if delta is None:
+            return None
+        text = delta.content or ""
+        if not text:
+            refusal = getattr(delta, "refusal", None)
+            if refusal:
+                text = refusal
+                self.refused = True
+        calls = delta.tool_calls
+        if not calls:
+            if not text:
+                return None
+            self.has_text = True
+            return StreamChunk(text=text)
+        deltas = tuple([self._delta(call) for call in calls])
+        self.has_text = self.has_text or bool(text)
+        return StreamChunk(text=text, tool_call_deltas=deltas)
+
+    def _delta(self, call: Any) -> ToolCallDelta:
+        function = call.function
+        name = (function.name or None) if function else None
+        arguments = (function.arguments or "") if function else ""
+        index, id = getattr(call, "index", None), call.id or None
+        slot = None if id or name or index is None else self._calls.slot_of(index)
+        if slot is None:
+            slot = self._calls.add(index, id, name, None)
+        return ToolCallDelta(slot, id, name, arguments)
 
     def closing_chunk(self) -> StreamChunk:
         """The last chunk, with finish reason and usage.
 
         Raises:
-            ProviderConnectionError: The stream ended without a finish reason (cut off).
+            ProviderConnectionError: The stream ended without a recognised finish reason
+                (cut off; an unknown or empty reason does not count as a finish).
+            ProviderError: The finished answer is a failure (see `check_answer`).
         """
-        if self.finish is None:
-            raise ProviderConnectionError("the response stream ended before the answer finished")
-        return StreamChunk(
-            finish_reason=finish_reason(self.finish), usage=self.usage, provider_model=self.model
-        )
+        if self.finish not in _FINISH:
+            got = f" (last finish_reason {self.finish!r})" if self.finish else ""
+            raise ProviderConnectionError(
+                f"the response stream ended before the answer finished{got}"
+            )
+        reason = REFUSAL if self.refused else _FINISH[self.finish]
+        check_answer(self.has_text, bool(self._calls), reason, self.provider)
+        return StreamChunk(finish_reason=reason, usage=self.usage, provider_model=self.model)

@@ -20,6 +20,7 @@ from reliable_llm._errors import (
     ServerError,
 )
 from reliable_llm._http_errors import (
+    apply_retry_hints,
     class_for_status,
     error_fields,
     parse_retry_after,
@@ -56,6 +57,28 @@ def _scrub_exception(exc: BaseException, secret: SecretStr | None) -> None:
         exc.message = _mask(message, secret)  # type: ignore[attr-defined]
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = {id(exc)}
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        exc = exc.__cause__
+        seen.add(id(exc))
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether an SDK timeout error really is a timeout.
+
+    The SDKs' aiohttp transport reports every dropped or reset connection as a connect
+    timeout; the exception it was raised from says what happened.
+    """
+    root = _root_cause(exc)
+    return root is exc or transport_class(root) is not ProviderConnectionError
+
+
 def translate_error(
     exc: BaseException, sdk: ModuleType | None, *, provider: str, secret: SecretStr | None
 ) -> ProviderError | None:
@@ -64,6 +87,8 @@ def translate_error(
     The caller raises the result ``from exc``. Messages never contain the API key.
     """
     if isinstance(exc, ProviderError):
+        if exc.provider is None:
+            exc.provider = provider
         return exc
     if sdk is None or isinstance(exc, ConfigurationError):
         return None
@@ -71,9 +96,13 @@ def translate_error(
     status: int | None = None
     request_id: str | None = None
     retry_after: float | None = None
+    headers = None
     error_class: type[ProviderError]
-    if isinstance(exc, sdk.APITimeoutError):
+    if isinstance(exc, sdk.APITimeoutError) and _timed_out(exc):
         error_class, message = ProviderTimeoutError, "request timed out"
+    elif isinstance(exc, sdk.APITimeoutError):
+        root = _root_cause(exc)
+        error_class, message = ProviderConnectionError, f"connection failed: {_describe(root)}"
     elif isinstance(exc, sdk.APIConnectionError):
         cause = exc.__cause__
         detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
@@ -102,10 +131,11 @@ def translate_error(
             error_class, message = ServerError, f"malformed response: {type(exc).__name__}"
         else:
             return None
-    return error_class(
+    error = error_class(
         scrub(message, secret),
         status_code=status,
         request_id=request_id,
         retry_after=retry_after,
         provider=provider,
     )
+    return apply_retry_hints(error, headers)

@@ -224,3 +224,21 @@ def test_chunk_interval_spaces_out_deltas(
 
     assert text == "abcd"
     assert time.monotonic() - started >= 0.15
+
+
+def test_refusal_is_spelled_as_openai_does(
+    openai_client: openai.OpenAI, server: FakeLLMServer
+) -> None:
+    """A refusal reply comes as message.refusal (refusal deltas when streaming), finish stop."""
+    server.script("gpt-4o", Reply("I can't help with that.", finish_reason="refusal"))
+    server.script("gpt-4o", Reply("I can't help with that.", finish_reason="refusal", chunk_size=5))
+
+    choice = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices[0]
+    assert (choice.message.content, choice.message.refusal) == (None, "I can't help with that.")
+    assert choice.finish_reason == "stop"
+    chunks = list(
+        openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    )
+    refusal = "".join(c.choices[0].delta.refusal or "" for c in chunks if c.choices)
+    assert refusal == "I can't help with that."
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"

@@ -147,7 +147,7 @@ async def test_abandoned_stream_releases_its_connection(
 ) -> None:
     """Stopping after the first chunk closes the upstream response; the breaker stays clean."""
     made = target(kind)
-    server.script(made.scripted_as, Reply("a long answer " * 20, chunk_size=4))
+    server.script(made.scripted_as, Reply("a long answer " * 20, chunk_size=4, chunk_interval=0.01))
     manager = make_manager(made.provider, fallback=False)
 
     stream = manager.astream("hi")

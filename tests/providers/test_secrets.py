@@ -17,17 +17,17 @@ from reliable_llm import (
     ChatRequest,
     ConfigurationError,
     Message,
+    MissingAPIKeyError,
 )
 from reliable_llm.providers import (
     AnthropicProvider,
     AzureOpenAIProvider,
     OpenAIProvider,
-    ProviderConfigurationError,
     SecretStr,
     preset,
 )
 from reliable_llm.testing.fake_server import FakeLLMServer, HTTPError, Reply, unauthorized
-from tests.providers.conftest import KINDS, SENTINEL, ManagerFactory, Target, ask
+from tests.providers.conftest import KINDS, MODES, SENTINEL, ManagerFactory, Target, ask
 
 
 class RecordingCache:
@@ -116,14 +116,17 @@ async def test_sentinel_key_never_leaks(
 def test_missing_key_names_the_env_var_at_first_use(
     factory: Callable[[], Any], env_var: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Construction succeeds without a key; the first call raises ConfigurationError naming it."""
+    """Construction and warm() succeed without a key; a call raises MissingAPIKeyError naming it."""
     monkeypatch.delenv(env_var, raising=False)
     provider = factory()
+    provider.warm()
 
-    with pytest.raises(ConfigurationError, match=env_var) as caught:
+    with pytest.raises(MissingAPIKeyError, match=env_var) as caught:
         provider.complete(_request())
 
-    assert isinstance(caught.value, ProviderConfigurationError)
+    assert isinstance(caught.value, AuthenticationError)
+    assert not isinstance(caught.value, ConfigurationError)
+    assert caught.value.env_var == env_var
 
 
 def test_missing_azure_endpoint_names_the_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,18 +151,65 @@ def test_key_is_read_from_the_environment(
     provider.close()
 
 
-async def test_missing_key_reaches_the_caller_at_once(
-    make_manager: ManagerFactory, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("mode", MODES)
+async def test_missing_key_falls_back_like_a_401(
+    mode: str, make_manager: ManagerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Through the manager a missing key is the caller's to fix: no retry, fallback or count."""
+    """A model without its key is given up at once (no retry), counted, and the backup answers."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     manager = make_manager(OpenAIProvider("gpt-test"), max_retries=3)
 
-    with pytest.raises(ProviderConfigurationError, match="OPENAI_API_KEY"):
-        manager.chat("hi")
+    response = await ask(manager, mode)
 
-    assert manager.get_model_info("primary")["breaker"]["failure_count"] == 0
-    assert manager.get_model_info("backup")["attempts"] == 0
+    assert response.text == "fallback answer"
+    assert manager.get_model_info("primary")["breaker"]["failure_count"] == 1
+    assert manager.get_model_info("primary")["attempts"] == 1
+
+
+async def test_missing_key_is_named_in_all_models_failed(
+    make_manager: ManagerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a fallback, AllModelsFailedError carries a MissingAPIKeyError naming the variable."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    manager = make_manager(AnthropicProvider("claude-test"), fallback=False)
+
+    with pytest.raises(AllModelsFailedError, match="ANTHROPIC_API_KEY") as caught:
+        await manager.achat("hi")
+
+    assert isinstance(caught.value.errors[-1], MissingAPIKeyError)
+
+
+def test_missing_key_is_logged_once_per_provider(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """warm() and every later call raise or log, but the warning naming the variable comes once."""
+    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    provider = preset("groq", "llama-test")
+
+    with caplog.at_level(logging.WARNING, logger="reliable_llm.providers"):
+        provider.warm()
+        for _ in range(3):
+            with pytest.raises(MissingAPIKeyError):
+                provider.complete(_request())
+
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "GROQ_API_KEY" in warnings[0].getMessage()
+
+
+def test_key_set_after_a_miss_is_used(
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the variable is set, the next call succeeds: a missing key is not remembered."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    provider = OpenAIProvider("gpt-test", base_url=server.openai_base_url)
+    provider.warm()
+    with pytest.raises(MissingAPIKeyError):
+        provider.complete(_request())
+
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
+    assert provider.complete(_request()).text == "ok"
+    provider.close()
 
 
 def test_keyless_preset_never_sends_the_openai_key(

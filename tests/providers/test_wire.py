@@ -127,7 +127,7 @@ def test_anthropic_rejects_response_format_with_tools() -> None:
 
 
 def test_finish_reasons_are_normalized() -> None:
-    """Both protocols' stop reasons map onto stop / length / tool_calls / content_filter."""
+    """Both protocols' stop reasons map onto stop / length / tool_calls / refusal."""
     assert [openai_wire.finish_reason(r) for r in ("stop", "length", "function_call", None)] == [
         "stop",
         "length",
@@ -140,7 +140,7 @@ def test_finish_reasons_are_normalized() -> None:
         "stop",
         "length",
         "tool_calls",
-        "content_filter",
+        "refusal",
     ]
     assert anthropic_wire.finish_reason("tool_use", json_tool="reading") == "stop"
 

@@ -20,6 +20,7 @@ from reliable_llm import (
     Provider,
     StreamChunk,
     ToolCall,
+    ToolCallAssembler,
     ToolCallDelta,
     Usage,
 )
@@ -223,14 +224,24 @@ class LangChainChatProvider(Provider):
 
 
 class _ChunkFolder:
-    """Turns LangChain chunks into ours; usage is summed and reported once, at the end."""
+    """Turns LangChain chunks into ours; usage is summed and reported once, at the end.
 
-    __slots__ = ("finish_reason", "has_calls", "usage")
+    Tool-call chunks go through the core's `ToolCallAssembler`, so each delta carries its
+    call's slot: parallel calls numbered alike, or not numbered at all, stay apart.
+    """
+
+    __slots__ = ("_calls", "finish_reason", "has_calls", "usage")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.has_calls = False
+        self._calls = ToolCallAssembler()
+
+    def _delta(self, call: Any) -> ToolCallDelta:
+        id, name, arguments = call.get("id"), call.get("name"), call.get("args") or ""
+        slot = self._calls.add(call.get("index"), id, name, arguments)
+        return ToolCallDelta(slot, id, name, arguments)
 
     def add(self, chunk: AIMessageChunk) -> StreamChunk | None:
         usage = _usage(chunk)
@@ -239,10 +250,7 @@ class _ChunkFolder:
         reason = _finish_reason(chunk.response_metadata, False)
         if reason is not None:
             self.finish_reason = reason
-        deltas = tuple(
-            ToolCallDelta(c.get("index") or 0, c.get("id"), c.get("name"), c.get("args") or "")
-            for c in chunk.tool_call_chunks
-        )
+        deltas = tuple(self._delta(c) for c in chunk.tool_call_chunks)
         self.has_calls = self.has_calls or bool(deltas)
         text = chunk.text
         if not text and not deltas:

@@ -4,7 +4,10 @@
 protocols (JSON and SSE streaming) on 127.0.0.1, so the official SDKs talk to it unchanged.
 Each model's answers are scripted with steps: a `Reply`, or a `Fault` such as an
 `HTTPError` (see `rate_limited`, `server_error`, ...), a `Hang`, a `ResetConnection`,
-`MalformedJSON`, a mid-stream `StreamErrorEvent` or a `StreamCut`. It uses only the
+`MalformedJSON`, a mid-stream `StreamErrorEvent`, a `StreamCut`, or a `SlowWire` answer
+(`trickled_body`, `slow_headers`, `keep_alive_comments`, `anthropic_pings`) that only a
+deadline on the whole call notices. A `Transcript` replays a recorded response byte
+for byte. It uses only the
 standard library, serving from a background thread with its own event loop::
 
     import openai
@@ -29,6 +32,13 @@ from ._cli import run_fake_server_cli
 from ._log import ProtocolName, RecordedRequest
 from ._script import Responder
 from ._server import FakeLLMServer
+from ._slow import (
+    SlowWire,
+    anthropic_pings,
+    keep_alive_comments,
+    slow_headers,
+    trickled_body,
+)
 from ._steps import (
     Fault,
     Hang,
@@ -47,6 +57,7 @@ from ._steps import (
     server_error,
     unauthorized,
 )
+from ._transcript import Transcript
 
 __all__ = [
     "FakeLLMServer",
@@ -59,15 +70,21 @@ __all__ = [
     "Reply",
     "ResetConnection",
     "Responder",
+    "SlowWire",
     "Step",
     "StreamCut",
     "StreamErrorEvent",
     "ToolCallSpec",
+    "Transcript",
+    "anthropic_pings",
     "context_length_exceeded",
+    "keep_alive_comments",
     "not_found",
     "overloaded",
     "rate_limited",
     "run_fake_server_cli",
     "server_error",
+    "slow_headers",
+    "trickled_body",
     "unauthorized",
 ]

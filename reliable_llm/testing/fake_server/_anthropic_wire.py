@@ -157,6 +157,10 @@ class AnthropicWire:
         """Return a ``content_block_delta`` event whose data is ``text``."""
         return sse(text, event="content_block_delta")
 
+    def ping_frame(self) -> bytes:
+        """Return ``event: ping`` with data ``{"type": "ping"}``."""
+        return _event("ping")
+
     @staticmethod
     def _message_shell(exchange: Exchange) -> dict[str, object]:
         return {

@@ -54,7 +54,7 @@ class Handler:
                 if request is None:
                     break
                 connection.keep_alive = request.keep_alive
-                connection.response_started = False
+                connection.begin_response()
                 await self._answer_or_report(connection, request)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away; nothing left to answer

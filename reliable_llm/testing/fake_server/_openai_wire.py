@@ -94,10 +94,11 @@ class OpenAIWire:
     def completion(self, reply: Reply, exchange: Exchange) -> object:
         """Return a ``chat.completion`` object."""
         prompt, completion = usage_of(reply, exchange.body)
+        content = reply.text if reply.text or not reply.tool_calls else None
         message: dict[str, object] = {
             "role": "assistant",
-            "content": reply.text if reply.text or not reply.tool_calls else None,
-            "refusal": None,
+            "content": None if reply.refusal else content,
+            "refusal": reply.text if reply.refusal else None,
             "annotations": [],
         }
         if reply.tool_calls:
@@ -146,8 +147,9 @@ class OpenAIWire:
         frames = [
             Frame(chunk({"role": "assistant", "content": "", "refusal": None}), FrameKind.STRUCTURE)
         ]
+        field = "refusal" if reply.refusal else "content"
         frames += [
-            Frame(chunk({"content": piece}), FrameKind.CONTENT)
+            Frame(chunk({field: piece}), FrameKind.CONTENT)
             for piece in pieces(reply.text, reply.chunk_size)
         ]
         for index, call in enumerate(reply.tool_calls):
@@ -190,6 +192,10 @@ class OpenAIWire:
     def malformed_frame(self, text: str) -> bytes:
         """Return ``data: <text>``."""
         return sse(text)
+
+    def ping_frame(self) -> bytes:
+        """Return an SSE comment: the protocol has no ping event, so servers send comments."""
+        return b": ping\n\n"
 
 
 def _usage(prompt: int, completion: int) -> dict[str, object]:

@@ -24,7 +24,6 @@ _TO_OPENAI = {
     "pause_turn": "stop",
     "max_tokens": "length",
     "tool_use": "tool_calls",
-    "refusal": "content_filter",
 }
 #: Stop reasons in Anthropic vocabulary, keyed by their OpenAI equivalent.
 _TO_ANTHROPIC = {
@@ -86,6 +85,9 @@ class Reply:
         finish_reason: ``None`` computes it (``tool_calls`` / ``tool_use`` when there are
             tool calls, else ``stop`` / ``end_turn``). Either vocabulary is accepted and
             translated for the other protocol (``length`` <-> ``max_tokens``, ...).
+            ``"refusal"`` makes ``text`` a refusal, spelled as each protocol does: OpenAI's
+            ``message.refusal`` (``refusal`` deltas when streaming) with ``finish_reason``
+            ``stop``, Anthropic's ``stop_reason: "refusal"``.
         latency: Seconds to wait before the response headers are sent.
         chunk_size: Characters per streamed text or tool-argument delta.
         chunk_interval: Seconds to wait between streamed deltas.
@@ -111,10 +113,17 @@ class Reply:
         if self.usage is not None and min(self.usage) < 0:
             raise ValueError("usage token counts must be >= 0")
 
+    @property
+    def refusal(self) -> bool:
+        """Whether ``text`` is a refusal."""
+        return self.finish_reason == "refusal"
+
     def openai_finish_reason(self) -> str:
-        """Return the finish reason in OpenAI vocabulary."""
+        """Return the finish reason in OpenAI vocabulary (a refusal finishes with ``stop``)."""
         if self.finish_reason is None:
             return "tool_calls" if self.tool_calls else "stop"
+        if self.refusal:
+            return "stop"
         return _TO_OPENAI.get(self.finish_reason, self.finish_reason)
 
     def anthropic_stop_reason(self) -> str:

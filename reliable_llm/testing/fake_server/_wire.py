@@ -93,6 +93,10 @@ class WireFormat(Protocol):
         """Return an SSE event whose data is the broken JSON ``text``."""
         ...
 
+    def ping_frame(self) -> bytes:
+        """Return the SSE event that keeps a quiet stream alive."""
+        ...
+
 
 def sse(data: object, event: str | None = None) -> bytes:
     """Encode one server-sent event; ``data`` is JSON-encoded unless it is a string."""

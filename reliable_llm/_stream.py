@@ -67,7 +67,7 @@ class ToolCallAssembler:
         self, index: int | None, id: str | None, name: str | None, arguments: str | None
     ) -> int:
         """Fold one fragment in; return the slot of the call it belongs to."""
-        slot = None if id else self._by_index.get(index)  # type: ignore[arg-type]
+        slot = None if id or index is None else self._by_index.get(index)
         if slot is None:  # not the common case, a continuation fragment
             slot = self._slot(index, id or None)
         call = self._calls[slot]

@@ -169,7 +169,8 @@ class ChatRequest(NamedTuple):
 
 
 FinishReason = str
-"""``"stop"``, ``"length"``, ``"tool_calls"``, ``"content_filter"`` or ``"error"``."""
+"""``"stop"``, ``"length"``, ``"tool_calls"``, ``"content_filter"``, ``"refusal"`` (the model
+declined; never cached) or ``"error"``."""
 
 
 class Attempt(NamedTuple):

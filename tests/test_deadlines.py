@@ -158,15 +158,24 @@ def test_a_trickling_body_is_bounded_by_the_attempt_deadline(asynchronous: bool)
     server = _TricklingServer(gap=0.4)
     try:
         manager = LLMManager(max_retries=0, enable_caching=False, timeouts=TimeoutPolicy(1.5, 1.0))
-        manager.register_model("m", OpenAIProvider("m", base_url=server.url, api_key="sk-test"))
+        provider = OpenAIProvider("m", base_url=server.url, api_key="sk-test")
+        manager.register_model("m", provider)
+
+        async def achat() -> None:
+            try:
+                await manager.achat("hi")
+            finally:
+                await provider.aclose()
+
         start = time.monotonic()
         with pytest.raises(AllModelsFailedError) as caught:
             if asynchronous:
-                asyncio.run(manager.achat("hi"))
+                asyncio.run(achat())
             else:
                 manager.chat("hi")
         elapsed = time.monotonic() - start
     finally:
+        provider.close()
         server.close()
     assert isinstance(caught.value.errors[0], ProviderTimeoutError)
     assert 0.9 <= elapsed < 2.5  # not the ~9 s the body takes to trickle in

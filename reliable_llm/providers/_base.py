@@ -99,6 +99,7 @@ class SDKProvider(Provider):
         self._client: Any = None
         # An async client's connections belong to one event loop, so there is one per loop.
         self._async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._loop_closers: dict[asyncio.AbstractEventLoop, Any] = {}
         # Built by warm() off any loop; the first event loop that asks adopts it.
         self._spare_async_client: Any = None
         self._warned_missing_key = False
@@ -186,10 +187,12 @@ class SDKProvider(Provider):
                 if client is None:
                     for old in [old for old in self._async_clients if old.is_closed()]:
                         _discard(self._async_clients.pop(old))
+                        self._loop_closers.pop(old, None)
                     client, self._spare_async_client = self._spare_async_client, None
                     if client is None:
                         client = self._make_client(self._load(), asynchronous=True)
                     self._async_clients[loop] = client
+                    self._loop_closers[loop] = _close_with_loop(self, loop, client)
         return client
 
     def _make_client(self, sdk: ModuleType, *, asynchronous: bool) -> Any:
@@ -279,9 +282,10 @@ class SDKProvider(Provider):
             client.close()
 
     async def aclose(self) -> None:
-        """Close the clients this provider created (call it before the event loop ends).
+        """Close the clients this provider created, now.
 
-        Clients passed in are left open: they belong to the caller.
+        Optional under ``asyncio.run``: a client is closed by its own loop as the loop shuts
+        down. Clients passed in are left open: they belong to the caller.
         """
         with self._lock:
             client = self._async_clients.pop(asyncio.get_running_loop(), None)
@@ -313,6 +317,35 @@ class SDKProvider(Provider):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+
+def _close_with_loop(
+    provider: SDKProvider, loop: asyncio.AbstractEventLoop, client: Any
+) -> AsyncIterator[None]:
+    """An async generator, started here, whose ``finally`` closes ``client`` on ``loop``.
+
+    ``asyncio.run`` (and ``loop.shutdown_asyncgens``) closes every async generator still
+    suspended on its loop before the loop closes, so the client's connections (an aiohttp
+    session, say) are closed by their own loop instead of being reported unclosed at exit.
+    The provider keeps the generator alive; it must not be collected early.
+    """
+
+    async def closer() -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            with provider._lock:
+                if provider._async_clients.get(loop) is client:
+                    del provider._async_clients[loop]
+                provider._loop_closers.pop(loop, None)
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    generator = closer()
+    step: Any = generator.__anext__()
+    with contextlib.suppress(StopIteration):  # the first step reaches `yield` without awaiting
+        step.send(None)
+    return generator
 
 
 _discarding: set[asyncio.Task[Any]] = set()

@@ -6,8 +6,6 @@ import asyncio
 import gc
 from typing import Any
 
-import pytest
-
 from reliable_llm import ChatRequest, LLMManager, Message
 from reliable_llm.providers import AnthropicProvider, OpenAIProvider
 from reliable_llm.providers._base import SDKProvider
@@ -22,22 +20,30 @@ def _providers(server: FakeLLMServer) -> list[SDKProvider]:
     ]
 
 
-# A loop closed without `await provider.aclose()` leaves its pooled sockets open; nothing
-# can close them once the loop is gone, so their ResourceWarnings are expected here.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_provider_works_across_asyncio_run_calls(server: FakeLLMServer) -> None:
-    """Three asyncio.run calls through one manager all succeed on the first attempt."""
+    """Three asyncio.run calls through one manager all succeed on the first attempt, and each
+    loop's client is closed by that loop as asyncio.run shuts it down (nothing left unclosed)."""
     for provider in _providers(server):
         manager = LLMManager(enable_caching=False, clock=FakeClock())
         manager.register_model("m", provider)
+        clients: list[Any] = []
 
-        answers = [asyncio.run(manager.achat("hi")) for _ in range(3)]
+        async def ask(
+            provider: SDKProvider = provider,
+            manager: LLMManager = manager,
+            clients: list[Any] = clients,
+        ) -> Any:
+            answer = await manager.achat("hi")
+            clients.append(provider.async_client())
+            return answer
+
+        answers = [asyncio.run(ask()) for _ in range(3)]
 
         assert [a.text for a in answers] == ["ok"] * 3
         assert all(len(a.attempts) == 1 for a in answers)
-        asyncio.run(provider.aclose())
-    gc.collect()  # so the expected warnings surface inside this test
+        assert len({id(c) for c in clients}) == 3
+        assert all(client.is_closed() for client in clients)
+    gc.collect()  # any unclosed session would surface here as an error
 
 
 def test_each_live_loop_gets_its_own_client(server: FakeLLMServer) -> None:

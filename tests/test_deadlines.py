@@ -4,7 +4,6 @@ and slow models (blocking callables, trickling HTTP bodies) are cut off on a rea
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,13 +14,24 @@ from drivers import Ask
 
 from reliable_llm import (
     AllModelsFailedError,
+    ChatResponse,
     FailureReason,
     LLMManager,
     ProviderTimeoutError,
     ServerError,
+    StreamInterruptedError,
     TimeoutPolicy,
 )
+from reliable_llm.providers._base import SDKProvider
 from reliable_llm.testing import FakeClock, Reply, ScriptedModel
+from reliable_llm.testing.fake_server import (
+    FakeLLMServer,
+    Step,
+    anthropic_pings,
+    keep_alive_comments,
+    trickled_body,
+)
+from reliable_llm.testing.fake_server import Reply as WireReply
 
 
 def test_a_retry_that_does_not_fit_hands_over_to_the_backup(
@@ -102,80 +112,109 @@ def test_a_slow_plain_callable_is_cut_off(asynchronous: bool, release: threading
     assert 0.45 <= elapsed < 2.5  # not the 6 s the primary takes
 
 
-class _TricklingServer:
-    """An HTTP server that sends a valid chat completion a few bytes every ``gap`` seconds."""
-
-    BODY = (
-        b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m",'
-        b'"choices":[{"index":0,"message":{"role":"assistant","content":"slow"},'
-        b'"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,'
-        b'"total_tokens":2}}'
-    )
-
-    def __init__(self, gap: float) -> None:
-        self.gap = gap
-        self.stop = threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            head = (
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\n\r\n" % len(self.BODY)
-            )
-            try:
-                conn.sendall(head)
-                for i in range(0, len(self.BODY), 8):
-                    if self.stop.wait(self.gap):
-                        return
-                    conn.sendall(self.BODY[i : i + 8])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
+@pytest.fixture
+def server() -> Iterator[FakeLLMServer]:
+    """A started fake server speaking the OpenAI and Anthropic wires."""
+    with FakeLLMServer() as fake:
+        yield fake
 
 
-@pytest.mark.parametrize("asynchronous", [False, True])
-def test_a_trickling_body_is_bounded_by_the_attempt_deadline(asynchronous: bool) -> None:
-    """A body sent a few bytes every 0.4 s fails at per_attempt=1, not after it trickles in."""
-    from reliable_llm.providers import OpenAIProvider
+def _sdk_manager(
+    kind: str, server: FakeLLMServer, timeouts: TimeoutPolicy, backup: bool = False
+) -> tuple[LLMManager, SDKProvider]:
+    from reliable_llm.providers import AnthropicProvider, OpenAIProvider
 
-    server = _TricklingServer(gap=0.4)
+    provider: SDKProvider
+    if kind == "openai":
+        provider = OpenAIProvider("m", base_url=server.openai_base_url, api_key="sk-test")
+    else:
+        provider = AnthropicProvider("m", base_url=server.anthropic_base_url, api_key="sk-test")
+    manager = LLMManager(max_retries=0, enable_caching=False, timeouts=timeouts)
+    manager.register_model("m", provider)
+    if backup:
+        manager.register_model("backup", ScriptedModel(default="backup answer"))
+        manager.set_fallback_chain(["backup"])
+    return manager, provider
+
+
+def _run(manager: LLMManager, provider: SDKProvider, driver: str) -> ChatResponse:
+    """One request through ``driver``; the provider's clients are closed afterwards."""
+
+    async def consume() -> ChatResponse:
+        try:
+            if driver == "async":
+                return await manager.achat("hi")
+            stream = manager.astream("hi")
+            async for _chunk in stream:
+                pass
+            assert stream.response is not None
+            return stream.response
+        finally:
+            await provider.aclose()
+
     try:
-        manager = LLMManager(max_retries=0, enable_caching=False, timeouts=TimeoutPolicy(1.5, 1.0))
-        provider = OpenAIProvider("m", base_url=server.url, api_key="sk-test")
-        manager.register_model("m", provider)
-
-        async def achat() -> None:
-            try:
-                await manager.achat("hi")
-            finally:
-                await provider.aclose()
-
-        start = time.monotonic()
-        with pytest.raises(AllModelsFailedError) as caught:
-            if asynchronous:
-                asyncio.run(achat())
-            else:
-                manager.chat("hi")
-        elapsed = time.monotonic() - start
+        if driver == "sync":
+            return manager.chat("hi")
+        if driver == "stream":
+            sync_stream = manager.stream("hi")
+            for _chunk in sync_stream:
+                pass
+            assert sync_stream.response is not None
+            return sync_stream.response
+        return asyncio.run(consume())
     finally:
         provider.close()
-        server.close()
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_trickling_body_is_bounded_by_the_attempt_deadline(
+    kind: str, driver: str, server: FakeLLMServer
+) -> None:
+    """A body sent 8 bytes every 0.4 s fails at per_attempt=1, not after it trickles in."""
+    server.set_default(None, trickled_body(WireReply("a slow answer"), bytes_per_write=8))
+    manager, provider = _sdk_manager(kind, server, TimeoutPolicy(total=1.5, per_attempt=1.0))
+    start = time.monotonic()
+    with pytest.raises(AllModelsFailedError) as caught:
+        _run(manager, provider, driver)
+    elapsed = time.monotonic() - start
     assert isinstance(caught.value.errors[0], ProviderTimeoutError)
-    assert 0.9 <= elapsed < 2.5  # not the ~9 s the body takes to trickle in
+    assert 0.9 <= elapsed < 2.5  # not the several seconds the body takes to trickle in
+
+
+@pytest.mark.parametrize(
+    ("kind", "driver", "step"),
+    [
+        ("openai", "stream", keep_alive_comments(20, WireReply("late"), interval=0.1)),
+        ("anthropic", "astream", anthropic_pings(20, WireReply("late"), interval=0.1)),
+    ],
+)
+def test_keep_alives_before_the_first_chunk_do_not_hold_the_attempt_open(
+    kind: str, driver: str, step: Step, server: FakeLLMServer
+) -> None:
+    """SSE comments and Anthropic pings are not chunks: the first-chunk bound still fires and
+    the backup answers."""
+    server.set_default(None, step)
+    timeouts = TimeoutPolicy(total=10, per_attempt=0.6)
+    manager, provider = _sdk_manager(kind, server, timeouts, backup=True)
+    start = time.monotonic()
+    response = _run(manager, provider, driver)
+    elapsed = time.monotonic() - start
+    assert (response.model, response.text) == ("backup", "backup answer")
+    assert isinstance(response.attempts[0].error, ProviderTimeoutError)
+    assert 0.55 <= elapsed < 1.9  # not the 2 s of keep-alives before the answer
+
+
+@pytest.mark.parametrize(("kind", "driver"), [("openai", "astream"), ("anthropic", "stream")])
+def test_a_stream_that_goes_idle_is_interrupted(
+    kind: str, driver: str, server: FakeLLMServer
+) -> None:
+    """A stream whose chunks stop coming for longer than stream_idle is interrupted."""
+    server.set_default(None, WireReply("one two three four", chunk_size=4, chunk_interval=1.5))
+    timeouts = TimeoutPolicy(total=10, per_attempt=5, stream_idle=0.4)
+    manager, provider = _sdk_manager(kind, server, timeouts)
+    start = time.monotonic()
+    with pytest.raises(StreamInterruptedError) as caught:
+        _run(manager, provider, driver)
+    assert isinstance(caught.value.__cause__, ProviderTimeoutError)
+    assert time.monotonic() - start < 1.4  # the first gap, not the whole answer

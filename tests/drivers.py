@@ -6,45 +6,25 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from reliable_llm import ChatResponse, LLMManager, StreamAccumulator
+from reliable_llm import ChatResponse, LLMManager
 
 Ask = Callable[..., ChatResponse]
 
 
 def _stream(manager: LLMManager, messages: Any, **kwargs: Any) -> ChatResponse:
-    acc = StreamAccumulator()
-    model = ""
-    cached = False
-    for chunk in manager.stream(messages, **kwargs):
-        acc.add(chunk)
-        model, cached = chunk.model, chunk.cached
-    response = acc.response(model=model)
-    return ChatResponse(
-        response.text,
-        response.tool_calls,
-        response.finish_reason,
-        response.usage,
-        model,
-        cached=cached,
-    )
+    stream = manager.stream(messages, **kwargs)
+    for _chunk in stream:
+        pass
+    assert stream.response is not None, "an exhausted stream carries its response"
+    return stream.response
 
 
 async def _astream(manager: LLMManager, messages: Any, **kwargs: Any) -> ChatResponse:
-    acc = StreamAccumulator()
-    model = ""
-    cached = False
-    async for chunk in manager.astream(messages, **kwargs):
-        acc.add(chunk)
-        model, cached = chunk.model, chunk.cached
-    response = acc.response(model=model)
-    return ChatResponse(
-        response.text,
-        response.tool_calls,
-        response.finish_reason,
-        response.usage,
-        model,
-        cached=cached,
-    )
+    stream = manager.astream(messages, **kwargs)
+    async for _chunk in stream:
+        pass
+    assert stream.response is not None, "an exhausted stream carries its response"
+    return stream.response
 
 
 DRIVERS = ["sync", "async", "stream", "astream"]

@@ -163,3 +163,24 @@ def test_accumulator_uses_the_assembler() -> None:
     acc.add(StreamChunk(tool_call_deltas=(ToolCallDelta(0, "b", "g", "{}"),)))
     acc.add(StreamChunk(finish_reason="tool_calls"))
     assert [c.name for c in acc.response().tool_calls] == ["f", "g"]
+
+
+def test_an_exhausted_stream_carries_its_whole_response(manager: LLMManager) -> None:
+    """stream.response holds what chat() would return: text, model, attempts, fallbacks."""
+    manager.register_model("primary", ScriptedModel([ServerError("down")] * 4))
+    manager.register_model("backup", ScriptedModel(default="from the backup", chunk_size=3))
+    manager.set_fallback_chain(["backup"])
+    stream = manager.stream("hi")
+    assert stream.response is None
+    text = "".join(chunk.text for chunk in stream)
+    response = stream.response
+    assert response is not None
+    assert (response.text, response.model) == (text, "backup")
+    assert response.fallback_from == ("primary",)
+    assert [(a.model, a.succeeded) for a in response.attempts] == [
+        *[("primary", False)] * 4,
+        ("backup", True),
+    ]
+    replay = manager.stream("hi")
+    assert "".join(chunk.text for chunk in replay) == text
+    assert replay.response is not None and replay.response.cached

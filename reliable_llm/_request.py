@@ -38,8 +38,9 @@ _TOOL_CHOICE_MODES = frozenset(("auto", "none", "required"))
 NEVER_KEYED = frozenset(
     ("api_key", "timeout", "request_timeout", "extra_headers", "headers", "max_retries")
 )
-"""Parameters that never change the answer and may hold secrets: passed to the provider, never
-part of a cache key (nor of anything logged)."""
+"""Parameters that never change the answer and may hold secrets or transport settings: never
+sent as request-body fields (providers use them as transport options; ``extra_headers`` become
+headers) and never part of a cache key. The one such set, shared by the cache and providers."""
 
 _strict_dumps = json.JSONEncoder(allow_nan=False).encode
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reliable_llm._errors import ProviderConnectionError
+from reliable_llm._request import NEVER_KEYED
 from reliable_llm._stream import ToolCallAssembler
 from reliable_llm._types import (
     ChatRequest,
@@ -32,9 +33,7 @@ __all__ = [
 ]
 
 #: ``ChatRequest.extra`` keys that never go upstream: secrets and transport settings we own.
-PASSTHROUGH_EXCLUDED = frozenset(
-    ("api_key", "timeout", "request_timeout", "max_retries", "headers", "extra_headers")
-)
+PASSTHROUGH_EXCLUDED = NEVER_KEYED  # the one set: never sent as body fields, never keyed
 
 _FINISH = {
     "stop": "stop",

@@ -60,7 +60,7 @@ async def within(awaitable: Awaitable[T], timeout: float) -> T:
 
 
 class _Job:
-    __slots__ = ("done", "error", "fn", "result")
+    __slots__ = ("abandoned", "done", "error", "fn", "result")
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self.fn = fn
@@ -68,10 +68,12 @@ class _Job:
         self.done.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
+        self.abandoned = False  # its caller stopped waiting before it started: skip it
 
     def run(self) -> None:
         try:
-            self.result = self.fn()
+            if not self.abandoned:
+                self.result = self.fn()
         except BaseException as exc:  # handed to the waiting caller, who re-raises it
             self.error = exc
         finally:
@@ -80,36 +82,44 @@ class _Job:
 
 
 class _Workers:
-    """Daemon worker threads, started on demand and stopped after ``_IDLE_EXIT`` idle seconds."""
+    """Daemon worker threads, started on demand (at most ``limit``) and stopped after
+    ``_IDLE_EXIT`` idle seconds; beyond the limit, jobs wait for a free worker.
 
-    def __init__(self) -> None:
+    The idle accounting follows `concurrent.futures.ThreadPoolExecutor`: a worker that
+    finishes a job releases an "idle" permit; a submitter that takes one relies on that
+    worker instead of starting a thread.
+    """
+
+    def __init__(self, limit: int = 256) -> None:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._idle = 0
+        self._idle = threading.Semaphore(0)
+        self._threads = 0
+        self.limit = limit
 
     def submit(self, job: _Job) -> None:
-        # Put under the lock: an idle worker that times out checks the queue under it.
+        self._jobs.put(job)
+        if self._idle.acquire(blocking=False):
+            return
         with self._lock:
-            start = self._idle == 0
-            if not start:
-                self._idle -= 1
-            self._jobs.put(job)
-        if start:
-            threading.Thread(target=self._work, name="reliable-llm-call", daemon=True).start()
+            if self._threads >= self.limit:
+                return  # queued: the next worker to finish takes it
+            self._threads += 1
+        threading.Thread(target=self._work, name="reliable-llm-call", daemon=True).start()
 
     def _work(self) -> None:
         while True:
             try:
                 job = self._jobs.get(timeout=_IDLE_EXIT)
             except queue.Empty:
-                with self._lock:
-                    if self._jobs.empty():
-                        self._idle -= 1
-                        return
+                # Exit only if no submitter counted on this worker (took its permit).
+                if self._idle.acquire(blocking=False):
+                    with self._lock:
+                        self._threads -= 1
+                    return
                 continue
             job.run()
-            with self._lock:
-                self._idle += 1
+            self._idle.release()
 
 
 _workers = _Workers()
@@ -128,6 +138,7 @@ def call_with_timeout(fn: Callable[[], T], timeout: float) -> T:
     job = _Job(_in_context(fn))
     _workers.submit(job)
     if not job.done.acquire(timeout=timeout):
+        job.abandoned = True
         raise _timeout_error(timeout)
     if job.error is not None:
         error, job.error = job.error, None
@@ -159,6 +170,7 @@ async def in_worker(fn: Callable[[], T]) -> T:
 
     def run() -> None:
         job = _Job(call)
+        job.abandoned = future.done()  # cancelled or timed out before a worker was free
         job.run()
         # A closed loop (RuntimeError) means nobody is waiting any more.
         with contextlib.suppress(RuntimeError):

@@ -218,3 +218,30 @@ def test_a_stream_that_goes_idle_is_interrupted(
         _run(manager, provider, driver)
     assert isinstance(caught.value.__cause__, ProviderTimeoutError)
     assert time.monotonic() - start < 1.4  # the first gap, not the whole answer
+
+
+def test_worker_threads_are_bounded_and_skip_abandoned_calls() -> None:
+    """Beyond its limit the pool queues calls; a call abandoned before it starts never runs."""
+    from reliable_llm._deadline import _Job, _Workers
+
+    pool = _Workers(limit=2)
+    gate = threading.Event()
+    running: list[int] = []
+    ran: list[int] = []
+
+    def blocking(n: int) -> None:
+        running.append(n)
+        gate.wait(5)
+        ran.append(n)
+
+    jobs = [_Job(lambda n=n: blocking(n)) for n in range(3)]
+    for job in jobs:
+        pool.submit(job)
+    while len(running) < 2:
+        gate.wait(0.001)
+    assert sorted(running) == [0, 1]  # the third waits for a free worker
+    jobs[2].abandoned = True  # its caller timed out meanwhile
+    gate.set()
+    for job in jobs:
+        assert job.done.acquire(timeout=5)
+    assert sorted(ran) == [0, 1]

@@ -227,7 +227,8 @@ class LLMManager:
         Returns a dict with ``name``, ``metadata``, ``provider`` (secret-free description),
         ``is_active``, ``breaker`` (``state``, ``failure_count``, ``failure_threshold``,
         ``recovery_timeout``, ``retry_in``), and the counters ``attempts``,
-        ``success_count``, ``failure_count``, ``retries``, ``requests_served``,
+        ``success_count``, ``failure_count``, ``cancelled_attempts``, ``retries``,
+        ``requests_served``,
         ``avg_latency``, ``p95_latency``, ``latency``, ``last_used``, ``last_error_type``,
         ``breaker_opens`` and ``tokens``.
 
@@ -250,7 +251,9 @@ class LLMManager:
         """Overall metrics as a plain dict.
 
         Keys: ``total_requests``, ``successful_requests``, ``failed_requests``,
-        ``success_rate``, ``cache`` (``hits``, ``misses``, ``hit_rate``, ``size``), ``retries``,
+        ``cancelled_requests`` (cancelled tasks, abandoned streams, ``KeyboardInterrupt``),
+        ``success_rate``, ``cache`` (``hits``, ``misses``, ``hit_rate``, ``size``, ``errors``:
+        backend failures and unreadable entries, each served as a miss), ``retries``,
         ``fallbacks`` (``total``, ``by_pair`` as ``"from->to"``, ``by_reason``),
         ``breaker_transitions``, ``latency`` (``avg``, ``p50``, ``p95``, ``p99`` seconds of
         uncached requests), ``tokens`` (``input``, ``output``, ``total``), ``models`` (per model:

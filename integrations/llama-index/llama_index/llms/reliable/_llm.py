@@ -69,27 +69,35 @@ class ReliableLLM(FunctionCallingLLM):
     Example:
         >>> llm = ReliableLLM(manager=manager)
         >>> llm = ReliableLLM(
-        ...     models={"primary": OpenAI(model="gpt-4o-mini", max_retries=0), "backup": backup},
-        ...     model="primary",
-        ...     fallbacks=["backup"],
+        ...     models={"primary": OpenAI(model="gpt-4o-mini"), "backup": "groq:llama-3.3-70b"},
+        ...     max_retries=2,
         ... )
+
+    `langchain_reliable_llm.ReliableChatModel` takes the same options with the same meanings.
+    Responses' ``additional_kwargs`` (and the last response of a stream) say how the answer
+    was obtained, under the same keys as that adapter's ``response_metadata``: ``model``,
+    ``provider``, ``provider_model``, ``finish_reason``, ``cached``, ``fallback_from``,
+    ``fallbacks`` and ``attempts``, plus token counts.
 
     Args:
         manager: The manager to serve calls. Mutually exclusive with ``models``.
         models: Models to register on a new manager: `reliable_llm.Provider`s, seed-style
-            callables or LlamaIndex LLMs (wrapped in `LlamaIndexLLMProvider`).
+            callables, ``"<preset>:<model>"`` strings or LlamaIndex LLMs (wrapped in
+            `LlamaIndexLLMProvider`).
+        model: The model tried first (default: the manager's active model; with ``models``,
+            the first one).
+        fallbacks: The models tried after it, in order (default: the manager's chain; with
+            ``models``, the other models in order).
+        max_retries, enable_caching, retry, breaker, failure_threshold, recovery_timeout,
+            cache_policy, timeouts, clock: Options of the new manager (only with ``models``).
         model_metadata: Metadata per model name (``context_window``, ``max_output_tokens``,
-            ``function_calling``, ``model_name``, ...).
-        model: The model tried first (default: the manager's active model).
-        fallbacks: The models tried after it, in order (default: the manager's chain).
-        max_retries, enable_caching, retry, breaker, cache, timeouts, clock: Options of the
-            new manager (only with ``models``).
+            ``function_calling``, ``model_name``, ...), only with ``models``.
         **kwargs: Fields of this LLM (``temperature``, ``max_tokens``, ``use_cache``,
             ``cache_ttl``, ``timeout``, ``additional_kwargs``, ``system_prompt``, ...).
 
     Raises:
         ConfigurationError: Neither or both of ``manager`` and ``models``, manager options
-            with an existing manager, or an invalid model option.
+            with an existing manager, or an invalid model or option.
         UnknownModelError: ``model`` or a fallback is not registered.
     """
 
@@ -121,34 +129,36 @@ class ReliableLLM(FunctionCallingLLM):
         *,
         manager: LLMManager | None = None,
         models: Mapping[str, Any] | None = None,
-        model_metadata: Mapping[str, Mapping[str, Any]] | None = None,
         model: str | None = None,
         fallbacks: Sequence[str] | None = None,
         max_retries: int | None = None,
         enable_caching: bool | None = None,
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
-        cache: CachePolicy | None = None,
+        failure_threshold: int | None = None,
+        recovery_timeout: float | None = None,
+        cache_policy: CachePolicy | None = None,
         timeouts: TimeoutPolicy | None = None,
         clock: Clock | None = None,
+        model_metadata: Mapping[str, Mapping[str, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
-        options: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "max_retries": max_retries,
-                "enable_caching": enable_caching,
-                "retry": retry,
-                "breaker": breaker,
-                "cache": cache,
-                "timeouts": timeouts,
-                "clock": clock,
-            }.items()
-            if v is not None
+        given = {
+            "max_retries": max_retries,
+            "enable_caching": enable_caching,
+            "retry": retry,
+            "breaker": breaker,
+            "failure_threshold": failure_threshold,
+            "recovery_timeout": recovery_timeout,
+            "cache_policy": cache_policy,
+            "timeouts": timeouts,
+            "clock": clock,
+            "model_metadata": model_metadata,
         }
         chain = None if fallbacks is None else list(fallbacks)
         super().__init__(model=model, fallbacks=chain, **kwargs)
-        self._core = build_core(manager, models, model_metadata, model, chain, options)
+        options = {k: v for k, v in given.items() if v is not None}
+        self._core = build_core(manager, models, model=model, fallbacks=chain, options=options)
         install_event_bridge(self._core.manager)
 
     @classmethod
@@ -243,6 +253,15 @@ class ReliableLLM(FunctionCallingLLM):
         core = self._core
         return core.manager.astream(self._messages(messages), **self._params(kwargs, core))
 
+    def _translator(self) -> StreamTranslator:
+        core = self._core
+        manager = core.manager
+        if not core.per_call_route:
+            return StreamTranslator(manager, manager.route)
+        first = self.model or manager.active_model or ""
+        chain = self.fallbacks if self.fallbacks is not None else manager.fallback_chain
+        return StreamTranslator(manager, [first, *(n for n in chain if n != first)])
+
     # -- chat --------------------------------------------------------------------------------
 
     @llm_chat_callback()
@@ -272,7 +291,7 @@ class ReliableLLM(FunctionCallingLLM):
         chunks = self._stream(messages, kwargs)
 
         def gen() -> ChatResponseGen:
-            translator = StreamTranslator()
+            translator = self._translator()
             for chunk in chunks:
                 yield translator.chat(chunk)
 
@@ -286,7 +305,7 @@ class ReliableLLM(FunctionCallingLLM):
         chunks = self._astream(messages, kwargs)
 
         async def gen() -> ChatResponseAsyncGen:
-            translator = StreamTranslator()
+            translator = self._translator()
             async for chunk in chunks:
                 yield translator.chat(chunk)
 
@@ -314,7 +333,7 @@ class ReliableLLM(FunctionCallingLLM):
         chunks = self._stream(prompt, kwargs)
 
         def gen() -> CompletionResponseGen:
-            translator = StreamTranslator()
+            translator = self._translator()
             for chunk in chunks:
                 yield translator.completion(chunk)
 
@@ -328,7 +347,7 @@ class ReliableLLM(FunctionCallingLLM):
         chunks = self._astream(prompt, kwargs)
 
         async def gen() -> CompletionResponseAsyncGen:
-            translator = StreamTranslator()
+            translator = self._translator()
             async for chunk in chunks:
                 yield translator.completion(chunk)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Self
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
@@ -14,7 +14,11 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_reliable_llm._convert import from_langchain_messages, to_ai_message
 from langchain_reliable_llm._errors import to_langchain_error
-from langchain_reliable_llm._manager_setup import OWN_MANAGER_OPTIONS, attach_manager
+from langchain_reliable_llm._manager_setup import (
+    OWN_MANAGER_OPTIONS,
+    attach_manager,
+    check_option_names,
+)
 from langchain_reliable_llm._provider import LangChainChatProvider
 from langchain_reliable_llm._stream_tail import StreamTail
 from langchain_reliable_llm._structured import StructuredMethod, structured_output
@@ -133,8 +137,9 @@ class ReliableChatModel(BaseChatModel):
             ConfigurationError: Neither or both of ``manager`` and ``models``, own-manager
                 options with a shared manager, or an invalid model or option.
             UnknownModelError: ``model`` or a fallback is not registered.
-            pydantic.ValidationError: A field of the wrong type, or an unknown one.
+            pydantic.ValidationError: A field of the wrong type.
         """
+        check_option_names("ReliableChatModel", kwargs, type(self).model_fields)
         super().__init__(**kwargs)
         # Set up here rather than in a validator, so mistakes raise our own error types
         # (as in the LlamaIndex adapter) instead of pydantic's ValidationError.

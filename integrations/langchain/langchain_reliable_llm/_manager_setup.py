@@ -7,13 +7,14 @@ and the others follow in order unless ``fallbacks=`` says otherwise.
 
 from __future__ import annotations
 
+import difflib
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from reliable_llm import BreakerPolicy, ConfigurationError, LLMManager, UnknownModelError
 
-__all__ = ["OWN_MANAGER_OPTIONS", "attach_manager"]
+__all__ = ["OWN_MANAGER_OPTIONS", "attach_manager", "check_option_names", "manager_arguments"]
 
 #: Options that configure a manager built from ``models=`` (not a shared one).
 OWN_MANAGER_OPTIONS = (
@@ -30,6 +31,22 @@ OWN_MANAGER_OPTIONS = (
 )
 # Managers built from models=, recognised when a framework rebuilds an instance from its fields.
 _BUILT: weakref.WeakSet[LLMManager] = weakref.WeakSet()
+
+
+def check_option_names(owner: str, given: Iterable[str], known: Collection[str]) -> None:
+    """Refuse option names ``owner`` does not know, suggesting the closest known one.
+
+    Raises:
+        ConfigurationError: A name is not in ``known`` (a typo would otherwise be ignored).
+    """
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ConfigurationError(f"{owner} got unknown options: {', '.join(hints)}")
 
 
 def attach_manager(

@@ -121,7 +121,8 @@ def test_manager_and_live_objects_are_excluded_from_serialization() -> None:
         ),
         ({"manager": LLMManager(), "max_retries": 2}, ConfigurationError, "max_retries"),
         ({"models": {"a": SmartFakeModel()}, "model": "b"}, UnknownModelError, "unknown model 'b'"),
-        ({"models": {"a": SmartFakeModel()}, "api_key": "sk-x"}, ValidationError, "api_key"),
+        ({"models": {"a": SmartFakeModel()}, "api_key": "sk-x"}, ConfigurationError, "api_key"),
+        ({"models": {"a": SmartFakeModel()}, "temperature": "hot"}, ValidationError, "temperature"),
     ],
 )
 def test_invalid_construction_is_rejected(

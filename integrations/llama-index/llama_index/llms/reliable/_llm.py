@@ -27,6 +27,7 @@ from llama_index.llms.reliable._convert import (
 )
 from llama_index.llms.reliable._core import Core, build_core
 from llama_index.llms.reliable._events import install_event_bridge
+from llama_index.llms.reliable._manager_setup import OWN_MANAGER_OPTIONS, check_option_names
 from llama_index.llms.reliable._metadata import model_metadata
 from llama_index.llms.reliable._stream import StreamTranslator
 from llama_index.llms.reliable._tools import chat_kwargs_with_tools, keep_first_tool_call
@@ -155,6 +156,8 @@ class ReliableLLM(FunctionCallingLLM):
             "clock": clock,
             "model_metadata": model_metadata,
         }
+        known = [*type(self).model_fields, "manager", "models", *OWN_MANAGER_OPTIONS]
+        check_option_names("ReliableLLM", kwargs, known)
         chain = None if fallbacks is None else list(fallbacks)
         super().__init__(model=model, fallbacks=chain, **kwargs)
         options = {k: v for k, v in given.items() if v is not None}

@@ -151,8 +151,18 @@ def tool_call_blocks(calls: Sequence[ToolCall]) -> list[ToolCallBlock]:
 
 
 def to_li_message(message: Message) -> ChatMessage:
-    """Convert a reliable-llm `Message` to a LlamaIndex `ChatMessage`."""
+    """Convert a reliable-llm `Message` to a LlamaIndex `ChatMessage`.
+
+    Tool calls become `ToolCallBlock`s and are also listed OpenAI-style in
+    ``additional_kwargs["tool_calls"]``: LlamaIndex's streaming structured output
+    (``stream_structured_predict``) looks there before it parses a partial response.
+    """
     extra: dict[str, Any] = {}
+    if message.tool_calls:
+        extra["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
     if message.tool_call_id:
         extra["tool_call_id"] = message.tool_call_id
     if message.name:

@@ -129,6 +129,7 @@ class ReliableChatModel(BaseChatModel):
     # Whether calls name their route (a shared manager with a route of this model's own) or
     # use the manager's precomputed one.
     _per_call_route: bool = PrivateAttr(default=True)
+    _identity: tuple[Any, dict[str, Any], Any] | None = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
         """Build the model; see the class docstring for the options.
@@ -166,46 +167,68 @@ class ReliableChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "reliable-llm"
 
-    def _route(self, model: str | None = None, fallbacks: Sequence[str] | None = None) -> list[str]:
+    def _route(
+        self, model: str | None = None, fallbacks: Sequence[str] | None = None
+    ) -> tuple[str, ...]:
         manager = self.llm_manager
         if model is None and fallbacks is None and not self._per_call_route:
-            return list(manager.route)  # the manager's own route, precomputed
+            return manager.route  # the manager's own route, precomputed
         first = model or self.model or manager.active_model
         chain = fallbacks if fallbacks is not None else self.fallbacks
         if chain is None:
             chain = manager.fallback_chain
         route = [first] if first else []
         route.extend(n for n in chain if n not in route)
-        return route
-
-    def _describe(self, manager: LLMManager, name: str) -> Any:
-        try:
-            return manager.describe_model(name)["provider"]
-        except KeyError:
-            return None
+        return tuple(route)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
+        # LangChain reads these on every call (run metadata, its cache key): they are built
+        # once per route, registration and sampling settings, then reused.
         manager = self.llm_manager
         route = self._route()
-        return {
-            "model": route[0] if route else None,
-            "fallbacks": route[1:],
-            "providers": {name: self._describe(manager, name) for name in route},
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "top_p": self.top_p,
-            "seed": self.seed,
-            "stop": self.stop,
-        }
+        descriptions = tuple(manager.describe_model(name) for name in route)
+        key = (
+            route,
+            tuple(map(id, descriptions)),
+            self.temperature,
+            self.max_tokens,
+            self.top_p,
+            self.seed,
+            None if self.stop is None else tuple(self.stop),
+        )
+        cached = self._identity
+        if cached is None or cached[0] != key:
+            params = {
+                "model": route[0] if route else None,
+                "fallbacks": list(route[1:]),
+                "providers": {n: d["provider"] for n, d in zip(route, descriptions, strict=True)},
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
+                "top_p": self.top_p,
+                "seed": self.seed,
+                "stop": self.stop,
+            }
+            # The descriptions are kept alive with the key, so their ids cannot be reused.
+            cached = self._identity = (key, params, descriptions)
+        return dict(cached[1])
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "reliable_llm"
         model = kwargs.get("model")
-        params["ls_model_name"] = (
-            model if isinstance(model, str) else (self._route() or ["reliable-llm"])[0]
+        if not isinstance(model, str):
+            route = self._route()
+            model = route[0] if route else "reliable-llm"
+        params = LangSmithParams(
+            ls_provider="reliable_llm", ls_model_name=model, ls_model_type="chat"
         )
+        if stop:
+            params["ls_stop"] = stop
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, int | float) and not isinstance(temperature, bool):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+            params["ls_max_tokens"] = max_tokens
         return params
 
     # -- calls -------------------------------------------------------------------------------
@@ -285,7 +308,7 @@ class ReliableChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         request, options, model, fallbacks = self._options(messages, stop, kwargs)
         manager = self.llm_manager
-        tail = StreamTail(manager, self._route(model, fallbacks))
+        tail = StreamTail(manager, list(self._route(model, fallbacks)))
         iterator = manager.stream(request, **options)
         try:
             while (chunk := tail.pull(iterator)) is not None:
@@ -308,7 +331,7 @@ class ReliableChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         request, options, model, fallbacks = self._options(messages, stop, kwargs)
         manager = self.llm_manager
-        tail = StreamTail(manager, self._route(model, fallbacks))
+        tail = StreamTail(manager, list(self._route(model, fallbacks)))
         iterator = manager.astream(request, **options)
         try:
             while (chunk := await tail.apull(iterator)) is not None:

@@ -174,8 +174,7 @@ def attempt_records(response: ChatResponse) -> list[dict[str, Any]]:
     ]
 
 
-def to_ai_message(response: ChatResponse) -> AIMessage:
-    """Convert a response into an `AIMessage` with usage and reliability metadata."""
+def _tool_calls(response: ChatResponse) -> tuple[list[Any], list[Any]]:
     calls = []
     invalid = []
     for call in response.tool_calls:
@@ -197,6 +196,11 @@ def to_ai_message(response: ChatResponse) -> AIMessage:
                     error="arguments are not a JSON object",
                 )
             )
+    return calls, invalid
+
+
+def to_ai_message(response: ChatResponse) -> AIMessage:
+    """Convert a response into an `AIMessage` with usage and reliability metadata."""
     metadata = response_metadata(
         model=response.model,
         provider=response.provider,
@@ -206,11 +210,15 @@ def to_ai_message(response: ChatResponse) -> AIMessage:
         fallback_from=response.fallback_from,
         attempts=attempt_records(response),
     )
+    usage = usage_metadata(response.usage)
+    if not response.tool_calls:  # the common case: skip the tool-call fields' validation
+        return AIMessage(content=response.text, usage_metadata=usage, response_metadata=metadata)
+    calls, invalid = _tool_calls(response)
     return AIMessage(
         content=response.text,
         tool_calls=calls,
         invalid_tool_calls=invalid,
-        usage_metadata=usage_metadata(response.usage),
+        usage_metadata=usage,
         response_metadata=metadata,
     )
 

@@ -202,3 +202,15 @@ def test_llama_index_stream_reports_attempts() -> None:
     """The last response of a LlamaIndex stream lists the request's attempts."""
     llm, _ = _li(models={"primary": _down(), "backup": _up()}, enable_caching=False)
     assert "attempts" in _li_stream_last(llm)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_a_copy_with_another_model_routes_to_it(adapter: str) -> None:
+    """model_copy(update={"model": ...}) sends that copy's calls to the new model only."""
+    built, ask = ADAPTERS[adapter](models={"a": _up("a"), "b": _up("b")})
+    copy = built.model_copy(update={"model": "b"})
+    if isinstance(copy, ReliableChatModel):
+        copied = copy.invoke("hi").response_metadata["model"]
+    else:
+        copied = copy.chat([ChatMessage(role="user", content="hi")]).additional_kwargs["model"]
+    assert (copied, ask()["model"]) == ("b", "a")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field
 
 from langchain_reliable_llm._convert import from_langchain_messages, to_ai_message
 from langchain_reliable_llm._errors import to_langchain_error
@@ -39,6 +39,22 @@ __all__ = ["ReliableChatModel"]
 
 _SAMPLING = ("temperature", "max_tokens", "top_p", "seed")
 _CALL_DEFAULTS = ("timeout", "use_cache", "cache_ttl")
+
+
+class _State:
+    """What a `ReliableChatModel` set up at construction, and its cached identity params.
+
+    ``per_call_route`` is set for a shared manager with a route of the model's own;
+    ``model`` and ``fallbacks`` are the field values the manager's route was set up for.
+    """
+
+    __slots__ = ("fallbacks", "identity", "model", "per_call_route")
+
+    def __init__(self, per_call_route: bool, model: str | None, fallbacks: list[str] | None):
+        self.per_call_route = per_call_route
+        self.model = model
+        self.fallbacks = fallbacks
+        self.identity: tuple[Any, dict[str, Any], Any] | None = None
 
 
 def _as_model(value: Any) -> Any:
@@ -126,10 +142,11 @@ class ReliableChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    # Whether calls name their route (a shared manager with a route of this model's own) or
-    # use the manager's precomputed one.
-    _per_call_route: bool = PrivateAttr(default=True)
-    _identity: tuple[Any, dict[str, Any], Any] | None = PrivateAttr(default=None)
+    # Per-instance state lives in the instance __dict__ under `_state`, not in pydantic
+    # private attributes: pydantic resolves those through __getattr__ on every access, which
+    # showed in the per-call overhead. Underscore keys are not fields: never dumped or compared.
+    if TYPE_CHECKING:
+        _state: _State
 
     def __init__(self, **kwargs: Any) -> None:
         """Build the model; see the class docstring for the options.
@@ -154,7 +171,17 @@ class ReliableChatModel(BaseChatModel):
             options={k: v for k, v in options.items() if v is not None},
             wrap=_as_model,
         )
-        self._per_call_route = not own and (self.model is not None or self.fallbacks is not None)
+        per_call = not own and (self.model is not None or self.fallbacks is not None)
+        self.__dict__["_state"] = _State(per_call, self.model, self.fallbacks)
+
+    def _per_call(self) -> bool:
+        """Whether calls name their route rather than use the manager's precomputed one."""
+        state = self._state
+        return (
+            state.per_call_route
+            or self.model is not state.model
+            or self.fallbacks is not state.fallbacks  # changed since, e.g. on a copy
+        )
 
     @property
     def llm_manager(self) -> LLMManager:
@@ -171,7 +198,7 @@ class ReliableChatModel(BaseChatModel):
         self, model: str | None = None, fallbacks: Sequence[str] | None = None
     ) -> tuple[str, ...]:
         manager = self.llm_manager
-        if model is None and fallbacks is None and not self._per_call_route:
+        if model is None and fallbacks is None and not self._per_call():
             return manager.route  # the manager's own route, precomputed
         first = model or self.model or manager.active_model
         chain = fallbacks if fallbacks is not None else self.fallbacks
@@ -197,7 +224,8 @@ class ReliableChatModel(BaseChatModel):
             self.seed,
             None if self.stop is None else tuple(self.stop),
         )
-        cached = self._identity
+        state = self._state
+        cached = state.identity
         if cached is None or cached[0] != key:
             params = {
                 "model": route[0] if route else None,
@@ -210,7 +238,7 @@ class ReliableChatModel(BaseChatModel):
                 "stop": self.stop,
             }
             # The descriptions are kept alive with the key, so their ids cannot be reused.
-            cached = self._identity = (key, params, descriptions)
+            cached = state.identity = (key, params, descriptions)
         return dict(cached[1])
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -251,7 +279,7 @@ class ReliableChatModel(BaseChatModel):
             value = getattr(self, name)
             if value is not None:
                 options[name] = value
-        model, fallbacks = (self.model, self.fallbacks) if self._per_call_route else (None, None)
+        model, fallbacks = (self.model, self.fallbacks) if self._per_call() else (None, None)
         if kwargs:
             kwargs.pop("stream", None)
             model = kwargs.pop("model", None) or model

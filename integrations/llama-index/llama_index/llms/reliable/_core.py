@@ -19,17 +19,31 @@ class Core:
     """The manager and caches behind a `ReliableLLM` (kept outside pydantic's fields).
 
     ``per_call_route`` says whether each call names its model and fallbacks (an LLM around a
-    shared manager with its own route) or uses the manager's precomputed route.
+    shared manager with its own route) or uses the manager's precomputed route; ``model``
+    and ``fallbacks`` are the LLM's fields that route was set up for.
     """
 
-    __slots__ = ("manager", "metadata", "payloads", "per_call_route")
+    __slots__ = ("fallbacks", "manager", "metadata", "model", "payloads", "per_call_route")
 
-    def __init__(self, manager: LLMManager, *, per_call_route: bool) -> None:
+    def __init__(
+        self,
+        manager: LLMManager,
+        *,
+        per_call_route: bool,
+        model: str | None = None,
+        fallbacks: list[str] | None = None,
+    ) -> None:
         self.manager = manager
         self.per_call_route = per_call_route
+        self.model = model
+        self.fallbacks = fallbacks
         # Cached per model, with what each was computed from, checked by identity on use.
         self.metadata: dict[tuple[str, int | None], tuple[Mapping[str, Any], LLMMetadata]] = {}
         self.payloads: dict[tuple[str, int | None], tuple[LLMMetadata, dict[str, Any]]] = {}
+
+    def per_call(self, model: str | None, fallbacks: list[str] | None) -> bool:
+        """Whether a call with these fields must name its route (they changed, e.g. on a copy)."""
+        return self.per_call_route or model is not self.model or fallbacks is not self.fallbacks
 
 
 def _as_model(value: Any) -> Any:
@@ -56,4 +70,5 @@ def build_core(
     served = attach_manager(
         manager, models, model=model, fallbacks=fallbacks, options=options, wrap=_as_model
     )
-    return Core(served, per_call_route=not own and (model is not None or fallbacks is not None))
+    per_call = not own and (model is not None or fallbacks is not None)
+    return Core(served, per_call_route=per_call, model=model, fallbacks=fallbacks)

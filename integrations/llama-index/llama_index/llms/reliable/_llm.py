@@ -15,7 +15,7 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
 )
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
@@ -121,9 +121,11 @@ class ReliableLLM(FunctionCallingLLM):
         default_factory=dict, description="Extra parameters sent with every request."
     )
 
-    # One private attribute: pydantic resolves each private attribute through __getattr__,
-    # which shows up in the per-call overhead.
-    _core: Core = PrivateAttr()
+    # The manager and caches live in the instance __dict__ under `_core`, not in a pydantic
+    # private attribute: pydantic resolves those through __getattr__ on every access, which
+    # showed in the per-call overhead. Underscore keys are not fields: never dumped or compared.
+    if TYPE_CHECKING:
+        _core: Core
 
     def __init__(
         self,
@@ -161,8 +163,11 @@ class ReliableLLM(FunctionCallingLLM):
         chain = None if fallbacks is None else list(fallbacks)
         super().__init__(model=model, fallbacks=chain, **kwargs)
         options = {k: v for k, v in given.items() if v is not None}
-        self._core = build_core(manager, models, model=model, fallbacks=chain, options=options)
-        install_event_bridge(self._core.manager)
+        core = build_core(
+            manager, models, model=self.model, fallbacks=self.fallbacks, options=options
+        )
+        self.__dict__["_core"] = core
+        install_event_bridge(core.manager)
 
     @classmethod
     def class_name(cls) -> str:
@@ -175,7 +180,8 @@ class ReliableLLM(FunctionCallingLLM):
         return self._core.manager
 
     def _metadata_key(self, core: Core) -> tuple[str, int | None] | None:
-        name = self.model if core.per_call_route and self.model else core.manager.active_model
+        per_call = core.per_call(self.model, self.fallbacks)
+        name = self.model if per_call and self.model else core.manager.active_model
         return None if name is None else (name, self.max_tokens)
 
     @property
@@ -216,7 +222,7 @@ class ReliableLLM(FunctionCallingLLM):
             params["max_tokens"] = self.max_tokens
         params.update(self.additional_kwargs)
         params.update(kwargs)
-        if core.per_call_route:
+        if core.per_call(self.model, self.fallbacks):
             if self.model is not None:
                 params.setdefault("model", self.model)
             if self.fallbacks is not None:
@@ -259,7 +265,7 @@ class ReliableLLM(FunctionCallingLLM):
     def _translator(self) -> StreamTranslator:
         core = self._core
         manager = core.manager
-        if not core.per_call_route:
+        if not core.per_call(self.model, self.fallbacks):
             return StreamTranslator(manager, manager.route)
         first = self.model or manager.active_model or ""
         chain = self.fallbacks if self.fallbacks is not None else manager.fallback_chain

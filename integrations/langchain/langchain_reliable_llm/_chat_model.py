@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,7 @@ class _State:
         self.per_call_route = per_call_route
         self.model = model
         self.fallbacks = fallbacks
-        self.identity: tuple[Any, dict[str, Any], Any] | None = None
+        self.identity: tuple[tuple[str, ...], tuple[Any, ...], dict[str, Any], Any] | None = None
 
 
 def _as_model(value: Any) -> Any:
@@ -211,22 +212,26 @@ class ReliableChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         # LangChain reads these on every call (run metadata, its cache key): they are built
-        # once per route, registration and sampling settings, then reused.
-        manager = self.llm_manager
+        # once per route, registration and sampling settings, then reused. The manager's
+        # route tuple is replaced whenever a model is (re-)registered or the route changes.
         route = self._route()
-        descriptions = tuple(manager.describe_model(name) for name in route)
-        key = (
-            route,
-            tuple(map(id, descriptions)),
+        stop = self.stop
+        settings = (
             self.temperature,
             self.max_tokens,
             self.top_p,
             self.seed,
-            None if self.stop is None else tuple(self.stop),
+            None if stop is None else tuple(stop),
         )
         state = self._state
         cached = state.identity
-        if cached is None or cached[0] != key:
+        if cached is None or cached[0] is not route or cached[1] != settings:
+            manager = self.llm_manager
+            if cached is not None and cached[0] == route and cached[1] == settings:
+                descriptions = tuple(manager.describe_model(name) for name in route)
+                if all(map(operator.is_, descriptions, cached[3])):  # same registrations
+                    return dict(cached[2])
+            descriptions = tuple(manager.describe_model(name) for name in route)
             params = {
                 "model": route[0] if route else None,
                 "fallbacks": list(route[1:]),
@@ -235,11 +240,10 @@ class ReliableChatModel(BaseChatModel):
                 "max_tokens": self.max_tokens,
                 "top_p": self.top_p,
                 "seed": self.seed,
-                "stop": self.stop,
+                "stop": stop,
             }
-            # The descriptions are kept alive with the key, so their ids cannot be reused.
-            cached = state.identity = (key, params, descriptions)
-        return dict(cached[1])
+            cached = state.identity = (route, settings, params, descriptions)
+        return dict(cached[2])
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         model = kwargs.get("model")
@@ -266,17 +270,18 @@ class ReliableChatModel(BaseChatModel):
     ) -> tuple[list[Message], dict[str, Any], str | None, Sequence[str] | None]:
         """The manager's arguments for one call, and its per-call model and fallbacks."""
         options: dict[str, Any] = {}
+        fields = self.__dict__
         for name in _SAMPLING:
             value = kwargs.pop(name, None) if kwargs else None
             if value is None:
-                value = getattr(self, name)
+                value = fields[name]
             if value is not None:
                 options[name] = value
         stop = stop if stop is not None else self.stop
         if stop:
             options["stop"] = list(stop)
         for name in _CALL_DEFAULTS:
-            value = getattr(self, name)
+            value = fields[name]
             if value is not None:
                 options[name] = value
         model, fallbacks = (self.model, self.fallbacks) if self._per_call() else (None, None)

@@ -78,7 +78,10 @@ def from_langchain_messages(messages: Iterable[BaseMessage]) -> list[Message]:
     """
     result: list[Message] = []
     for message in messages:
-        if isinstance(message, SystemMessage):
+        # The common case first: a plain-text human message.
+        if type(message) is HumanMessage and isinstance(message.content, str):
+            result.append(Message.user(message.content, name=message.name))
+        elif isinstance(message, SystemMessage):
             result.append(Message.system(_text(message)))
         elif isinstance(message, HumanMessage):
             result.append(Message.user(_text(message), name=message.name))

@@ -379,3 +379,14 @@ def test_streaming_flag_streams_invoke_to_callbacks() -> None:
     assert len(recorder.tokens) >= 4
     assert message.usage_metadata is not None
     assert message.response_metadata["model_name"] == "smart"
+
+
+def test_identifying_params_follow_a_re_registered_model() -> None:
+    """Tracing params describe the provider now registered, not the one cached before."""
+    manager = _manager(smart=SmartFakeModel())
+    model = ReliableChatModel(manager=manager)
+    before = model._identifying_params["providers"]["smart"]
+    manager.register_model("smart", ScriptedModel(name="scripted-now"), replace=True)
+    after = model._identifying_params["providers"]["smart"]
+    assert before != after
+    assert after["provider"] == "scripted-now"

@@ -23,7 +23,7 @@ class Core:
     and ``fallbacks`` are the LLM's fields that route was set up for.
     """
 
-    __slots__ = ("fallbacks", "manager", "metadata", "model", "payloads", "per_call_route")
+    __slots__ = ("described", "fallbacks", "manager", "model", "per_call_route")
 
     def __init__(
         self,
@@ -37,9 +37,11 @@ class Core:
         self.per_call_route = per_call_route
         self.model = model
         self.fallbacks = fallbacks
-        # Cached per model, with what each was computed from, checked by identity on use.
-        self.metadata: dict[tuple[str, int | None], tuple[Mapping[str, Any], LLMMetadata]] = {}
-        self.payloads: dict[tuple[str, int | None], tuple[LLMMetadata, dict[str, Any]]] = {}
+        # Metadata and instrumentation payload per (model, max_tokens), with the registration
+        # they were computed from, checked by identity on use.
+        self.described: dict[
+            tuple[str, int | None], tuple[Mapping[str, Any], LLMMetadata, dict[str, Any]]
+        ] = {}
 
     def per_call(self, model: str | None, fallbacks: list[str] | None) -> bool:
         """Whether a call with these fields must name its route (they changed, e.g. on a copy)."""

@@ -184,33 +184,37 @@ class ReliableLLM(FunctionCallingLLM):
         name = self.model if per_call and self.model else core.manager.active_model
         return None if name is None else (name, self.max_tokens)
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        """What the model tried first can do (see `model_metadata` for the sources).
+    def _described(self) -> tuple[Mapping[str, Any], LLMMetadata, dict[str, Any]] | None:
+        """The registration, metadata and payload of the model tried first (None: no model).
 
-        Computed once per registration of the model and cached.
+        Computed once per registration of the model (and ``max_tokens``) and cached.
         """
         core = self._core
         key = self._metadata_key(core)
         if key is None:
-            return LLMMetadata(is_chat_model=True, is_function_calling_model=True)
+            return None
         info = core.manager.describe_model(key[0])
-        cached = core.metadata.get(key)
+        cached = core.described.get(key)
         if cached is None or cached[0] is not info:  # a re-registered model has a new info
-            cached = core.metadata[key] = (info, model_metadata(key[0], info, max_tokens=key[1]))
-        return cached[1]
+            metadata = model_metadata(key[0], info, max_tokens=key[1])
+            payload = {"class_name": self.class_name(), **metadata.model_dump()}
+            cached = core.described[key] = (info, metadata, payload)
+        return cached
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """What the model tried first can do (see `model_metadata` for the sources)."""
+        described = self._described()
+        if described is None:
+            return LLMMetadata(is_chat_model=True, is_function_calling_model=True)
+        return described[1]
 
     def to_payload(self) -> dict[str, Any]:
         """Secret-free description for instrumentation: the class name and `metadata`."""
-        core = self._core
-        key = self._metadata_key(core)
-        metadata = self.metadata
-        cached = core.payloads.get(key) if key is not None else None
-        if cached is None or cached[0] is not metadata:
-            cached = (metadata, {"class_name": self.class_name(), **metadata.model_dump()})
-            if key is not None:
-                core.payloads[key] = cached
-        return dict(cached[1])
+        described = self._described()
+        if described is None:
+            return {"class_name": self.class_name(), **self.metadata.model_dump()}
+        return dict(described[2])
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -222,16 +222,22 @@ def reliability_info(
 
 def response_info(response: ChatResponse) -> dict[str, Any]:
     """`reliability_info` of a response, with its ``attempts``."""
-    info = reliability_info(
-        model=response.model,
-        provider=response.provider,
-        provider_model=response.provider_model,
-        finish_reason=response.finish_reason,
-        cached=response.cached,
-        fallback_from=response.fallback_from,
-        usage=response.usage,
-    )
-    info["attempts"] = attempt_records(response)
+    fallback_from = response.fallback_from
+    info: dict[str, Any] = {
+        "model": response.model,
+        "provider": response.provider,
+        "provider_model": response.provider_model,
+        "finish_reason": response.finish_reason,
+        "cached": response.cached,
+        "fallback_from": list(fallback_from),
+        "fallbacks": len(fallback_from),
+        "attempts": attempt_records(response),
+    }
+    usage = response.usage
+    if usage is not None:
+        info["prompt_tokens"] = usage.input_tokens
+        info["completion_tokens"] = usage.output_tokens
+        info["total_tokens"] = usage.total_tokens
     return info
 
 

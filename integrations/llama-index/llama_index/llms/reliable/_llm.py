@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ReliableLLM"]
 
+_SAMPLING = ("temperature", "max_tokens")
+_CALL_DEFAULTS = ("use_cache", "cache_ttl", "timeout")
+
 
 def _completion(response: ChatResponse) -> CompletionResponse:
     return CompletionResponse(
@@ -219,20 +222,23 @@ class ReliableLLM(FunctionCallingLLM):
     # -- plumbing ----------------------------------------------------------------------------
 
     def _params(self, kwargs: Mapping[str, Any], core: Core) -> dict[str, Any]:
+        fields = self.__dict__  # plain reads: this runs on every call
         params: dict[str, Any] = {}
-        if self.temperature is not None:
-            params["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            params["max_tokens"] = self.max_tokens
-        params.update(self.additional_kwargs)
-        params.update(kwargs)
-        if core.per_call(self.model, self.fallbacks):
-            if self.model is not None:
-                params.setdefault("model", self.model)
-            if self.fallbacks is not None:
-                params.setdefault("fallback_chain", self.fallbacks)
-        for name in ("use_cache", "cache_ttl", "timeout"):
-            value = getattr(self, name)
+        for name in _SAMPLING:
+            value = fields[name]
+            if value is not None:
+                params[name] = value
+        if fields["additional_kwargs"]:
+            params.update(fields["additional_kwargs"])
+        if kwargs:
+            params.update(kwargs)
+        if core.per_call(fields["model"], fields["fallbacks"]):
+            if fields["model"] is not None:
+                params.setdefault("model", fields["model"])
+            if fields["fallbacks"] is not None:
+                params.setdefault("fallback_chain", fields["fallbacks"])
+        for name in _CALL_DEFAULTS:
+            value = fields[name]
             if value is not None:
                 params.setdefault(name, value)
         return params

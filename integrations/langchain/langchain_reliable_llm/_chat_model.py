@@ -225,13 +225,18 @@ class ReliableChatModel(BaseChatModel):
         )
         state = self._state
         cached = state.identity
-        if cached is None or cached[0] is not route or cached[1] != settings:
-            manager = self.llm_manager
-            if cached is not None and cached[0] == route and cached[1] == settings:
-                descriptions = tuple(manager.describe_model(name) for name in route)
-                if all(map(operator.is_, descriptions, cached[3])):  # same registrations
-                    return dict(cached[2])
-            descriptions = tuple(manager.describe_model(name) for name in route)
+        if cached is not None and cached[0] is route and cached[1] == settings:
+            return dict(cached[2])
+        # A route built per call is a new tuple: equal names and the same registrations
+        # (descriptions are per registration) still reuse the cached params.
+        manager = self.llm_manager
+        descriptions = tuple(manager.describe_model(name) for name in route)
+        if (
+            cached is None
+            or cached[0] != route
+            or cached[1] != settings
+            or not all(map(operator.is_, descriptions, cached[3]))
+        ):
             params = {
                 "model": route[0] if route else None,
                 "fallbacks": list(route[1:]),

@@ -145,7 +145,7 @@ class ReliableChatModel(BaseChatModel):
 
     # Per-instance state lives in the instance __dict__ under `_state`, not in pydantic
     # private attributes: pydantic resolves those through __getattr__ on every access, which
-    # showed in the per-call overhead. Underscore keys are not fields: never dumped or compared.
+    # showed in the per-call overhead. Underscore keys are not fields, so they are never dumped.
     if TYPE_CHECKING:
         _state: _State
 

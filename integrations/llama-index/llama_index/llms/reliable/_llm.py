@@ -126,7 +126,7 @@ class ReliableLLM(FunctionCallingLLM):
 
     # The manager and caches live in the instance __dict__ under `_core`, not in a pydantic
     # private attribute: pydantic resolves those through __getattr__ on every access, which
-    # showed in the per-call overhead. Underscore keys are not fields: never dumped or compared.
+    # showed in the per-call overhead. Underscore keys are not fields, so they are never dumped.
     if TYPE_CHECKING:
         _core: Core
 

@@ -214,3 +214,14 @@ def test_a_copy_with_another_model_routes_to_it(adapter: str) -> None:
     else:
         copied = copy.chat([ChatMessage(role="user", content="hi")]).additional_kwargs["model"]
     assert (copied, ask()["model"]) == ("b", "a")
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_a_per_call_unknown_model_raises_the_same_error(adapter: str) -> None:
+    """Naming an unregistered model for one call raises UnknownModelError in both."""
+    built, _ = ADAPTERS[adapter](models={"a": _up()})
+    with pytest.raises(UnknownModelError, match="'nope'"):
+        if isinstance(built, ReliableChatModel):
+            built.invoke("hi", model="nope")
+        else:
+            built.chat([ChatMessage(role="user", content="hi")], model="nope")

@@ -13,12 +13,14 @@ import itertools
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable
 from langchain_reliable_llm import ReliableChatModel
 
-from reliable_llm import ChatRequest, ChatResponse, LLMManager, Provider, Usage
+from reliable_llm import ChatRequest, ChatResponse, Provider, ServerError, Usage
 
 _ANSWER = "The quick brown fox jumps over the lazy dog."
 
@@ -37,10 +39,36 @@ class _InstantModel(Provider):
         return self.complete(request)
 
 
+class _DownModel(Provider):
+    """Fails every request at once with a 503."""
+
+    provider_name = "down"
+
+    def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
+        raise ServerError("service unavailable", status_code=503)
+
+    async def acomplete(
+        self, request: ChatRequest, *, timeout: float | None = None
+    ) -> ChatResponse:
+        return self.complete(request)
+
+
 def _reliable(*, caching: bool) -> ReliableChatModel:
-    manager = LLMManager(enable_caching=caching)
-    manager.register_model("instant", _InstantModel())
-    return ReliableChatModel(manager=manager)
+    """Two models, the second a fallback for the first, as a user configures them."""
+    return ReliableChatModel(
+        models={"primary": _InstantModel(), "backup": _InstantModel()}, enable_caching=caching
+    )
+
+
+def _reliable_primary_down() -> ReliableChatModel:
+    # Retries off, as with_fallbacks does not retry; a breaker that never opens, so every
+    # call really tries the primary first.
+    return ReliableChatModel(
+        models={"primary": _DownModel(), "backup": _InstantModel()},
+        max_retries=0,
+        enable_caching=False,
+        failure_threshold=10**9,
+    )
 
 
 def _baseline() -> GenericFakeChatModel:
@@ -48,6 +76,17 @@ def _baseline() -> GenericFakeChatModel:
         _ANSWER, usage_metadata={"input_tokens": 5, "output_tokens": 9, "total_tokens": 14}
     )
     return GenericFakeChatModel(messages=itertools.repeat(message))
+
+
+class _DownChatModel(GenericFakeChatModel):
+    """LangChain's fake chat model, failing every call as a provider outage would."""
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("service unavailable")
+
+
+def _baseline_primary_down() -> Runnable[Any, Any]:
+    return _DownChatModel(messages=iter(())).with_fallbacks([_baseline()])
 
 
 def _per_call(call: Callable[[], object], calls: int) -> float:
@@ -72,13 +111,15 @@ def _ratio(
 
 
 def run(calls: int = 300, rounds: int = 7) -> list[tuple[str, float]]:
-    """Same-run ratios of ``ReliableChatModel.invoke`` to ``GenericFakeChatModel.invoke``."""
+    """Same-run ratios of ``ReliableChatModel.invoke`` to LangChain's own fakes."""
     baseline = _baseline()
     uncached = _reliable(caching=False)
     cached = _reliable(caching=True)
+    down = _reliable_primary_down()
+    down_baseline = _baseline_primary_down()
     return [
         (
-            "langchain invoke, uncached / GenericFakeChatModel",
+            "langchain invoke, fallback configured / GenericFakeChatModel (target <= 1.20)",
             _ratio(
                 lambda: uncached.invoke("Hello"), lambda: baseline.invoke("Hello"), calls, rounds
             ),
@@ -86,6 +127,12 @@ def run(calls: int = 300, rounds: int = 7) -> list[tuple[str, float]]:
         (
             "langchain invoke, cache hit / GenericFakeChatModel",
             _ratio(lambda: cached.invoke("Hello"), lambda: baseline.invoke("Hello"), calls, rounds),
+        ),
+        (
+            "langchain invoke, primary raises / with_fallbacks (target <= 0.50)",
+            _ratio(
+                lambda: down.invoke("Hello"), lambda: down_baseline.invoke("Hello"), calls, rounds
+            ),
         ),
     ]
 

@@ -53,17 +53,22 @@ def as_provider(name: object, model: object) -> Provider:
     """Validate a registration and return the model as a `Provider`.
 
     Raises:
-        ConfigurationError: An empty name, or a model that is neither a Provider nor callable.
+        ConfigurationError: An empty name, a bad model string, or a model that is neither a
+            Provider, a callable nor a ``"<preset>:<model>"`` string.
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(f"model name must be a non-empty str, got {name!r}")
     if isinstance(model, Provider):
         return model
+    if isinstance(model, str):  # "<preset>:<model>", e.g. "openai:gpt-4o-mini"
+        from reliable_llm.providers._model_string import provider_from_string
+
+        return provider_from_string(model)
     if callable(model):
         return CallableProvider(model)
     raise ConfigurationError(
-        f"model {name!r} must be a callable fn(prompt, **kwargs) -> str or a "
-        f"reliable_llm.Provider, got {type(model).__name__}"
+        f"model {name!r} must be a callable fn(prompt, **kwargs) -> str, a "
+        f"reliable_llm.Provider or a '<preset>:<model>' string, got {type(model).__name__}"
     )
 
 

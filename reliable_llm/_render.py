@@ -71,9 +71,11 @@ _STATE_STYLE = {
 
 def metrics_html(metrics: Mapping[str, Any]) -> str:
     """Render `LLMManager.get_metrics()` output as an HTML summary for Jupyter."""
+    # Text columns (model, breaker) align left, numbers right: each header as its column.
     cell = "padding:2px 8px;text-align:right"
+    text_cell = "padding:2px 8px;text-align:left"
     head = "".join(
-        f"<th style='{cell}'>{h}</th>"
+        f"<th style='{text_cell if h in ('model', 'breaker') else cell}'>{h}</th>"
         for h in (
             "model",
             "breaker",
@@ -102,8 +104,8 @@ def metrics_html(metrics: Mapping[str, Any]) -> str:
             _ms(m["latency"]["p99"]),
         ]
         body.append(
-            f"<tr><td style='{cell};text-align:left'>{escape(name)}{active}</td>"
-            f"<td style='{cell};{_STATE_STYLE.get(state, '')}'>{escape(state)}</td>"
+            f"<tr><td style='{text_cell}'>{escape(name)}{active}</td>"
+            f"<td style='{text_cell};{_STATE_STYLE.get(state, '')}'>{escape(state)}</td>"
             + "".join(f"<td style='{cell}'>{v}</td>" for v in values)
             + "</tr>"
         )

@@ -5,6 +5,7 @@ Needs matplotlib: ``pip install 'reliable-llm[plot]'``.
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING, Any
 
 from reliable_llm._breaker import BreakerState
@@ -24,14 +25,35 @@ STATE_COLORS = {
 FAILED_COLOR = "#212121"
 
 
+_FIGURE_CLASSES: dict[type, Any] = {}
+
+
 def _figure_class() -> Any:
+    """A matplotlib ``Figure`` that Jupyter displays as an image with no magic.
+
+    A bare ``Figure`` (not made by pyplot) only shows as an image once ``%matplotlib inline``
+    has registered a formatter for it; otherwise its text repr is all a fresh kernel shows.
+    ``_repr_png_`` is IPython's own protocol for that, and a registered formatter still wins.
+    """
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ConfigurationError(
             "plotting needs matplotlib; install it with: pip install 'reliable-llm[plot]'"
         ) from exc
-    return Figure
+    if Figure in _FIGURE_CLASSES:
+        return _FIGURE_CLASSES[Figure]
+
+    class HistoryFigure(Figure):
+        """A ``Figure`` that renders itself as PNG for Jupyter."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=96)
+            return buffer.getvalue()
+
+    _FIGURE_CLASSES[Figure] = HistoryFigure
+    return HistoryFigure
 
 
 def _state_spans(
@@ -61,7 +83,8 @@ def plot_history(history: MetricsHistory, *, bucket: float = 60.0) -> Figure:
         bucket: Width in seconds of the retry/fallback bars.
 
     Returns:
-        A matplotlib ``Figure`` (displayed inline by Jupyter).
+        A matplotlib ``Figure``; as the last expression of a Jupyter cell it displays as an
+        image, with or without ``%matplotlib inline``.
 
     Raises:
         ConfigurationError: matplotlib is not installed, or ``bucket`` is not positive.

@@ -105,3 +105,52 @@ def test_plot_without_matplotlib_names_the_extra(
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ConfigurationError, match=r"reliable-llm\[plot\]"):
         plot_history(outage[1])
+
+
+def test_html_headers_align_with_their_columns(
+    outage: tuple[LLMManager, MetricsHistory],
+) -> None:
+    """Each header of the HTML table is aligned like the cells of its column."""
+    from html.parser import HTMLParser
+
+    class Alignments(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("th", "td"):
+                style = dict(attrs).get("style") or ""
+                align = [p for p in style.split(";") if p.startswith("text-align")]
+                self.rows[-1].append(align[-1] if align else "")
+
+    parser = Alignments()
+    parser.feed(outage[0]._repr_html_())
+    header, *rows = parser.rows
+    assert header[:2] == ["text-align:left"] * 2
+    assert header[2:] == ["text-align:right"] * 8
+    assert rows and all(row == header for row in rows)
+
+
+def test_plot_displays_as_an_image_in_a_fresh_kernel() -> None:
+    """plot_history(...) as a cell's last expression shows a PNG with no %matplotlib magic."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    code = (
+        "from reliable_llm import LLMManager, MetricsHistory\n"
+        "from reliable_llm.plotting import plot_history\n"
+        "manager = LLMManager()\n"
+        "history = MetricsHistory(manager)\n"
+        "manager.register_model('m', lambda prompt, **kw: 'ok')\n"
+        "manager.generate('hi')\n"
+        "plot_history(history)"
+    )
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    (output,) = notebook.cells[0].outputs
+    assert output["output_type"] == "execute_result"
+    assert output["data"]["image/png"]  # base64 PNG next to the text repr
+    assert output["data"]["text/plain"].startswith("<")

@@ -71,10 +71,10 @@ def test_no_active_model(manager: LLMManager) -> None:
         manager.generate("hi")
 
 
-@pytest.mark.parametrize("bad", [42, "not callable", None])
+@pytest.mark.parametrize("bad", [42, b"bytes", None])
 def test_non_callable_model_is_rejected(manager: LLMManager, bad: object) -> None:
-    """A model that is neither callable nor a Provider is refused at registration."""
-    with pytest.raises(ConfigurationError, match="must be a callable"):
+    """A model that is no callable, Provider or model string is refused at registration."""
+    with pytest.raises(ConfigurationError, match=r"must be a callable.*'<preset>:<model>'"):
         manager.register_model("m", bad)  # type: ignore[arg-type]
 
 

@@ -2,32 +2,65 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from langchain_reliable_llm._convert import from_langchain_messages, to_ai_message
 from langchain_reliable_llm._errors import to_langchain_error
-from langchain_reliable_llm._manager_setup import OWN_MANAGER_SETTINGS, attach_manager
+from langchain_reliable_llm._manager_setup import (
+    OWN_MANAGER_OPTIONS,
+    attach_manager,
+    check_option_names,
+)
+from langchain_reliable_llm._provider import LangChainChatProvider
 from langchain_reliable_llm._stream_tail import StreamTail
 from langchain_reliable_llm._structured import StructuredMethod, structured_output
 from langchain_reliable_llm._tools import ToolLike, format_tools, normalize_tools, tool_choice_for
 from reliable_llm import (
     AllModelsFailedError,
+    BreakerPolicy,
+    CachePolicy,
+    ChatResponse,
     LLMManager,
     Message,
+    RetryPolicy,
     StreamInterruptedError,
+    TimeoutPolicy,
 )
 
 __all__ = ["ReliableChatModel"]
 
 _SAMPLING = ("temperature", "max_tokens", "top_p", "seed")
+_CALL_DEFAULTS = ("timeout", "use_cache", "cache_ttl")
+
+
+class _State:
+    """What a `ReliableChatModel` set up at construction, and its cached identity params.
+
+    ``per_call_route`` is set for a shared manager with a route of the model's own;
+    ``model`` and ``fallbacks`` are the field values the manager's route was set up for.
+    """
+
+    __slots__ = ("fallbacks", "identity", "model", "per_call_route")
+
+    def __init__(self, per_call_route: bool, model: str | None, fallbacks: list[str] | None):
+        self.per_call_route = per_call_route
+        self.model = model
+        self.fallbacks = fallbacks
+        self.identity: tuple[tuple[str, ...], tuple[Any, ...], dict[str, Any], Any] | None = None
+
+
+def _as_model(value: Any) -> Any:
+    """A LangChain chat model given to ``models=`` serves through `LangChainChatProvider`."""
+    return LangChainChatProvider(value) if isinstance(value, BaseChatModel) else value
 
 
 class ReliableChatModel(BaseChatModel):
@@ -41,13 +74,20 @@ class ReliableChatModel(BaseChatModel):
     or from plain parameters, e.g. in configuration::
 
         model = ReliableChatModel(
-            models={"primary": OpenAIProvider("gpt-4o-mini"), "backup": backup},
-            model="primary", fallbacks=["backup"], max_retries=2,
+            models={"primary": "openai:gpt-4o-mini", "backup": ChatAnthropic(...)},
+            max_retries=2,
         )
 
+    With ``models=`` the first model is tried first and the others follow in order
+    (``model=`` / ``fallbacks=`` change that); LangChain chat models are wrapped in
+    `LangChainChatProvider`, ``"<preset>:<model>"`` strings name a preset provider.
+    `llama_index.llms.reliable.ReliableLLM` takes the same options with the same meanings.
+
     Each call is one LangChain run; the response's ``response_metadata`` names the model that
-    answered (``model_name``), the models given up before it (``fallback_from``), every
-    upstream ``attempts``, whether the answer was ``cached``, and the ``finish_reason``.
+    answered (``model`` and LangChain's ``model_name``), its ``provider`` and
+    ``provider_model``, the models given up before it (``fallback_from``, ``fallbacks``),
+    every upstream call (``attempts``), whether the answer was ``cached``, and the
+    ``finish_reason``; the last chunk of a stream carries the same keys.
     Per call, ``model=`` picks the first model to try, ``fallbacks=`` the chain after it,
     ``use_cache=`` / ``cache_ttl=`` / ``timeout=`` override the defaults.
 
@@ -58,11 +98,14 @@ class ReliableChatModel(BaseChatModel):
     manager: LLMManager | None = Field(default=None, exclude=True)
     """The manager serving requests; built from ``models`` when not given."""
     models: dict[str, Any] | None = Field(default=None, exclude=True)
-    """Models (providers or ``fn(prompt, **kw)`` callables) for a manager of this model's own."""
+    """Models for a manager of this model's own: providers, ``fn(prompt, **kw)`` callables,
+    ``"<preset>:<model>"`` strings or LangChain chat models (wrapped automatically)."""
     model: str | None = None
-    """The registered model tried first (default: the manager's active model)."""
+    """The registered model tried first (default: the manager's active model; with
+    ``models=``, the first one)."""
     fallbacks: list[str] | None = None
-    """Models tried in order after ``model`` (default: the manager's fallback chain)."""
+    """Models tried in order after ``model`` (default: the manager's fallback chain; with
+    ``models=``, the other models in order)."""
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
@@ -70,40 +113,81 @@ class ReliableChatModel(BaseChatModel):
     stop: list[str] | None = None
     timeout: float | None = None
     """Seconds a whole call may take, retries and fallbacks included."""
-    max_retries: int | None = None
-    """Retries per model of this model's own manager (default 3)."""
-    failure_threshold: int | None = None
-    """Consecutive failures that open a breaker of this model's own manager (default 5)."""
-    recovery_timeout: float | None = None
-    """Seconds a breaker of this model's own manager stays open (default 60)."""
-    enable_caching: bool = True
-    """Whether this model's own manager caches responses."""
+    use_cache: bool | None = None
+    """Whether calls use reliable-llm's response cache (default: the manager's setting)."""
     cache_ttl: float | None = None
     """Seconds an answer stays in reliable-llm's cache (default: the manager's policy)."""
     streaming: bool = False
     """Stream by default on invoke (LangChain's standard flag)."""
+    # Options of a manager built from models= (see OWN_MANAGER_OPTIONS).
+    max_retries: int | None = None
+    """Retries per model of this model's own manager (default 3)."""
+    enable_caching: bool | None = None
+    """Whether this model's own manager caches responses (default True)."""
+    retry: RetryPolicy | None = Field(default=None, exclude=True)
+    """Full retry policy of this model's own manager."""
+    breaker: BreakerPolicy | None = Field(default=None, exclude=True)
+    """Breaker policy of this model's own manager."""
+    failure_threshold: int | None = None
+    """Consecutive failures that open a breaker of this model's own manager (default 5)."""
+    recovery_timeout: float | None = None
+    """Seconds a breaker of this model's own manager stays open (default 60)."""
+    cache_policy: CachePolicy | None = Field(default=None, exclude=True)
+    """Size and TTL of this model's own manager's cache (``cache`` is LangChain's own)."""
+    timeouts: TimeoutPolicy | None = Field(default=None, exclude=True)
+    """Total and per-attempt deadlines of this model's own manager."""
     clock: Any = Field(default=None, exclude=True)
     """Time source of this model's own manager (tests pass `reliable_llm.testing.FakeClock`)."""
+    model_metadata: dict[str, dict[str, Any]] | None = Field(default=None, exclude=True)
+    """Metadata per model name for this model's own manager (``context_window``, ...)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    @model_validator(mode="after")
-    def _attach_manager(self) -> Self:
-        own = {n: getattr(self, n) for n in OWN_MANAGER_SETTINGS}
+    # Per-instance state lives in the instance __dict__ under `_state`, not in pydantic
+    # private attributes: pydantic resolves those through __getattr__ on every access, which
+    # showed in the per-call overhead. Underscore keys are not fields, so they are never dumped.
+    if TYPE_CHECKING:
+        _state: _State
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Build the model; see the class docstring for the options.
+
+        Raises:
+            ConfigurationError: Neither or both of ``manager`` and ``models``, own-manager
+                options with a shared manager, or an invalid model or option.
+            UnknownModelError: ``model`` or a fallback is not registered.
+            pydantic.ValidationError: A field of the wrong type.
+        """
+        check_option_names("ReliableChatModel", kwargs, type(self).model_fields)
+        super().__init__(**kwargs)
+        # Set up here rather than in a validator, so mistakes raise our own error types
+        # (as in the LlamaIndex adapter) instead of pydantic's ValidationError.
+        options = {n: getattr(self, n) for n in OWN_MANAGER_OPTIONS}
+        own = self.manager is None or self.models is not None
         self.manager = attach_manager(
             self.manager,
             self.models,
             model=self.model,
             fallbacks=self.fallbacks,
-            enable_caching=self.enable_caching,
-            **own,
+            options={k: v for k, v in options.items() if v is not None},
+            wrap=_as_model,
         )
-        return self
+        per_call = not own and (self.model is not None or self.fallbacks is not None)
+        self.__dict__["_state"] = _State(per_call, self.model, self.fallbacks)
+
+    def _per_call(self) -> bool:
+        """Whether calls name their route rather than use the manager's precomputed one."""
+        state = self._state
+        return (
+            state.per_call_route
+            or self.model is not state.model
+            or self.fallbacks is not state.fallbacks  # changed since, e.g. on a copy
+        )
 
     @property
     def llm_manager(self) -> LLMManager:
         """The manager serving this model: its metrics, breakers and cache."""
-        return self.manager  # type: ignore[return-value]  # set by the validator
+        return self.manager  # type: ignore[return-value]  # set by __init__
 
     # -- LangChain identity ------------------------------------------------------------------
 
@@ -111,70 +195,101 @@ class ReliableChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "reliable-llm"
 
-    def _route(self, model: str | None = None, fallbacks: Sequence[str] | None = None) -> list[str]:
+    def _route(
+        self, model: str | None = None, fallbacks: Sequence[str] | None = None
+    ) -> tuple[str, ...]:
         manager = self.llm_manager
-        if model is None and fallbacks is None and self.model is None and self.fallbacks is None:
-            return list(manager.route)  # the manager's own route, precomputed
+        if model is None and fallbacks is None and not self._per_call():
+            return manager.route  # the manager's own route, precomputed
         first = model or self.model or manager.active_model
         chain = fallbacks if fallbacks is not None else self.fallbacks
         if chain is None:
             chain = manager.fallback_chain
         route = [first] if first else []
         route.extend(n for n in chain if n not in route)
-        return route
-
-    def _describe(self, manager: LLMManager, name: str) -> Any:
-        try:
-            return manager.describe_model(name)["provider"]
-        except KeyError:
-            return None
+        return tuple(route)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        manager = self.llm_manager
+        # LangChain reads these on every call (run metadata, its cache key): they are built
+        # once per route, registration and sampling settings, then reused. The manager's
+        # route tuple is replaced whenever a model is (re-)registered or the route changes.
         route = self._route()
-        return {
-            "model": route[0] if route else None,
-            "fallbacks": route[1:],
-            "providers": {name: self._describe(manager, name) for name in route},
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "top_p": self.top_p,
-            "seed": self.seed,
-            "stop": self.stop,
-        }
+        stop = self.stop
+        settings = (
+            self.temperature,
+            self.max_tokens,
+            self.top_p,
+            self.seed,
+            None if stop is None else tuple(stop),
+        )
+        state = self._state
+        cached = state.identity
+        if cached is not None and cached[0] is route and cached[1] == settings:
+            return dict(cached[2])
+        # A route built per call is a new tuple: equal names and the same registrations
+        # (descriptions are per registration) still reuse the cached params.
+        manager = self.llm_manager
+        descriptions = tuple(manager.describe_model(name) for name in route)
+        if (
+            cached is None
+            or cached[0] != route
+            or cached[1] != settings
+            or not all(map(operator.is_, descriptions, cached[3]))
+        ):
+            params = {
+                "model": route[0] if route else None,
+                "fallbacks": list(route[1:]),
+                "providers": {n: d["provider"] for n, d in zip(route, descriptions, strict=True)},
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
+                "top_p": self.top_p,
+                "seed": self.seed,
+                "stop": stop,
+            }
+            cached = state.identity = (route, settings, params, descriptions)
+        return dict(cached[2])
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "reliable_llm"
         model = kwargs.get("model")
-        params["ls_model_name"] = (
-            model if isinstance(model, str) else (self._route() or ["reliable-llm"])[0]
+        if not isinstance(model, str):
+            route = self._route()
+            model = route[0] if route else "reliable-llm"
+        params = LangSmithParams(
+            ls_provider="reliable_llm", ls_model_name=model, ls_model_type="chat"
         )
+        if stop:
+            params["ls_stop"] = stop
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, int | float) and not isinstance(temperature, bool):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+            params["ls_max_tokens"] = max_tokens
         return params
 
     # -- calls -------------------------------------------------------------------------------
 
     def _options(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[list[Message], dict[str, Any], list[str]]:
-        """The manager's arguments for one call, and the route of models it will take."""
+    ) -> tuple[list[Message], dict[str, Any], str | None, Sequence[str] | None]:
+        """The manager's arguments for one call, and its per-call model and fallbacks."""
         options: dict[str, Any] = {}
+        fields = self.__dict__
         for name in _SAMPLING:
             value = kwargs.pop(name, None) if kwargs else None
             if value is None:
-                value = getattr(self, name)
+                value = fields[name]
             if value is not None:
                 options[name] = value
         stop = stop if stop is not None else self.stop
         if stop:
             options["stop"] = list(stop)
-        if self.timeout is not None:
-            options["timeout"] = self.timeout
-        if self.cache_ttl is not None:
-            options["cache_ttl"] = self.cache_ttl
-        model = self.model
-        fallbacks = self.fallbacks
+        for name in _CALL_DEFAULTS:
+            value = fields[name]
+            if value is not None:
+                options[name] = value
+        model, fallbacks = (self.model, self.fallbacks) if self._per_call() else (None, None)
         if kwargs:
             kwargs.pop("stream", None)
             model = kwargs.pop("model", None) or model
@@ -187,7 +302,12 @@ class ReliableChatModel(BaseChatModel):
             options["model"] = model
         if fallbacks is not None:
             options["fallback_chain"] = fallbacks
-        return from_langchain_messages(messages), options, self._route(model, fallbacks)
+        return from_langchain_messages(messages), options, model, fallbacks
+
+    def _result(self, response: ChatResponse) -> ChatResult:
+        message = to_ai_message(response)
+        info = {"finish_reason": response.finish_reason}
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
 
     def _generate(
         self,
@@ -196,14 +316,12 @@ class ReliableChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request, options, route = self._options(messages, stop, kwargs)
+        request, options, _, _ = self._options(messages, stop, kwargs)
         try:
             response = self.llm_manager.chat(request, **options)
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
-        message = to_ai_message(response, route)
-        info = {"finish_reason": response.finish_reason}
-        return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
+        return self._result(response)
 
     async def _agenerate(
         self,
@@ -212,14 +330,12 @@ class ReliableChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request, options, route = self._options(messages, stop, kwargs)
+        request, options, _, _ = self._options(messages, stop, kwargs)
         try:
             response = await self.llm_manager.achat(request, **options)
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
-        message = to_ai_message(response, route)
-        info = {"finish_reason": response.finish_reason}
-        return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
+        return self._result(response)
 
     def _stream(
         self,
@@ -228,9 +344,9 @@ class ReliableChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request, options, route = self._options(messages, stop, kwargs)
+        request, options, model, fallbacks = self._options(messages, stop, kwargs)
         manager = self.llm_manager
-        tail = StreamTail(manager, route)
+        tail = StreamTail(manager, list(self._route(model, fallbacks)))
         iterator = manager.stream(request, **options)
         try:
             while (chunk := tail.pull(iterator)) is not None:
@@ -251,9 +367,9 @@ class ReliableChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request, options, route = self._options(messages, stop, kwargs)
+        request, options, model, fallbacks = self._options(messages, stop, kwargs)
         manager = self.llm_manager
-        tail = StreamTail(manager, route)
+        tail = StreamTail(manager, list(self._route(model, fallbacks)))
         iterator = manager.astream(request, **options)
         try:
             while (chunk := await tail.apull(iterator)) is not None:

@@ -29,6 +29,7 @@ from reliable_llm import (
 )
 
 __all__ = [
+    "attempt_records",
     "from_langchain_messages",
     "response_metadata",
     "to_ai_message",
@@ -77,7 +78,10 @@ def from_langchain_messages(messages: Iterable[BaseMessage]) -> list[Message]:
     """
     result: list[Message] = []
     for message in messages:
-        if isinstance(message, SystemMessage):
+        # The common case first: a plain-text human message.
+        if type(message) is HumanMessage and isinstance(message.content, str):
+            result.append(Message.user(message.content, name=message.name))
+        elif isinstance(message, SystemMessage):
             result.append(Message.system(_text(message)))
         elif isinstance(message, HumanMessage):
             result.append(Message.user(_text(message), name=message.name))
@@ -134,31 +138,33 @@ def response_metadata(
     provider_model: str | None,
     finish_reason: str | None,
     cached: bool,
-    route: Sequence[str],
-    attempts: Iterable[Mapping[str, Any]] | None,
+    fallback_from: Sequence[str],
+    attempts: Iterable[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """The response metadata LangChain users and tracers see.
 
-    ``fallback_from`` lists the models given up before ``model_name`` answered (models whose
-    breaker was open included); ``attempts`` lists every upstream call, when known.
+    The same keys, with the same meanings, as ``additional_kwargs`` of the LlamaIndex
+    adapter's responses: ``model`` (the registered model that answered; LangChain's
+    ``model_name`` repeats it), ``provider``, ``provider_model`` (the provider's model id,
+    when it said), ``finish_reason``, ``cached``, ``fallback_from`` (the models given up
+    before ``model``, as the core reports them: none for a cache hit), ``fallbacks`` (how
+    many) and ``attempts`` (every upstream call of the request).
     """
-    given_up = list(route[: route.index(model)]) if model in route else []
-    metadata: dict[str, Any] = {
+    return {
         "model_name": model,
+        "model": model,
         "provider": provider,
+        "provider_model": provider_model,
         "finish_reason": finish_reason,
         "cached": cached,
-        "fallbacks": len(given_up),
-        "fallback_from": given_up,
+        "fallback_from": list(fallback_from),
+        "fallbacks": len(fallback_from),
+        "attempts": list(attempts),
     }
-    if provider_model:
-        metadata["provider_model"] = provider_model
-    if attempts is not None:
-        metadata["attempts"] = list(attempts)
-    return metadata
 
 
-def _attempts(response: ChatResponse) -> list[dict[str, Any]]:
+def attempt_records(response: ChatResponse) -> list[dict[str, Any]]:
+    """Every upstream call of a response as JSON-compatible dicts."""
     return [
         {
             "model": a.model,
@@ -171,8 +177,7 @@ def _attempts(response: ChatResponse) -> list[dict[str, Any]]:
     ]
 
 
-def to_ai_message(response: ChatResponse, route: Sequence[str]) -> AIMessage:
-    """Convert a response into an `AIMessage` with usage and reliability metadata."""
+def _tool_calls(response: ChatResponse) -> tuple[list[Any], list[Any]]:
     calls = []
     invalid = []
     for call in response.tool_calls:
@@ -194,20 +199,29 @@ def to_ai_message(response: ChatResponse, route: Sequence[str]) -> AIMessage:
                     error="arguments are not a JSON object",
                 )
             )
+    return calls, invalid
+
+
+def to_ai_message(response: ChatResponse) -> AIMessage:
+    """Convert a response into an `AIMessage` with usage and reliability metadata."""
     metadata = response_metadata(
         model=response.model,
         provider=response.provider,
         provider_model=response.provider_model,
         finish_reason=response.finish_reason,
         cached=response.cached,
-        route=route,
-        attempts=_attempts(response),
+        fallback_from=response.fallback_from,
+        attempts=attempt_records(response),
     )
+    usage = usage_metadata(response.usage)
+    if not response.tool_calls:  # the common case: skip the tool-call fields' validation
+        return AIMessage(content=response.text, usage_metadata=usage, response_metadata=metadata)
+    calls, invalid = _tool_calls(response)
     return AIMessage(
         content=response.text,
         tool_calls=calls,
         invalid_tool_calls=invalid,
-        usage_metadata=usage_metadata(response.usage),
+        usage_metadata=usage,
         response_metadata=metadata,
     )
 

@@ -51,6 +51,7 @@ class StreamTail:
         "attempts",
         "cached",
         "finish_reason",
+        "manager",
         "model",
         "provider_model",
         "route",
@@ -61,6 +62,7 @@ class StreamTail:
         if manager not in _WATCHED:
             manager.add_hook(_collect)
             _WATCHED.add(manager)
+        self.manager = manager
         self.route = route
         self.model = ""
         self.cached = False
@@ -99,18 +101,28 @@ class StreamTail:
             return None
         return ChatGenerationChunk(message=to_ai_message_chunk(chunk))
 
+    @property
+    def provider(self) -> str:
+        """The provider name of the model that answered."""
+        try:
+            described = self.manager.describe_model(self.model)["provider"]
+        except KeyError:
+            return ""
+        return str(described.get("provider", ""))
+
     def last(self) -> ChatGenerationChunk:
         """The closing chunk: usage, finish reason, which model answered and the attempts."""
+        # The core's view: a cache hit gave up no model; otherwise those before the answerer.
+        given_up = [] if self.cached or self.model not in self.route else self.route
         metadata = response_metadata(
             model=self.model,
-            provider="",
+            provider=self.provider,
             provider_model=self.provider_model,
             finish_reason=self.finish_reason or "stop",
             cached=self.cached,
-            route=self.route,
+            fallback_from=given_up[: given_up.index(self.model)] if given_up else [],
             attempts=self.attempts,
         )
-        del metadata["provider"]
         message = AIMessageChunk(
             content="",
             usage_metadata=usage_metadata(self.usage),

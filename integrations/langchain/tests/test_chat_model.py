@@ -17,7 +17,14 @@ from langchain_reliable_llm import ReliableChatModel
 from langchain_reliable_llm.testing import SmartFakeModel
 from pydantic import BaseModel, ValidationError
 
-from reliable_llm import ChatRequest, ChatResponse, LLMManager, ServerError
+from reliable_llm import (
+    ChatRequest,
+    ChatResponse,
+    ConfigurationError,
+    LLMManager,
+    ServerError,
+    UnknownModelError,
+)
 from reliable_llm.testing import FakeClock, ScriptedModel
 
 
@@ -104,18 +111,25 @@ def test_manager_and_live_objects_are_excluded_from_serialization() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({}, "needs manager="),
-        ({"manager": LLMManager(), "models": {"a": SmartFakeModel()}}, "not both"),
-        ({"manager": LLMManager(), "max_retries": 2}, "not both"),
-        ({"models": {"a": SmartFakeModel()}, "model": "b"}, "unknown model 'b'"),
-        ({"models": {"a": SmartFakeModel()}, "api_key": "sk-x"}, "api_key"),
+        ({}, ConfigurationError, "either manager="),
+        (
+            {"manager": LLMManager(), "models": {"a": SmartFakeModel()}},
+            ConfigurationError,
+            "not both",
+        ),
+        ({"manager": LLMManager(), "max_retries": 2}, ConfigurationError, "max_retries"),
+        ({"models": {"a": SmartFakeModel()}, "model": "b"}, UnknownModelError, "unknown model 'b'"),
+        ({"models": {"a": SmartFakeModel()}, "api_key": "sk-x"}, ConfigurationError, "api_key"),
+        ({"models": {"a": SmartFakeModel()}, "temperature": "hot"}, ValidationError, "temperature"),
     ],
 )
-def test_invalid_construction_is_rejected(kwargs: dict[str, Any], message: str) -> None:
-    """Missing, conflicting or unknown settings raise a validation error naming the problem."""
-    with pytest.raises(ValidationError, match=message):
+def test_invalid_construction_is_rejected(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """Missing, conflicting or unknown settings raise a typed error naming the problem."""
+    with pytest.raises(error, match=message):
         ReliableChatModel(**kwargs)
 
 
@@ -365,3 +379,14 @@ def test_streaming_flag_streams_invoke_to_callbacks() -> None:
     assert len(recorder.tokens) >= 4
     assert message.usage_metadata is not None
     assert message.response_metadata["model_name"] == "smart"
+
+
+def test_identifying_params_follow_a_re_registered_model() -> None:
+    """Tracing params describe the provider now registered, not the one cached before."""
+    manager = _manager(smart=SmartFakeModel())
+    model = ReliableChatModel(manager=manager)
+    before = model._identifying_params["providers"]["smart"]
+    manager.register_model("smart", ScriptedModel(name="scripted-now"), replace=True)
+    after = model._identifying_params["providers"]["smart"]
+    assert before != after
+    assert after["provider"] == "scripted-now"

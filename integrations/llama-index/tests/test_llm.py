@@ -66,7 +66,13 @@ def test_chat_falls_back_and_says_which_model_answered(clock: FakeClock) -> None
     assert response.message.role == MessageRole.ASSISTANT
     assert response.additional_kwargs["model"] == "backup"
     assert response.additional_kwargs["fallbacks"] == 1
-    assert response.additional_kwargs["attempts"] == 3
+    assert response.additional_kwargs["fallback_from"] == ["primary"]
+    attempts = response.additional_kwargs["attempts"]
+    assert [(a["model"], a["error"]) for a in attempts] == [
+        ("primary", "ServerError"),
+        ("primary", "ServerError"),
+        ("backup", None),
+    ]
     assert llm.manager.get_model_info("primary")["attempts"] == 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def test_wheel_is_a_namespace_package_that_coexists_with_core(tmp_path: Path) ->
     assert "llama_index/__init__.py" not in names
     assert "llama_index/llms/__init__.py" not in names
     assert {"llama_index/llms/reliable/__init__.py", "llama_index/llms/reliable/py.typed"} <= names
-    requirements = sorted(r.split(">")[0].split("=")[0] for r in metadata.get_all("Requires-Dist"))
+    requirements = sorted(re.split(r"[<>=!~ ;]", r)[0] for r in metadata.get_all("Requires-Dist"))
     assert requirements == ["llama-index-core", "reliable-llm"]
     probe = (
         "import llama_index.core, llama_index.llms.reliable as r;"

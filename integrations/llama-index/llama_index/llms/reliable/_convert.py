@@ -23,15 +23,17 @@ from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
-from reliable_llm import ChatResponse, ConfigurationError, Message, Tool, ToolCall
+from reliable_llm import ChatResponse, ConfigurationError, Message, Tool, ToolCall, Usage
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
 
 __all__ = [
+    "attempt_records",
     "from_li_message",
     "from_li_messages",
     "from_li_tool",
+    "reliability_info",
     "response_info",
     "to_li_message",
     "to_li_response",
@@ -149,8 +151,18 @@ def tool_call_blocks(calls: Sequence[ToolCall]) -> list[ToolCallBlock]:
 
 
 def to_li_message(message: Message) -> ChatMessage:
-    """Convert a reliable-llm `Message` to a LlamaIndex `ChatMessage`."""
+    """Convert a reliable-llm `Message` to a LlamaIndex `ChatMessage`.
+
+    Tool calls become `ToolCallBlock`s and are also listed OpenAI-style in
+    ``additional_kwargs["tool_calls"]``: LlamaIndex's streaming structured output
+    (``stream_structured_predict``) looks there before it parses a partial response.
+    """
     extra: dict[str, Any] = {}
+    if message.tool_calls:
+        extra["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
     if message.tool_call_id:
         extra["tool_call_id"] = message.tool_call_id
     if message.name:
@@ -162,18 +174,65 @@ def to_li_message(message: Message) -> ChatMessage:
     return ChatMessage(role=MessageRole(message.role), blocks=blocks, additional_kwargs=extra)
 
 
+def attempt_records(response: ChatResponse) -> list[dict[str, Any]]:
+    """Every upstream call of a response as JSON-compatible dicts."""
+    return [
+        {
+            "model": a.model,
+            "number": a.number,
+            "duration": a.duration,
+            "error": None if a.error is None else type(a.error).__name__,
+            "message": None if a.error is None else str(a.error),
+        }
+        for a in response.attempts
+    ]
+
+
+def reliability_info(
+    *,
+    model: str,
+    provider: str,
+    provider_model: str | None,
+    finish_reason: str | None,
+    cached: bool,
+    fallback_from: Sequence[str],
+    usage: Usage | None,
+) -> dict[str, Any]:
+    """How an answer was obtained, under the LangChain adapter's ``response_metadata`` keys.
+
+    ``model`` is the registered model that answered, ``provider_model`` the provider's model
+    id (when it said), ``fallback_from`` the models given up before ``model`` as the core
+    reports them (none for a cache hit) and ``fallbacks`` how many; token counts follow.
+    """
+    info: dict[str, Any] = {
+        "model": model,
+        "provider": provider,
+        "provider_model": provider_model,
+        "finish_reason": finish_reason,
+        "cached": cached,
+        "fallback_from": list(fallback_from),
+        "fallbacks": len(fallback_from),
+    }
+    if usage is not None:
+        info["prompt_tokens"] = usage.input_tokens
+        info["completion_tokens"] = usage.output_tokens
+        info["total_tokens"] = usage.total_tokens
+    return info
+
+
 def response_info(response: ChatResponse) -> dict[str, Any]:
-    """How a response was obtained, for ``additional_kwargs`` of LlamaIndex responses."""
+    """`reliability_info` of a response, with its ``attempts``."""
+    fallback_from = response.fallback_from
     info: dict[str, Any] = {
         "model": response.model,
         "provider": response.provider,
-        "cached": response.cached,
+        "provider_model": response.provider_model,
         "finish_reason": response.finish_reason,
-        "attempts": len(response.attempts),
-        "fallbacks": response.fallbacks,
+        "cached": response.cached,
+        "fallback_from": list(fallback_from),
+        "fallbacks": len(fallback_from),
+        "attempts": attempt_records(response),
     }
-    if response.provider_model:
-        info["provider_model"] = response.provider_model
     usage = response.usage
     if usage is not None:
         info["prompt_tokens"] = usage.input_tokens

@@ -15,7 +15,7 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
 )
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
@@ -27,6 +27,7 @@ from llama_index.llms.reliable._convert import (
 )
 from llama_index.llms.reliable._core import Core, build_core
 from llama_index.llms.reliable._events import install_event_bridge
+from llama_index.llms.reliable._manager_setup import OWN_MANAGER_OPTIONS, check_option_names
 from llama_index.llms.reliable._metadata import model_metadata
 from llama_index.llms.reliable._stream import StreamTranslator
 from llama_index.llms.reliable._tools import chat_kwargs_with_tools, keep_first_tool_call
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
 
 __all__ = ["ReliableLLM"]
+
+_SAMPLING = ("temperature", "max_tokens")
+_CALL_DEFAULTS = ("use_cache", "cache_ttl", "timeout")
 
 
 def _completion(response: ChatResponse) -> CompletionResponse:
@@ -69,27 +73,35 @@ class ReliableLLM(FunctionCallingLLM):
     Example:
         >>> llm = ReliableLLM(manager=manager)
         >>> llm = ReliableLLM(
-        ...     models={"primary": OpenAI(model="gpt-4o-mini", max_retries=0), "backup": backup},
-        ...     model="primary",
-        ...     fallbacks=["backup"],
+        ...     models={"primary": OpenAI(model="gpt-4o-mini"), "backup": "groq:llama-3.3-70b"},
+        ...     max_retries=2,
         ... )
+
+    `langchain_reliable_llm.ReliableChatModel` takes the same options with the same meanings.
+    Responses' ``additional_kwargs`` (and the last response of a stream) say how the answer
+    was obtained, under the same keys as that adapter's ``response_metadata``: ``model``,
+    ``provider``, ``provider_model``, ``finish_reason``, ``cached``, ``fallback_from``,
+    ``fallbacks`` and ``attempts``, plus token counts.
 
     Args:
         manager: The manager to serve calls. Mutually exclusive with ``models``.
         models: Models to register on a new manager: `reliable_llm.Provider`s, seed-style
-            callables or LlamaIndex LLMs (wrapped in `LlamaIndexLLMProvider`).
+            callables, ``"<preset>:<model>"`` strings or LlamaIndex LLMs (wrapped in
+            `LlamaIndexLLMProvider`).
+        model: The model tried first (default: the manager's active model; with ``models``,
+            the first one).
+        fallbacks: The models tried after it, in order (default: the manager's chain; with
+            ``models``, the other models in order).
+        max_retries, enable_caching, retry, breaker, failure_threshold, recovery_timeout,
+            cache_policy, timeouts, clock: Options of the new manager (only with ``models``).
         model_metadata: Metadata per model name (``context_window``, ``max_output_tokens``,
-            ``function_calling``, ``model_name``, ...).
-        model: The model tried first (default: the manager's active model).
-        fallbacks: The models tried after it, in order (default: the manager's chain).
-        max_retries, enable_caching, retry, breaker, cache, timeouts, clock: Options of the
-            new manager (only with ``models``).
+            ``function_calling``, ``model_name``, ...), only with ``models``.
         **kwargs: Fields of this LLM (``temperature``, ``max_tokens``, ``use_cache``,
             ``cache_ttl``, ``timeout``, ``additional_kwargs``, ``system_prompt``, ...).
 
     Raises:
         ConfigurationError: Neither or both of ``manager`` and ``models``, manager options
-            with an existing manager, or an invalid model option.
+            with an existing manager, or an invalid model or option.
         UnknownModelError: ``model`` or a fallback is not registered.
     """
 
@@ -112,44 +124,53 @@ class ReliableLLM(FunctionCallingLLM):
         default_factory=dict, description="Extra parameters sent with every request."
     )
 
-    # One private attribute: pydantic resolves each private attribute through __getattr__,
-    # which shows up in the per-call overhead.
-    _core: Core = PrivateAttr()
+    # The manager and caches live in the instance __dict__ under `_core`, not in a pydantic
+    # private attribute: pydantic resolves those through __getattr__ on every access, which
+    # showed in the per-call overhead. Underscore keys are not fields, so they are never dumped.
+    if TYPE_CHECKING:
+        _core: Core
 
     def __init__(
         self,
         *,
         manager: LLMManager | None = None,
         models: Mapping[str, Any] | None = None,
-        model_metadata: Mapping[str, Mapping[str, Any]] | None = None,
         model: str | None = None,
         fallbacks: Sequence[str] | None = None,
         max_retries: int | None = None,
         enable_caching: bool | None = None,
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
-        cache: CachePolicy | None = None,
+        failure_threshold: int | None = None,
+        recovery_timeout: float | None = None,
+        cache_policy: CachePolicy | None = None,
         timeouts: TimeoutPolicy | None = None,
         clock: Clock | None = None,
+        model_metadata: Mapping[str, Mapping[str, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
-        options: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "max_retries": max_retries,
-                "enable_caching": enable_caching,
-                "retry": retry,
-                "breaker": breaker,
-                "cache": cache,
-                "timeouts": timeouts,
-                "clock": clock,
-            }.items()
-            if v is not None
+        given = {
+            "max_retries": max_retries,
+            "enable_caching": enable_caching,
+            "retry": retry,
+            "breaker": breaker,
+            "failure_threshold": failure_threshold,
+            "recovery_timeout": recovery_timeout,
+            "cache_policy": cache_policy,
+            "timeouts": timeouts,
+            "clock": clock,
+            "model_metadata": model_metadata,
         }
+        known = [*type(self).model_fields, "manager", "models", *OWN_MANAGER_OPTIONS]
+        check_option_names("ReliableLLM", kwargs, known)
         chain = None if fallbacks is None else list(fallbacks)
         super().__init__(model=model, fallbacks=chain, **kwargs)
-        self._core = build_core(manager, models, model_metadata, model, chain, options)
-        install_event_bridge(self._core.manager)
+        options = {k: v for k, v in given.items() if v is not None}
+        core = build_core(
+            manager, models, model=self.model, fallbacks=self.fallbacks, options=options
+        )
+        self.__dict__["_core"] = core
+        install_event_bridge(core.manager)
 
     @classmethod
     def class_name(cls) -> str:
@@ -162,54 +183,62 @@ class ReliableLLM(FunctionCallingLLM):
         return self._core.manager
 
     def _metadata_key(self, core: Core) -> tuple[str, int | None] | None:
-        name = self.model if core.per_call_route and self.model else core.manager.active_model
+        per_call = core.per_call(self.model, self.fallbacks)
+        name = self.model if per_call and self.model else core.manager.active_model
         return None if name is None else (name, self.max_tokens)
 
-    @property
-    def metadata(self) -> LLMMetadata:
-        """What the model tried first can do (see `model_metadata` for the sources).
+    def _described(self) -> tuple[Mapping[str, Any], LLMMetadata, dict[str, Any]] | None:
+        """The registration, metadata and payload of the model tried first (None: no model).
 
-        Computed once per registration of the model and cached.
+        Computed once per registration of the model (and ``max_tokens``) and cached.
         """
         core = self._core
         key = self._metadata_key(core)
         if key is None:
-            return LLMMetadata(is_chat_model=True, is_function_calling_model=True)
+            return None
         info = core.manager.describe_model(key[0])
-        cached = core.metadata.get(key)
+        cached = core.described.get(key)
         if cached is None or cached[0] is not info:  # a re-registered model has a new info
-            cached = core.metadata[key] = (info, model_metadata(key[0], info, max_tokens=key[1]))
-        return cached[1]
+            metadata = model_metadata(key[0], info, max_tokens=key[1])
+            payload = {"class_name": self.class_name(), **metadata.model_dump()}
+            cached = core.described[key] = (info, metadata, payload)
+        return cached
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """What the model tried first can do (see `model_metadata` for the sources)."""
+        described = self._described()
+        if described is None:
+            return LLMMetadata(is_chat_model=True, is_function_calling_model=True)
+        return described[1]
 
     def to_payload(self) -> dict[str, Any]:
         """Secret-free description for instrumentation: the class name and `metadata`."""
-        core = self._core
-        key = self._metadata_key(core)
-        metadata = self.metadata
-        cached = core.payloads.get(key) if key is not None else None
-        if cached is None or cached[0] is not metadata:
-            cached = (metadata, {"class_name": self.class_name(), **metadata.model_dump()})
-            if key is not None:
-                core.payloads[key] = cached
-        return dict(cached[1])
+        described = self._described()
+        if described is None:
+            return {"class_name": self.class_name(), **self.metadata.model_dump()}
+        return dict(described[2])
 
     # -- plumbing ----------------------------------------------------------------------------
 
     def _params(self, kwargs: Mapping[str, Any], core: Core) -> dict[str, Any]:
+        fields = self.__dict__  # plain reads: this runs on every call
         params: dict[str, Any] = {}
-        if self.temperature is not None:
-            params["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            params["max_tokens"] = self.max_tokens
-        params.update(self.additional_kwargs)
-        params.update(kwargs)
-        if core.per_call_route:
-            if self.model is not None:
-                params.setdefault("model", self.model)
-            if self.fallbacks is not None:
-                params.setdefault("fallback_chain", self.fallbacks)
-        for name in ("use_cache", "cache_ttl", "timeout"):
-            value = getattr(self, name)
+        for name in _SAMPLING:
+            value = fields[name]
+            if value is not None:
+                params[name] = value
+        if fields["additional_kwargs"]:
+            params.update(fields["additional_kwargs"])
+        if kwargs:
+            params.update(kwargs)
+        if core.per_call(fields["model"], fields["fallbacks"]):
+            if fields["model"] is not None:
+                params.setdefault("model", fields["model"])
+            if fields["fallbacks"] is not None:
+                params.setdefault("fallback_chain", fields["fallbacks"])
+        for name in _CALL_DEFAULTS:
+            value = fields[name]
             if value is not None:
                 params.setdefault(name, value)
         return params
@@ -243,6 +272,15 @@ class ReliableLLM(FunctionCallingLLM):
         core = self._core
         return core.manager.astream(self._messages(messages), **self._params(kwargs, core))
 
+    def _translator(self) -> StreamTranslator:
+        core = self._core
+        manager = core.manager
+        if not core.per_call(self.model, self.fallbacks):
+            return StreamTranslator(manager, manager.route)
+        first = self.model or manager.active_model or ""
+        chain = self.fallbacks if self.fallbacks is not None else manager.fallback_chain
+        return StreamTranslator(manager, [first, *(n for n in chain if n != first)])
+
     # -- chat --------------------------------------------------------------------------------
 
     @llm_chat_callback()
@@ -272,7 +310,7 @@ class ReliableLLM(FunctionCallingLLM):
         chunks = self._stream(messages, kwargs)
 
         def gen() -> ChatResponseGen:
-            translator = StreamTranslator()
+            translator = self._translator()
             for chunk in chunks:
                 yield translator.chat(chunk)
 
@@ -286,7 +324,7 @@ class ReliableLLM(FunctionCallingLLM):
         chunks = self._astream(messages, kwargs)
 
         async def gen() -> ChatResponseAsyncGen:
-            translator = StreamTranslator()
+            translator = self._translator()
             async for chunk in chunks:
                 yield translator.chat(chunk)
 
@@ -314,7 +352,7 @@ class ReliableLLM(FunctionCallingLLM):
         chunks = self._stream(prompt, kwargs)
 
         def gen() -> CompletionResponseGen:
-            translator = StreamTranslator()
+            translator = self._translator()
             for chunk in chunks:
                 yield translator.completion(chunk)
 
@@ -328,7 +366,7 @@ class ReliableLLM(FunctionCallingLLM):
         chunks = self._astream(prompt, kwargs)
 
         async def gen() -> CompletionResponseAsyncGen:
-            translator = StreamTranslator()
+            translator = self._translator()
             async for chunk in chunks:
                 yield translator.completion(chunk)
 

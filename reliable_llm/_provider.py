@@ -31,7 +31,7 @@ class Provider(abc.ABC):
     #: worker thread that the manager stops waiting for when the timeout passes.
     enforces_timeout: bool = False
 
-    def warm(self) -> None:  # noqa: B027 - an optional hook, deliberately not abstract
+    def warm(self) -> None:
         """Do the slow one-time set-up (SDK import, client construction) now.
 
         `LLMManager.register_model` calls it, so the first request does not pay for it inside

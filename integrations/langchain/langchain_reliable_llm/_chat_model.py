@@ -13,7 +13,12 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, Field
 
-from langchain_reliable_llm._convert import from_langchain_messages, to_ai_message
+from langchain_reliable_llm._convert import (
+    closing_chunk,
+    from_langchain_messages,
+    to_ai_message,
+    to_ai_message_chunk,
+)
 from langchain_reliable_llm._errors import to_langchain_error
 from langchain_reliable_llm._manager_setup import (
     OWN_MANAGER_OPTIONS,
@@ -21,7 +26,6 @@ from langchain_reliable_llm._manager_setup import (
     check_option_names,
 )
 from langchain_reliable_llm._provider import LangChainChatProvider
-from langchain_reliable_llm._stream_tail import StreamTail
 from langchain_reliable_llm._structured import StructuredMethod, structured_output
 from langchain_reliable_llm._tools import ToolLike, format_tools, normalize_tools, tool_choice_for
 from reliable_llm import (
@@ -344,21 +348,19 @@ class ReliableChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request, options, model, fallbacks = self._options(messages, stop, kwargs)
-        manager = self.llm_manager
-        tail = StreamTail(manager, list(self._route(model, fallbacks)))
-        iterator = manager.stream(request, **options)
+        request, options, _, _ = self._options(messages, stop, kwargs)
+        stream = self.llm_manager.stream(request, **options)
         try:
-            while (chunk := tail.pull(iterator)) is not None:
-                piece = tail.add(chunk)
-                if piece is not None:
-                    yield piece
+            for chunk in stream:
+                if chunk.text or chunk.tool_call_deltas:
+                    yield ChatGenerationChunk(message=to_ai_message_chunk(chunk))
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
         finally:
             # A consumer that stops early must end the manager's stream now, not at GC.
-            iterator.close()
-        yield tail.last()
+            stream.close()
+        assert stream.response is not None  # an exhausted stream carries its response
+        yield closing_chunk(stream.response)
 
     async def _astream(
         self,
@@ -367,20 +369,18 @@ class ReliableChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request, options, model, fallbacks = self._options(messages, stop, kwargs)
-        manager = self.llm_manager
-        tail = StreamTail(manager, list(self._route(model, fallbacks)))
-        iterator = manager.astream(request, **options)
+        request, options, _, _ = self._options(messages, stop, kwargs)
+        stream = self.llm_manager.astream(request, **options)
         try:
-            while (chunk := await tail.apull(iterator)) is not None:
-                piece = tail.add(chunk)
-                if piece is not None:
-                    yield piece
+            async for chunk in stream:
+                if chunk.text or chunk.tool_call_deltas:
+                    yield ChatGenerationChunk(message=to_ai_message_chunk(chunk))
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
         finally:
-            await iterator.aclose()
-        yield tail.last()
+            await stream.aclose()
+        assert stream.response is not None
+        yield closing_chunk(stream.response)
 
     # -- declarative helpers -----------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.outputs import ChatGenerationChunk
 
 from reliable_llm import (
     ChatResponse,
@@ -202,9 +203,8 @@ def _tool_calls(response: ChatResponse) -> tuple[list[Any], list[Any]]:
     return calls, invalid
 
 
-def to_ai_message(response: ChatResponse) -> AIMessage:
-    """Convert a response into an `AIMessage` with usage and reliability metadata."""
-    metadata = response_metadata(
+def _metadata(response: ChatResponse) -> dict[str, Any]:
+    return response_metadata(
         model=response.model,
         provider=response.provider,
         provider_model=response.provider_model,
@@ -213,6 +213,26 @@ def to_ai_message(response: ChatResponse) -> AIMessage:
         fallback_from=response.fallback_from,
         attempts=attempt_records(response),
     )
+
+
+def closing_chunk(response: ChatResponse) -> ChatGenerationChunk:
+    """The last chunk of a stream: usage and the same metadata `to_ai_message` gives, taken
+    from the stream's whole response (`reliable_llm.ChatStream.response`)."""
+    metadata = _metadata(response)
+    message = AIMessageChunk(
+        content="",
+        usage_metadata=usage_metadata(response.usage),
+        response_metadata=metadata,
+        chunk_position="last",
+    )
+    return ChatGenerationChunk(
+        message=message, generation_info={"finish_reason": response.finish_reason}
+    )
+
+
+def to_ai_message(response: ChatResponse) -> AIMessage:
+    """Convert a response into an `AIMessage` with usage and reliability metadata."""
+    metadata = _metadata(response)
     usage = usage_metadata(response.usage)
     if not response.tool_calls:  # the common case: skip the tool-call fields' validation
         return AIMessage(content=response.text, usage_metadata=usage, response_metadata=metadata)

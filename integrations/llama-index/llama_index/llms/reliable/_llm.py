@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import (
@@ -29,18 +29,19 @@ from llama_index.llms.reliable._core import Core, build_core
 from llama_index.llms.reliable._events import install_event_bridge
 from llama_index.llms.reliable._manager_setup import OWN_MANAGER_OPTIONS, check_option_names
 from llama_index.llms.reliable._metadata import model_metadata
-from llama_index.llms.reliable._stream import StreamTranslator
+from llama_index.llms.reliable._stream import StreamTranslator, atranslate, translate
 from llama_index.llms.reliable._tools import chat_kwargs_with_tools, keep_first_tool_call
 
 from reliable_llm import (
+    AsyncChatStream,
     BreakerPolicy,
     CachePolicy,
     ChatResponse,
+    ChatStream,
     Clock,
     LLMManager,
     Message,
     RetryPolicy,
-    StreamChunk,
     TimeoutPolicy,
 )
 
@@ -262,24 +263,15 @@ class ReliableLLM(FunctionCallingLLM):
 
     def _stream(
         self, messages: str | Sequence[ChatMessage], kwargs: Mapping[str, Any]
-    ) -> Iterator[StreamChunk]:
+    ) -> ChatStream:
         core = self._core
         return core.manager.stream(self._messages(messages), **self._params(kwargs, core))
 
     def _astream(
         self, messages: str | Sequence[ChatMessage], kwargs: Mapping[str, Any]
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncChatStream:
         core = self._core
         return core.manager.astream(self._messages(messages), **self._params(kwargs, core))
-
-    def _translator(self) -> StreamTranslator:
-        core = self._core
-        manager = core.manager
-        if not core.per_call(self.model, self.fallbacks):
-            return StreamTranslator(manager, manager.route)
-        first = self.model or manager.active_model or ""
-        chain = self.fallbacks if self.fallbacks is not None else manager.fallback_chain
-        return StreamTranslator(manager, [first, *(n for n in chain if n != first)])
 
     # -- chat --------------------------------------------------------------------------------
 
@@ -307,28 +299,14 @@ class ReliableLLM(FunctionCallingLLM):
             AllModelsFailedError: No model started streaming.
             StreamInterruptedError: The stream broke after text was yielded.
         """
-        chunks = self._stream(messages, kwargs)
-
-        def gen() -> ChatResponseGen:
-            translator = self._translator()
-            for chunk in chunks:
-                yield translator.chat(chunk)
-
-        return gen()
+        return translate(self._stream(messages, kwargs), StreamTranslator().chat)
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         """Async twin of `stream_chat`."""
-        chunks = self._astream(messages, kwargs)
-
-        async def gen() -> ChatResponseAsyncGen:
-            translator = self._translator()
-            async for chunk in chunks:
-                yield translator.chat(chunk)
-
-        return gen()
+        return atranslate(self._astream(messages, kwargs), StreamTranslator().chat)
 
     # -- complete ----------------------------------------------------------------------------
 
@@ -349,28 +327,14 @@ class ReliableLLM(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
         """Stream the answer to a prompt: ``text`` is cumulative, ``delta`` the new text."""
-        chunks = self._stream(prompt, kwargs)
-
-        def gen() -> CompletionResponseGen:
-            translator = self._translator()
-            for chunk in chunks:
-                yield translator.completion(chunk)
-
-        return gen()
+        return translate(self._stream(prompt, kwargs), StreamTranslator().completion)
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """Async twin of `stream_complete`."""
-        chunks = self._astream(prompt, kwargs)
-
-        async def gen() -> CompletionResponseAsyncGen:
-            translator = self._translator()
-            async for chunk in chunks:
-                yield translator.completion(chunk)
-
-        return gen()
+        return atranslate(self._astream(prompt, kwargs), StreamTranslator().completion)
 
     # -- tools -------------------------------------------------------------------------------
 

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
 from llama_index.core.base.llms.types import CompletionResponse
-from llama_index.llms.reliable._convert import reliability_info, to_li_message
+from llama_index.llms.reliable._convert import response_info, to_li_message
 
-from reliable_llm import LLMManager, Message, StreamAccumulator, StreamChunk
+from reliable_llm import (
+    AsyncChatStream,
+    ChatResponse,
+    ChatStream,
+    Message,
+    StreamAccumulator,
+    StreamChunk,
+)
 
-__all__ = ["StreamTranslator"]
+__all__ = ["StreamTranslator", "atranslate", "translate"]
+
+T = TypeVar("T")
+Fold = Callable[[StreamChunk, ChatResponse | None], T]
 
 
 class StreamTranslator:
@@ -19,43 +29,26 @@ class StreamTranslator:
 
     Tool calls travel as `ToolCallBlock`s on every response once they start, with the
     arguments received so far; the last response holds them complete, which is what
-    LlamaIndex agents read. The last response's ``additional_kwargs`` carry the keys a
-    non-streamed response has (see `reliability_info`); ``attempts`` is not known yet for
-    streams, whose chunks do not carry it.
+    LlamaIndex agents read. The last response's ``additional_kwargs`` are those of a
+    non-streamed response (`response_info` of the stream's whole `ChatResponse`, attempts
+    included); `translate` holds back only the chunk that carries the finish reason until the
+    stream is exhausted and its response is known, which follows at once.
     """
 
-    __slots__ = ("_acc", "_has_calls", "_manager", "_route", "_text")
+    __slots__ = ("_acc", "_has_calls", "_text")
 
-    def __init__(self, manager: LLMManager, route: Sequence[str]) -> None:
+    def __init__(self) -> None:
         self._acc = StreamAccumulator()
         self._text = ""
         self._has_calls = False
-        self._manager = manager
-        self._route = route
 
-    def _info(self, chunk: StreamChunk) -> dict[str, Any]:
-        if chunk.finish_reason is None:
+    def _info(self, chunk: StreamChunk, response: ChatResponse | None) -> dict[str, Any]:
+        if response is None:
             return {"model": chunk.model, "cached": chunk.cached}
-        acc = self._acc
-        route = self._route
-        # The core's view: a cache hit gave up no model; otherwise those before the answerer.
-        given_up = () if chunk.cached or chunk.model not in route else route
-        try:
-            provider = self._manager.describe_model(chunk.model)["provider"].get("provider", "")
-        except KeyError:
-            provider = ""
-        return reliability_info(
-            model=chunk.model,
-            provider=str(provider),
-            provider_model=acc.provider_model,
-            finish_reason=chunk.finish_reason,
-            cached=chunk.cached,
-            fallback_from=given_up[: given_up.index(chunk.model)] if given_up else (),
-            usage=acc.usage,
-        )
+        return response_info(response)
 
-    def chat(self, chunk: StreamChunk) -> LIChatResponse:
-        """The cumulative chat response after ``chunk``."""
+    def chat(self, chunk: StreamChunk, response: ChatResponse | None = None) -> LIChatResponse:
+        """The cumulative chat response after ``chunk`` (the last one gets ``response``)."""
         self._acc.add(chunk)
         self._text += chunk.text
         self._has_calls = self._has_calls or bool(chunk.tool_call_deltas)
@@ -65,16 +58,48 @@ class StreamTranslator:
             message=message,
             delta=chunk.text,
             raw={"text": chunk.text, "model": chunk.model, "finish_reason": chunk.finish_reason},
-            additional_kwargs=self._info(chunk),
+            additional_kwargs=self._info(chunk, response),
         )
 
-    def completion(self, chunk: StreamChunk) -> CompletionResponse:
-        """The cumulative completion response after ``chunk``."""
+    def completion(
+        self, chunk: StreamChunk, response: ChatResponse | None = None
+    ) -> CompletionResponse:
+        """The cumulative completion response after ``chunk`` (the last one gets ``response``)."""
         self._acc.add(chunk)
         self._text += chunk.text
         return CompletionResponse(
             text=self._text,
             delta=chunk.text,
             raw={"text": chunk.text, "model": chunk.model, "finish_reason": chunk.finish_reason},
-            additional_kwargs=self._info(chunk),
+            additional_kwargs=self._info(chunk, response),
         )
+
+
+def translate(stream: ChatStream, fold: Fold[T]) -> Generator[T, None, None]:
+    """``fold`` applied to each chunk of ``stream``; the finishing chunk gets the response."""
+    held: StreamChunk | None = None
+    for chunk in stream:
+        if held is not None:
+            yield fold(held, None)
+            held = None
+        if chunk.finish_reason is None:
+            yield fold(chunk, None)
+        else:
+            held = chunk
+    if held is not None:
+        yield fold(held, stream.response)
+
+
+async def atranslate(stream: AsyncChatStream, fold: Fold[T]) -> AsyncGenerator[T, None]:
+    """Async twin of `translate`."""
+    held: StreamChunk | None = None
+    async for chunk in stream:
+        if held is not None:
+            yield fold(held, None)
+            held = None
+        if chunk.finish_reason is None:
+            yield fold(chunk, None)
+        else:
+            held = chunk
+    if held is not None:
+        yield fold(held, stream.response)

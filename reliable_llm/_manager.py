@@ -129,7 +129,7 @@ class LLMManager:
     def register_model(
         self,
         name: str,
-        inference_fn: Provider | Callable[..., Any],
+        inference_fn: Provider | Callable[..., Any] | str,
         metadata: Mapping[str, Any] | None = None,
         *,
         replace: bool = False,
@@ -141,8 +141,9 @@ class LLMManager:
 
         Args:
             name: The name requests use for this model.
-            inference_fn: A `Provider`, or a seed-style ``fn(prompt, **kwargs) -> str`` (sync or
-                async) that may also return a `ChatResponse`.
+            inference_fn: A `Provider`, a seed-style ``fn(prompt, **kwargs) -> str`` (sync or
+                async) that may also return a `ChatResponse`, or a model string
+                ``"<preset>:<model>"`` such as ``"openai:gpt-4o-mini"``.
             metadata: Free-form facts (context window, cost, ...) shown by `get_model_info`.
             replace: Allow replacing a model already registered under ``name``.
             retry: This model's retry policy (default: the manager's).

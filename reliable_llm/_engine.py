@@ -50,6 +50,7 @@ class Plan:
         "requested",
         "started",
         "stream_idle",
+        "total",
         "ttl",
     )
 
@@ -74,6 +75,7 @@ class Plan:
             self._prompt = None
             self._request = request  # type: ignore[assignment]
         self.started = started
+        self.total = total
         self.deadline = started + total
         self.per_attempt = per_attempt
         self.stream_idle = stream_idle

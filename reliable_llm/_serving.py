@@ -34,7 +34,8 @@ def _slot(plan: Plan) -> tuple[object, ...]:
 
     A request with another fallback chain or another ``timeout=`` runs its own plan.
     """
-    return (plan.key, plan.entries, plan.deadline - plan.started)
+    # The budget as given, not deadline - started: float rounding would tell equals apart.
+    return (plan.key, plan.entries, plan.total)
 
 
 class Server:

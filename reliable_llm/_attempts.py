@@ -141,20 +141,24 @@ class ModelAttempts:
             ConfigurationError: ``exc`` is one (our caller's mistake, not the model's: no
                 retry, no fallback, no breaker count), or the model's ``classify_error`` failed.
         """
-        if isinstance(exc, ConfigurationError):
+        if isinstance(exc, ConfigurationError | UnicodeEncodeError):
             self.in_flight = False  # never a call the model could answer: not an attempt
-            raise exc
+            raise _local(exc)
         error = self._classify(exc)
         self._record(error)
         entry = self.entry
         engine = self.engine
+        plan = self.plan
+        now = engine.clock.monotonic()
         step = next_step(
             entry.retry,
             self.number,
             error,
-            self.plan.deadline - engine.clock.monotonic(),
+            plan.deadline - now,
             entry.breaker.state is _CLOSED and self.admission is _ALLOWED,
             engine.random(),
+            now - self.started,
+            entry is not plan.entries[-1],
         )
         if isinstance(step, FailureReason):
             self.failure = ModelFailure(entry.name, step, tuple(self.errors))
@@ -202,9 +206,9 @@ class ModelAttempts:
         Raises:
             StreamInterruptedError: Always, with the partial text and the classified cause.
         """
-        if isinstance(exc, ConfigurationError):
+        if isinstance(exc, ConfigurationError | UnicodeEncodeError):
             self.in_flight = False
-            raise exc
+            raise _local(exc)
         error = self._classify(exc)
         self._record(error)
         logger.warning("stream from model %r interrupted mid-answer: %s", self.entry.name, error)
@@ -227,3 +231,15 @@ class ModelAttempts:
         admission = self.admission
         if type(admission) is Trial:
             self.entry.breaker.record_neutral(admission)
+
+
+def _local(exc: Exception) -> ConfigurationError:
+    """The caller's mistake as a `ConfigurationError` (an unencodable request, say)."""
+    if isinstance(exc, ConfigurationError):
+        return exc
+    error = ConfigurationError(
+        f"the request cannot be encoded for the model ({type(exc).__name__}: {exc}); "
+        "remove unpaired surrogates from every text, parameter and tool definition"
+    )
+    error.__cause__ = exc
+    return error

@@ -15,8 +15,15 @@ def next_step(
     time_left: float,
     breaker_closed: bool,
     random_fraction: float,
+    attempt_duration: float = 0.0,
+    others_left: bool = False,
 ) -> float | FailureReason:
     """After attempt number ``attempt`` (1-based) failed: the delay before retrying, or why to stop.
+
+    A retry is started only if its wait fits in the time left; while another model of the
+    route could still use that time (``others_left``), the wait plus an attempt as long as the
+    one that just failed must fit. A model that hung for its whole per-attempt timeout is
+    then handed over at once instead of eating the time its fallbacks need.
 
     Args:
         policy: The model's retry policy.
@@ -25,6 +32,8 @@ def next_step(
         time_left: Seconds left before the request's deadline.
         breaker_closed: Whether the model's breaker still admits ordinary calls.
         random_fraction: A random number in [0, 1) for jitter.
+        attempt_duration: Seconds the failed attempt took.
+        others_left: Whether a later model of the route may still be tried.
     """
     if time_left <= 0:
         return FailureReason.DEADLINE_EXCEEDED
@@ -40,8 +49,9 @@ def next_step(
         if hint > policy.max_retry_after or hint >= time_left:
             return FailureReason.RETRY_AFTER_EXCEEDS_DEADLINE
         delay = float(hint)
-    if delay >= time_left:
-        # The wait does not fit this request's time left: give this model up, not the request;
-        # the next model may still answer in the time that remains.
+    needed = delay + attempt_duration if others_left else delay
+    if needed >= time_left:
+        # The retry does not fit this request's time left: give this model up, not the
+        # request; the next model may still answer in the time that remains.
         return FailureReason.BACKOFF_EXCEEDS_DEADLINE
     return delay

@@ -93,6 +93,11 @@ class LLMManager:
         check_flag("enable_caching", enable_caching)
         self.enable_caching = enable_caching
         self.clock: Clock = clock or SystemClock()
+        if cache_backend is not None and not isinstance(cache_backend, CacheBackend):
+            raise ConfigurationError(
+                f"cache_backend must have get(key), set(key, value, ttl), clear() and "
+                f"__len__() (see reliable_llm.CacheBackend), got {type(cache_backend).__name__}"
+            )
         # `is None`, not `or`: an empty backend has len 0 and would count as false.
         self.cache: CacheBackend = (
             InMemoryCache(self.cache_policy, self.clock) if cache_backend is None else cache_backend
@@ -261,7 +266,7 @@ class LLMManager:
         the counters of `get_model_info` and ``breaker_state``), ``active_model`` and
         ``fallback_chain``. Latency percentiles cover the most recent 2,048 requests.
         """
-        snapshot = MetricsSnapshot(self.metrics.snapshot(len(self.cache)))
+        snapshot = MetricsSnapshot(self.metrics.snapshot(_cache_size(self.cache)))
         registry = self._registry
         for name, entry in registry.models.items():
             snapshot["models"][name]["breaker_state"] = entry.breaker.state.value
@@ -453,3 +458,12 @@ class LLMManager:
             f"LLMManager(active={registry.active!r}, fallback_chain={list(registry.chain)}, "
             f"models=[{states}], caching={self.enable_caching})"
         )
+
+
+def _cache_size(cache: CacheBackend) -> int | None:
+    """The backend's entry count, or None when it cannot say (metrics must not fail)."""
+    try:
+        size = len(cache)
+    except Exception:
+        return None
+    return size if size >= 0 else None

@@ -42,7 +42,8 @@ NEVER_KEYED = frozenset(
 sent as request-body fields (providers use them as transport options; ``extra_headers`` become
 headers) and never part of a cache key. The one such set, shared by the cache and providers."""
 
-_strict_dumps = json.JSONEncoder(allow_nan=False).encode
+# ensure_ascii=False keeps a lone surrogate as itself, so check_text below can catch it.
+_strict_dumps = json.JSONEncoder(allow_nan=False, ensure_ascii=False).encode
 
 MessagesInput = str | Message | Mapping[str, Any] | Sequence[Message | Mapping[str, Any]]
 
@@ -153,7 +154,7 @@ def build_request(messages: MessagesInput, params: Mapping[str, Any]) -> ChatReq
     if response_format:
         _check_json("response_format", response_format)
     if tools:
-        _check_json("tools", [t.parameters for t in tools])
+        _check_json("tools", [[t.name, t.description, t.parameters] for t in tools])
     return ChatRequest(
         messages=_messages(messages),
         temperature=_number("temperature", params.get("temperature")),
@@ -198,8 +199,13 @@ def _stop(value: object) -> tuple[str, ...] | None:
     if value is None:
         return None
     if isinstance(value, str):
+        if not value.isascii():
+            check_text("stop", value)
         return (value,)
     if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        for v in value:
+            if not v.isascii():
+                check_text("stop", v)
         return tuple(value)
     raise ConfigurationError(
         f"stop must be a str or a list of str such as ['\\n\\n'], got {value!r}"

@@ -153,6 +153,9 @@ class Server:
             flight, shared = self.flight.join(_slot(plan), plan.deadline - self.clock.monotonic())
         except FlightTimeout:
             raise self._waited_too_long(plan) from None
+        except BaseException:  # a follower interrupted while it waited: count it
+            self._finished(plan, None, True, False, None)
+            raise
         if shared is not None:
             return self._followed(plan, shared)
         return self._lead(plan, flight)
@@ -184,6 +187,9 @@ class Server:
             )
         except FlightTimeout:
             raise self._waited_too_long(plan) from None
+        except BaseException:  # a follower interrupted while it waited: count it
+            self._finished(plan, None, True, False, None)
+            raise
         if shared is not None:
             return self._followed(plan, shared)
         try:

@@ -79,8 +79,19 @@ class Message:
             )
         if not self.content.isascii():
             check_text("message content", self.content)
+        if self.name is not None or self.tool_call_id is not None or self.tool_calls:
+            self._check_fields()
         if self.role == "tool" and not self.tool_call_id:
             raise ConfigurationError("a tool message needs the tool_call_id it answers")
+
+    def _check_fields(self) -> None:
+        texts = [("message name", self.name), ("tool_call_id", self.tool_call_id)]
+        for call in self.tool_calls:
+            texts += [("tool call id", call.id), ("tool call name", call.name)]
+            texts.append(("tool call arguments", call.arguments))
+        for name, text in texts:
+            if isinstance(text, str) and not text.isascii():
+                check_text(name, text)
 
     @classmethod
     def system(cls, content: str) -> Message:

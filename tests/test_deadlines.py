@@ -245,3 +245,34 @@ def test_worker_threads_are_bounded_and_skip_abandoned_calls() -> None:
     for job in jobs:
         assert job.done.acquire(timeout=5)
     assert sorted(ran) == [0, 1]
+
+
+@pytest.mark.parametrize("driver", ["sync", "async", "stream", "astream"])
+def test_a_hung_primary_leaves_its_fallback_time_with_default_policies(
+    driver: str, clock: FakeClock
+) -> None:
+    """Defaults (120 s total, 60 s per attempt): a primary that hangs is not retried into the
+    backup's time; the backup answers at 60 s."""
+    from drivers import ask_with
+
+    manager = LLMManager(clock=clock, random=lambda: 0.0)
+    hang = Reply("late", latency=float("inf"))
+    manager.register_model("primary", ScriptedModel(default=hang, clock=clock))
+    manager.register_model("backup", ScriptedModel(default="from backup"))
+    manager.set_fallback_chain(["backup"])
+    response = ask_with(driver, manager, "hi")
+    assert (response.model, response.text) == ("backup", "from backup")
+    assert clock.monotonic() == pytest.approx(60.0)
+    assert manager.get_metrics()["fallbacks"]["by_reason"] == {
+        FailureReason.BACKOFF_EXCEEDS_DEADLINE.value: 1
+    }
+
+
+def test_the_last_model_still_retries_with_what_is_left(clock: FakeClock) -> None:
+    """With no model after it, a model that timed out is retried with the time that remains."""
+    manager = LLMManager(clock=clock, random=lambda: 0.0)
+    model = ScriptedModel([Reply("late", latency=float("inf"))], default="ok", clock=clock)
+    manager.register_model("only", model)
+    response = manager.chat("hi")
+    assert response.text == "ok"
+    assert model.call_count == 2

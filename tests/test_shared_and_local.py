@@ -311,3 +311,102 @@ def test_a_follower_waits_no_longer_than_its_own_deadline() -> None:
         leader.join(5)
     assert caught.value.deadline_exceeded
     assert 0.25 <= waited < 2.5  # not the 5 s the leader takes
+
+
+@pytest.mark.parametrize(
+    ("messages", "params", "named"),
+    [
+        ("hi", {"stop": ["\ud800"]}, "stop"),
+        ("hi", {"user": "u\ud800"}, "user"),
+        ("hi", {"custom": {"k\ud800": 1}}, "custom"),
+        ("hi", {"tools": [{"name": "f", "description": "d\ud800"}]}, "tools"),
+        ([{"role": "user", "content": "hi", "name": "n\ud800"}], {}, "message name"),
+        (
+            [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"id": "c\ud800", "function": {"name": "f", "arguments": "{}"}}],
+                },
+                {"role": "tool", "content": "ok", "tool_call_id": "c1"},
+            ],
+            {},
+            "tool call id",
+        ),
+    ],
+)
+def test_a_lone_surrogate_anywhere_is_local(
+    messages: Any, params: dict[str, Any], named: str, manager: LLMManager
+) -> None:
+    """Surrogates in parameters, tool definitions, names and tool calls: ConfigurationError
+    naming where, before any call."""
+    model = ScriptedModel()
+    manager.register_model("m", model)
+    with pytest.raises(ConfigurationError, match=named):
+        manager.chat(messages, use_cache=False, **params)
+    assert model.call_count == 0
+
+
+def test_an_encoding_failure_inside_a_provider_is_local(manager: LLMManager) -> None:
+    """A UnicodeEncodeError raised while a model builds its request is the caller's error."""
+
+    def encoding(prompt: str, **kwargs: Any) -> str:
+        return "x\ud800".encode().decode()
+
+    manager.register_model("m", encoding)
+    manager.register_model("backup", ScriptedModel())
+    manager.set_fallback_chain(["backup"])
+    with pytest.raises(ConfigurationError, match="cannot be encoded"):
+        manager.chat("hi")
+    assert manager.get_model_info("m")["breaker"]["failure_count"] == 0
+
+
+def test_a_cancelled_follower_is_counted() -> None:
+    """A caller cancelled while it waits for an identical request's call counts as cancelled."""
+    manager = LLMManager()
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        entered = asyncio.Event()
+
+        async def model(prompt: str, **kwargs: Any) -> str:
+            entered.set()
+            await gate.wait()
+            return "answer"
+
+        manager.register_model("m", model)
+        leader = asyncio.create_task(manager.agenerate("same"))
+        await entered.wait()
+        follower = asyncio.create_task(manager.agenerate("same"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        follower.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await follower
+        gate.set()
+        assert await leader == "answer"
+
+    asyncio.run(scenario())
+    metrics = manager.get_metrics()
+    assert (metrics["total_requests"], metrics["cancelled_requests"]) == (2, 1)
+
+
+def test_metrics_survive_a_backend_that_cannot_count() -> None:
+    """A backend whose __len__ fails: requests, get_metrics() and the displays still work."""
+
+    class Unreachable(_Backend):
+        def __len__(self) -> int:
+            raise ConnectionError("redis: connection refused")
+
+    manager = _with(Unreachable(), [])
+    assert manager.generate("hi") == "fresh"
+    assert manager.get_metrics()["cache"]["size"] is None
+    assert "requests" in str(manager)
+    assert "<table" in manager._repr_html_()
+
+
+def test_a_cache_backend_without_the_interface_is_refused() -> None:
+    """cache_backend=object() is a ConfigurationError naming the methods it needs."""
+    with pytest.raises(ConfigurationError, match="cache_backend must have get"):
+        LLMManager(cache_backend=object())  # type: ignore[arg-type]

@@ -90,8 +90,8 @@ def translate_error(
         if exc.provider is None:
             exc.provider = provider
         return exc
-    if sdk is None or isinstance(exc, ConfigurationError):
-        return None
+    if sdk is None or isinstance(exc, ConfigurationError | UnicodeEncodeError):
+        return None  # a request that cannot be encoded is the caller's to fix (see the engine)
     _scrub_exception(exc, secret)
     status: int | None = None
     request_id: str | None = None

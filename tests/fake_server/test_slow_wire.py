@@ -77,8 +77,8 @@ def test_slow_headers_send_the_status_line_first(server: FakeLLMServer) -> None:
         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(payload), payload)
     )
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        started = time.monotonic()  # before sending: the server's delay cannot start earlier
         sock.sendall(request)
-        started = time.monotonic()
         first = sock.recv(65536)
         first_at = time.monotonic() - started
         rest = b""

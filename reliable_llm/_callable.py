@@ -121,15 +121,29 @@ class CallableProvider(Provider):
 
     def _kwargs(self, request: ChatRequest) -> dict[str, Any]:
         kwargs = request_params(request)
-        accepts = self.accepts
-        if kwargs and accepts is not None:
-            refused = sorted(k for k in kwargs if k not in accepts)
-            if refused:
-                raise ConfigurationError(
-                    f"model callable {_name(self.fn)} does not accept {refused}; add them (or "
-                    "**kwargs) to its signature, or leave them out of the request"
-                )
+        if kwargs and self.accepts is not None:
+            self._check(kwargs)
         return kwargs
+
+    def _check(self, kwargs: dict[str, Any]) -> None:
+        accepts = self.accepts
+        refused = sorted(k for k in kwargs if accepts is not None and k not in accepts)
+        if refused:
+            raise ConfigurationError(
+                f"model callable {_name(self.fn)} does not accept {refused}; add them (or "
+                "**kwargs) to its signature, or leave them out of the request"
+            )
+
+    def check_request(self, request: ChatRequest) -> None:
+        """Raise `ConfigurationError` now if a call with ``request`` could not be made.
+
+        The manager checks every model of a request's route before the first attempt, so a
+        fallback that cannot take a parameter is found at once, not during an outage.
+        """
+        if self.accepts is not None:
+            kwargs = request_params(request)
+            if kwargs:
+                self._check(kwargs)
 
     def _convert(self, value: object) -> ChatResponse:
         if isinstance(value, str):

@@ -23,6 +23,7 @@ ReliableLLMError
 │   └── RequestRejectedError                    no retry, fall back; breaker neutral
 │       ├── ContextWindowExceededError
 │       ├── ContentPolicyError
+│       ├── EmptyResponseError                  a 200 answer with neither text nor tool calls
 │       └── InvalidRequestError                 HTTP 400 / 422
 ├── AllModelsFailedError                        every model of a request was given up
 ├── StreamInterruptedError                      a stream failed after text reached the caller
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigurationError",
     "ContentPolicyError",
     "ContextWindowExceededError",
+    "EmptyResponseError",
     "FailureReason",
     "InvalidRequestError",
     "MissingAPIKeyError",
@@ -233,6 +235,12 @@ class ContextWindowExceededError(RequestRejectedError):
 
 class ContentPolicyError(RequestRejectedError):
     """The provider refused the content under its usage policy."""
+
+
+class EmptyResponseError(RequestRejectedError):
+    """The model answered with neither text nor tool calls (a stop sequence that matched at
+    once, say): not retried, not cached, not held against the model's breaker; the next model
+    of the route is tried."""
 
 
 class InvalidRequestError(RequestRejectedError):

@@ -317,6 +317,13 @@ class LLMManager:
         else:
             request = build_request(messages, params)
             key = cache_key(route[0].name, request) if cached else None
+            for entry in route:  # a fallback that cannot take the request fails now, not later
+                check = getattr(entry.provider, "check_request", None)
+                if check is not None:
+                    try:
+                        check(request)
+                    except ConfigurationError as exc:
+                        raise ConfigurationError(f"model {entry.name!r}: {exc}") from None
         timeouts = self.timeouts
         total = timeouts.total if timeout is None else seconds_override("timeout", timeout)
         if cache_ttl is None:

@@ -28,6 +28,7 @@ PUBLIC = [
     "ConfigurationError",
     "ContentPolicyError",
     "ContextWindowExceededError",
+    "EmptyResponseError",
     "ErrorClassifier",
     "ErrorRule",
     "FailureReason",

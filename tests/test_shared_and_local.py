@@ -410,3 +410,16 @@ def test_a_cache_backend_without_the_interface_is_refused() -> None:
     """cache_backend=object() is a ConfigurationError naming the methods it needs."""
     with pytest.raises(ConfigurationError, match="cache_backend must have get"):
         LLMManager(cache_backend=object())  # type: ignore[arg-type]
+
+
+def test_a_fallback_that_cannot_take_a_parameter_is_found_at_once(clock: FakeClock) -> None:
+    """A backup callable without temperature fails the request before any call, naming it."""
+    manager = LLMManager(clock=clock)
+    primary = ScriptedModel(default=ServerError("down"))
+    manager.register_model("primary", primary)
+    manager.register_model("backup", lambda prompt: "narrow")
+    manager.set_fallback_chain(["backup"])
+    with pytest.raises(ConfigurationError, match="model 'backup'.*does not accept"):
+        manager.chat("hi", temperature=0.2)
+    assert primary.call_count == 0
+    assert clock.sleeps == []

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from reliable_llm._errors import ContentPolicyError, ProviderError, ServerError
+from reliable_llm._errors import (
+    ContentPolicyError,
+    EmptyResponseError,
+    ProviderError,
+    ServerError,
+)
 from reliable_llm._http_errors import class_for_status, error_fields
 
 __all__ = ["REFUSAL", "check_answer", "in_band_error"]
@@ -30,8 +35,8 @@ def check_answer(has_text: bool, has_calls: bool, finish: str, provider: str) ->
 
     Raises:
         ContentPolicyError: The provider's content filter stopped or emptied the answer.
-        ServerError: ``finish_reason`` was ``"error"`` (the upstream failed mid-answer), or
-            the answer has neither text nor tool calls.
+        ServerError: ``finish_reason`` was ``"error"`` (the upstream failed mid-answer).
+        EmptyResponseError: The answer has neither text nor tool calls (breaker neutral).
     """
     if finish == "content_filter":
         raise ContentPolicyError(
@@ -43,7 +48,7 @@ def check_answer(has_text: bool, has_calls: bool, finish: str, provider: str) ->
             "the upstream failed while answering (finish_reason error)", provider=provider
         )
     if not has_text and not has_calls and finish != REFUSAL:
-        raise ServerError(
+        raise EmptyResponseError(
             f"empty answer: neither text nor tool calls (finish_reason {finish})",
             provider=provider,
         )

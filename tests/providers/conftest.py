@@ -137,14 +137,22 @@ def make_manager(clock: FakeClock) -> ManagerFactory:
 async def ask(
     manager: LLMManager, mode: str, messages: object = "hello", **params: object
 ) -> ChatResponse:
-    """Ask through ``manager`` in ``mode``; a stream is folded into a response."""
+    """Ask through ``manager`` in ``mode``; a stream gives its whole response."""
     if mode == "sync":
         return manager.chat(messages, **params)  # type: ignore[arg-type]
     if mode == "async":
         return await manager.achat(messages, **params)  # type: ignore[arg-type]
     if mode == "stream":
-        return fold(manager.stream(messages, **params))  # type: ignore[arg-type]
-    return await afold(manager.astream(messages, **params))  # type: ignore[arg-type]
+        stream = manager.stream(messages, **params)  # type: ignore[arg-type]
+        for _chunk in stream:
+            pass
+        assert stream.response is not None
+        return stream.response
+    astream = manager.astream(messages, **params)  # type: ignore[arg-type]
+    async for _chunk in astream:
+        pass
+    assert astream.response is not None
+    return astream.response
 
 
 def fold(chunks: Iterator[StreamChunk]) -> ChatResponse:

@@ -419,7 +419,7 @@ def test_a_fallback_that_cannot_take_a_parameter_is_found_at_once(clock: FakeClo
     manager.register_model("primary", primary)
     manager.register_model("backup", lambda prompt: "narrow")
     manager.set_fallback_chain(["backup"])
-    with pytest.raises(ConfigurationError, match="model 'backup'.*does not accept"):
+    with pytest.raises(ConfigurationError, match=r"model 'backup'.*does not accept"):
         manager.chat("hi", temperature=0.2)
     assert primary.call_count == 0
     assert clock.sleeps == []

@@ -25,8 +25,9 @@ __all__ = ["Server"]
 
 logger = logging.getLogger("reliable_llm")
 
-# Answers that say nothing lasting about the request: never cached.
-_UNCACHEABLE_FINISH = frozenset(("refusal", "content_filter", "error"))
+# Only complete answers are cached: not refusals, filtered or failed answers, nor answers with
+# a finish reason nobody recognised (Anthropic's pause_turn, say).
+_CACHEABLE_FINISH = frozenset(("stop", "length", "tool_calls"))
 
 
 def _slot(plan: Plan) -> tuple[object, ...]:
@@ -85,7 +86,7 @@ class Server:
                 self._cache_failed(plan, "delete", exc)
 
     def _store(self, plan: Plan, response: ChatResponse) -> None:
-        if plan.key is None or response.cached or response.finish_reason in _UNCACHEABLE_FINISH:
+        if plan.key is None or response.cached or response.finish_reason not in _CACHEABLE_FINISH:
             return
         try:
             self.cache.set(plan.key, response.to_dict(), plan.ttl)

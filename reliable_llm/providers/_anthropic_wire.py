@@ -36,7 +36,7 @@ __all__ = ["StreamState", "build_params", "finish_reason", "parse_message", "to_
 _FINISH = {
     "end_turn": "stop",
     "stop_sequence": "stop",
-    "pause_turn": "stop",
+    "error": "error",
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
     "tool_use": "tool_calls",
@@ -47,10 +47,16 @@ _OPEN_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 
 
 def finish_reason(stop_reason: str | None, *, json_tool: str | None = None) -> str:
-    """An Anthropic stop reason normalized to stop / length / tool_calls / refusal."""
+    """An Anthropic stop reason normalized to stop / length / tool_calls / refusal / error.
+
+    Others (``pause_turn``: the turn is not over) are passed through as sent; such an answer
+    is returned but never cached.
+    """
     if stop_reason == "tool_use" and json_tool is not None:
         return "stop"
-    return _FINISH.get(stop_reason or "end_turn", "stop")
+    if not stop_reason:
+        return "stop"
+    return _FINISH.get(stop_reason, stop_reason)
 
 
 def _blocks(message: Message) -> list[dict[str, Any]]:

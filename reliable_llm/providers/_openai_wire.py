@@ -42,6 +42,8 @@ _FINISH = {
     "function_call": "tool_calls",
     "content_filter": "content_filter",
     "error": "error",
+    # DeepSeek: the answer was cut short for lack of server resources, an upstream failure.
+    "insufficient_system_resource": "error",
     # Spellings of OpenAI-compatible servers for the same ends.
     "eos": "stop",
     "eos_token": "stop",
@@ -56,10 +58,13 @@ _FINISH = {
 def finish_reason(value: str | None) -> str:
     """An OpenAI finish reason normalized to stop / length / tool_calls / content_filter / error.
 
-    A missing or unrecognised reason of a complete JSON answer reads as ``stop``; a stream
-    needs a recognised one to count as finished (`StreamState.closing_chunk`).
+    A missing reason of a complete JSON answer reads as ``stop``; an unrecognised one is
+    passed through as sent (such an answer is returned but never cached). A stream needs a
+    recognised one to count as finished (`StreamState.closing_chunk`).
     """
-    return _FINISH.get(value or "stop", "stop")
+    if not value:
+        return "stop"
+    return _FINISH.get(value, value)
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -257,7 +262,11 @@ class StreamState:
             ProviderError: The finished answer is a failure (see `check_answer`).
         """
         if self.finish not in _FINISH:
-            got = f" (last finish_reason {self.finish!r})" if self.finish else ""
+            got = (
+                f" (last finish_reason {self.finish!r}, not one we recognise)"
+                if self.finish
+                else ""
+            )
             raise ProviderConnectionError(
                 f"the response stream ended before the answer finished{got}"
             )

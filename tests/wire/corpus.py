@@ -12,13 +12,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from reliable_llm import ChatResponse, OverloadedError, ProviderError, ToolCall, Usage
+from reliable_llm import (
+    ChatResponse,
+    OverloadedError,
+    ProviderError,
+    ServerError,
+    ToolCall,
+    Usage,
+)
 
 DIRECTORY = Path(__file__).parent / "transcripts"
 
 _OPENAI_PY = "https://github.com/openai/openai-python/blob/e43b422412a9e96c9cc5192c61fffbe2d7e04836"
 _VERCEL_AI = "https://github.com/vercel/ai/blob/ed857f50f112e23930b0c2dd8d532cc8bebbc911/packages"
 _VERCEL_ANTHROPIC = f"{_VERCEL_AI}/anthropic/src"
+_OPENCODE = (
+    "https://github.com/anomalyco/opencode/blob/1808fe8628327c988cf620fc5d394164177cd18e/"
+    "packages/llm/test/fixtures/recordings/openai-compatible-chat"
+)
 _ANTHROPIC_PY = (
     "https://github.com/anthropics/anthropic-sdk-python/blob/"
     "009b035305e0724ce108ebd796935f91711fc6e1/tests/lib/streaming/fixtures"
@@ -341,5 +352,35 @@ CASES: tuple[Case, ...] = (
         f"{_VERCEL_ANTHROPIC}/anthropic-language-model.test.ts"
         " ('should throw an api error when the first stream chunk is an overloaded error')",
         OverloadedError,
+    ),
+    Case(
+        "openrouter_text.sse",
+        "openai",
+        f"{_OPENCODE}/openrouter-streams-text.json (response body)",
+        ChatResponse(
+            text="Hello!",
+            finish_reason="stop",
+            usage=Usage(21, 3),
+            provider_model="openai/gpt-4o-mini",
+        ),
+    ),
+    Case(
+        "openrouter_tool_call.sse",
+        "openai",
+        f"{_OPENCODE}/openrouter-streams-tool-call.json (response body)",
+        ChatResponse(
+            tool_calls=(
+                ToolCall("call_L7mHMq49ZSUTBHjLJfBIP2eT", "get_weather", '{"city":"Paris"}'),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(67, 5),
+            provider_model="openai/gpt-4o-mini",
+        ),
+    ),
+    Case(
+        "openrouter_mid_stream_error.sse",
+        "openai",
+        "https://openrouter.ai/docs/api/reference/streaming#handling-errors-during-streaming",
+        ServerError,
     ),
 )

@@ -30,6 +30,11 @@ _OPENCODE = (
     "https://github.com/anomalyco/opencode/blob/1808fe8628327c988cf620fc5d394164177cd18e/"
     "packages/llm/test/fixtures/recordings/openai-compatible-chat"
 )
+_ASK_OPENAI = "https://github.com/g0t4/ask-openai.nvim/blob"
+_ASK_OPENAI_SSE = (
+    f"{_ASK_OPENAI}/d18a02d93df8941dd9d61f4055d0578dbd2f2555/lua/ask-openai/tools/tests/sse.lua"
+)
+_ASK_OPENAI_GPTOSS = f"{_ASK_OPENAI}/4e0045752c796aa786c2793a61d777ffdba057e4/notes/samples/gptoss"
 _ANTHROPIC_PY = (
     "https://github.com/anthropics/anthropic-sdk-python/blob/"
     "009b035305e0724ce108ebd796935f91711fc6e1/tests/lib/streaming/fixtures"
@@ -382,5 +387,73 @@ CASES: tuple[Case, ...] = (
         "openai",
         "https://openrouter.ai/docs/api/reference/streaming#handling-errors-during-streaming",
         ServerError,
+    ),
+    Case(
+        "vllm_tool_call.sse",
+        "openai",
+        f"{_ASK_OPENAI}/8cfd09a617b9d07afd2c09d0b84a4c2df001dc48/lua/ask-openai/tools/notes/vllm-qwen.md",
+        ChatResponse(
+            tool_calls=(
+                ToolCall(
+                    "chatcmpl-tool-ca99dda515524c6abe47d1ea22813507",
+                    "run_command",
+                    '{"command": "ls"}',
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=None,
+            provider_model=None,
+        ),
+    ),
+    Case(
+        "ollama_text.sse",
+        "openai",
+        f"{_ASK_OPENAI_SSE}#L197-L204",
+        ChatResponse(
+            text="My name is Neo Vim.",
+            finish_reason="stop",
+            usage=None,
+            provider_model="qwen2.5-coder:7b-instruct-q8_0",
+        ),
+    ),
+    Case(
+        "ollama_parallel_tool_calls.sse",
+        "openai",
+        f"{_ASK_OPENAI_SSE}#L234-L237",
+        ChatResponse(
+            tool_calls=(
+                ToolCall("call_809l7n8f", "run_command", '{"command":"ls -la"}'),
+                ToolCall(
+                    "call_oqp1e2a1",
+                    "run_command",
+                    '{"command":"ls -la","cwd":"/path/to/directory"}',
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=None,
+            provider_model="qwen2.5-coder:7b-instruct-q8_0",
+        ),
+    ),
+    Case(
+        "llamacpp_text.json",
+        "openai",
+        f"{_ASK_OPENAI_GPTOSS}/test.full.json",
+        ChatResponse(
+            text=_message_text("llamacpp_text.json"),
+            finish_reason="stop",
+            usage=Usage(82, 43),
+            provider_model="gpt-3.5-turbo",
+        ),
+    ),
+    Case(
+        "llamacpp_text.sse",
+        "openai",
+        f"{_ASK_OPENAI_GPTOSS}/test.stream.json",
+        ChatResponse(
+            text=_streamed_text("llamacpp_text.sse"),
+            finish_reason="stop",
+            usage=Usage(82, 43),
+            provider_model="gpt-3.5-turbo",
+        ),
     ),
 )

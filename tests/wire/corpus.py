@@ -456,4 +456,22 @@ CASES: tuple[Case, ...] = (
             provider_model="gpt-3.5-turbo",
         ),
     ),
+    Case(
+        "lmstudio_tool_call.json",
+        "openai",
+        "https://github.com/lmstudio-ai/docs/blob/2e643a417b83cb9261b6337df33fc65a189e351a/"
+        "1_developer/3_openai-compat/tools.mdx#L414-L445",
+        ChatResponse(
+            tool_calls=(
+                ToolCall(
+                    "365174485",
+                    "search_products",
+                    '{"query":"dell","category":"electronics","max_price":50}',
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(263, 34),
+            provider_model="lmstudio-community/qwen2.5-7b-instruct",
+        ),
+    ),
 )

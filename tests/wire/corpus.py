@@ -474,4 +474,17 @@ CASES: tuple[Case, ...] = (
             provider_model="lmstudio-community/qwen2.5-7b-instruct",
         ),
     ),
+    Case(
+        "ollama_text.json",
+        "openai",
+        "https://github.com/ollama/ollama/blob/fb30760996871fa9460115c753afd2c60d4ab0f7/"
+        "openai/openai_test.go#L486 (TestToChatCompletion_WithoutLogprobs, encoded by "
+        "openai.ToChatCompletion and middleware/openai.go ChatWriter.writeResponse)",
+        ChatResponse(
+            text="Hello",
+            finish_reason="stop",
+            usage=Usage(5, 1),
+            provider_model="test-model",
+        ),
+    ),
 )

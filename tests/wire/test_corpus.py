@@ -13,7 +13,7 @@ from anthropic.lib.streaming._messages import accumulate_event
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
-from reliable_llm import ChatRequest, ChatResponse, Message, StreamAccumulator
+from reliable_llm import ChatRequest, ChatResponse, Message, RateLimitError, StreamAccumulator
 from reliable_llm._provider import Provider
 from reliable_llm.providers import AnthropicProvider, OpenAIProvider
 from reliable_llm.providers import _anthropic_wire as anthropic_wire
@@ -184,6 +184,20 @@ def test_in_band_stream_errors_fail_both_decoders(case: Case) -> None:
         _stream_decoder(case, chunks)
     with pytest.raises(case.expected):
         _json_decoder(case, chunks)
+
+
+def test_stream_decoder_classifies_an_in_band_error_by_its_code() -> None:
+    """A numeric ``code`` in a chunk's error object (OpenRouter's schema) decides its class."""
+    chunk = ChatCompletionChunk.construct(
+        id="gen-1",
+        object="chat.completion.chunk",
+        created=1,
+        model="m",
+        error={"code": 429, "message": "Rate limit exceeded upstream"},
+        choices=[],
+    )
+    with pytest.raises(RateLimitError, match="Rate limit exceeded upstream"):
+        openai_wire.StreamState("openrouter").feed(chunk)
 
 
 def test_every_transcript_file_is_in_the_corpus() -> None:

@@ -212,7 +212,15 @@ class StreamState:
         self._calls = ToolCallAssembler()
 
     def feed(self, chunk: Any) -> StreamChunk | None:
-        """The chunk this SDK chunk adds, if any."""
+        """The chunk this SDK chunk adds, if any.
+
+        Raises:
+            ProviderError: The chunk carries an in-band ``error`` object (OpenRouter's
+                mid-stream error), like `parse_completion` does for a whole answer.
+        """
+        error = getattr(chunk, "error", None)
+        if error:
+            raise in_band_error(error, self.provider)
         if self.model is None:
             model = getattr(chunk, "model", None)
             self.model = model if isinstance(model, str) and model else None

@@ -12,13 +12,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from reliable_llm import ChatResponse, OverloadedError, ProviderError, ToolCall, Usage
+from reliable_llm import (
+    ChatResponse,
+    OverloadedError,
+    ProviderError,
+    ServerError,
+    ToolCall,
+    Usage,
+)
 
 DIRECTORY = Path(__file__).parent / "transcripts"
 
 _OPENAI_PY = "https://github.com/openai/openai-python/blob/e43b422412a9e96c9cc5192c61fffbe2d7e04836"
 _VERCEL_AI = "https://github.com/vercel/ai/blob/ed857f50f112e23930b0c2dd8d532cc8bebbc911/packages"
 _VERCEL_ANTHROPIC = f"{_VERCEL_AI}/anthropic/src"
+_OPENCODE = (
+    "https://github.com/anomalyco/opencode/blob/1808fe8628327c988cf620fc5d394164177cd18e/"
+    "packages/llm/test/fixtures/recordings/openai-compatible-chat"
+)
+_ASK_OPENAI = "https://github.com/g0t4/ask-openai.nvim/blob"
+_ASK_OPENAI_SSE = (
+    f"{_ASK_OPENAI}/d18a02d93df8941dd9d61f4055d0578dbd2f2555/lua/ask-openai/tools/tests/sse.lua"
+)
+_ASK_OPENAI_GPTOSS = f"{_ASK_OPENAI}/4e0045752c796aa786c2793a61d777ffdba057e4/notes/samples/gptoss"
 _ANTHROPIC_PY = (
     "https://github.com/anthropics/anthropic-sdk-python/blob/"
     "009b035305e0724ce108ebd796935f91711fc6e1/tests/lib/streaming/fixtures"
@@ -341,5 +357,134 @@ CASES: tuple[Case, ...] = (
         f"{_VERCEL_ANTHROPIC}/anthropic-language-model.test.ts"
         " ('should throw an api error when the first stream chunk is an overloaded error')",
         OverloadedError,
+    ),
+    Case(
+        "openrouter_text.sse",
+        "openai",
+        f"{_OPENCODE}/openrouter-streams-text.json (response body)",
+        ChatResponse(
+            text="Hello!",
+            finish_reason="stop",
+            usage=Usage(21, 3),
+            provider_model="openai/gpt-4o-mini",
+        ),
+    ),
+    Case(
+        "openrouter_tool_call.sse",
+        "openai",
+        f"{_OPENCODE}/openrouter-streams-tool-call.json (response body)",
+        ChatResponse(
+            tool_calls=(
+                ToolCall("call_L7mHMq49ZSUTBHjLJfBIP2eT", "get_weather", '{"city":"Paris"}'),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(67, 5),
+            provider_model="openai/gpt-4o-mini",
+        ),
+    ),
+    Case(
+        "openrouter_mid_stream_error.sse",
+        "openai",
+        "https://openrouter.ai/docs/api/reference/streaming#handling-errors-during-streaming",
+        ServerError,
+    ),
+    Case(
+        "vllm_tool_call.sse",
+        "openai",
+        f"{_ASK_OPENAI}/8cfd09a617b9d07afd2c09d0b84a4c2df001dc48/lua/ask-openai/tools/notes/vllm-qwen.md",
+        ChatResponse(
+            tool_calls=(
+                ToolCall(
+                    "chatcmpl-tool-ca99dda515524c6abe47d1ea22813507",
+                    "run_command",
+                    '{"command": "ls"}',
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=None,
+            provider_model=None,
+        ),
+    ),
+    Case(
+        "ollama_text.sse",
+        "openai",
+        f"{_ASK_OPENAI_SSE}#L197-L204",
+        ChatResponse(
+            text="My name is Neo Vim.",
+            finish_reason="stop",
+            usage=None,
+            provider_model="qwen2.5-coder:7b-instruct-q8_0",
+        ),
+    ),
+    Case(
+        "ollama_parallel_tool_calls.sse",
+        "openai",
+        f"{_ASK_OPENAI_SSE}#L234-L237",
+        ChatResponse(
+            tool_calls=(
+                ToolCall("call_809l7n8f", "run_command", '{"command":"ls -la"}'),
+                ToolCall(
+                    "call_oqp1e2a1",
+                    "run_command",
+                    '{"command":"ls -la","cwd":"/path/to/directory"}',
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=None,
+            provider_model="qwen2.5-coder:7b-instruct-q8_0",
+        ),
+    ),
+    Case(
+        "llamacpp_text.json",
+        "openai",
+        f"{_ASK_OPENAI_GPTOSS}/test.full.json",
+        ChatResponse(
+            text=_message_text("llamacpp_text.json"),
+            finish_reason="stop",
+            usage=Usage(82, 43),
+            provider_model="gpt-3.5-turbo",
+        ),
+    ),
+    Case(
+        "llamacpp_text.sse",
+        "openai",
+        f"{_ASK_OPENAI_GPTOSS}/test.stream.json",
+        ChatResponse(
+            text=_streamed_text("llamacpp_text.sse"),
+            finish_reason="stop",
+            usage=Usage(82, 43),
+            provider_model="gpt-3.5-turbo",
+        ),
+    ),
+    Case(
+        "lmstudio_tool_call.json",
+        "openai",
+        "https://github.com/lmstudio-ai/docs/blob/2e643a417b83cb9261b6337df33fc65a189e351a/"
+        "1_developer/3_openai-compat/tools.mdx#L414-L445",
+        ChatResponse(
+            tool_calls=(
+                ToolCall(
+                    "365174485",
+                    "search_products",
+                    '{"query":"dell","category":"electronics","max_price":50}',
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(263, 34),
+            provider_model="lmstudio-community/qwen2.5-7b-instruct",
+        ),
+    ),
+    Case(
+        "ollama_text.json",
+        "openai",
+        "https://github.com/ollama/ollama/blob/fb30760996871fa9460115c753afd2c60d4ab0f7/"
+        "openai/openai_test.go#L486 (TestToChatCompletion_WithoutLogprobs, encoded by "
+        "openai.ToChatCompletion and middleware/openai.go ChatWriter.writeResponse)",
+        ChatResponse(
+            text="Hello",
+            finish_reason="stop",
+            usage=Usage(5, 1),
+            provider_model="test-model",
+        ),
     ),
 )

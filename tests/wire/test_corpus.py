@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import anthropic
@@ -9,8 +11,9 @@ import openai
 import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionChunk
 
-from reliable_llm import ChatRequest, ChatResponse, Message, StreamAccumulator
+from reliable_llm import ChatRequest, ChatResponse, Message, RateLimitError, StreamAccumulator
 from reliable_llm._provider import Provider
 from reliable_llm.providers import AnthropicProvider, OpenAIProvider
 from reliable_llm.providers import _anthropic_wire as anthropic_wire
@@ -143,6 +146,58 @@ def test_stream_and_json_decoders_agree(case: Case, server: FakeLLMServer) -> No
 
     streamed, whole = _stream_decoder(case, events), _json_decoder(case, events)
     assert _answer(streamed)[:4] == _answer(whole)[:4]
+
+
+def _raw_chunks(case: Case) -> list[Any]:
+    """The stream's chunks built straight from its ``data:`` lines, as the SDK builds them.
+
+    The SDK raises on an event carrying an ``error`` before its chunk reaches a decoder, so
+    this is how our decoders themselves are shown such an event.
+    """
+    lines = case.path.read_text().splitlines()
+    return [
+        ChatCompletionChunk.construct(**json.loads(line[6:]))
+        for line in lines
+        if line.startswith("data: {")
+    ]
+
+
+def _error_message(case: Case) -> str:
+    """The message of the transcript's in-band error object, read straight from the file."""
+    for chunk in _raw_chunks(case):
+        error = getattr(chunk, "error", None)
+        if isinstance(error, dict):
+            return str(error["message"])
+    raise AssertionError(f"{case} has no in-band error object")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in STREAMED if c.protocol == "openai" and not isinstance(c.expected, ChatResponse)],
+    ids=str,
+)
+def test_in_band_stream_errors_fail_both_decoders(case: Case) -> None:
+    """An error event in a 200 stream fails our stream and JSON decoders alike, with its message."""
+    assert isinstance(case.expected, type)
+    chunks = _raw_chunks(case)
+    with pytest.raises(case.expected, match=re.escape(_error_message(case))):
+        _stream_decoder(case, chunks)
+    with pytest.raises(case.expected):
+        _json_decoder(case, chunks)
+
+
+def test_stream_decoder_classifies_an_in_band_error_by_its_code() -> None:
+    """A numeric ``code`` in a chunk's error object (OpenRouter's schema) decides its class."""
+    chunk = ChatCompletionChunk.construct(
+        id="gen-1",
+        object="chat.completion.chunk",
+        created=1,
+        model="m",
+        error={"code": 429, "message": "Rate limit exceeded upstream"},
+        choices=[],
+    )
+    with pytest.raises(RateLimitError, match="Rate limit exceeded upstream"):
+        openai_wire.StreamState("openrouter").feed(chunk)
 
 
 def test_every_transcript_file_is_in_the_corpus() -> None:

@@ -52,7 +52,8 @@ class LLMManager:
     Args:
         max_retries: Retries per model after its first attempt (the seed's parameter).
         enable_caching: Whether responses are cached by default.
-        retry: Full retry policy; its ``max_retries`` wins over the argument above.
+        retry: Full retry policy (pass ``max_retries`` only here, or only above: two different
+            values raise `ConfigurationError`).
         breaker: Default breaker policy for models registered without one.
         cache: Size and TTL of the default in-memory cache.
         timeouts: Total and per-attempt deadlines of a request.
@@ -103,6 +104,9 @@ class LLMManager:
             InMemoryCache(self.cache_policy, self.clock) if cache_backend is None else cache_backend
         )
         self.metrics = MetricsCollector()
+        hooks = tuple(hooks)
+        for hook in hooks:
+            _check_hook(hook)
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
         engine = Engine(self.clock, random or _random.random, self._emit)
         self._server = Server(engine, self.cache, self.clock, self._emit)
@@ -117,7 +121,16 @@ class LLMManager:
                 logger.exception("event hook %r failed on %r", hook, event)
 
     def add_hook(self, hook: EventHook) -> None:
-        """Call ``hook(event)`` for every event from now on."""
+        """Call ``hook(event)`` for every event from now on.
+
+        Hooks are called synchronously, never under a lock, in the thread or task serving the
+        request; a hook that raises is logged and ignored.
+
+        Raises:
+            ConfigurationError: ``hook`` is not callable, or is an ``async def`` function
+                (it would never run: wrap it to schedule the coroutine yourself).
+        """
+        _check_hook(hook)
         with self._lock:
             self._hooks = (*self._hooks, hook)
 
@@ -474,3 +487,16 @@ def _cache_size(cache: CacheBackend) -> int | None:
     except Exception:
         return None
     return size if size >= 0 else None
+
+
+def _check_hook(hook: object) -> None:
+    from reliable_llm._callable import is_async_callable
+
+    if not callable(hook):
+        raise ConfigurationError(f"hooks must be callables hook(event), got {hook!r}")
+    if is_async_callable(hook):
+        raise ConfigurationError(
+            f"hook {hook!r} is an async function; hooks are called synchronously, so it would "
+            "never run. Use a sync hook (it may schedule a coroutine with "
+            "asyncio.get_running_loop().create_task)"
+        )

@@ -118,7 +118,12 @@ def _messages(messages: MessagesInput) -> tuple[Message, ...]:
         return (Message("user", messages),)
     if isinstance(messages, Message | Mapping):
         return (to_message(messages),)
-    result = tuple(to_message(m) for m in messages)
+    if not isinstance(messages, Sequence) or isinstance(messages, bytes | bytearray):
+        raise ConfigurationError(
+            "messages must be a prompt str, a Message, a message dict, or a list of them; "
+            f"got {type(messages).__name__}"
+        )
+    result = tuple(to_message(m) for m in messages)  # type: ignore[arg-type]
     if not result:
         raise ConfigurationError("messages must not be empty; pass at least one user message")
     return result

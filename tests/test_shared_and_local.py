@@ -423,3 +423,30 @@ def test_a_fallback_that_cannot_take_a_parameter_is_found_at_once(clock: FakeClo
         manager.chat("hi", temperature=0.2)
     assert primary.call_count == 0
     assert clock.sleeps == []
+
+
+@pytest.mark.parametrize("messages", [None, 5, b"hi"])
+def test_messages_of_the_wrong_type_are_a_clear_error(messages: Any, manager: LLMManager) -> None:
+    """chat(None), chat(5), chat(b"hi"): a ConfigurationError naming what messages must be."""
+    manager.register_model("m", ScriptedModel())
+    with pytest.raises(ConfigurationError, match="messages must be a prompt str"):
+        manager.chat(messages)
+
+
+@pytest.mark.parametrize("hook", [1, "print"])
+def test_a_hook_that_is_not_callable_is_refused(hook: Any) -> None:
+    """hooks=[1] and add_hook("print") raise instead of failing on every event."""
+    with pytest.raises(ConfigurationError, match="hooks must be callables"):
+        LLMManager(hooks=[hook])
+    with pytest.raises(ConfigurationError, match="hooks must be callables"):
+        LLMManager().add_hook(hook)
+
+
+def test_an_async_hook_is_refused() -> None:
+    """An async def hook would never run: refused with the way to do it."""
+
+    async def hook(event: Event) -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match="async function"):
+        LLMManager(hooks=[hook])

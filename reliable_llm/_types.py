@@ -178,7 +178,9 @@ class Attempt(NamedTuple):
 
     ``cancelled`` is True for a call that ended without an outcome: the caller cancelled the
     request, abandoned its stream, or an exception that is not an error (``KeyboardInterrupt``,
-    say) went through it. ``duration`` is in seconds.
+    say) went through it. ``duration`` is in seconds. ``started`` is when the call began, in
+    seconds on the manager's monotonic clock; ``first_chunk`` is the seconds from then to a
+    stream's first chunk (None for a call that is not an opened stream).
     """
 
     model: str
@@ -186,6 +188,8 @@ class Attempt(NamedTuple):
     duration: float
     error: ProviderError | None = None
     cancelled: bool = False
+    started: float = 0.0
+    first_chunk: float | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -209,6 +213,8 @@ class ChatResponse:
         attempts: Every upstream call made for this request, failures included.
         fallback_from: The models given up before the one that answered, in order (a model
             skipped because its breaker was open is listed, though it was not called).
+        cost: What the answering call cost, from the model's ``metadata["prices"]`` and the
+            reported usage; None without prices or usage, and for a cached answer.
     """
 
     text: str = ""
@@ -221,6 +227,7 @@ class ChatResponse:
     cached: bool = False
     attempts: tuple[Attempt, ...] = ()
     fallback_from: tuple[str, ...] = ()
+    cost: float | None = None
 
     @property
     def message(self) -> Message:

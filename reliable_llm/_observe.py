@@ -14,7 +14,7 @@ from reliable_llm._errors import ReliableLLMError
 if TYPE_CHECKING:
     from reliable_llm._registry import Registry
 
-__all__ = ["ModelFacts", "error_type", "model_facts"]
+__all__ = ["ModelFacts", "error_type", "model_facts", "outcome"]
 
 # Our provider names as the OpenTelemetry GenAI conventions spell them (gen_ai.provider.name);
 # any other name is reported as it is, which the conventions allow.
@@ -33,6 +33,13 @@ def error_type(error: BaseException | None) -> str:
         if cls.__module__ == _errors.__name__ and issubclass(cls, ReliableLLMError):
             return cls.__name__
     return "other"
+
+
+def outcome(answered_by: str | None, cancelled: bool) -> str:
+    """A finished request's outcome: ``"success"``, ``"failure"`` or ``"cancelled"``."""
+    if answered_by is not None:
+        return "success"
+    return "cancelled" if cancelled else "failure"
 
 
 class ModelFacts(NamedTuple):

@@ -36,7 +36,7 @@ from reliable_llm._events import (
     RequestFinished,
     RetryScheduled,
 )
-from reliable_llm._observe import error_type, model_facts
+from reliable_llm._observe import error_type, model_facts, outcome
 from reliable_llm._otel_content import input_attributes, output_attributes, request_attributes
 from reliable_llm._types import Attempt
 
@@ -316,14 +316,10 @@ class OTelInstrumentation:
 def _request_summary(event: RequestFinished) -> dict[str, Any]:
     """Our own attributes of one logical request (no ``gen_ai.*``: it is not a GenAI call)."""
     failures = event.failures
-    if event.model is not None:
-        outcome = "success"
-    else:
-        outcome = "cancelled" if event.cancelled else "failure"
     attributes: dict[str, Any] = {
         "reliable_llm.request.model": event.requested_model,
         "reliable_llm.route": event.route,
-        "reliable_llm.outcome": outcome,
+        "reliable_llm.outcome": outcome(event.model, event.cancelled),
         "reliable_llm.cache.hit": False,
         "reliable_llm.stream": event.stream,
         "reliable_llm.attempts": len(event.attempts),

@@ -24,6 +24,7 @@ client do not nest under them. Message content is recorded only with ``capture_c
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from reliable_llm._errors import ConfigurationError, FailureReason
@@ -36,9 +37,9 @@ from reliable_llm._events import (
     RequestFinished,
     RetryScheduled,
 )
-from reliable_llm._observe import error_type, model_facts, outcome
+from reliable_llm._observe import ModelFacts, error_type, model_facts, outcome
 from reliable_llm._otel_content import input_attributes, output_attributes, request_attributes
-from reliable_llm._types import Attempt
+from reliable_llm._types import Attempt, ChatResponse
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -115,7 +116,7 @@ class OTelInstrumentation:
     """The event hook that writes spans and metrics; built by `instrument`."""
 
     def __init__(self, manager: LLMManager, tracer: Any, meter: Any, capture_content: bool) -> None:
-        from opentelemetry import trace
+        from opentelemetry import metrics, trace
 
         self._manager = manager
         self._registry = manager._registry
@@ -163,6 +164,9 @@ class OTelInstrumentation:
             unit="{USD}",
             description="Cost of answered calls, from the prices in the models' metadata.",
         )
+        # Cheap paths for the API's no-op providers: nothing is built for them.
+        self._tracing = not isinstance(tracer, trace.NoOpTracer)
+        self._metering = not isinstance(self._duration, metrics.NoOpHistogram)
         self._handlers = {
             RequestFinished: self._request,
             CacheHit: self._cache_hit,
@@ -206,6 +210,8 @@ class OTelInstrumentation:
 
     def _cache_hit(self, event: CacheHit) -> None:
         self._hits.add(1, {"reliable_llm.model": event.model})
+        if not self._tracing:
+            return
         span = self._tracer.start_span("reliable_llm.request", kind=self._trace.SpanKind.INTERNAL)
         if span.is_recording():
             span.set_attributes(
@@ -222,6 +228,12 @@ class OTelInstrumentation:
     # -- a finished request: its span, its attempts' spans and metrics ----------------------
 
     def _request(self, event: RequestFinished) -> None:
+        if self._tracing:
+            self._trace_request(event)
+        if self._metering:
+            self._measure_request(event)
+
+    def _trace_request(self, event: RequestFinished) -> None:
         trace = self._trace
         now_ns = time.time_ns()
         now = self._clock.monotonic()
@@ -234,83 +246,103 @@ class OTelInstrumentation:
             kind=trace.SpanKind.INTERNAL,
             start_time=wall(now - event.latency),
         )
-        recording = span.is_recording()
-        if recording:
-            span.set_attributes(_request_summary(event))
-            if event.model is None and not event.cancelled:
-                span.set_attribute("error.type", "AllModelsFailedError")
-                span.set_status(trace.StatusCode.ERROR)
+        if not span.is_recording():  # not sampled: neither are its attempts
+            span.end(end_time=now_ns)
+            return
+        span.set_attributes(_request_summary(event))
+        if event.model is None and not event.cancelled:
+            span.set_attribute("error.type", "AllModelsFailedError")
+            span.set_status(trace.StatusCode.ERROR)
         context = trace.set_span_in_context(span)
-        response = event.response
         request_attrs = None if event.request is None else request_attributes(event.request)
-        last = len(event.attempts) - 1
-        for index, attempt in enumerate(event.attempts):
-            answered = index == last and response is not None and attempt.succeeded
-            self._attempt(attempt, event, answered, request_attrs, context, wall)
+        for attempt, response in _attempts(event):
+            facts = model_facts(self._registry, attempt.model)
+            child = self._tracer.start_span(
+                f"{_CHAT} {facts.request_model}",
+                context=context,
+                kind=trace.SpanKind.CLIENT,
+                start_time=wall(attempt.started),
+            )
+            if child.is_recording():
+                self._describe_attempt(child, attempt, response, facts, event, request_attrs)
+            child.end(end_time=wall(attempt.started + attempt.duration))
         span.end(end_time=now_ns)
+
+    def _describe_attempt(
+        self,
+        span: Any,
+        attempt: Attempt,
+        response: ChatResponse | None,
+        facts: ModelFacts,
+        event: RequestFinished,
+        request_attrs: dict[str, Any] | None,
+    ) -> None:
+        span.set_attributes(_genai_attributes(attempt, response, facts))
+        span.set_attributes(
+            {"reliable_llm.model": attempt.model, "reliable_llm.attempt": attempt.number}
+        )
+        if request_attrs:
+            span.set_attributes(request_attrs)
+        if event.stream:
+            span.set_attribute("gen_ai.request.stream", True)
+        if attempt.first_chunk is not None:
+            span.set_attribute("gen_ai.response.time_to_first_chunk", attempt.first_chunk)
+        if attempt.cancelled:
+            span.set_attribute("reliable_llm.attempt.cancelled", True)
+        if attempt.error is not None:
+            span.set_status(self._trace.StatusCode.ERROR)
+        if response is not None:
+            span.set_attributes(_response_attributes(response))
+        if self._capture and event.request is not None:
+            span.set_attributes(input_attributes(event.request))
+            if response is not None:
+                span.set_attributes(output_attributes(response))
+
+    def _measure_request(self, event: RequestFinished) -> None:
+        for attempt, response in _attempts(event):
+            if attempt.cancelled:
+                continue
+            facts = model_facts(self._registry, attempt.model)
+            attributes = _genai_attributes(attempt, response, facts)
+            self._duration.record(attempt.duration, attributes)
+            if attempt.first_chunk is not None:
+                self._first_chunk.record(attempt.first_chunk, attributes)
+            if response is not None and response.usage is not None:
+                usage = response.usage
+                self._tokens.record(
+                    usage.input_tokens, {**attributes, "gen_ai.token.type": "input"}
+                )
+                self._tokens.record(
+                    usage.output_tokens, {**attributes, "gen_ai.token.type": "output"}
+                )
+        response = event.response
         if response is not None and response.cost is not None:
             self._cost.add(response.cost, {"reliable_llm.model": response.model})
 
-    def _attempt(
-        self,
-        attempt: Attempt,
-        event: RequestFinished,
-        answered: bool,
-        request_attrs: dict[str, Any] | None,
-        context: Any,
-        wall: Any,
-    ) -> None:
-        facts = model_facts(self._registry, attempt.model)
-        metric_attrs: dict[str, Any] = {
-            "gen_ai.operation.name": _CHAT,
-            "gen_ai.provider.name": facts.provider,
-            "gen_ai.request.model": facts.request_model,
-        }
-        response = event.response if answered else None
-        if response is not None:
-            metric_attrs["gen_ai.response.model"] = response.provider_model or facts.request_model
-        elif attempt.error is not None:
-            metric_attrs["error.type"] = error_type(attempt.error)
-        trace = self._trace
-        span = self._tracer.start_span(
-            f"{_CHAT} {facts.request_model}",
-            context=context,
-            kind=trace.SpanKind.CLIENT,
-            start_time=wall(attempt.started),
-        )
-        if span.is_recording():
-            span.set_attributes(metric_attrs)
-            span.set_attributes(
-                {"reliable_llm.model": attempt.model, "reliable_llm.attempt": attempt.number}
-            )
-            if request_attrs:
-                span.set_attributes(request_attrs)
-            if event.stream:
-                span.set_attribute("gen_ai.request.stream", True)
-            if attempt.first_chunk is not None:
-                span.set_attribute("gen_ai.response.time_to_first_chunk", attempt.first_chunk)
-            if attempt.cancelled:
-                span.set_attribute("reliable_llm.attempt.cancelled", True)
-            if attempt.error is not None:
-                span.set_status(trace.StatusCode.ERROR)
-            if response is not None:
-                span.set_attributes(_response_attributes(response))
-            if self._capture and event.request is not None:
-                span.set_attributes(input_attributes(event.request))
-                if response is not None:
-                    span.set_attributes(output_attributes(response))
-        span.end(end_time=wall(attempt.started + attempt.duration))
-        if attempt.cancelled:
-            return
-        self._duration.record(attempt.duration, metric_attrs)
-        if attempt.first_chunk is not None:
-            self._first_chunk.record(attempt.first_chunk, metric_attrs)
-        if response is not None and response.usage is not None:
-            usage = response.usage
-            self._tokens.record(usage.input_tokens, {**metric_attrs, "gen_ai.token.type": "input"})
-            self._tokens.record(
-                usage.output_tokens, {**metric_attrs, "gen_ai.token.type": "output"}
-            )
+
+def _attempts(event: RequestFinished) -> Iterator[tuple[Attempt, ChatResponse | None]]:
+    """Each attempt of the request, with the response for the one that answered."""
+    response = event.response
+    last = len(event.attempts) - 1
+    for index, attempt in enumerate(event.attempts):
+        answered = index == last and response is not None and attempt.succeeded
+        yield attempt, response if answered else None
+
+
+def _genai_attributes(
+    attempt: Attempt, response: ChatResponse | None, facts: ModelFacts
+) -> dict[str, Any]:
+    """The attributes an attempt's span and its metrics share."""
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": _CHAT,
+        "gen_ai.provider.name": facts.provider,
+        "gen_ai.request.model": facts.request_model,
+    }
+    if response is not None:
+        attributes["gen_ai.response.model"] = response.provider_model or facts.request_model
+    elif attempt.error is not None:
+        attributes["error.type"] = error_type(attempt.error)
+    return attributes
 
 
 def _request_summary(event: RequestFinished) -> dict[str, Any]:
@@ -338,7 +370,7 @@ def _request_summary(event: RequestFinished) -> dict[str, Any]:
     return attributes
 
 
-def _response_attributes(response: Any) -> dict[str, Any]:
+def _response_attributes(response: ChatResponse) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "gen_ai.response.finish_reasons": (response.finish_reason,),
     }

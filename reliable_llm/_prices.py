@@ -30,10 +30,18 @@ class Prices(NamedTuple):
     cached_input: float | None = None
 
     def cost(self, usage: Usage | None) -> float | None:
-        """The cost of ``usage`` in the prices' currency, or None when usage is unknown."""
+        """The cost of ``usage`` in the prices' currency, or None when usage is unknown.
+
+        Input tokens read from the provider's cache are charged the cached-input price when
+        one is given; every other input token the input price.
+        """
         if usage is None:
             return None
-        return usage.input_tokens * self.input + usage.output_tokens * self.output
+        cost = usage.input_tokens * self.input + usage.output_tokens * self.output
+        cached = self.cached_input
+        if cached is not None and usage.cache_read_tokens:
+            cost -= usage.cache_read_tokens * (self.input - cached)
+        return cost
 
 
 def _price(model: str, prices: Mapping[str, Any], key: str) -> float:

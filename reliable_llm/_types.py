@@ -116,10 +116,19 @@ class Tool:
 
 @dataclass(slots=True)
 class Usage:
-    """Token counts of one response."""
+    """Token counts of one response.
+
+    ``input_tokens`` counts every input token, those read from or written to the provider's
+    prompt cache included; ``cache_read_tokens`` and ``cache_creation_tokens`` say how many of
+    them were. ``reasoning_tokens`` are the output tokens spent reasoning, as the provider
+    reports them (most count them within ``output_tokens``; xAI counts them apart).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -128,8 +137,19 @@ class Usage:
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_creation_tokens + other.cache_creation_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
         )
+
+    def to_list(self) -> list[int]:
+        """The counts as a JSON list: two items, or five when a detail is known."""
+        details = [self.cache_read_tokens, self.cache_creation_tokens, self.reasoning_tokens]
+        if any(details):
+            return [self.input_tokens, self.output_tokens, *details]
+        return [self.input_tokens, self.output_tokens]
 
 
 class ChatRequest(NamedTuple):
@@ -246,7 +266,7 @@ class ChatResponse:
             "text": self.text,
             "tool_calls": [[c.id, c.name, c.arguments] for c in self.tool_calls],
             "finish_reason": self.finish_reason,
-            "usage": None if usage is None else [usage.input_tokens, usage.output_tokens],
+            "usage": None if usage is None else usage.to_list(),
             "model": self.model,
             "provider": self.provider,
             "provider_model": self.provider_model,
@@ -303,9 +323,13 @@ def decode_response(data: Mapping[str, Any]) -> ChatResponse | None:
     if calls and (type(calls) is not list or not all(_is_call(c) for c in calls)):
         return None
     if usage is not None:
-        if type(usage) is not list or len(usage) != 2 or any(type(n) is not int for n in usage):
+        if (
+            type(usage) is not list
+            or len(usage) not in (2, 5)
+            or any(type(n) is not int for n in usage)
+        ):
             return None
-        usage = Usage(usage[0], usage[1])
+        usage = Usage(*usage)
     return ChatResponse(
         text,
         tuple([ToolCall(c[0], c[1], c[2]) for c in calls]) if calls else (),

@@ -378,6 +378,12 @@ def _response_attributes(response: ChatResponse) -> dict[str, Any]:
     if usage is not None:
         attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
         attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
+        if usage.cache_read_tokens:
+            attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cache_read_tokens
+        if usage.cache_creation_tokens:
+            attributes["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_creation_tokens
+        if usage.reasoning_tokens:
+            attributes["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning_tokens
     if response.cost is not None:
         attributes["reliable_llm.cost"] = response.cost
     return attributes

@@ -18,7 +18,8 @@ fixed words):
 - ``reliable_llm_fallbacks_total{from_model,to_model,reason}`` (``to_model="none"``: none left);
 - ``reliable_llm_cache_hits_total{model}``, ``reliable_llm_cache_misses_total{model}``;
 - ``reliable_llm_breaker_state{model,state}``: 1 for the breaker's state, 0 for the others;
-- ``reliable_llm_tokens_total{model,type}`` (``input``, ``output``);
+- ``reliable_llm_tokens_total{model,type}`` (``input``, ``output``, and of those
+  ``cache_read``, ``cache_creation``, ``reasoning`` when the provider reports them);
 - ``reliable_llm_cost_total{model}``: from the prices in the models' metadata.
 
 In one process they come from a custom collector that builds them at scrape time. In
@@ -182,6 +183,14 @@ class PrometheusInstrumentation:
         if usage is not None:
             sink.inc("reliable_llm_tokens", (model, "input"), usage.input_tokens)
             sink.inc("reliable_llm_tokens", (model, "output"), usage.output_tokens)
+            if usage.cache_read_tokens:
+                sink.inc("reliable_llm_tokens", (model, "cache_read"), usage.cache_read_tokens)
+            if usage.cache_creation_tokens:
+                sink.inc(
+                    "reliable_llm_tokens", (model, "cache_creation"), usage.cache_creation_tokens
+                )
+            if usage.reasoning_tokens:
+                sink.inc("reliable_llm_tokens", (model, "reasoning"), usage.reasoning_tokens)
         response = event.response
         if response is not None and response.cost is not None:
             sink.inc("reliable_llm_cost", (model,), response.cost)

@@ -7,7 +7,7 @@ import sys
 import pytest
 from drivers import Ask
 
-from reliable_llm import ConfigurationError, LLMManager
+from reliable_llm import ChatResponse, ConfigurationError, LLMManager, Usage
 from reliable_llm.events import RequestFinished
 from reliable_llm.testing import ScriptedModel
 
@@ -77,3 +77,23 @@ def test_missing_exporter_dependency_names_the_extra(
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     with pytest.raises(ConfigurationError, match=rf"reliable-llm\[{extra}\]"):
         exporter.instrument(manager)
+
+
+def test_cached_input_tokens_are_charged_the_cached_price(manager: LLMManager) -> None:
+    """Input tokens the provider read from its prompt cache cost the cached-input price."""
+    answer = ChatResponse("ok", usage=Usage(1000, 100, cache_read_tokens=800))
+    manager.register_model(
+        "m",
+        ScriptedModel(default=answer),
+        metadata={"prices": {"input": 2.0, "output": 8.0, "cached_input": 0.5}},
+    )
+    response = manager.chat("hi")
+    assert response.cost == pytest.approx((200 * 2.0 + 800 * 0.5 + 100 * 8.0) / 1e6)
+
+
+def test_token_details_survive_the_cache(manager: LLMManager) -> None:
+    """Cache-read, cache-creation and reasoning counts come back from a cached answer."""
+    usage = Usage(1000, 100, cache_read_tokens=800, cache_creation_tokens=50, reasoning_tokens=60)
+    manager.register_model("m", ScriptedModel(default=ChatResponse("ok", usage=usage)))
+    manager.chat("hi")
+    assert manager.chat("hi").usage == usage

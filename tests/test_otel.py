@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import reliable_llm.otel
-from reliable_llm import AllModelsFailedError, LLMManager, Message, ServerError
+from reliable_llm import AllModelsFailedError, ChatResponse, LLMManager, Message, ServerError, Usage
 from reliable_llm.testing import FakeClock, Reply, ScriptedModel
 
 
@@ -271,3 +271,19 @@ def test_uninstrument_stops_export(clock: FakeClock) -> None:
     hook.uninstrument()
     exported.manager.chat("one")
     assert len(exported.finished()) == 4  # the first instrumentation still exports
+
+
+def test_token_details_on_the_attempt_span(clock: FakeClock) -> None:
+    """Cache-read, cache-creation and reasoning tokens appear under the conventions' names."""
+    exported = Exported(clock)
+    usage = Usage(1000, 100, cache_read_tokens=800, cache_creation_tokens=50, reasoning_tokens=60)
+    exported.manager.register_model(
+        "detailed", ScriptedModel(default=ChatResponse("ok", usage=usage))
+    )
+    exported.manager.chat("hi", model="detailed")
+    attributes = dict(exported.finished()[-2].attributes or {})
+    assert attributes["gen_ai.usage.input_tokens"] == 1000
+    assert attributes["gen_ai.usage.output_tokens"] == 100
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 800
+    assert attributes["gen_ai.usage.cache_creation.input_tokens"] == 50
+    assert attributes["gen_ai.usage.reasoning.output_tokens"] == 60

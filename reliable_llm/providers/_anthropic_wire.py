@@ -179,11 +179,21 @@ def _input_tokens(usage: Any) -> int:
     return total
 
 
+def _cache_tokens(usage: Any) -> tuple[int, int]:
+    """Input tokens read from and written to the prompt cache."""
+    return (
+        int(getattr(usage, "cache_read_input_tokens", 0) or 0),
+        int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
+    )
+
+
 def to_usage(usage: Any) -> Usage | None:
     """Our `Usage` from an SDK usage object; cache reads and writes count as input."""
     if usage is None:
         return None
-    return Usage(_input_tokens(usage), int(getattr(usage, "output_tokens", 0) or 0))
+    return Usage(
+        _input_tokens(usage), int(getattr(usage, "output_tokens", 0) or 0), *_cache_tokens(usage)
+    )
 
 
 def parse_message(message: Any, provider: str, json_tool: str | None) -> ChatResponse:
@@ -227,6 +237,7 @@ class StreamState:
     __slots__ = (
         "_calls",
         "_json_blocks",
+        "cache_tokens",
         "has_text",
         "input_tokens",
         "json_tool",
@@ -244,6 +255,7 @@ class StreamState:
         self._calls = ToolCallAssembler()
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cache_tokens = (0, 0)
         self.stop_reason: str | None = None
         self.stopped = False
         self.has_text = False
@@ -279,6 +291,7 @@ class StreamState:
             usage = event.message.usage
             self.input_tokens = _input_tokens(usage)
             self.output_tokens = int(getattr(usage, "output_tokens", 0) or 0)
+            self.cache_tokens = _cache_tokens(usage)
         elif kind == "message_delta":
             self.stop_reason = event.delta.stop_reason or self.stop_reason
             usage = event.usage
@@ -286,6 +299,7 @@ class StreamState:
                 self.output_tokens = int(getattr(usage, "output_tokens", 0) or 0)
                 if getattr(usage, "input_tokens", None):
                     self.input_tokens = _input_tokens(usage)
+                    self.cache_tokens = _cache_tokens(usage)
         elif kind == "message_stop":
             self.stopped = True
         return None
@@ -324,6 +338,6 @@ class StreamState:
         check_answer(self.has_text, bool(self._calls), reason, self.provider)
         return StreamChunk(
             finish_reason=reason,
-            usage=Usage(self.input_tokens, self.output_tokens),
+            usage=Usage(self.input_tokens, self.output_tokens, *self.cache_tokens),
             provider_model=self.model,
         )

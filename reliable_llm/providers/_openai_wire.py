@@ -142,9 +142,14 @@ def to_usage(usage: Any) -> Usage | None:
     """Our `Usage` from an SDK usage object (None when the provider sent none)."""
     if usage is None:
         return None
+    prompt = getattr(usage, "prompt_tokens_details", None)
+    completion = getattr(usage, "completion_tokens_details", None)
     return Usage(
         int(getattr(usage, "prompt_tokens", 0) or 0),
         int(getattr(usage, "completion_tokens", 0) or 0),
+        0 if prompt is None else int(getattr(prompt, "cached_tokens", 0) or 0),
+        0,
+        0 if completion is None else int(getattr(completion, "reasoning_tokens", 0) or 0),
     )
 
 

@@ -208,6 +208,7 @@ class ModelAttempts:
             tuple(plan.attempts),
             tuple([f.model for f in plan.failures]) if plan.failures else (),
             None if prices is None else prices.cost(response.usage),
+            response.response_id,
         )
 
     def interrupted(self, exc: Exception, partial_text: str) -> NoReturn:

@@ -235,6 +235,8 @@ class ChatResponse:
             skipped because its breaker was open is listed, though it was not called).
         cost: What the answering call cost, from the model's ``metadata["prices"]`` and the
             reported usage; None without prices or usage, and for a cached answer.
+        response_id: The provider's id of the answer (``chatcmpl-...``, ``msg_...``), when it
+            sent one; None for a cached answer.
     """
 
     text: str = ""
@@ -248,6 +250,7 @@ class ChatResponse:
     attempts: tuple[Attempt, ...] = ()
     fallback_from: tuple[str, ...] = ()
     cost: float | None = None
+    response_id: str | None = None
 
     @property
     def message(self) -> Message:
@@ -357,7 +360,8 @@ class StreamChunk:
     """One piece of a streamed answer.
 
     The last chunk of a completed stream carries ``finish_reason`` and, when the provider
-    reported them, ``usage`` and ``provider_model`` (the model id the provider answered with).
+    reported them, ``usage``, ``provider_model`` (the model id the provider answered with) and
+    ``response_id`` (the provider's id of the answer).
     ``model`` is the registered model that is streaming.
     """
 
@@ -368,3 +372,4 @@ class StreamChunk:
     model: str = ""
     cached: bool = False
     provider_model: str | None = None
+    response_id: str | None = None

@@ -374,6 +374,8 @@ def _response_attributes(response: ChatResponse) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "gen_ai.response.finish_reasons": (response.finish_reason,),
     }
+    if response.response_id is not None:
+        attributes["gen_ai.response.id"] = response.response_id
     usage = response.usage
     if usage is not None:
         attributes["gen_ai.usage.input_tokens"] = usage.input_tokens

@@ -274,11 +274,12 @@ def test_uninstrument_stops_export(clock: FakeClock) -> None:
 
 
 def test_token_details_on_the_attempt_span(clock: FakeClock) -> None:
-    """Cache-read, cache-creation and reasoning tokens appear under the conventions' names."""
+    """The provider's response id and its cache-read, cache-creation and reasoning tokens
+    appear under the conventions' names."""
     exported = Exported(clock)
     usage = Usage(1000, 100, cache_read_tokens=800, cache_creation_tokens=50, reasoning_tokens=60)
     exported.manager.register_model(
-        "detailed", ScriptedModel(default=ChatResponse("ok", usage=usage))
+        "detailed", ScriptedModel(default=ChatResponse("ok", usage=usage, response_id="chatcmpl-7"))
     )
     exported.manager.chat("hi", model="detailed")
     attributes = dict(exported.finished()[-2].attributes or {})
@@ -287,3 +288,4 @@ def test_token_details_on_the_attempt_span(clock: FakeClock) -> None:
     assert attributes["gen_ai.usage.cache_read.input_tokens"] == 800
     assert attributes["gen_ai.usage.cache_creation.input_tokens"] == 50
     assert attributes["gen_ai.usage.reasoning.output_tokens"] == 60
+    assert attributes["gen_ai.response.id"] == "chatcmpl-7"

@@ -224,6 +224,7 @@ def parse_message(message: Any, provider: str, json_tool: str | None) -> ChatRes
         usage=to_usage(message.usage),
         provider=provider,
         provider_model=getattr(message, "model", None),
+        response_id=getattr(message, "id", None) or None,
     )
 
 
@@ -239,6 +240,7 @@ class StreamState:
         "_json_blocks",
         "cache_tokens",
         "has_text",
+        "id",
         "input_tokens",
         "json_tool",
         "model",
@@ -260,6 +262,7 @@ class StreamState:
         self.stopped = False
         self.has_text = False
         self.model: str | None = None
+        self.id: str | None = None
 
     def feed(self, event: Any) -> StreamChunk | None:
         """The chunk an event carries, or None (bookkeeping events, empty deltas)."""
@@ -288,6 +291,8 @@ class StreamState:
         if kind == "message_start":
             model = getattr(event.message, "model", None)
             self.model = model if isinstance(model, str) and model else None
+            message_id = getattr(event.message, "id", None)
+            self.id = message_id if isinstance(message_id, str) and message_id else None
             usage = event.message.usage
             self.input_tokens = _input_tokens(usage)
             self.output_tokens = int(getattr(usage, "output_tokens", 0) or 0)
@@ -340,4 +345,5 @@ class StreamState:
             finish_reason=reason,
             usage=Usage(self.input_tokens, self.output_tokens, *self.cache_tokens),
             provider_model=self.model,
+            response_id=self.id,
         )

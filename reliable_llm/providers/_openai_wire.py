@@ -190,7 +190,13 @@ def parse_completion(completion: Any, provider: str) -> ChatResponse:
         usage=to_usage(completion.usage),
         provider=provider,
         provider_model=getattr(completion, "model", None) or None,
+        response_id=_id(completion),
     )
+
+
+def _id(obj: Any) -> str | None:
+    value = getattr(obj, "id", None)
+    return value if isinstance(value, str) and value else None
 
 
 class StreamState:
@@ -201,13 +207,14 @@ class StreamState:
     as text. Content-free deltas (role-only, empty) yield no chunk.
     """
 
-    __slots__ = ("_calls", "finish", "has_text", "model", "provider", "refused", "usage")
+    __slots__ = ("_calls", "finish", "has_text", "id", "model", "provider", "refused", "usage")
 
     def __init__(self, provider: str = "openai") -> None:
         self.provider = provider
         self.finish: str | None = None
         self.usage: Usage | None = None
         self.model: str | None = None
+        self.id: str | None = None
         self.has_text = False
         self.refused = False
         self._calls = ToolCallAssembler()
@@ -217,6 +224,7 @@ class StreamState:
         if self.model is None:
             model = getattr(chunk, "model", None)
             self.model = model if isinstance(model, str) and model else None
+            self.id = _id(chunk)
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self.usage = to_usage(usage)
@@ -269,4 +277,6 @@ class StreamState:
             )
         reason = REFUSAL if self.refused else _FINISH[self.finish]
         check_answer(self.has_text, bool(self._calls), reason, self.provider)
-        return StreamChunk(finish_reason=reason, usage=self.usage, provider_model=self.model)
+        return StreamChunk(
+            finish_reason=reason, usage=self.usage, provider_model=self.model, response_id=self.id
+        )

@@ -91,10 +91,10 @@ class RequestFinished(NamedTuple):
 
     For exporters, the request's record: its ``attempts`` (in order), the models given up and
     why (``failures``), the ``response`` (None when none; the caller's own object, to read,
-    not change), the ``request`` sent, the ``route``
-    of registered names and its time budget (``timeout``, seconds). The record is filled
-    whenever a hook is installed besides the manager's own collector (it costs nothing
-    otherwise); the fields keep their defaults when none is.
+    not change), the ``request`` sent, the ``route`` of registered names and its time budget
+    (``timeout``, seconds). The record is filled whenever a hook is installed besides the
+    manager's own collector (it costs nothing otherwise); the fields keep their defaults when
+    none is.
     """
 
     requested_model: str

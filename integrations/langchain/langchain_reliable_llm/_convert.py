@@ -203,6 +203,10 @@ def to_ai_message(response: ChatResponse, route: Sequence[str]) -> AIMessage:
         route=route,
         attempts=_attempts(response),
     )
+    if response.cost is not None:
+        metadata["cost"] = response.cost
+    if response.response_id is not None:
+        metadata["id"] = response.response_id
     return AIMessage(
         content=response.text,
         tool_calls=calls,

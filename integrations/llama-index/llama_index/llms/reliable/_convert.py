@@ -174,6 +174,10 @@ def response_info(response: ChatResponse) -> dict[str, Any]:
     }
     if response.provider_model:
         info["provider_model"] = response.provider_model
+    if response.cost is not None:
+        info["cost"] = response.cost
+    if response.response_id is not None:
+        info["id"] = response.response_id
     usage = response.usage
     if usage is not None:
         info["prompt_tokens"] = usage.input_tokens

@@ -115,6 +115,73 @@ def bench_sync() -> list[tuple[str, float, float, float | None]]:
     return [(name, base * 1e6, managed * 1e6, budget) for name, base, managed, budget in rows]
 
 
+def bench_observability() -> list[tuple[str, float, float, float | None]]:
+    """(name, plain manager µs, instrumented manager µs, budget µs or None) per exporter.
+
+    The baseline is the same manager path with nothing enabled ("success, caching off").
+    The SDK row is reported, not budgeted: building and exporting spans is the SDK's work.
+    """
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import NoOpTracerProvider
+    from prometheus_client import CollectorRegistry
+
+    import reliable_llm.otel
+    import reliable_llm.prometheus
+
+    def manager() -> LLMManager:
+        made = _manager(enable_caching=False)
+        made.register_model("m", _inline(_model))
+        return made
+
+    plain = manager()
+    prometheus = manager()
+    reliable_llm.prometheus.instrument(prometheus, registry=CollectorRegistry())
+    noop = manager()
+    reliable_llm.otel.instrument(
+        noop, tracer_provider=NoOpTracerProvider(), meter_provider=NoOpMeterProvider()
+    )
+    sdk = manager()
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reliable_llm.otel.instrument(
+        sdk,
+        tracer_provider=tracer_provider,
+        meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
+    )
+
+    calls = iter(range(1 << 62))
+
+    def sdk_call() -> object:
+        if next(calls) % 1000 == 0:
+            exporter.clear()  # keep memory flat; a real exporter ships spans away
+        return sdk.generate("hi")
+
+    rows: list[tuple[str, float, float, float | None]] = [
+        (
+            "Prometheus collector",
+            *_compare(lambda: plain.generate("hi"), lambda: prometheus.generate("hi")),
+            3,
+        ),
+        (
+            "OTel, no-op providers",
+            *_compare(lambda: plain.generate("hi"), lambda: noop.generate("hi")),
+            3,
+        ),
+        (
+            "OTel SDK, in-memory exporter",
+            *_compare(lambda: plain.generate("hi"), sdk_call, 5000),
+            None,
+        ),
+    ]
+    return [(name, base * 1e6, managed * 1e6, budget) for name, base, managed, budget in rows]
+
+
 async def _slow(prompt: str, **kwargs: object) -> str:
     await asyncio.sleep(0.05)
     return "ok"
@@ -168,6 +235,17 @@ def main() -> None:
         overhead = managed - base
         if budget is None:
             print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f}   (thread hand-off)")
+            continue
+        verdict = "ok" if overhead <= budget else "OVER"
+        print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}")
+    print("observability: the same call with an exporter enabled, over the plain manager")
+    print(
+        f"  {'exporter':36} {'plain µs':>10} {'enabled µs':>11} {'overhead µs':>12} {'budget':>7}"
+    )
+    for name, base, managed, budget in bench_observability():
+        overhead = managed - base
+        if budget is None:
+            print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f}   (reported)")
             continue
         verdict = "ok" if overhead <= budget else "OVER"
         print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}")

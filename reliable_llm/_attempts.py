@@ -66,6 +66,7 @@ class ModelAttempts:
         "entry",
         "errors",
         "failure",
+        "first_chunk",
         "in_flight",
         "number",
         "plan",
@@ -82,6 +83,7 @@ class ModelAttempts:
         self.in_flight = False
         self.errors: list[ProviderError] = []
         self.failure: ModelFailure | None = None
+        self.first_chunk: float | None = None  # set by the stream drivers once a stream opens
 
     def start(self) -> float | None:
         """Begin the next attempt: its timeout in seconds, or None when the deadline passed."""
@@ -128,8 +130,9 @@ class ModelAttempts:
         self.in_flight = False
         self.entry.breaker.record(self.admission, error)
         self.errors.append(error)
+        started = self.started
         attempt = Attempt(
-            self.entry.name, self.number, engine.clock.monotonic() - self.started, error
+            self.entry.name, self.number, engine.clock.monotonic() - started, error, False, started
         )
         self.plan.attempts.append(attempt)
         engine.emit(attempt)
@@ -183,9 +186,19 @@ class ModelAttempts:
         plan = self.plan
         self.in_flight = False
         entry.breaker.record_success(self.admission)
-        attempt = Attempt(entry.name, self.number, engine.clock.monotonic() - self.started)
+        started = self.started
+        attempt = Attempt(
+            entry.name,
+            self.number,
+            engine.clock.monotonic() - started,
+            None,
+            False,
+            started,
+            self.first_chunk,
+        )
         plan.attempts.append(attempt)
         engine.emit(attempt)
+        prices = entry.prices
         # Direct construction: dataclasses.replace costs several µs on the hot path.
         return ChatResponse(
             response.text,
@@ -198,6 +211,8 @@ class ModelAttempts:
             False,
             tuple(plan.attempts),
             tuple([f.model for f in plan.failures]) if plan.failures else (),
+            None if prices is None else prices.cost(response.usage),
+            response.response_id,
         )
 
     def interrupted(self, exc: Exception, partial_text: str) -> NoReturn:
@@ -225,6 +240,7 @@ class ModelAttempts:
                 self.engine.clock.monotonic() - self.started,
                 None,
                 True,
+                self.started,
             )
             self.plan.attempts.append(attempt)
             self.engine.emit(attempt)

@@ -85,6 +85,11 @@ class Plan:
         self.failures: list[ModelFailure] = []
 
     @property
+    def route(self) -> tuple[str, ...]:
+        """The registered names of the route, in order."""
+        return tuple([entry.name for entry in self.entries])
+
+    @property
     def request(self) -> ChatRequest:
         """The request sent to every model of the route."""
         request = self._request
@@ -277,6 +282,7 @@ class Engine:
                     source.close()
                 raise
             else:
+                tries.first_chunk = self.clock.monotonic() - tries.started
                 return source, first
         return None
 
@@ -336,6 +342,7 @@ class Engine:
                 await _aclose(iterator)
                 raise
             else:
+                tries.first_chunk = self.clock.monotonic() - tries.started
                 return iterator, first
         return None
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import NamedTuple, TypeAlias
 
 from reliable_llm._breaker import BreakerState
-from reliable_llm._errors import FailureReason
-from reliable_llm._types import Attempt, Usage
+from reliable_llm._errors import FailureReason, ModelFailure
+from reliable_llm._types import Attempt, ChatRequest, ChatResponse, Usage
 
 __all__ = [
     "AttemptFinished",
@@ -88,6 +88,13 @@ class RequestFinished(NamedTuple):
     ``cancelled`` is True when it ended without an outcome (task cancelled, stream abandoned,
     ``KeyboardInterrupt``); ``usage`` then holds the tokens reported before it ended, if any.
     ``latency`` is in seconds.
+
+    For exporters, the request's record: its ``attempts`` (in order), the models given up and
+    why (``failures``), the ``response`` (None when none; the caller's own object, to read,
+    not change), the ``request`` sent, the ``route`` of registered names and its time budget
+    (``timeout``, seconds). The record is filled whenever a hook is installed besides the
+    manager's own collector (it costs nothing otherwise); the fields keep their defaults when
+    none is.
     """
 
     requested_model: str
@@ -96,6 +103,12 @@ class RequestFinished(NamedTuple):
     usage: Usage | None = None
     stream: bool = False
     cancelled: bool = False
+    attempts: tuple[Attempt, ...] = ()
+    failures: tuple[ModelFailure, ...] = ()
+    response: ChatResponse | None = None
+    request: ChatRequest | None = None
+    route: tuple[str, ...] = ()
+    timeout: float = 0.0
 
 
 Event = (

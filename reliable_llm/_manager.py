@@ -110,6 +110,7 @@ class LLMManager:
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
         engine = Engine(self.clock, random or _random.random, self._emit)
         self._server = Server(engine, self.cache, self.clock, self._emit)
+        self._server.records = len(self._hooks) > 1
         self._lock = threading.Lock()
         self._registry = Registry()
 
@@ -133,11 +134,13 @@ class LLMManager:
         _check_hook(hook)
         with self._lock:
             self._hooks = (*self._hooks, hook)
+            self._server.records = True
 
     def remove_hook(self, hook: EventHook) -> None:
         """Stop calling ``hook``."""
         with self._lock:
             self._hooks = tuple(h for h in self._hooks if h != hook)
+            self._server.records = len(self._hooks) > 1
 
     def _on_breaker_change(self, model: str, old: BreakerState, new: BreakerState) -> None:
         log = logger.warning if new is BreakerState.OPEN else logger.info

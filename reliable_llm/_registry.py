@@ -18,6 +18,7 @@ from reliable_llm._errors import (
     UnknownModelError,
 )
 from reliable_llm._policies import RetryPolicy
+from reliable_llm._prices import Prices, prices_from_metadata
 from reliable_llm._provider import Provider
 
 __all__ = ["ModelEntry", "Registry", "as_provider", "check_chain"]
@@ -35,8 +36,10 @@ class ModelEntry:
     classifier: ErrorClassifier | None
     description: Mapping[str, Any] = field(default_factory=dict)
     circuit_open: ModelFailure = field(init=False)
+    prices: Prices | None = field(init=False)
 
     def __post_init__(self) -> None:
+        self.prices = prices_from_metadata(self.name, self.metadata)
         # Immutable, so one instance serves every request that skips this model while open.
         self.circuit_open = ModelFailure(self.name, FailureReason.CIRCUIT_OPEN)
         # Built once: a re-registration makes a new entry, hence a new description.

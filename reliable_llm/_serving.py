@@ -42,7 +42,7 @@ def _slot(plan: Plan) -> tuple[object, ...]:
 class Server:
     """Serves plans through the cache and the engine, emitting request-level events."""
 
-    __slots__ = ("cache", "clock", "emit", "engine", "flight")
+    __slots__ = ("cache", "clock", "emit", "engine", "flight", "records")
 
     def __init__(self, engine: Engine, cache: CacheBackend, clock: Clock, emit: EventHook) -> None:
         self.engine = engine
@@ -50,6 +50,9 @@ class Server:
         self.clock = clock
         self.emit = emit
         self.flight: SingleFlight[ChatResponse] = SingleFlight()
+        # Whether `RequestFinished` carries the request's record (attempts, failures, ...):
+        # set by the manager while a hook other than its own collector is installed.
+        self.records = False
 
     # -- the cache, which may fail --------------------------------------------------------------
 
@@ -96,11 +99,30 @@ class Server:
     def _finished(
         self, plan: Plan, response: ChatResponse | None, cancelled: bool, stream: bool, usage: Any
     ) -> None:
-        latency = self.clock.monotonic() - plan.started
+        started = plan.started
+        latency = self.clock.monotonic() - started
         model = None if response is None else response.model
         if response is not None:
             usage = response.usage
-        self.emit(RequestFinished(plan.requested, model, latency, usage, stream, cancelled))
+        if not self.records:  # nobody but the built-in collector listens: the short event
+            self.emit(RequestFinished(plan.requested, model, latency, usage, stream, cancelled))
+            return
+        self.emit(
+            RequestFinished(
+                plan.requested,
+                model,
+                latency,
+                usage,
+                stream,
+                cancelled,
+                tuple(plan.attempts),
+                tuple(plan.failures),
+                response,
+                plan.request,
+                plan.route,
+                plan.deadline - started,
+            )
+        )
 
     # -- complete -------------------------------------------------------------------------------
 

@@ -124,7 +124,7 @@ class StreamAccumulator:
         'Hello'
     """
 
-    __slots__ = ("_calls", "_parts", "finish_reason", "provider_model", "usage")
+    __slots__ = ("_calls", "_parts", "finish_reason", "provider_model", "response_id", "usage")
 
     def __init__(self) -> None:
         self._parts: list[str] = []
@@ -132,6 +132,7 @@ class StreamAccumulator:
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.provider_model: str | None = None
+        self.response_id: str | None = None
 
     @property
     def text(self) -> str:
@@ -148,6 +149,8 @@ class StreamAccumulator:
                 add(delta.index, delta.id, delta.name, delta.arguments)
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
+            if chunk.response_id is not None:  # only the closing chunk carries it
+                self.response_id = chunk.response_id
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.provider_model is not None:
@@ -165,6 +168,7 @@ class StreamAccumulator:
             model=model,
             provider=provider,
             provider_model=self.provider_model,
+            response_id=self.response_id,
         )
 
 
@@ -181,4 +185,5 @@ def response_to_chunks(response: ChatResponse, *, cached: bool = False) -> Itera
         model=response.model,
         cached=cached,
         provider_model=response.provider_model,
+        response_id=response.response_id,
     )

@@ -127,10 +127,19 @@ class Tool:
 
 @dataclass(slots=True)
 class Usage:
-    """Token counts of one response."""
+    """Token counts of one response.
+
+    ``input_tokens`` counts every input token, those read from or written to the provider's
+    prompt cache included; ``cache_read_tokens`` and ``cache_creation_tokens`` say how many of
+    them were. ``reasoning_tokens`` are the output tokens spent reasoning, as the provider
+    reports them (most count them within ``output_tokens``; xAI counts them apart).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -139,8 +148,19 @@ class Usage:
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_creation_tokens + other.cache_creation_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
         )
+
+    def to_list(self) -> list[int]:
+        """The counts as a JSON list: two items, or five when a detail is known."""
+        details = [self.cache_read_tokens, self.cache_creation_tokens, self.reasoning_tokens]
+        if any(details):
+            return [self.input_tokens, self.output_tokens, *details]
+        return [self.input_tokens, self.output_tokens]
 
 
 class ChatRequest(NamedTuple):
@@ -189,7 +209,9 @@ class Attempt(NamedTuple):
 
     ``cancelled`` is True for a call that ended without an outcome: the caller cancelled the
     request, abandoned its stream, or an exception that is not an error (``KeyboardInterrupt``,
-    say) went through it. ``duration`` is in seconds.
+    say) went through it. ``duration`` is in seconds. ``started`` is when the call began, in
+    seconds on the manager's monotonic clock; ``first_chunk`` is the seconds from then to a
+    stream's first chunk (None for a call that is not an opened stream).
     """
 
     model: str
@@ -197,6 +219,8 @@ class Attempt(NamedTuple):
     duration: float
     error: ProviderError | None = None
     cancelled: bool = False
+    started: float = 0.0
+    first_chunk: float | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -220,6 +244,10 @@ class ChatResponse:
         attempts: Every upstream call made for this request, failures included.
         fallback_from: The models given up before the one that answered, in order (a model
             skipped because its breaker was open is listed, though it was not called).
+        cost: What the answering call cost, from the model's ``metadata["prices"]`` and the
+            reported usage; None without prices or usage, and for a cached answer.
+        response_id: The provider's id of the answer (``chatcmpl-...``, ``msg_...``), when it
+            sent one; None for a cached answer.
     """
 
     text: str = ""
@@ -232,6 +260,8 @@ class ChatResponse:
     cached: bool = False
     attempts: tuple[Attempt, ...] = ()
     fallback_from: tuple[str, ...] = ()
+    cost: float | None = None
+    response_id: str | None = None
 
     @property
     def message(self) -> Message:
@@ -250,7 +280,7 @@ class ChatResponse:
             "text": self.text,
             "tool_calls": [[c.id, c.name, c.arguments] for c in self.tool_calls],
             "finish_reason": self.finish_reason,
-            "usage": None if usage is None else [usage.input_tokens, usage.output_tokens],
+            "usage": None if usage is None else usage.to_list(),
             "model": self.model,
             "provider": self.provider,
             "provider_model": self.provider_model,
@@ -307,9 +337,13 @@ def decode_response(data: Mapping[str, Any]) -> ChatResponse | None:
     if calls and (type(calls) is not list or not all(_is_call(c) for c in calls)):
         return None
     if usage is not None:
-        if type(usage) is not list or len(usage) != 2 or any(type(n) is not int for n in usage):
+        if (
+            type(usage) is not list
+            or len(usage) not in (2, 5)
+            or any(type(n) is not int for n in usage)
+        ):
             return None
-        usage = Usage(usage[0], usage[1])
+        usage = Usage(*usage)
     return ChatResponse(
         text,
         tuple([ToolCall(c[0], c[1], c[2]) for c in calls]) if calls else (),
@@ -337,7 +371,8 @@ class StreamChunk:
     """One piece of a streamed answer.
 
     The last chunk of a completed stream carries ``finish_reason`` and, when the provider
-    reported them, ``usage`` and ``provider_model`` (the model id the provider answered with).
+    reported them, ``usage``, ``provider_model`` (the model id the provider answered with) and
+    ``response_id`` (the provider's id of the answer).
     ``model`` is the registered model that is streaming.
     """
 
@@ -348,3 +383,4 @@ class StreamChunk:
     model: str = ""
     cached: bool = False
     provider_model: str | None = None
+    response_id: str | None = None

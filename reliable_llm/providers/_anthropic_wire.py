@@ -185,11 +185,21 @@ def _input_tokens(usage: Any) -> int:
     return total
 
 
+def _cache_tokens(usage: Any) -> tuple[int, int]:
+    """Input tokens read from and written to the prompt cache."""
+    return (
+        int(getattr(usage, "cache_read_input_tokens", 0) or 0),
+        int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
+    )
+
+
 def to_usage(usage: Any) -> Usage | None:
     """Our `Usage` from an SDK usage object; cache reads and writes count as input."""
     if usage is None:
         return None
-    return Usage(_input_tokens(usage), int(getattr(usage, "output_tokens", 0) or 0))
+    return Usage(
+        _input_tokens(usage), int(getattr(usage, "output_tokens", 0) or 0), *_cache_tokens(usage)
+    )
 
 
 def parse_message(message: Any, provider: str, json_tool: str | None) -> ChatResponse:
@@ -220,6 +230,7 @@ def parse_message(message: Any, provider: str, json_tool: str | None) -> ChatRes
         usage=to_usage(message.usage),
         provider=provider,
         provider_model=getattr(message, "model", None),
+        response_id=getattr(message, "id", None) or None,
     )
 
 
@@ -233,7 +244,9 @@ class StreamState:
     __slots__ = (
         "_calls",
         "_json_blocks",
+        "cache_tokens",
         "has_text",
+        "id",
         "input_tokens",
         "json_tool",
         "model",
@@ -250,10 +263,12 @@ class StreamState:
         self._calls = ToolCallAssembler()
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cache_tokens = (0, 0)
         self.stop_reason: str | None = None
         self.stopped = False
         self.has_text = False
         self.model: str | None = None
+        self.id: str | None = None
 
     def feed(self, event: Any) -> StreamChunk | None:
         """The chunk an event carries, or None (bookkeeping events, empty deltas)."""
@@ -282,9 +297,12 @@ class StreamState:
         if kind == "message_start":
             model = getattr(event.message, "model", None)
             self.model = model if isinstance(model, str) and model else None
+            message_id = getattr(event.message, "id", None)
+            self.id = message_id if isinstance(message_id, str) and message_id else None
             usage = event.message.usage
             self.input_tokens = _input_tokens(usage)
             self.output_tokens = int(getattr(usage, "output_tokens", 0) or 0)
+            self.cache_tokens = _cache_tokens(usage)
         elif kind == "message_delta":
             self.stop_reason = event.delta.stop_reason or self.stop_reason
             usage = event.usage
@@ -292,6 +310,7 @@ class StreamState:
                 self.output_tokens = int(getattr(usage, "output_tokens", 0) or 0)
                 if getattr(usage, "input_tokens", None):
                     self.input_tokens = _input_tokens(usage)
+                    self.cache_tokens = _cache_tokens(usage)
         elif kind == "message_stop":
             self.stopped = True
         return None
@@ -330,6 +349,7 @@ class StreamState:
         check_answer(self.has_text, bool(self._calls), reason, self.provider)
         return StreamChunk(
             finish_reason=reason,
-            usage=Usage(self.input_tokens, self.output_tokens),
+            usage=Usage(self.input_tokens, self.output_tokens, *self.cache_tokens),
             provider_model=self.model,
+            response_id=self.id,
         )

@@ -146,9 +146,14 @@ def to_usage(usage: Any) -> Usage | None:
     """Our `Usage` from an SDK usage object (None when the provider sent none)."""
     if usage is None:
         return None
+    prompt = getattr(usage, "prompt_tokens_details", None)
+    completion = getattr(usage, "completion_tokens_details", None)
     return Usage(
         int(getattr(usage, "prompt_tokens", 0) or 0),
         int(getattr(usage, "completion_tokens", 0) or 0),
+        0 if prompt is None else int(getattr(prompt, "cached_tokens", 0) or 0),
+        0,
+        0 if completion is None else int(getattr(completion, "reasoning_tokens", 0) or 0),
     )
 
 
@@ -189,7 +194,13 @@ def parse_completion(completion: Any, provider: str) -> ChatResponse:
         usage=to_usage(completion.usage),
         provider=provider,
         provider_model=getattr(completion, "model", None) or None,
+        response_id=_id(completion),
     )
+
+
+def _id(obj: Any) -> str | None:
+    value = getattr(obj, "id", None)
+    return value if isinstance(value, str) and value else None
 
 
 class StreamState:
@@ -200,13 +211,14 @@ class StreamState:
     as text. Content-free deltas (role-only, empty) yield no chunk.
     """
 
-    __slots__ = ("_calls", "finish", "has_text", "model", "provider", "refused", "usage")
+    __slots__ = ("_calls", "finish", "has_text", "id", "model", "provider", "refused", "usage")
 
     def __init__(self, provider: str = "openai") -> None:
         self.provider = provider
         self.finish: str | None = None
         self.usage: Usage | None = None
         self.model: str | None = None
+        self.id: str | None = None
         self.has_text = False
         self.refused = False
         self._calls = ToolCallAssembler()
@@ -224,6 +236,7 @@ class StreamState:
         if self.model is None:
             model = getattr(chunk, "model", None)
             self.model = model if isinstance(model, str) and model else None
+            self.id = _id(chunk)
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self.usage = to_usage(usage)
@@ -280,4 +293,6 @@ class StreamState:
             )
         reason = REFUSAL if self.refused else _FINISH[self.finish]
         check_answer(self.has_text, bool(self._calls), reason, self.provider)
-        return StreamChunk(finish_reason=reason, usage=self.usage, provider_model=self.model)
+        return StreamChunk(
+            finish_reason=reason, usage=self.usage, provider_model=self.model, response_id=self.id
+        )

@@ -207,3 +207,21 @@ def test_every_transcript_file_is_in_the_corpus() -> None:
     files = {p.name for p in DIRECTORY.iterdir() if p.suffix in (".sse", ".json")}
     assert files == {case.file for case in CASES}
     assert all(case.source.startswith("https://") for case in CASES)
+
+
+ANSWERED = [case for case in CASES if isinstance(case.expected, ChatResponse)]
+
+
+@pytest.mark.parametrize("case", ANSWERED, ids=str)
+def test_transcript_response_id(
+    case: Case, server: FakeLLMServer, closing: list[SDKProvider]
+) -> None:
+    """The answer carries the provider's response id, as the transcript spells it."""
+    server.script("m", Transcript.from_file(case.path))
+    response = _through_provider(_provider(case, server, closing), case.streamed)
+    text = case.path.read_text()
+    if '"id"' not in text:
+        assert response.response_id is None
+        return
+    assert response.response_id
+    assert f'"id":"{response.response_id}"' in text.replace(": ", ":")

@@ -204,7 +204,7 @@ def _tool_calls(response: ChatResponse) -> tuple[list[Any], list[Any]]:
 
 
 def _metadata(response: ChatResponse) -> dict[str, Any]:
-    return response_metadata(
+    metadata = response_metadata(
         model=response.model,
         provider=response.provider,
         provider_model=response.provider_model,
@@ -213,6 +213,11 @@ def _metadata(response: ChatResponse) -> dict[str, Any]:
         fallback_from=response.fallback_from,
         attempts=attempt_records(response),
     )
+    if response.cost is not None:
+        metadata["cost"] = response.cost
+    if response.response_id is not None:
+        metadata["id"] = response.response_id
+    return metadata
 
 
 def closing_chunk(response: ChatResponse) -> ChatGenerationChunk:

@@ -233,6 +233,10 @@ def response_info(response: ChatResponse) -> dict[str, Any]:
         "fallbacks": len(fallback_from),
         "attempts": attempt_records(response),
     }
+    if response.cost is not None:
+        info["cost"] = response.cost
+    if response.response_id is not None:
+        info["id"] = response.response_id
     usage = response.usage
     if usage is not None:
         info["prompt_tokens"] = usage.input_tokens

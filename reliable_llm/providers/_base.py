@@ -126,11 +126,12 @@ class SDKProvider(Provider):
         sdk = self._load()
         self._call_timeout(None)
         try:
-            self.sync_client()
+            _touch_resources(self.sync_client())
             if self._given_async_client is None:
                 with self._lock:
                     if self._spare_async_client is None and not self._async_clients:
                         self._spare_async_client = self._make_client(sdk, asynchronous=True)
+                _touch_resources(self._spare_async_client)
         except ProviderError:
             pass  # a missing key or endpoint: logged, and raised by every call until it is set
 
@@ -317,6 +318,18 @@ class SDKProvider(Provider):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+
+def _touch_resources(client: Any) -> None:
+    """Load the SDK's lazily imported API resources (``client.chat.completions``,
+    ``client.messages``): some SDK versions import them on first use, which costs up to a
+    second inside the first attempt otherwise."""
+    if client is None:
+        return
+    chat = getattr(client, "chat", None)
+    if chat is not None:
+        getattr(chat, "completions", None)
+    getattr(client, "messages", None)
 
 
 def _close_with_loop(

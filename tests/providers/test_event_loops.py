@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import warnings
 from typing import Any
 
 from reliable_llm import ChatRequest, LLMManager, Message
@@ -23,6 +24,9 @@ def _providers(server: FakeLLMServer) -> list[SDKProvider]:
 def test_provider_works_across_asyncio_run_calls(server: FakeLLMServer) -> None:
     """Three asyncio.run calls through one manager all succeed on the first attempt, and each
     loop's client is closed by that loop as asyncio.run shuts it down (nothing left unclosed)."""
+    with warnings.catch_warnings():  # garbage left by earlier tests is not this test's
+        warnings.simplefilter("ignore")
+        gc.collect()
     for provider in _providers(server):
         manager = LLMManager(enable_caching=False, clock=FakeClock())
         manager.register_model("m", provider)

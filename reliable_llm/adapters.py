@@ -1,0 +1,157 @@
+"""For framework adapters: which manager an adapter uses, the one given or one built from its
+models, by one set of rules.
+
+Both adapters (``langchain_reliable_llm.ReliableChatModel`` and
+``llama_index.llms.reliable.ReliableLLM``) take ``manager=`` or ``models=``; with ``models=``
+the first model (or ``model=``) is tried first and the others follow in order unless
+``fallbacks=`` says otherwise, and the same option names configure the manager built. The
+rules live here, once, so the two cannot drift apart; this module imports no framework.
+"""
+
+from __future__ import annotations
+
+import difflib
+import weakref
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from reliable_llm import BreakerPolicy, ConfigurationError, LLMManager, UnknownModelError
+
+__all__ = ["OWN_MANAGER_OPTIONS", "attach_manager", "check_option_names", "manager_arguments"]
+
+#: Options that configure a manager built from ``models=`` (not a shared one).
+OWN_MANAGER_OPTIONS = (
+    "max_retries",
+    "enable_caching",
+    "retry",
+    "breaker",
+    "failure_threshold",
+    "recovery_timeout",
+    "cache_policy",
+    "timeouts",
+    "clock",
+    "model_metadata",
+)
+# Managers built from models=, recognised when a framework rebuilds an instance from its fields.
+_BUILT: weakref.WeakSet[LLMManager] = weakref.WeakSet()
+
+
+def check_option_names(owner: str, given: Iterable[str], known: Collection[str]) -> None:
+    """Refuse option names ``owner`` does not know, suggesting the closest known one.
+
+    Raises:
+        ConfigurationError: A name is not in ``known`` (a typo would otherwise be ignored).
+    """
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ConfigurationError(f"{owner} got unknown options: {', '.join(hints)}")
+
+
+def attach_manager(
+    manager: LLMManager | None,
+    models: Mapping[str, Any] | None,
+    *,
+    model: str | None,
+    fallbacks: Sequence[str] | None,
+    options: Mapping[str, Any],
+    wrap: Callable[[Any], Any],
+) -> LLMManager:
+    """Return the manager to serve with: ``manager``, or a new one serving ``models``.
+
+    An instance rebuilt from another's fields (as LangChain's configurable fields do) gets
+    both the models and the manager built for them, and keeps sharing that manager.
+
+    Args:
+        manager: A shared manager, used as configured.
+        models: Models for a new manager: providers, callables, ``"<preset>:<model>"``
+            strings or framework models (``wrap`` turns those into providers).
+        model: The model tried first.
+        fallbacks: The models tried after it (default with ``models=``: the others, in order).
+        options: The given (non-None) `OWN_MANAGER_OPTIONS`.
+        wrap: Turns one value of ``models`` into something ``register_model`` accepts.
+
+    Raises:
+        ConfigurationError: Neither or both of ``manager`` and ``models``, own-manager options
+            with a shared manager, or an invalid model or option.
+        UnknownModelError: ``model`` or a fallback is not registered.
+    """
+    if manager is not None and manager in _BUILT:
+        if models is None or set(models) != set(manager.list_models()):
+            manager = None
+    elif manager is not None:
+        if models is not None:
+            raise ConfigurationError(
+                "pass either manager=LLMManager(...) or models={name: model, ...}, not both"
+            )
+        if options:
+            raise ConfigurationError(
+                f"{sorted(options)} configure a manager built from models=; "
+                "with manager= set them on that manager instead"
+            )
+    if manager is None:
+        if models is None:
+            raise ConfigurationError(
+                "pass either manager=LLMManager(...) or models={name: model, ...}, not both"
+            )
+        manager = _build(models, model, fallbacks, options, wrap)
+        _BUILT.add(manager)
+    registered = manager.list_models()
+    for name in [model, *(fallbacks or ())]:
+        if name is not None and name not in registered:
+            raise UnknownModelError(name, registered)
+    return manager
+
+
+def manager_arguments(options: Mapping[str, Any]) -> dict[str, Any]:
+    """`LLMManager` keyword arguments for the given own-manager options.
+
+    Raises:
+        ConfigurationError: ``failure_threshold`` / ``recovery_timeout`` next to ``breaker``.
+    """
+    arguments = {
+        name: options[name]
+        for name in ("max_retries", "enable_caching", "retry", "breaker", "timeouts", "clock")
+        if name in options
+    }
+    if "cache_policy" in options:
+        arguments["cache"] = options["cache_policy"]
+    shortcuts = {k: options[k] for k in ("failure_threshold", "recovery_timeout") if k in options}
+    if shortcuts:
+        if "breaker" in options:
+            raise ConfigurationError(
+                f"{sorted(shortcuts)} conflict with breaker=; set them on the BreakerPolicy"
+            )
+        arguments["breaker"] = BreakerPolicy(**shortcuts)
+    return arguments
+
+
+def _build(
+    models: Mapping[str, Any],
+    model: str | None,
+    fallbacks: Sequence[str] | None,
+    options: Mapping[str, Any],
+    wrap: Callable[[Any], Any],
+) -> LLMManager:
+    if not isinstance(models, Mapping) or not models:
+        raise ConfigurationError(
+            "models= must map at least one name to a model, e.g. {'primary': 'openai:gpt-4o-mini'}"
+        )
+    metadata: Mapping[str, Mapping[str, Any]] = options.get("model_metadata") or {}
+    unknown = sorted(set(metadata) - set(models))
+    if unknown:
+        raise ConfigurationError(f"model_metadata names models that are not in models: {unknown}")
+    manager = LLMManager(**manager_arguments(options))
+    for name, value in models.items():
+        manager.register_model(name, wrap(value), metadata.get(name))
+    first = model if model is not None else next(iter(models))
+    if first not in models:
+        raise UnknownModelError(first, list(models))
+    manager.set_active_model(first)
+    chain = list(fallbacks) if fallbacks is not None else list(models)
+    manager.set_fallback_chain([n for n in chain if n != first])
+    return manager

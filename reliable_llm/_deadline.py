@@ -85,23 +85,24 @@ class _Workers:
     """Daemon worker threads, started on demand (at most ``limit``) and stopped after
     ``_IDLE_EXIT`` idle seconds; beyond the limit, jobs wait for a free worker.
 
-    The idle accounting follows `concurrent.futures.ThreadPoolExecutor`: a worker that
-    finishes a job releases an "idle" permit; a submitter that takes one relies on that
-    worker instead of starting a thread.
+    ``_idle`` counts workers waiting for a job that no submitter has claimed yet; a submitter
+    claims one (or starts a thread) under the lock, and puts the job under it too, so an
+    idle worker that times out sees the job before it decides to exit.
     """
 
     def __init__(self, limit: int = 256) -> None:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._idle = threading.Semaphore(0)
+        self._idle = 0
         self._threads = 0
         self.limit = limit
 
     def submit(self, job: _Job) -> None:
-        self._jobs.put(job)
-        if self._idle.acquire(blocking=False):
-            return
         with self._lock:
+            self._jobs.put(job)
+            if self._idle:
+                self._idle -= 1
+                return
             if self._threads >= self.limit:
                 return  # queued: the next worker to finish takes it
             self._threads += 1
@@ -112,14 +113,15 @@ class _Workers:
             try:
                 job = self._jobs.get(timeout=_IDLE_EXIT)
             except queue.Empty:
-                # Exit only if no submitter counted on this worker (took its permit).
-                if self._idle.acquire(blocking=False):
-                    with self._lock:
+                with self._lock:
+                    if self._jobs.empty() and self._idle:
+                        self._idle -= 1
                         self._threads -= 1
-                    return
+                        return
                 continue
             job.run()
-            self._idle.release()
+            with self._lock:
+                self._idle += 1
 
 
 _workers = _Workers()

@@ -230,7 +230,10 @@ class StreamState:
             ProviderError: The chunk carries an in-band ``error`` object (OpenRouter's
                 mid-stream error), like `parse_completion` does for a whole answer.
         """
-        error = getattr(chunk, "error", None)
+        # `error` is never a declared field of the SDK's chunk: look in the extras directly
+        # (a getattr that misses costs a pydantic AttributeError, microseconds per chunk).
+        extra = getattr(chunk, "__pydantic_extra__", None)
+        error = extra.get("error") if extra else getattr(chunk, "__dict__", {}).get("error")
         if error:
             raise in_band_error(error, self.provider)
         if self.model is None:

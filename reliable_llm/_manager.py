@@ -302,6 +302,43 @@ class LLMManager:
         """Remove every cached response."""
         self.cache.clear()
 
+    def close(self) -> None:
+        """Close the connections of every registered model's provider (those it created).
+
+        A provider keeps working after this: its next call opens new connections. Also
+        ``with LLMManager() as manager: ...``.
+        """
+        for entry in list(self._registry.models.values()):
+            close = getattr(entry.provider, "close", None)
+            if callable(close):
+                close()
+
+    async def aclose(self) -> None:
+        """Async twin of `close`, which also closes the running loop's async clients.
+
+        Also ``async with LLMManager() as manager: ...``.
+        """
+        for entry in list(self._registry.models.values()):
+            aclose = getattr(entry.provider, "aclose", None)
+            if callable(aclose):
+                await aclose()
+            else:
+                close = getattr(entry.provider, "close", None)
+                if callable(close):
+                    close()
+
+    def __enter__(self) -> LLMManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> LLMManager:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     def _plan(
         self,
         messages: MessagesInput,

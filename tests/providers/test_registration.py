@@ -100,3 +100,20 @@ def test_missing_key_error_is_named_when_every_model_fails(
     with pytest.raises(AllModelsFailedError, match="OPENAI_API_KEY") as caught:
         manager.chat("hi")
     assert isinstance(caught.value.__cause__, MissingAPIKeyError)
+
+
+def test_closing_the_manager_closes_its_providers_clients(server: FakeLLMServer) -> None:
+    """async with LLMManager(): the providers' async and sync clients are closed on exit."""
+    import asyncio
+
+    provider = OpenAIProvider("model-x", api_key="k", base_url=server.openai_base_url)
+
+    async def scenario() -> list[object]:
+        async with LLMManager(clock=FakeClock()) as manager:
+            manager.register_model("m", provider)
+            assert (await manager.achat("hi")).text == "ok"
+            assert manager.chat("hi", use_cache=False).text == "ok"
+            return [provider.async_client(), provider.sync_client()]
+
+    clients = asyncio.run(scenario())
+    assert all(client.is_closed() for client in clients)  # type: ignore[attr-defined]

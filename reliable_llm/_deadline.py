@@ -25,11 +25,11 @@ T = TypeVar("T")
 _IDLE_EXIT = 30.0  # seconds an idle worker thread waits for work before it exits
 
 
-def _timeout_error(timeout: float) -> TimeoutError:
-    return TimeoutError(f"model call exceeded its {timeout:.3g}s timeout")
+def _timeout_error(timeout: float, what: str = "model call") -> TimeoutError:
+    return TimeoutError(f"{what} exceeded its {timeout:.3g}s timeout")
 
 
-async def within(awaitable: Awaitable[T], timeout: float) -> T:
+async def within(awaitable: Awaitable[T], timeout: float, what: str = "model call") -> T:
     """Await with a deadline, raising TimeoutError when it passes.
 
     The same semantics as ``asyncio.timeout`` (an outside cancellation stays a cancellation)
@@ -53,7 +53,7 @@ async def within(awaitable: Awaitable[T], timeout: float) -> T:
         return await awaitable
     except asyncio.CancelledError:
         if expired and task.uncancel() <= cancelling:
-            raise _timeout_error(timeout) from None
+            raise _timeout_error(timeout, what) from None
         raise
     finally:
         handle.cancel()
@@ -237,7 +237,7 @@ class ChunkPump(Generic[T]):
                     close()
             self._closed.set()
 
-    def next(self, timeout: float) -> T | None:
+    def next(self, timeout: float, what: str = "model call") -> T | None:
         """The next item, or None at the end.
 
         Raises:
@@ -247,7 +247,7 @@ class ChunkPump(Generic[T]):
         try:
             item = self._items.get(timeout=timeout)
         except queue.Empty:
-            raise _timeout_error(timeout) from None
+            raise _timeout_error(timeout, what) from None
         if item is _END:
             return None
         if isinstance(item, _Raised):

@@ -29,6 +29,8 @@ logger = logging.getLogger("reliable_llm")
 _info_enabled = functools.partial(logger.isEnabledFor, logging.INFO)
 _DEADLINE = FailureReason.DEADLINE_EXCEEDED
 _REJECTED = Admission.REJECTED
+# What timed out when a started stream stalls: the idle bound, or the request's deadline.
+_NEXT_CHUNK = "waiting for the next stream chunk (stream_idle, within the request's deadline)"
 
 
 class Plan:
@@ -244,7 +246,7 @@ class Engine:
                             if chunk.model != name:
                                 chunk.model = name  # built fresh by the provider, for us
                             yield chunk
-                            chunk = source.next(tries.chunk_timeout())
+                            chunk = source.next(tries.chunk_timeout(), _NEXT_CHUNK)
                     except Exception as exc:
                         tries.interrupted(exc, acc.text)
                     finally:
@@ -307,7 +309,9 @@ class Engine:
                             if chunk.model != name:
                                 chunk.model = name
                             yield chunk
-                            chunk = await within(anext(iterator, None), tries.chunk_timeout())
+                            chunk = await within(
+                                anext(iterator, None), tries.chunk_timeout(), _NEXT_CHUNK
+                            )
                     except Exception as exc:
                         tries.interrupted(exc, acc.text)
                     finally:
@@ -355,7 +359,7 @@ class _Inline:
     def __init__(self, iterable: Any) -> None:
         self._iterator: Iterator[StreamChunk] = iter(iterable)
 
-    def next(self, timeout: float) -> StreamChunk | None:
+    def next(self, timeout: float, what: str = "") -> StreamChunk | None:
         return next(self._iterator, None)
 
     def close(self) -> None:

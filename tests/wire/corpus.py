@@ -383,6 +383,19 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case(
+        "openrouter_reasoning.json",
+        "openai",
+        "https://github.com/spencertipping/ruby-agent/blob/"
+        "0736cd5407619bc95526b4c507c822d3e80cecf6/doc/api.md#L54-L109 (a curl reply piped "
+        "through jq .)",
+        ChatResponse(
+            text=_message_text("openrouter_reasoning.json"),
+            finish_reason="stop",
+            usage=Usage(18, 1067, reasoning_tokens=826),
+            provider_model="google/gemini-3-flash-preview",
+        ),
+    ),
+    Case(
         "openrouter_mid_stream_error.sse",
         "openai",
         "https://openrouter.ai/docs/api/reference/streaming#handling-errors-during-streaming",

@@ -30,6 +30,10 @@ _OPENCODE = (
     "https://github.com/anomalyco/opencode/blob/1808fe8628327c988cf620fc5d394164177cd18e/"
     "packages/llm/test/fixtures/recordings/openai-compatible-chat"
 )
+_MIRASCOPE = (
+    "https://github.com/Mirascope/mirascope/blob/b3223fc3df0268983378a2d838b2663ba28f5f45/"
+    "python/tests/e2e/output/cassettes"
+)
 _ASK_OPENAI = "https://github.com/g0t4/ask-openai.nvim/blob"
 _ASK_OPENAI_SSE = (
     f"{_ASK_OPENAI}/d18a02d93df8941dd9d61f4055d0578dbd2f2555/lua/ask-openai/tools/tests/sse.lua"
@@ -207,6 +211,40 @@ CASES: tuple[Case, ...] = (
             finish_reason="stop",
             usage=Usage(15, 78, reasoning_tokens=64),
             provider_model="gpt-5-nano-2025-08-07",
+        ),
+    ),
+    Case(
+        "azure_text.json",
+        "openai",
+        f"{_MIRASCOPE}/test_call/azure-openai_completions_gpt_4o_mini/sync.yaml (response body)",
+        ChatResponse(
+            text="4200 + 42 equals 4242.",
+            finish_reason="stop",
+            usage=Usage(16, 11),
+            provider_model="gpt-4o-mini-2024-07-18",
+        ),
+    ),
+    Case(
+        "azure_parallel_tool_calls.json",
+        "openai",
+        f"{_MIRASCOPE}/test_call_with_tools/azure-openai_completions_gpt_4o_mini/sync.yaml"
+        " (first response body)",
+        ChatResponse(
+            tool_calls=(
+                ToolCall(
+                    "call_Ogl4xrgYelrGfioRoTJoXCF0",
+                    "secret_retrieval_tool",
+                    '{"password": "mellon"}',
+                ),
+                ToolCall(
+                    "call_J8hE6f1cZ8sJIzw3FCswowSI",
+                    "secret_retrieval_tool",
+                    '{"password": "radiance"}',
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(75, 54),
+            provider_model="gpt-4o-mini-2024-07-18",
         ),
     ),
     Case(

@@ -457,6 +457,19 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case(
+        "vllm_length.json",
+        "openai",
+        "https://github.com/llm-d-incubation/llm-d-modelservice/blob/"
+        "4f3faaf606d9f16f0952a932d4f62c29b9fb5b41/examples/README.md#L167 (before the shell's "
+        "'(base)' prompt)",
+        ChatResponse(
+            text=_message_text("vllm_length.json"),
+            finish_reason="length",
+            usage=Usage(7, 50),
+            provider_model="deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+        ),
+    ),
+    Case(
         "ollama_text.sse",
         "openai",
         f"{_ASK_OPENAI_SSE}#L197-L204",

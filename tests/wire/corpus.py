@@ -30,6 +30,10 @@ _OPENCODE = (
     "https://github.com/anomalyco/opencode/blob/1808fe8628327c988cf620fc5d394164177cd18e/"
     "packages/llm/test/fixtures/recordings/openai-compatible-chat"
 )
+_MIRASCOPE = (
+    "https://github.com/Mirascope/mirascope/blob/b3223fc3df0268983378a2d838b2663ba28f5f45/"
+    "python/tests/e2e/output/cassettes"
+)
 _ASK_OPENAI = "https://github.com/g0t4/ask-openai.nvim/blob"
 _ASK_OPENAI_SSE = (
     f"{_ASK_OPENAI}/d18a02d93df8941dd9d61f4055d0578dbd2f2555/lua/ask-openai/tools/tests/sse.lua"
@@ -210,6 +214,40 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case(
+        "azure_text.json",
+        "openai",
+        f"{_MIRASCOPE}/test_call/azure-openai_completions_gpt_4o_mini/sync.yaml (response body)",
+        ChatResponse(
+            text="4200 + 42 equals 4242.",
+            finish_reason="stop",
+            usage=Usage(16, 11),
+            provider_model="gpt-4o-mini-2024-07-18",
+        ),
+    ),
+    Case(
+        "azure_parallel_tool_calls.json",
+        "openai",
+        f"{_MIRASCOPE}/test_call_with_tools/azure-openai_completions_gpt_4o_mini/sync.yaml"
+        " (first response body)",
+        ChatResponse(
+            tool_calls=(
+                ToolCall(
+                    "call_Ogl4xrgYelrGfioRoTJoXCF0",
+                    "secret_retrieval_tool",
+                    '{"password": "mellon"}',
+                ),
+                ToolCall(
+                    "call_J8hE6f1cZ8sJIzw3FCswowSI",
+                    "secret_retrieval_tool",
+                    '{"password": "radiance"}',
+                ),
+            ),
+            finish_reason="tool_calls",
+            usage=Usage(75, 54),
+            provider_model="gpt-4o-mini-2024-07-18",
+        ),
+    ),
+    Case(
         "groq_text.sse",
         "openai",
         f"{_VERCEL_AI}/groq/src/__fixtures__/groq-text.chunks.txt",
@@ -383,6 +421,19 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case(
+        "openrouter_reasoning.json",
+        "openai",
+        "https://github.com/spencertipping/ruby-agent/blob/"
+        "0736cd5407619bc95526b4c507c822d3e80cecf6/doc/api.md#L54-L109 (a curl reply piped "
+        "through jq .)",
+        ChatResponse(
+            text=_message_text("openrouter_reasoning.json"),
+            finish_reason="stop",
+            usage=Usage(18, 1067, reasoning_tokens=826),
+            provider_model="google/gemini-3-flash-preview",
+        ),
+    ),
+    Case(
         "openrouter_mid_stream_error.sse",
         "openai",
         "https://openrouter.ai/docs/api/reference/streaming#handling-errors-during-streaming",
@@ -403,6 +454,19 @@ CASES: tuple[Case, ...] = (
             finish_reason="tool_calls",
             usage=None,
             provider_model=None,
+        ),
+    ),
+    Case(
+        "vllm_length.json",
+        "openai",
+        "https://github.com/llm-d-incubation/llm-d-modelservice/blob/"
+        "4f3faaf606d9f16f0952a932d4f62c29b9fb5b41/examples/README.md#L167 (before the shell's "
+        "'(base)' prompt)",
+        ChatResponse(
+            text=_message_text("vllm_length.json"),
+            finish_reason="length",
+            usage=Usage(7, 50),
+            provider_model="deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
         ),
     ),
     Case(

@@ -80,7 +80,9 @@ class Server:
         return response
 
     def _evict(self, plan: Plan, key: str, value: Mapping[str, Any]) -> None:
-        self._cache_failed(plan, "decode", ValueError(f"unreadable entry {str(value)[:80]!r}"))
+        # Only the shape is reported: an entry's content (answers) stays out of logs.
+        shape = sorted(map(str, value))[:8] if isinstance(value, Mapping) else type(value).__name__
+        self._cache_failed(plan, "decode", ValueError(f"unreadable entry (keys {shape})"))
         delete = getattr(self.cache, "delete", None)
         if delete is not None:
             try:

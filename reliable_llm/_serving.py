@@ -72,7 +72,10 @@ class Server:
             return None
         if value is None:
             return None
-        response = decode_response(value)
+        try:
+            response = decode_response(value)
+        except Exception:  # junk that fails even to be read (a hostile mapping, say)
+            response = None
         if response is None:
             self._evict(plan, key, value)
             return None
@@ -81,7 +84,11 @@ class Server:
 
     def _evict(self, plan: Plan, key: str, value: Mapping[str, Any]) -> None:
         # Only the shape is reported: an entry's content (answers) stays out of logs.
-        shape = sorted(map(str, value))[:8] if isinstance(value, Mapping) else type(value).__name__
+        try:
+            shape: object = sorted(map(str, value))[:8] if isinstance(value, Mapping) else None
+        except Exception:
+            shape = None
+        shape = shape or type(value).__name__
         self._cache_failed(plan, "decode", ValueError(f"unreadable entry (keys {shape})"))
         delete = getattr(self.cache, "delete", None)
         if delete is not None:

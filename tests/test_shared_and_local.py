@@ -450,3 +450,19 @@ def test_an_async_hook_is_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="async function"):
         LLMManager(hooks=[hook])
+
+
+def test_a_hostile_cached_value_is_a_miss() -> None:
+    """A stored mapping that raises when read is a miss, never a failed request."""
+
+    class Hostile(dict):  # type: ignore[type-arg]
+        def __getitem__(self, key: object) -> object:
+            raise RuntimeError("boom")
+
+        def get(self, key: object, default: object = None) -> object:
+            raise RuntimeError("boom")
+
+    events: list[Event] = []
+    manager = _with(_Backend(get=Hostile(text="x")), events)
+    assert manager.generate("hi") == "fresh"
+    assert any(isinstance(e, CacheError) and e.operation == "decode" for e in events)

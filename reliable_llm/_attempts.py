@@ -210,7 +210,7 @@ class ModelAttempts:
             response.provider_model,
             False,
             tuple(plan.attempts),
-            tuple([f.model for f in plan.failures]) if plan.failures else (),
+            tuple(plan.given_up) if plan.given_up else (),
             None if prices is None else prices.cost(response.usage),
             response.response_id,
         )

@@ -47,6 +47,7 @@ class Plan:
         "deadline",
         "entries",
         "failures",
+        "given_up",
         "key",
         "per_attempt",
         "requested",
@@ -85,6 +86,7 @@ class Plan:
         self.ttl = ttl
         self.attempts: list[Attempt] = []
         self.failures: list[ModelFailure] = []
+        self.given_up: list[str] = []  # the failures' model names, for each response
 
     @property
     def route(self) -> tuple[str, ...]:
@@ -103,6 +105,7 @@ class Plan:
     def give_up(self, index: int, failure: ModelFailure, emit: EventHook) -> bool:
         """Record that the model at ``index`` was given up; True when the route ends here."""
         self.failures.append(failure)
+        self.given_up.append(failure.model)
         entries = self.entries
         nxt = entries[index + 1].name if index + 1 < len(entries) else None
         reason = failure.reason

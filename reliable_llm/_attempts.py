@@ -44,7 +44,8 @@ from reliable_llm._events import RetryScheduled
 from reliable_llm._types import Attempt, ChatResponse
 
 if TYPE_CHECKING:
-    from reliable_llm._engine import Engine, Plan
+    from reliable_llm._engine import Engine
+    from reliable_llm._plan import Plan
     from reliable_llm._registry import ModelEntry
 
 __all__ = ["ModelAttempts"]

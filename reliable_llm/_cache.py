@@ -19,7 +19,7 @@ from reliable_llm._policies import CachePolicy
 from reliable_llm._request import NEVER_KEYED, request_params
 from reliable_llm._types import ChatRequest
 
-__all__ = ["CacheBackend", "InMemoryCache", "cache_key", "prompt_cache_key"]
+__all__ = ["CacheBackend", "InMemoryCache", "cache_key", "cache_size", "prompt_cache_key"]
 
 CacheValue = Mapping[str, Any]
 
@@ -186,3 +186,12 @@ def prompt_cache_key(model: str, prompt: str) -> str:
     """
     text = f'[{_KEY_VERSION},{_encode_str(model)},[["user",{_encode_str(prompt)}]],{{}}]'
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def cache_size(cache: CacheBackend) -> int | None:
+    """The backend's entry count, or None when it cannot say (metrics must not fail)."""
+    try:
+        size = len(cache)
+    except Exception:
+        return None
+    return size if size >= 0 else None

@@ -9,7 +9,6 @@ so they cannot drift apart unnoticed.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -17,116 +16,16 @@ from reliable_llm._attempts import ModelAttempts
 from reliable_llm._breaker import Admission
 from reliable_llm._clock import Clock
 from reliable_llm._deadline import ChunkPump, call_with_timeout, within
-from reliable_llm._errors import AllModelsFailedError, FailureReason, ModelFailure
-from reliable_llm._events import EventHook, FallbackTaken
-from reliable_llm._registry import ModelEntry
+from reliable_llm._events import EventHook
+from reliable_llm._plan import Plan
 from reliable_llm._stream import StreamAccumulator
-from reliable_llm._types import Attempt, ChatRequest, ChatResponse, Message, StreamChunk
+from reliable_llm._types import ChatResponse, StreamChunk
 
-__all__ = ["Engine", "Plan", "StreamState"]
+__all__ = ["Engine", "StreamState"]
 
-logger = logging.getLogger("reliable_llm")
-_info_enabled = functools.partial(logger.isEnabledFor, logging.INFO)
-_DEADLINE = FailureReason.DEADLINE_EXCEEDED
 _REJECTED = Admission.REJECTED
 # What timed out when a started stream stalls: the idle bound, or the request's deadline.
 _NEXT_CHUNK = "waiting for the next stream chunk (stream_idle, within the request's deadline)"
-
-
-class Plan:
-    """One request: its route, request, deadlines, cache key and TTL, and its record.
-
-    Built once per request by `LLMManager`; every layer reads it. Times are seconds on the
-    manager's clock; ``key`` is None when the request is not cached.
-    """
-
-    __slots__ = (
-        "_prompt",
-        "_request",
-        "attempts",
-        "deadline",
-        "entries",
-        "failures",
-        "given_up",
-        "key",
-        "per_attempt",
-        "requested",
-        "started",
-        "stream_idle",
-        "total",
-        "ttl",
-    )
-
-    def __init__(
-        self,
-        entries: tuple[ModelEntry, ...],
-        request: ChatRequest | str,
-        started: float,
-        total: float,
-        per_attempt: float,
-        stream_idle: float,
-        key: str | None,
-        ttl: float | None,
-    ) -> None:
-        self.requested = entries[0].name
-        self.entries = entries
-        # A bare prompt (already checked) becomes a request only if the cache cannot answer.
-        if type(request) is str:
-            self._prompt: str | None = request
-            self._request: ChatRequest | None = None
-        else:
-            self._prompt = None
-            self._request = request  # type: ignore[assignment]
-        self.started = started
-        self.total = total
-        self.deadline = started + total
-        self.per_attempt = per_attempt
-        self.stream_idle = stream_idle
-        self.key = key
-        self.ttl = ttl
-        self.attempts: list[Attempt] = []
-        self.failures: list[ModelFailure] = []
-        self.given_up: list[str] = []  # the failures' model names, for each response
-
-    @property
-    def route(self) -> tuple[str, ...]:
-        """The registered names of the route, in order."""
-        return tuple([entry.name for entry in self.entries])
-
-    @property
-    def request(self) -> ChatRequest:
-        """The request sent to every model of the route."""
-        request = self._request
-        if request is None:
-            assert self._prompt is not None
-            request = self._request = ChatRequest((Message("user", self._prompt),))
-        return request
-
-    def give_up(self, index: int, failure: ModelFailure, emit: EventHook) -> bool:
-        """Record that the model at ``index`` was given up; True when the route ends here."""
-        self.failures.append(failure)
-        self.given_up.append(failure.model)
-        entries = self.entries
-        nxt = entries[index + 1].name if index + 1 < len(entries) else None
-        reason = failure.reason
-        emit(FallbackTaken(failure.model, nxt, reason))
-        # Routine while a model is down (the breaker's own transitions are warnings, and a
-        # failed request is raised to its caller): logged at INFO, built only when enabled.
-        if _info_enabled():
-            if nxt is None:
-                logger.info("model given up (%s); no model left", failure)
-            else:
-                logger.info("model given up (%s); falling back to %r", failure, nxt)
-        return reason is _DEADLINE
-
-    def error(self) -> AllModelsFailedError:
-        """The error raised when no model answered."""
-        deadline = bool(self.failures) and self.failures[-1].reason is _DEADLINE
-        err = AllModelsFailedError(self.failures, deadline_exceeded=deadline)
-        errors = err.errors
-        if errors:
-            err.__cause__ = errors[-1]
-        return err
 
 
 class StreamState:

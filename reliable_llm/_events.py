@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import NamedTuple, TypeAlias
 
 from reliable_llm._breaker import BreakerState
-from reliable_llm._errors import FailureReason, ModelFailure
+from reliable_llm._errors import ConfigurationError, FailureReason, ModelFailure
 from reliable_llm._types import Attempt, ChatRequest, ChatResponse, Usage
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "FallbackTaken",
     "RequestFinished",
     "RetryScheduled",
+    "check_hook",
 ]
 
 
@@ -122,3 +123,17 @@ Event = (
     | RequestFinished
 )
 EventHook = Callable[[Event], None]
+
+
+def check_hook(hook: object) -> None:
+    """Raise `ConfigurationError` unless ``hook`` is a sync callable ``hook(event)``."""
+    from reliable_llm._callable import is_async_callable
+
+    if not callable(hook):
+        raise ConfigurationError(f"hooks must be callables hook(event), got {hook!r}")
+    if is_async_callable(hook):
+        raise ConfigurationError(
+            f"hook {hook!r} is an async function; hooks are called synchronously, so it would "
+            "never run. Use a sync hook (it may schedule a coroutine with "
+            "asyncio.get_running_loop().create_task)"
+        )

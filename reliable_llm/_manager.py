@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import random as _random
 import threading
@@ -9,31 +10,32 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from reliable_llm._breaker import BreakerState, ModelBreaker
-from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key, prompt_cache_key
+from reliable_llm._cache import CacheBackend, InMemoryCache, cache_size
 from reliable_llm._chatstream import AsyncChatStream, ChatStream
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
-from reliable_llm._engine import Engine, Plan
+from reliable_llm._engine import Engine
 from reliable_llm._errors import ConfigurationError
 from reliable_llm._events import (
     BreakerTransition,
     Event,
     EventHook,
+    check_hook,
 )
 from reliable_llm._metrics import MetricsCollector
+from reliable_llm._plan import plan_call
 from reliable_llm._policies import (
     BreakerPolicy,
     CachePolicy,
     RetryPolicy,
     TimeoutPolicy,
-    seconds_override,
 )
 from reliable_llm._provider import Provider
 from reliable_llm._registry import ModelEntry, Registry, as_provider
 from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
-from reliable_llm._request import MessagesInput, build_request, check_flag, check_prompt
+from reliable_llm._request import MessagesInput, check_flag, check_prompt
 from reliable_llm._serving import Server
-from reliable_llm._types import ChatRequest, ChatResponse
+from reliable_llm._types import ChatResponse
 
 __all__ = ["LLMManager"]
 
@@ -106,10 +108,12 @@ class LLMManager:
         self.metrics = MetricsCollector()
         hooks = tuple(hooks)
         for hook in hooks:
-            _check_hook(hook)
+            check_hook(hook)
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
         engine = Engine(self.clock, random or _random.random, self._emit)
         self._server = Server(engine, self.cache, self.clock, self._emit)
+        # Plans are built by `plan_call` (the one place); a partial keeps the call cheap.
+        self._plan = functools.partial(plan_call, self)
         self._server.records = len(self._hooks) > 1
         self._lock = threading.Lock()
         self._registry = Registry()
@@ -131,7 +135,7 @@ class LLMManager:
             ConfigurationError: ``hook`` is not callable, or is an ``async def`` function
                 (it would never run: wrap it to schedule the coroutine yourself).
         """
-        _check_hook(hook)
+        check_hook(hook)
         with self._lock:
             self._hooks = (*self._hooks, hook)
             self._server.records = True
@@ -282,7 +286,7 @@ class LLMManager:
         the counters of `get_model_info` and ``breaker_state``), ``active_model`` and
         ``fallback_chain``. Latency percentiles cover the most recent 2,048 requests.
         """
-        snapshot = MetricsSnapshot(self.metrics.snapshot(_cache_size(self.cache)))
+        snapshot = MetricsSnapshot(self.metrics.snapshot(cache_size(self.cache)))
         registry = self._registry
         for name, entry in registry.models.items():
             snapshot["models"][name]["breaker_state"] = entry.breaker.state.value
@@ -338,61 +342,6 @@ class LLMManager:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def _plan(
-        self,
-        messages: MessagesInput,
-        params: dict[str, Any],
-        model: str | None,
-        fallback_chain: Sequence[str] | None,
-        use_cache: bool | None,
-        cache_ttl: float | None,
-        timeout: float | None,
-    ) -> Plan:
-        """Validate a call and build its plan: route, request, deadlines, cache key and TTL.
-
-        The one place a plan is built; every driver serves what it returns.
-        """
-        registry = self._registry
-        if model is None and fallback_chain is None and registry.route:
-            route = registry.route
-        else:
-            route = registry.route_for(model, fallback_chain)
-        if use_cache is not None and use_cache is not True:
-            check_flag("use_cache", use_cache)
-        cached = use_cache is not False and self.enable_caching
-        if not params and type(messages) is str:
-            # The hot path: one user prompt, no parameters (`generate`), keyed without the
-            # general canonical encoder.
-            check_prompt(messages)
-            request: ChatRequest | str = messages
-            key = prompt_cache_key(route[0].name, messages) if cached else None
-        else:
-            request = build_request(messages, params)
-            key = cache_key(route[0].name, request) if cached else None
-            for entry in route:  # a fallback that cannot take the request fails now, not later
-                check = getattr(entry.provider, "check_request", None)
-                if check is not None:
-                    try:
-                        check(request)
-                    except ConfigurationError as exc:
-                        raise ConfigurationError(f"model {entry.name!r}: {exc}") from None
-        timeouts = self.timeouts
-        total = timeouts.total if timeout is None else seconds_override("timeout", timeout)
-        if cache_ttl is None:
-            ttl = self.cache_policy.ttl
-        else:
-            ttl = seconds_override("cache_ttl", cache_ttl)
-        return Plan(
-            route,
-            request,
-            self.clock.monotonic(),
-            total,  # type: ignore[arg-type]
-            timeouts.per_attempt,
-            timeouts.stream_idle,
-            key,
-            ttl,
-        )
 
     def chat(
         self,
@@ -517,26 +466,4 @@ class LLMManager:
         return (
             f"LLMManager(active={registry.active!r}, fallback_chain={list(registry.chain)}, "
             f"models=[{states}], caching={self.enable_caching})"
-        )
-
-
-def _cache_size(cache: CacheBackend) -> int | None:
-    """The backend's entry count, or None when it cannot say (metrics must not fail)."""
-    try:
-        size = len(cache)
-    except Exception:
-        return None
-    return size if size >= 0 else None
-
-
-def _check_hook(hook: object) -> None:
-    from reliable_llm._callable import is_async_callable
-
-    if not callable(hook):
-        raise ConfigurationError(f"hooks must be callables hook(event), got {hook!r}")
-    if is_async_callable(hook):
-        raise ConfigurationError(
-            f"hook {hook!r} is an async function; hooks are called synchronously, so it would "
-            "never run. Use a sync hook (it may schedule a coroutine with "
-            "asyncio.get_running_loop().create_task)"
         )

@@ -14,9 +14,10 @@ from typing import Any
 
 from reliable_llm._cache import CacheBackend
 from reliable_llm._clock import Clock
-from reliable_llm._engine import Engine, Plan, StreamState
+from reliable_llm._engine import Engine, StreamState
 from reliable_llm._errors import AllModelsFailedError
 from reliable_llm._events import CacheError, CacheHit, CacheMiss, EventHook, RequestFinished
+from reliable_llm._plan import Plan
 from reliable_llm._singleflight import Flight, FlightTimeout, SingleFlight
 from reliable_llm._stream import response_to_chunks
 from reliable_llm._types import ChatResponse, StreamChunk, decode_response

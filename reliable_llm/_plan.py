@@ -1,0 +1,191 @@
+"""A request's plan: route, request, deadlines, cache key and TTL, built in one place.
+
+`plan_call` validates what a caller passed and builds the `Plan` every layer reads; the
+plan then records the request's attempts and the models given up.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from reliable_llm._cache import cache_key, prompt_cache_key
+from reliable_llm._errors import (
+    AllModelsFailedError,
+    ConfigurationError,
+    FailureReason,
+    ModelFailure,
+)
+from reliable_llm._events import EventHook, FallbackTaken
+from reliable_llm._policies import seconds_override
+from reliable_llm._registry import ModelEntry
+from reliable_llm._request import MessagesInput, build_request, check_flag, check_prompt
+from reliable_llm._types import Attempt, ChatRequest, Message
+
+if TYPE_CHECKING:
+    from reliable_llm._manager import LLMManager
+
+__all__ = ["Plan", "plan_call"]
+
+logger = logging.getLogger("reliable_llm")
+_info_enabled = functools.partial(logger.isEnabledFor, logging.INFO)
+_DEADLINE = FailureReason.DEADLINE_EXCEEDED
+
+
+class Plan:
+    """One request: its route, request, deadlines, cache key and TTL, and its record.
+
+    Built once per request by `LLMManager`; every layer reads it. Times are seconds on the
+    manager's clock; ``key`` is None when the request is not cached.
+    """
+
+    __slots__ = (
+        "_prompt",
+        "_request",
+        "attempts",
+        "deadline",
+        "entries",
+        "failures",
+        "given_up",
+        "key",
+        "per_attempt",
+        "requested",
+        "started",
+        "stream_idle",
+        "total",
+        "ttl",
+    )
+
+    def __init__(
+        self,
+        entries: tuple[ModelEntry, ...],
+        request: ChatRequest | str,
+        started: float,
+        total: float,
+        per_attempt: float,
+        stream_idle: float,
+        key: str | None,
+        ttl: float | None,
+    ) -> None:
+        self.requested = entries[0].name
+        self.entries = entries
+        # A bare prompt (already checked) becomes a request only if the cache cannot answer.
+        if type(request) is str:
+            self._prompt: str | None = request
+            self._request: ChatRequest | None = None
+        else:
+            self._prompt = None
+            self._request = request  # type: ignore[assignment]
+        self.started = started
+        self.total = total
+        self.deadline = started + total
+        self.per_attempt = per_attempt
+        self.stream_idle = stream_idle
+        self.key = key
+        self.ttl = ttl
+        self.attempts: list[Attempt] = []
+        self.failures: list[ModelFailure] = []
+        self.given_up: list[str] = []  # the failures' model names, for each response
+
+    @property
+    def route(self) -> tuple[str, ...]:
+        """The registered names of the route, in order."""
+        return tuple([entry.name for entry in self.entries])
+
+    @property
+    def request(self) -> ChatRequest:
+        """The request sent to every model of the route."""
+        request = self._request
+        if request is None:
+            assert self._prompt is not None
+            request = self._request = ChatRequest((Message("user", self._prompt),))
+        return request
+
+    def give_up(self, index: int, failure: ModelFailure, emit: EventHook) -> bool:
+        """Record that the model at ``index`` was given up; True when the route ends here."""
+        self.failures.append(failure)
+        self.given_up.append(failure.model)
+        entries = self.entries
+        nxt = entries[index + 1].name if index + 1 < len(entries) else None
+        reason = failure.reason
+        emit(FallbackTaken(failure.model, nxt, reason))
+        # Routine while a model is down (the breaker's own transitions are warnings, and a
+        # failed request is raised to its caller): logged at INFO, built only when enabled.
+        if _info_enabled():
+            if nxt is None:
+                logger.info("model given up (%s); no model left", failure)
+            else:
+                logger.info("model given up (%s); falling back to %r", failure, nxt)
+        return reason is _DEADLINE
+
+    def error(self) -> AllModelsFailedError:
+        """The error raised when no model answered."""
+        deadline = bool(self.failures) and self.failures[-1].reason is _DEADLINE
+        err = AllModelsFailedError(self.failures, deadline_exceeded=deadline)
+        errors = err.errors
+        if errors:
+            err.__cause__ = errors[-1]
+        return err
+
+
+def plan_call(
+    manager: LLMManager,
+    messages: MessagesInput,
+    params: dict[str, Any],
+    model: str | None,
+    fallback_chain: Sequence[str] | None,
+    use_cache: bool | None,
+    cache_ttl: float | None,
+    timeout: float | None,
+) -> Plan:
+    """Validate one call of ``manager`` and build its plan.
+
+    The one place a plan is built; every driver serves what it returns.
+
+    Raises:
+        ConfigurationError: A message, parameter or override is invalid, or a model of the
+            route cannot take the request.
+        UnknownModelError: An override names an unregistered model.
+    """
+    registry = manager._registry
+    if model is None and fallback_chain is None and registry.route:
+        route = registry.route
+    else:
+        route = registry.route_for(model, fallback_chain)
+    if use_cache is not None and use_cache is not True:
+        check_flag("use_cache", use_cache)
+    cached = use_cache is not False and manager.enable_caching
+    if not params and type(messages) is str:
+        # The hot path: one user prompt, no parameters (`generate`), keyed without the
+        # general canonical encoder.
+        check_prompt(messages)
+        request: ChatRequest | str = messages
+        key = prompt_cache_key(route[0].name, messages) if cached else None
+    else:
+        request = build_request(messages, params)
+        key = cache_key(route[0].name, request) if cached else None
+        for entry in route:  # a fallback that cannot take the request fails now, not later
+            check = getattr(entry.provider, "check_request", None)
+            if check is not None:
+                try:
+                    check(request)
+                except ConfigurationError as exc:
+                    raise ConfigurationError(f"model {entry.name!r}: {exc}") from None
+    timeouts = manager.timeouts
+    total = timeouts.total if timeout is None else seconds_override("timeout", timeout)
+    if cache_ttl is None:
+        ttl = manager.cache_policy.ttl
+    else:
+        ttl = seconds_override("cache_ttl", cache_ttl)
+    return Plan(
+        route,
+        request,
+        manager.clock.monotonic(),
+        total,  # type: ignore[arg-type]
+        timeouts.per_attempt,
+        timeouts.stream_idle,
+        key,
+        ttl,
+    )

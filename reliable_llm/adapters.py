@@ -15,9 +15,21 @@ import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from reliable_llm import BreakerPolicy, ConfigurationError, LLMManager, UnknownModelError
+from reliable_llm import (
+    BreakerPolicy,
+    ChatResponse,
+    ConfigurationError,
+    LLMManager,
+    UnknownModelError,
+)
 
-__all__ = ["OWN_MANAGER_OPTIONS", "attach_manager", "check_option_names", "manager_arguments"]
+__all__ = [
+    "OWN_MANAGER_OPTIONS",
+    "attach_manager",
+    "attempt_records",
+    "check_option_names",
+    "manager_arguments",
+]
 
 #: Options that configure a manager built from ``models=`` (not a shared one).
 OWN_MANAGER_OPTIONS = (
@@ -155,3 +167,18 @@ def _build(
     chain = list(fallbacks) if fallbacks is not None else list(models)
     manager.set_fallback_chain([n for n in chain if n != first])
     return manager
+
+
+def attempt_records(response: ChatResponse) -> list[dict[str, Any]]:
+    """Every upstream call of a response as JSON-compatible dicts, as both adapters report
+    them under ``attempts``."""
+    return [
+        {
+            "model": a.model,
+            "number": a.number,
+            "duration": a.duration,
+            "error": None if a.error is None else type(a.error).__name__,
+            "message": None if a.error is None else str(a.error),
+        }
+        for a in response.attempts
+    ]

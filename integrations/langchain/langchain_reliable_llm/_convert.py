@@ -28,6 +28,7 @@ from reliable_llm import (
     ToolCallDelta,
     Usage,
 )
+from reliable_llm.adapters import attempt_records
 
 __all__ = [
     "attempt_records",
@@ -162,20 +163,6 @@ def response_metadata(
         "fallbacks": len(fallback_from),
         "attempts": list(attempts),
     }
-
-
-def attempt_records(response: ChatResponse) -> list[dict[str, Any]]:
-    """Every upstream call of a response as JSON-compatible dicts."""
-    return [
-        {
-            "model": a.model,
-            "number": a.number,
-            "duration": a.duration,
-            "error": None if a.error is None else type(a.error).__name__,
-            "message": None if a.error is None else str(a.error),
-        }
-        for a in response.attempts
-    ]
 
 
 def _tool_calls(response: ChatResponse) -> tuple[list[Any], list[Any]]:

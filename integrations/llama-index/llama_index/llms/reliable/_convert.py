@@ -24,6 +24,7 @@ from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
 from reliable_llm import ChatResponse, ConfigurationError, Message, Tool, ToolCall, Usage
+from reliable_llm.adapters import attempt_records
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
@@ -172,20 +173,6 @@ def to_li_message(message: Message) -> ChatMessage:
     if not blocks:
         blocks.append(TextBlock(text=""))
     return ChatMessage(role=MessageRole(message.role), blocks=blocks, additional_kwargs=extra)
-
-
-def attempt_records(response: ChatResponse) -> list[dict[str, Any]]:
-    """Every upstream call of a response as JSON-compatible dicts."""
-    return [
-        {
-            "model": a.model,
-            "number": a.number,
-            "duration": a.duration,
-            "error": None if a.error is None else type(a.error).__name__,
-            "message": None if a.error is None else str(a.error),
-        }
-        for a in response.attempts
-    ]
 
 
 def reliability_info(

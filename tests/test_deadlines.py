@@ -276,3 +276,28 @@ def test_the_last_model_still_retries_with_what_is_left(clock: FakeClock) -> Non
     response = manager.chat("hi")
     assert response.text == "ok"
     assert model.call_count == 2
+
+
+def test_a_hung_primary_hands_over_in_time_on_a_real_clock(release: threading.Event) -> None:
+    """Real clock: a primary that hangs for its whole 0.3 s attempt is not retried into the
+    backup's time (0.6 s total); the backup answers after about 0.3 s."""
+    from reliable_llm import RetryPolicy
+
+    manager = LLMManager(
+        enable_caching=False,
+        retry=RetryPolicy(max_retries=3, initial_delay=0.01),
+        timeouts=TimeoutPolicy(total=0.6, per_attempt=0.3),
+    )
+
+    def hung(prompt: str, **kwargs: Any) -> str:
+        release.wait(5)
+        return "late"
+
+    manager.register_model("primary", hung)
+    manager.register_model("backup", lambda prompt, **kw: "backup")
+    manager.set_fallback_chain(["backup"])
+    start = time.monotonic()
+    response = manager.chat("hi")
+    elapsed = time.monotonic() - start
+    assert (response.model, len(response.attempts)) == ("backup", 2)
+    assert 0.25 <= elapsed < 0.59  # handed over after one attempt, within the total

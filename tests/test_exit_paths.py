@@ -249,3 +249,30 @@ def test_an_async_model_calling_back_with_the_same_prompt_does_not_deadlock() ->
         return (await asyncio.wait_for(manager.achat("same"), 10)).text
 
     assert asyncio.run(scenario()) == "outer saw nested"
+
+
+def test_keyboard_interrupt_inside_a_model_call_is_counted_and_frees_the_trial(
+    clock: FakeClock,
+) -> None:
+    """KeyboardInterrupt raised by a blocking model during a trial: it propagates, the request
+    and attempt count as cancelled, and the next request gets the trial."""
+    manager = LLMManager(clock=clock, breaker=BreakerPolicy(1, 30.0), max_retries=0)
+
+    def model(prompt: str, **kwargs: Any) -> str:
+        if prompt == "trip":
+            raise ServerError("down")
+        if prompt == "interrupt":
+            raise KeyboardInterrupt
+        return "ok"
+
+    manager.register_model("m", model)
+    with pytest.raises(AllModelsFailedError):
+        manager.chat("trip")
+    clock.advance(30.0)
+    with pytest.raises(KeyboardInterrupt):
+        manager.chat("interrupt")
+    assert manager.chat("fine").text == "ok"
+    metrics = manager.get_metrics()
+    assert metrics["cancelled_requests"] == 1
+    assert metrics["models"]["m"]["cancelled_attempts"] == 1
+    assert metrics["models"]["m"]["breaker_state"] == "closed"

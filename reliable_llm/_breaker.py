@@ -43,10 +43,12 @@ class Trial:
     trial, and its late outcome is ignored.
     """
 
-    __slots__ = ("expires_at",)
+    __slots__ = ("expires_at", "shared")
 
-    def __init__(self, expires_at: float) -> None:
+    def __init__(self, expires_at: float, shared: str | None = None) -> None:
         self.expires_at = expires_at
+        # The lease's token in a shared store (`reliable_llm.backends.RedisState`), if any.
+        self.shared = shared
 
     def __repr__(self) -> str:
         return f"Trial(expires_at={self.expires_at:g})"

@@ -23,6 +23,8 @@ __all__ = [
     "FallbackTaken",
     "RequestFinished",
     "RetryScheduled",
+    "SharedStateDegraded",
+    "SharedStateRecovered",
     "check_hook",
 ]
 
@@ -112,6 +114,23 @@ class RequestFinished(NamedTuple):
     timeout: float = 0.0
 
 
+class SharedStateDegraded(NamedTuple):
+    """The shared state (``backend``, e.g. ``"redis"``) failed or timed out: requests go on
+    with this process's own breakers and cache until it answers again. Emitted once per
+    outage, with the first error (no secrets: the error's type and message only)."""
+
+    backend: str
+    error: str
+
+
+class SharedStateRecovered(NamedTuple):
+    """The shared state answers again after an outage of ``outage`` seconds; from now on it
+    is used again."""
+
+    backend: str
+    outage: float
+
+
 Event = (
     Attempt
     | RetryScheduled
@@ -121,6 +140,8 @@ Event = (
     | CacheMiss
     | CacheError
     | RequestFinished
+    | SharedStateDegraded
+    | SharedStateRecovered
 )
 EventHook = Callable[[Event], None]
 

@@ -7,7 +7,7 @@ import logging
 import random as _random
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reliable_llm._breaker import BreakerState, ModelBreaker
 from reliable_llm._cache import CacheBackend, InMemoryCache, cache_size
@@ -37,6 +37,9 @@ from reliable_llm._request import MessagesInput, check_flag, check_prompt
 from reliable_llm._serving import Server
 from reliable_llm._types import ChatResponse
 
+if TYPE_CHECKING:
+    from reliable_llm.backends._redis import RedisState
+
 __all__ = ["LLMManager"]
 
 logger = logging.getLogger("reliable_llm")
@@ -63,6 +66,8 @@ class LLMManager:
         clock: Time source and sleeper (tests pass ``reliable_llm.testing.FakeClock``).
         random: Source of jitter, a callable returning floats in [0, 1).
         hooks: Callables receiving every event (see ``reliable_llm.events``).
+        shared_state: Breakers, cooldowns, the cache (unless ``cache_backend`` is given) and
+            single flight shared with other processes (`reliable_llm.backends.RedisState`).
 
     Raises:
         ConfigurationError: A policy value is invalid or conflicting.
@@ -81,6 +86,7 @@ class LLMManager:
         clock: Clock | None = None,
         random: Callable[[], float] | None = None,
         hooks: Iterable[EventHook] = (),
+        shared_state: RedisState | None = None,
     ) -> None:
         if retry is None:
             retry = RetryPolicy(max_retries=max_retries)
@@ -101,10 +107,14 @@ class LLMManager:
                 f"cache_backend must have get(key), set(key, value, ttl), clear() and "
                 f"__len__() (see reliable_llm.CacheBackend), got {type(cache_backend).__name__}"
             )
+        self.shared_state = _check_shared_state(shared_state)
         # `is None`, not `or`: an empty backend has len 0 and would count as false.
-        self.cache: CacheBackend = (
-            InMemoryCache(self.cache_policy, self.clock) if cache_backend is None else cache_backend
-        )
+        if cache_backend is not None:
+            self.cache: CacheBackend = cache_backend
+        elif shared_state is not None:
+            self.cache = shared_state.cache(InMemoryCache(self.cache_policy, self.clock))
+        else:
+            self.cache = InMemoryCache(self.cache_policy, self.clock)
         self.metrics = MetricsCollector()
         hooks = tuple(hooks)
         for hook in hooks:
@@ -115,6 +125,9 @@ class LLMManager:
         # Plans are built by `plan_call` (the one place); a partial keeps the call cheap.
         self._plan = functools.partial(plan_call, self)
         self._server.records = len(self._hooks) > 1
+        if shared_state is not None:
+            shared_state.attach(self._emit, self.clock)
+            self._server.shared = shared_state.flight()
         self._lock = threading.Lock()
         self._registry = Registry()
 
@@ -191,7 +204,7 @@ class LLMManager:
             name=name,
             provider=provider,
             metadata=dict(metadata or {}),
-            breaker=ModelBreaker(
+            breaker=(ModelBreaker if self.shared_state is None else self.shared_state.breaker)(
                 name, breaker or self.breaker_policy, self.clock, self._on_breaker_change
             ),
             retry=retry or self.retry_policy,
@@ -467,3 +480,18 @@ class LLMManager:
             f"LLMManager(active={registry.active!r}, fallback_chain={list(registry.chain)}, "
             f"models=[{states}], caching={self.enable_caching})"
         )
+
+
+def _check_shared_state(shared_state: object) -> RedisState | None:
+    """``shared_state`` if it is one, or raise `ConfigurationError` saying what to pass."""
+    if shared_state is None:
+        return None
+    from reliable_llm.backends._redis import RedisState  # deferred: an optional backend
+
+    if not isinstance(shared_state, RedisState):
+        raise ConfigurationError(
+            "shared_state must be a reliable_llm.backends.RedisState, e.g. "
+            "RedisState('redis://127.0.0.1:6379/0'), got "
+            f"{type(shared_state).__name__}"
+        )
+    return shared_state

@@ -20,6 +20,8 @@ from reliable_llm._events import (
     FallbackTaken,
     RequestFinished,
     RetryScheduled,
+    SharedStateDegraded,
+    SharedStateRecovered,
 )
 
 __all__ = ["MetricsCollector", "percentiles"]
@@ -59,6 +61,10 @@ class _ModelStats:
     output_tokens: int = 0
 
 
+def _ignore(event: Event) -> None:
+    """Events the collector does not aggregate."""
+
+
 class MetricsCollector:
     """Aggregates events into the dict returned by `LLMManager.get_metrics`.
 
@@ -77,6 +83,9 @@ class MetricsCollector:
             CacheMiss: self._cache_miss,
             CacheError: self._cache_error,
             RequestFinished: self._request,
+            # Reported to hooks and logs; nothing to aggregate.
+            SharedStateDegraded: _ignore,
+            SharedStateRecovered: _ignore,
         }
         self.reset()
 

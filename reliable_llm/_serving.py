@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reliable_llm._cache import CacheBackend
 from reliable_llm._clock import Clock
@@ -21,6 +21,9 @@ from reliable_llm._plan import Plan
 from reliable_llm._singleflight import Flight, FlightTimeout, SingleFlight
 from reliable_llm._stream import response_to_chunks
 from reliable_llm._types import ChatResponse, StreamChunk, decode_response
+
+if TYPE_CHECKING:
+    from reliable_llm.backends._redis_flight import SharedFlight
 
 __all__ = ["Server"]
 
@@ -43,7 +46,7 @@ def _slot(plan: Plan) -> tuple[object, ...]:
 class Server:
     """Serves plans through the cache and the engine, emitting request-level events."""
 
-    __slots__ = ("cache", "clock", "emit", "engine", "flight", "records")
+    __slots__ = ("cache", "clock", "emit", "engine", "flight", "records", "shared")
 
     def __init__(self, engine: Engine, cache: CacheBackend, clock: Clock, emit: EventHook) -> None:
         self.engine = engine
@@ -54,6 +57,9 @@ class Server:
         # Whether `RequestFinished` carries the request's record (attempts, failures, ...):
         # set by the manager while a hook other than its own collector is installed.
         self.records = False
+        # Single flight across processes (`RedisState`), set by the manager; None: this
+        # process only.
+        self.shared: SharedFlight | None = None
 
     # -- the cache, which may fail --------------------------------------------------------------
 
@@ -194,9 +200,12 @@ class Server:
         return self._lead(plan, flight)
 
     def _lead(self, plan: Plan, flight: Flight[ChatResponse] | None) -> ChatResponse:
+        token = None
         try:
             # Recheck as we take the lead: an identical request may just have landed.
             response = self.lookup(plan) if flight is not None else None
+            if response is None and flight is not None and self.shared is not None:
+                token, response = self._join_fleet(plan)
             if response is None:
                 self.emit(CacheMiss(plan.requested))
                 response = self._run(plan)
@@ -204,8 +213,45 @@ class Server:
                 flight.result = response
             return response
         finally:
+            if token is not None:
+                assert self.shared is not None and plan.key is not None
+                self.shared.release(plan.key, token)
             if flight is not None:
                 flight.land()
+
+    def _join_fleet(self, plan: Plan) -> tuple[str | None, ChatResponse | None]:
+        """Lead the fleet's flight (a token to release) or get its leader's cached answer."""
+        assert self.shared is not None and plan.key is not None
+        try:
+            token, response = self.shared.join(
+                plan.key, plan.deadline, self.clock, lambda: self.lookup(plan)
+            )
+        except FlightTimeout:
+            raise self._waited_too_long(plan) from None
+        except BaseException:
+            self._finished(plan, None, True, False, None)
+            raise
+        if token is not None:  # an identical request may have landed as we took the lease
+            response = self.lookup(plan)
+        return token, response
+
+    async def _ajoin_fleet(self, plan: Plan) -> tuple[str | None, ChatResponse | None]:
+        """Async twin of `_join_fleet`."""
+        assert self.shared is not None and plan.key is not None
+
+        async def lookup() -> ChatResponse | None:
+            return self.lookup(plan)
+
+        try:
+            token, response = await self.shared.ajoin(plan.key, plan.deadline, self.clock, lookup)
+        except FlightTimeout:
+            raise self._waited_too_long(plan) from None
+        except BaseException:
+            self._finished(plan, None, True, False, None)
+            raise
+        if token is not None:
+            response = self.lookup(plan)
+        return token, response
 
     async def aserve(self, plan: Plan) -> ChatResponse:
         """Async twin of `serve`."""
@@ -225,8 +271,11 @@ class Server:
             raise
         if shared is not None:
             return self._followed(plan, shared)
+        token = None
         try:
             response = self.lookup(plan) if flight is not None else None
+            if response is None and flight is not None and self.shared is not None:
+                token, response = await self._ajoin_fleet(plan)
             if response is None:
                 self.emit(CacheMiss(plan.requested))
                 response = await self._arun(plan)
@@ -234,6 +283,9 @@ class Server:
                 flight.result = response
             return response
         finally:
+            if token is not None:
+                assert self.shared is not None and plan.key is not None
+                await self.shared.arelease(plan.key, token)
             if flight is not None:
                 flight.land()
 

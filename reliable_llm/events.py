@@ -13,6 +13,8 @@ from reliable_llm._events import (
     FallbackTaken,
     RequestFinished,
     RetryScheduled,
+    SharedStateDegraded,
+    SharedStateRecovered,
 )
 
 __all__ = [
@@ -26,4 +28,6 @@ __all__ = [
     "FallbackTaken",
     "RequestFinished",
     "RetryScheduled",
+    "SharedStateDegraded",
+    "SharedStateRecovered",
 ]

@@ -1,0 +1,149 @@
+"""`RedisState`: breakers, cooldowns, the cache and single flight shared across processes."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from reliable_llm._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from reliable_llm._breaker import ModelBreaker, TransitionHook
+    from reliable_llm._cache import InMemoryCache
+    from reliable_llm._clock import Clock
+    from reliable_llm._events import EventHook
+    from reliable_llm._policies import BreakerPolicy
+    from reliable_llm.backends._redis_cache import RedisCache
+    from reliable_llm.backends._redis_flight import SharedFlight
+    from reliable_llm.backends._redis_link import Link
+
+__all__ = ["RedisState"]
+
+
+def _seconds(name: str, value: object, fix: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}; {fix}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(
+            f"{name} must be a positive number of seconds, got {value!r}; {fix}"
+        )
+    return float(value)
+
+
+class RedisState:
+    """State shared by every process that uses the same Redis URL and namespace.
+
+    Given as ``LLMManager(shared_state=RedisState("redis://127.0.0.1:6379/0"))``, it shares:
+
+    - the circuit breakers of models registered under the same name: the decisions (count a
+      failure, open, let the one half-open trial through, close) are made atomically in
+      Redis by Lua scripts on Redis's own clock, so the fleet sends one trial per recovery
+      window; while a breaker is open each process rejects calls without a round trip;
+    - Retry-After cooldowns: a 429 or 503 with a retry hint seen by one process keeps every
+      process off that model until the hint expires (they fall back to the next model);
+    - the response cache (JSON text, never pickle), unless ``LLMManager(cache_backend=...)``
+      is given: the user's backend wins;
+    - single flight: identical requests in flight in several processes make one upstream
+      call (a short lease on the cache key; the others wait for the cached answer within
+      their own deadline, and call the model themselves if the leader dies).
+
+    Redis is never a single point of failure: each call is bounded by ``timeout``; when
+    Redis fails or is slow, requests go on with each process's own breakers and cache, a
+    `reliable_llm.events.SharedStateDegraded` event and one warning report the outage, and
+    Redis is probed again (backoff from 0.5 s to ``max_probe_interval``) until it answers
+    (`reliable_llm.events.SharedStateRecovered`). Needs the ``redis`` extra
+    (``pip install 'reliable-llm[redis]'``).
+
+    Args:
+        url: A redis-py URL: ``redis://[[user]:password@]host:port/db``, ``rediss://...``
+            (TLS) or ``unix:///path/to/redis.sock``. Never shown in reprs, logs or errors.
+        namespace: Prefix of every key; processes share state only within one namespace.
+        timeout: Seconds any one Redis call may take (connect or reply) before Redis is
+            considered unavailable.
+        flight_lease: Seconds a single-flight leader's lease lasts without renewal (it is
+            renewed every third of that while the leader works): how long followers wait
+            for a leader whose process died.
+        max_probe_interval: Longest wait in seconds between probes of an unavailable Redis.
+
+    Raises:
+        ConfigurationError: A parameter is invalid, or redis-py is not installed.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "reliable-llm",
+        timeout: float = 0.05,
+        flight_lease: float = 2.0,
+        max_probe_interval: float = 30.0,
+    ) -> None:
+        if not isinstance(url, str) or "://" not in url:
+            shown = type(url).__name__ if not isinstance(url, str) else "a string without ://"
+            raise ConfigurationError(
+                f"url must be a Redis URL such as 'redis://127.0.0.1:6379/0', got {shown}"
+            )
+        if not isinstance(namespace, str) or not namespace or any(c.isspace() for c in namespace):
+            raise ConfigurationError(
+                f"namespace must be a non-empty string without spaces, got {namespace!r}"
+            )
+        fix = "pass e.g. 0.05"
+        self.timeout = _seconds("timeout", timeout, fix)
+        self.flight_lease = _seconds("flight_lease", flight_lease, "pass e.g. 2.0")
+        probe = _seconds("max_probe_interval", max_probe_interval, "pass e.g. 30.0")
+        self.namespace = namespace
+        from reliable_llm.backends._redis_link import Link
+
+        try:
+            self._link: Link = Link(url, namespace, self.timeout, (min(0.5, probe), probe))
+        except ValueError as exc:  # redis-py's message about a malformed URL, without it
+            raise ConfigurationError(
+                f"url is not a Redis URL redis-py understands ({type(exc).__name__}); "
+                "use redis://host:port/db, rediss://... or unix:///path"
+            ) from None
+        self._flight: SharedFlight | None = None
+
+    # -- what LLMManager asks of its shared state ------------------------------------------------
+
+    def attach(self, emit: EventHook, clock: Clock) -> None:
+        """Report outages to ``emit`` (a manager's event sink); called by `LLMManager`."""
+        self._link.attach(emit, clock)
+
+    def breaker(
+        self,
+        model: str,
+        policy: BreakerPolicy,
+        clock: Clock,
+        on_change: TransitionHook | None,
+    ) -> ModelBreaker:
+        """The shared breaker of ``model``; called by `LLMManager.register_model`."""
+        from reliable_llm.backends._redis_breaker import SharedBreaker
+
+        return SharedBreaker(model, policy, clock, on_change, self._link)
+
+    def cache(self, local: InMemoryCache) -> RedisCache:
+        """The shared cache, with ``local`` answering during an outage."""
+        from reliable_llm.backends._redis_cache import RedisCache
+
+        return RedisCache(self._link, local)
+
+    def flight(self) -> SharedFlight:
+        """The single flight across processes (one per `RedisState`)."""
+        if self._flight is None:
+            from reliable_llm.backends._redis_flight import SharedFlight
+
+            self._flight = SharedFlight(self._link, self.flight_lease)
+        return self._flight
+
+    @property
+    def available(self) -> bool:
+        """Whether Redis answered the last call (False during an outage)."""
+        return self._link.down_since is None
+
+    def close(self) -> None:
+        """Close the connections to Redis."""
+        self._link.close()
+
+    def __repr__(self) -> str:
+        state = "available" if self.available else "unavailable"
+        return f"RedisState(namespace={self.namespace!r}, timeout={self.timeout:g}, {state})"

@@ -1,0 +1,235 @@
+"""A model's breaker shared by every process: pybreaker in the process, decisions in Redis.
+
+`SharedBreaker` is a `ModelBreaker` (pybreaker's states, listeners and `BreakerTransition`
+events) whose admissions and outcomes are decided by the Lua scripts of `_redis_lua`, one
+round trip each, and mirrored into the local pybreaker state. Round trips:
+
+- closed: one per admission (``ADMIT`` answers the fleet's state, failures and cooldown);
+  a success costs nothing more unless failures were counted; a failure costs one.
+- open, or cooling down after a Retry-After: none. The remaining window is cached locally
+  (Redis ms turned into this process's monotonic seconds), and calls are rejected without
+  asking Redis until it ends; the window is never shortened by a later answer.
+- half-open: exactly one process holds the trial lease (``SET NX PX``, expiring after the
+  per-attempt timeout, released however the trial ends).
+
+While Redis is unavailable (see `Link`), the inherited in-process breaker decides alone.
+"""
+
+from __future__ import annotations
+
+from reliable_llm._breaker import (
+    Admission,
+    BreakerState,
+    ModelBreaker,
+    Ticket,
+    TransitionHook,
+    Trial,
+)
+from reliable_llm._clock import Clock
+from reliable_llm._errors import ProviderError, RateLimitError
+from reliable_llm._policies import BreakerPolicy
+from reliable_llm.backends._redis_link import Link
+from reliable_llm.backends._redis_lua import ALLOWED, TRIAL
+
+__all__ = ["SharedBreaker", "cooldown_hint"]
+
+_STATES = (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
+_ALLOWED = Admission.ALLOWED
+_REJECTED = Admission.REJECTED
+Answer = tuple[int, int, int, int, int]  # verdict, state, generation, wait_ms, failures
+
+
+def cooldown_hint(error: ProviderError) -> float | None:
+    """Seconds every process should leave the model alone: a 429's or 503's retry hint."""
+    hint = error.retry_after
+    if hint is None or hint <= 0:
+        return None
+    if isinstance(error, RateLimitError) or error.status_code in (429, 503):
+        return float(hint)
+    return None
+
+
+class SharedBreaker(ModelBreaker):
+    """The breaker of one model, shared through Redis by every process that registers it."""
+
+    __slots__ = ("_blocked_until", "_failures", "_gen", "_keys", "_link")
+
+    def __init__(
+        self,
+        model: str,
+        policy: BreakerPolicy,
+        clock: Clock,
+        on_change: TransitionHook | None,
+        link: Link,
+    ) -> None:
+        super().__init__(model, policy, clock, on_change)
+        self._link = link
+        ns = link.namespace
+        self._keys = (f"{ns}:breaker:{model}", f"{ns}:trial:{model}", f"{ns}:cooldown:{model}")
+        self._gen = 0
+        self._failures = 0
+        # Until when (our monotonic seconds) the fleet's breaker is open or the model cools
+        # down: admissions are rejected here without a round trip.
+        self._blocked_until = 0.0
+
+    # -- mirroring the fleet's answer ------------------------------------------------------------
+
+    def _adopt(self, answer: Answer) -> None:
+        _, state, gen, wait_ms, failures = answer
+        self._gen = gen
+        self._failures = failures
+        now = self._clock.monotonic()
+        if wait_ms > 0:
+            until = now + wait_ms / 1000.0
+            if until > self._blocked_until:
+                self._blocked_until = until
+        new = _STATES[state]
+        if new is self.state:
+            return
+        with self._lock:
+            self._trial = None
+            if new is BreakerState.OPEN:
+                self._cb.open()
+                self._trial_at = now + wait_ms / 1000.0
+            elif new is BreakerState.CLOSED:
+                self._cb.close()
+            else:
+                self._cb.half_open()
+        self._flush()
+
+    def _ask(self, script: str, args: tuple[object, ...], cooldown: float | None = None) -> bool:
+        """Run one decision script (with a cooldown, pipelined); False when Redis failed."""
+        link = self._link
+        if not link.usable():
+            return False
+        keys = self._keys
+        try:
+            if cooldown is None:
+                answer = link.scripts[script](keys=keys, args=args)
+            else:
+                pipe = link.client.pipeline(transaction=False)
+                link.scripts["COOLDOWN"](keys=keys[2:], args=(int(cooldown * 1000),), client=pipe)
+                link.scripts[script](keys=keys, args=args, client=pipe)
+                answer = pipe.execute()[1]
+        except link.errors as exc:
+            link.failed(exc)
+            return False
+        link.succeeded()
+        self._adopt(tuple(int(x) for x in answer))  # type: ignore[arg-type]
+        return True
+
+    # -- the breaker -----------------------------------------------------------------------------
+
+    def admit(self, lease: float = 60.0) -> Ticket:
+        """Decide whether a call may go to the model now, for the whole fleet.
+
+        Rejected at once, without a round trip, while the fleet's breaker is known to be
+        open or the model cools down. A half-open trial is a lease on the fleet's one trial
+        slot, held for ``lease`` seconds at most.
+        """
+        clock = self._clock
+        if clock.monotonic() < self._blocked_until:
+            return _REJECTED
+        link = self._link
+        if not link.usable():
+            return super().admit(lease)
+        token = link.token()
+        try:
+            answer = link.scripts["ADMIT"](keys=self._keys, args=(max(int(lease * 1000), 1), token))
+        except link.errors as exc:
+            link.failed(exc)
+            return super().admit(lease)
+        link.succeeded()
+        answer = [int(x) for x in answer]
+        self._adopt(answer)  # type: ignore[arg-type]
+        verdict = answer[0]
+        if verdict == ALLOWED:
+            return _ALLOWED
+        if verdict == TRIAL:
+            return Trial(clock.monotonic() + lease, f"{token}@{answer[2]}")
+        return _REJECTED
+
+    def retry_in(self) -> float:
+        """Seconds until the model may be called again (the fleet's open window or cooldown)."""
+        left = self._blocked_until - self._clock.monotonic()
+        return left if left > 0 else super().retry_in()
+
+    @property
+    def failure_count(self) -> int:
+        """Consecutive failures counted by the fleet (by this process while Redis is down)."""
+        return self._failures if self._link.down_since is None else super().failure_count
+
+    def record_success(self, admission: Ticket) -> None:
+        """Record that an admitted call succeeded: a trial closes the fleet's breaker."""
+        shared = admission.shared if type(admission) is Trial else None
+        if shared is None:
+            if admission is _ALLOWED and self._failures == 0:
+                return super().record_success(admission)  # nothing counted: no round trip
+            if type(admission) is Trial or not self._ask("SUCCESS", (self._gen, "")):
+                super().record_success(admission)
+            return
+        self._ask("SUCCESS", (0, shared))
+
+    def record_failure(self, admission: Ticket) -> None:
+        """Record a failure that counts against the model, for the fleet."""
+        self._fail(admission, None)
+
+    def _fail(self, admission: Ticket, cooldown: float | None) -> None:
+        shared = admission.shared if type(admission) is Trial else None
+        policy = self.policy
+        recovery_ms = max(int(policy.recovery_timeout * 1000), 1)
+        if shared is None and type(admission) is Trial:
+            super().record_failure(admission)  # a trial this process granted alone
+            self._cool(cooldown)
+            return
+        args = (self._gen, shared or "", policy.failure_threshold, recovery_ms)
+        if not self._ask("FAILURE", args, cooldown):
+            if shared is None:
+                super().record_failure(admission)
+            self._cool(cooldown)
+
+    def _cool(self, cooldown: float | None) -> None:
+        if cooldown is not None:
+            until = self._clock.monotonic() + cooldown
+            if until > self._blocked_until:
+                self._blocked_until = until
+
+    def record_neutral(self, admission: Ticket) -> None:
+        """Record an outcome that says nothing about the model: a trial frees the fleet's slot."""
+        shared = admission.shared if type(admission) is Trial else None
+        if shared is None:
+            super().record_neutral(admission)
+        else:
+            self._ask("NEUTRAL", (0, shared))
+
+    def record(self, admission: Ticket, error: ProviderError) -> None:
+        """Record a failed call; a 429 or 503 with a retry hint makes the fleet cool down."""
+        cooldown = cooldown_hint(error)
+        if error.counts_against_breaker:
+            self._fail(admission, cooldown)
+            return
+        if cooldown is not None:
+            self._cool(cooldown)
+            link = self._link
+            if link.usable():
+                try:
+                    link.scripts["COOLDOWN"](keys=self._keys[2:], args=(int(cooldown * 1000),))
+                except link.errors as exc:
+                    link.failed(exc)
+                else:
+                    link.succeeded()
+        self.record_neutral(admission)
+
+    def reset(self) -> None:
+        """Close the breaker and forget its failures, in this process and in Redis."""
+        self._blocked_until = 0.0
+        link = self._link
+        if link.usable():
+            try:
+                link.scripts["RESET"](keys=self._keys[:2])
+            except link.errors as exc:
+                link.failed(exc)
+            else:
+                link.succeeded()
+        self._failures = 0
+        super().reset()

@@ -1,0 +1,155 @@
+"""The response cache in Redis (JSON text, never pickle), with this process's cache as fallback.
+
+Entries live under ``<namespace>:cache:<key>`` with Redis expiry (``PX``). Every entry is also
+written to an in-process `InMemoryCache`, which answers while Redis is unavailable (see
+`Link`): an outage costs cache hits from other processes, never a request. The async methods
+use redis-py's asyncio client, so the async drivers never block their event loop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from reliable_llm._cache import InMemoryCache
+from reliable_llm.backends._redis_link import Link
+
+__all__ = ["RedisCache"]
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _decode(raw: bytes | None) -> Mapping[str, Any] | None:
+    if raw is None:
+        return None
+    value = json.loads(raw)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"the cache entry is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+class RedisCache:
+    """A `reliable_llm.CacheBackend` shared through Redis (built by `RedisState`)."""
+
+    __slots__ = ("_link", "_local", "_prefix")
+
+    def __init__(self, link: Link, local: InMemoryCache) -> None:
+        self._link = link
+        self._local = local
+        self._prefix = f"{link.namespace}:cache:"
+
+    def get(self, key: str) -> Mapping[str, Any] | None:
+        """The value under ``key`` from Redis (from this process's cache during an outage)."""
+        link = self._link
+        if link.usable():
+            try:
+                raw = link.client.get(self._prefix + key)
+            except link.errors as exc:
+                link.failed(exc)
+            else:
+                link.succeeded()
+                return _decode(raw)
+        return self._local.get(key)
+
+    def set(self, key: str, value: Mapping[str, Any], ttl: float | None) -> None:
+        """Store ``value`` as JSON for ``ttl`` seconds (None: no expiry), here and in Redis."""
+        self._local.set(key, value, ttl)
+        text = _dumps(value)
+        link = self._link
+        if link.usable():
+            try:
+                link.client.set(self._prefix + key, text, px=_ms(ttl))
+            except link.errors as exc:
+                link.failed(exc)
+            else:
+                link.succeeded()
+
+    def delete(self, key: str) -> None:
+        """Remove the entry under ``key``, here and in Redis."""
+        self._local.delete(key)
+        link = self._link
+        if link.usable():
+            try:
+                link.client.delete(self._prefix + key)
+            except link.errors as exc:
+                link.failed(exc)
+            else:
+                link.succeeded()
+
+    async def aget(self, key: str) -> Mapping[str, Any] | None:
+        """Async twin of `get` (redis-py's asyncio client)."""
+        link = self._link
+        if link.usable():
+            try:
+                raw = await link.aclient().get(self._prefix + key)
+            except link.errors as exc:
+                link.failed(exc)
+            else:
+                link.succeeded()
+                return _decode(raw)
+        return self._local.get(key)
+
+    async def aset(self, key: str, value: Mapping[str, Any], ttl: float | None) -> None:
+        """Async twin of `set`."""
+        self._local.set(key, value, ttl)
+        text = _dumps(value)
+        link = self._link
+        if link.usable():
+            try:
+                await link.aclient().set(self._prefix + key, text, px=_ms(ttl))
+            except link.errors as exc:
+                link.failed(exc)
+            else:
+                link.succeeded()
+
+    async def adelete(self, key: str) -> None:
+        """Async twin of `delete`."""
+        self._local.delete(key)
+        link = self._link
+        if link.usable():
+            try:
+                await link.aclient().delete(self._prefix + key)
+            except link.errors as exc:
+                link.failed(exc)
+            else:
+                link.succeeded()
+
+    def clear(self) -> None:
+        """Remove every entry of this namespace, in Redis and here."""
+        self._local.clear()
+        link = self._link
+        if link.usable():
+            try:
+                batch: list[bytes] = []
+                for name in link.client.scan_iter(match=self._prefix + "*", count=500):
+                    batch.append(name)
+                    if len(batch) >= 500:
+                        link.client.unlink(*batch)
+                        batch.clear()
+                if batch:
+                    link.client.unlink(*batch)
+            except link.errors as exc:
+                link.failed(exc)
+            else:
+                link.succeeded()
+
+    def __len__(self) -> int:
+        """Entries of this namespace in Redis (a SCAN: for metrics, not for hot paths)."""
+        link = self._link
+        if link.usable():
+            try:
+                count = sum(1 for _ in link.client.scan_iter(match=self._prefix + "*", count=500))
+            except link.errors as exc:
+                link.failed(exc)
+            else:
+                link.succeeded()
+                return count
+        return len(self._local)
+
+    def __repr__(self) -> str:
+        return f"RedisCache(namespace={self._link.namespace!r})"
+
+
+def _ms(ttl: float | None) -> int | None:
+    return None if ttl is None else max(int(ttl * 1000), 1)

@@ -1,0 +1,179 @@
+"""The connection to Redis and its health: bounded timeouts, one report per outage, probes.
+
+Redis is never a single point of failure: every call to it is bounded by a socket timeout of
+a few milliseconds, and the first error opens an outage. During an outage nobody calls Redis
+(requests use this process's own breakers and cache) except one probe at a time, spaced
+with exponential backoff; the first call that succeeds ends the outage. Each outage is
+reported once, as a `SharedStateDegraded` event and a warning, and its end as a
+`SharedStateRecovered` event. Events are emitted with no lock held.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from reliable_llm._clock import Clock, SystemClock
+from reliable_llm._events import Event, SharedStateDegraded, SharedStateRecovered
+from reliable_llm.backends import _redis_lua as lua
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["Link"]
+
+logger = logging.getLogger("reliable_llm")
+
+Emit = Callable[[Event], None]
+
+
+def _redis() -> Any:
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - the message is the point
+        from reliable_llm._errors import ConfigurationError
+
+        raise ConfigurationError(
+            "RedisState needs redis-py: pip install 'reliable-llm[redis]'"
+        ) from None
+    return redis
+
+
+class Link:
+    """Sync and asyncio Redis clients for one URL, the registered scripts, and the health."""
+
+    def __init__(
+        self,
+        url: str,
+        namespace: str,
+        timeout: float,
+        probe_backoff: tuple[float, float],
+    ) -> None:
+        redis = _redis()
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.namespace = namespace
+        self._url = url
+        self._options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "health_check_interval": 0,
+        }
+        # No client-side retries: a failed call is an outage, handled once, here.
+        self.client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **self._options)
+        self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self.scripts = {
+            name: self.client.register_script(getattr(lua, name))
+            for name in ("ADMIT", "FAILURE", "SUCCESS", "NEUTRAL", "COOLDOWN", "RESET")
+        }
+        self.lease_release = self.client.register_script(lua.LEASE_RELEASE)
+        self.lease_renew = self.client.register_script(lua.LEASE_RENEW)
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Trial tokens: unique across the fleet without a syscall per admission.
+        self._prefix = f"{os.getpid()}.{os.urandom(4).hex()}."
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+        self._emitters: list[Emit] = []
+        self.clock: Clock = SystemClock()
+        self._backoff_min, self._backoff_max = probe_backoff
+        self._backoff = self._backoff_min
+        self.down_since: float | None = None
+        self._retry_at = 0.0
+
+    def token(self) -> str:
+        """A token no other holder in the fleet uses (for trial and single-flight leases)."""
+        return self._prefix + str(next(self._counter))
+
+    def attach(self, emit: Emit, clock: Clock) -> None:
+        """Report outages to ``emit`` too; the first attached clock spaces the probes."""
+        with self._lock:
+            if not self._emitters:
+                self.clock = clock
+            self._emitters.append(emit)
+
+    def aclient(self) -> Any:
+        """The asyncio client of the running event loop (its connections belong to that loop)."""
+        import asyncio
+
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            client = self._async[loop] = Redis.from_url(
+                self._url, retry=Retry(NoBackoff(), 0), **self._options
+            )
+        return client
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def usable(self) -> bool:
+        """Whether to call Redis now: always outside an outage; in one, one probe at a time."""
+        if self.down_since is None:
+            return True
+        now = self.clock.monotonic()
+        if now < self._retry_at:
+            return False
+        with self._lock:
+            if now < self._retry_at or self.down_since is None:
+                return self.down_since is None
+            # This caller probes; the others keep going locally until it has an answer.
+            self._retry_at = now + self._backoff
+            return True
+
+    def failed(self, exc: BaseException) -> None:
+        """A Redis call failed or timed out: start (or prolong) the outage."""
+        now = self.clock.monotonic()
+        with self._lock:
+            first = self.down_since is None
+            if first:
+                self.down_since = now
+                self._backoff = self._backoff_min
+            else:
+                self._backoff = min(self._backoff * 2, self._backoff_max)
+            self._retry_at = now + self._backoff
+            emitters = tuple(self._emitters) if first else ()
+        if first:
+            detail = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "shared state (redis) unavailable, going on with in-process state: %s", detail
+            )
+            self._emit(emitters, SharedStateDegraded("redis", detail))
+
+    def succeeded(self) -> None:
+        """A Redis call answered: end the outage, if there was one."""
+        if self.down_since is None:
+            return
+        with self._lock:
+            since = self.down_since
+            if since is None:
+                return
+            self.down_since = None
+            emitters = tuple(self._emitters)
+        outage = self.clock.monotonic() - since
+        logger.info("shared state (redis) answers again after %.3fs", outage)
+        self._emit(emitters, SharedStateRecovered("redis", outage))
+
+    @staticmethod
+    def _emit(emitters: Sequence[Emit], event: Event) -> None:
+        for emit in emitters:
+            emit(event)
+
+    def close(self) -> None:
+        """Close the sync client's connections (asyncio clients close with their loops)."""
+        self.client.close()
+
+    def __repr__(self) -> str:
+        # The URL may carry a password: never shown.
+        state = "up" if self.down_since is None else "down"
+        return f"Link(namespace={self.namespace!r}, {state})"

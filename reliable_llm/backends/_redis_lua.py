@@ -1,0 +1,145 @@
+"""The Lua scripts that make every shared decision atomically inside Redis.
+
+One script per decision; each reads Redis ``TIME`` (the one clock of the fleet, in ms) and
+the breaker's hash, decides, writes, and answers in one round trip. They are registered once
+per client (redis-py's ``Script``: ``EVALSHA``, loading the script again after a ``NOSCRIPT``).
+
+The breaker hash ``KEYS[1]`` holds ``s`` (state: 0 closed, 1 open, 2 half-open), ``f``
+(consecutive failures while closed), ``g`` (generation: bumped by every transition, so an
+outcome from before a transition is ignored) and ``u`` (open until, Redis ms; only ever
+pushed later). ``KEYS[2]`` is the half-open trial lease (``SET NX PX``: its value is the
+holder's token, it expires after the per-attempt timeout); ``KEYS[3]`` the model's Retry-After
+cooldown (a key whose ``PTTL`` is the time left; only ever lengthened).
+
+Every breaker script answers ``{verdict, state, generation, wait_ms, failures}``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ADMIT",
+    "COOLDOWN",
+    "FAILURE",
+    "LEASE_RELEASE",
+    "LEASE_RENEW",
+    "NEUTRAL",
+    "RESET",
+    "SUCCESS",
+]
+
+# Verdicts of ADMIT.
+ALLOWED, REJECTED, TRIAL = 0, 1, 2
+
+_PRELUDE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local h = redis.call('HMGET', KEYS[1], 's', 'g', 'u', 'f')
+local s = tonumber(h[1]) or 0
+local g = tonumber(h[2]) or 0
+local u = tonumber(h[3]) or 0
+local f = tonumber(h[4]) or 0
+local function left() if u > now then return u - now end return 0 end
+local function open(recovery_ms)
+  g = g + 1
+  s = 1
+  f = 0
+  if now + recovery_ms > u then u = now + recovery_ms end
+  redis.call('HSET', KEYS[1], 's', s, 'g', g, 'u', u, 'f', f)
+  redis.call('DEL', KEYS[2])
+end
+"""
+
+ADMIT = (
+    _PRELUDE
+    + """
+-- ARGV: lease_ms, token
+if s == 1 and now < u then return {1, s, g, u - now, f} end
+local cool = redis.call('PTTL', KEYS[3])
+if cool > 0 then return {1, s, g, cool, f} end
+if s == 0 then return {0, s, g, 0, f} end
+if s == 1 then
+  s = 2
+  g = g + 1
+  redis.call('HSET', KEYS[1], 's', s, 'g', g)
+end
+local token = ARGV[2] .. '@' .. g
+if redis.call('SET', KEYS[2], token, 'NX', 'PX', ARGV[1]) then return {2, s, g, 0, f} end
+-- Another process holds the trial: rejected, but not for a known time (it may end any moment).
+return {1, s, g, 0, f}
+"""
+)
+
+FAILURE = (
+    _PRELUDE
+    + """
+-- ARGV: generation, token ('' unless a trial), failure_threshold, recovery_ms
+if ARGV[2] ~= '' then
+  if redis.call('GET', KEYS[2]) == ARGV[2] then open(tonumber(ARGV[4])) end
+  return {0, s, g, left(), f}
+end
+if s == 0 and tonumber(ARGV[1]) == g then
+  f = redis.call('HINCRBY', KEYS[1], 'f', 1)
+  if f >= tonumber(ARGV[3]) then open(tonumber(ARGV[4])) end
+end
+return {0, s, g, left(), f}
+"""
+)
+
+SUCCESS = (
+    _PRELUDE
+    + """
+-- ARGV: generation, token ('' unless a trial)
+if ARGV[2] ~= '' then
+  if redis.call('GET', KEYS[2]) == ARGV[2] then
+    redis.call('DEL', KEYS[2])
+    g = g + 1
+    s = 0
+    f = 0
+    redis.call('HSET', KEYS[1], 's', s, 'g', g, 'f', f)
+  end
+  return {0, s, g, left(), f}
+end
+if s == 0 and tonumber(ARGV[1]) == g and f > 0 then
+  f = 0
+  redis.call('HSET', KEYS[1], 'f', 0)
+end
+return {0, s, g, left(), f}
+"""
+)
+
+NEUTRAL = (
+    _PRELUDE
+    + """
+-- ARGV: generation, token: a trial that got no verdict frees the lease for the next one.
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return {0, s, g, left(), f}
+"""
+)
+
+COOLDOWN = """
+-- KEYS[1]: the cooldown key; ARGV[1]: ms. Never shortened by a later, smaller hint.
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return redis.call('PTTL', KEYS[1])
+"""
+
+LEASE_RELEASE = """
+-- KEYS[1]: a single-flight lease; ARGV[1]: the holder's token. Only the holder frees it.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+RESET = """
+-- KEYS: breaker hash, trial lease: close the breaker and forget its failures (a new generation).
+local g = tonumber(redis.call('HGET', KEYS[1], 'g')) or 0
+redis.call('HSET', KEYS[1], 's', 0, 'g', g + 1, 'f', 0, 'u', 0)
+redis.call('DEL', KEYS[2])
+return g + 1
+"""
+
+LEASE_RENEW = """
+-- KEYS[1]: a single-flight lease; ARGV: the holder's token, ms. Only the holder prolongs it.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""

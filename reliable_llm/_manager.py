@@ -343,6 +343,8 @@ class LLMManager:
                 close = getattr(entry.provider, "close", None)
                 if callable(close):
                     close()
+        if self.shared_state is not None:
+            await self.shared_state.aclose()
 
     def __enter__(self) -> LLMManager:
         return self

@@ -141,8 +141,12 @@ class RedisState:
         return self._link.down_since is None
 
     def close(self) -> None:
-        """Close the connections to Redis."""
+        """Close the connections to Redis (the next call opens new ones)."""
         self._link.close()
+
+    async def aclose(self) -> None:
+        """Close the running event loop's connections to Redis (`LLMManager.aclose` does)."""
+        await self._link.aclose()
 
     def __repr__(self) -> str:
         state = "available" if self.available else "unavailable"

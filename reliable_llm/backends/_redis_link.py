@@ -170,8 +170,16 @@ class Link:
             emit(event)
 
     def close(self) -> None:
-        """Close the sync client's connections (asyncio clients close with their loops)."""
+        """Close the sync client's connections."""
         self.client.close()
+
+    async def aclose(self) -> None:
+        """Close the running event loop's asyncio client, if it has one."""
+        import asyncio
+
+        client = self._async.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     def __repr__(self) -> str:
         # The URL may carry a password: never shown.

@@ -1,0 +1,345 @@
+"""RedisState in one process: several managers sharing one real redis-server.
+
+Two managers on one Redis namespace stand for two processes (they share nothing else);
+the multi-process drills are in test_redis_fleet.py. Windows are expired by moving the
+fake clock and Redis's stored deadline, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import pytest
+import redis
+from redis_server import RedisServer
+
+from reliable_llm import (
+    BreakerPolicy,
+    BreakerState,
+    ConfigurationError,
+    LLMManager,
+    RateLimitError,
+    ServerError,
+)
+from reliable_llm._breaker import Admission, Trial
+from reliable_llm._cache import prompt_cache_key
+from reliable_llm.backends import RedisState
+from reliable_llm.events import SharedStateDegraded, SharedStateRecovered
+from reliable_llm.testing import FakeClock
+
+
+class Counting:
+    """A model that counts its calls and fails with ``error`` while one is set."""
+
+    def __init__(self, answer: str = "ok", error: Exception | None = None) -> None:
+        self.calls = 0
+        self.answer = answer
+        self.error = error
+        self._lock = threading.Lock()
+
+    def __call__(self, prompt: str, **kwargs: Any) -> str:
+        with self._lock:
+            self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+
+def fleet_manager(
+    url: str, namespace: str, primary: Counting, backup: Counting, **kwargs: Any
+) -> tuple[LLMManager, list[Any]]:
+    """A manager of the fleet: primary then backup, shared state, events collected."""
+    events: list[Any] = []
+    state = RedisState(url, namespace=namespace, timeout=0.5)
+    manager = LLMManager(
+        max_retries=0,
+        clock=kwargs.pop("clock", None) or FakeClock(),
+        random=lambda: 0.0,
+        hooks=[events.append],
+        shared_state=state,
+        breaker=BreakerPolicy(failure_threshold=3, recovery_timeout=30.0),
+        **kwargs,
+    )
+    manager.register_model("primary", primary)
+    manager.register_model("backup", backup)
+    manager.set_fallback_chain(["backup"])
+    return manager, events
+
+
+def raw(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def evalsha_calls(url: str) -> int:
+    """Scripts Redis has run so far (every shared decision is one EVALSHA)."""
+    return int(raw(url).info("commandstats")["cmdstat_evalsha"]["calls"])
+
+
+def expire_window(url: str, namespace: str, model: str, clock: FakeClock) -> None:
+    """End the open window: in Redis (its stored deadline) and on this process's clock."""
+    raw(url).hset(f"{namespace}:breaker:{model}", "u", 0)
+    clock.advance(31.0)
+
+
+def test_a_breaker_opened_by_one_manager_is_open_for_the_other(
+    redis_url: str, namespace: str
+) -> None:
+    """Failures seen by one process open the breaker for all: the other never calls primary."""
+    dead = Counting(error=ServerError("down"))
+    first, _ = fleet_manager(redis_url, namespace, dead, Counting("b1"))
+    second, events = fleet_manager(redis_url, namespace, dead, Counting("b2"))
+    for _ in range(3):
+        assert first.generate("q", use_cache=False) == "b1"
+    assert dead.calls == 3
+    assert second.generate("q", use_cache=False) == "b2"
+    assert dead.calls == 3
+    assert second.get_model_info("primary")["breaker"]["state"] == "open"
+    assert any(getattr(e, "new", None) is BreakerState.OPEN for e in events)
+
+
+def test_no_round_trip_while_open(redis_url: str, namespace: str) -> None:
+    """While the shared breaker is open, requests are rejected without asking Redis."""
+    dead = Counting(error=ServerError("down"))
+    manager, _ = fleet_manager(redis_url, namespace, dead, Counting("b"))
+    for _ in range(3):
+        manager.generate("q", use_cache=False)
+    before = evalsha_calls(redis_url)
+    for _ in range(50):
+        assert manager.generate("q", use_cache=False) == "b"
+    # backup's admission is one EVALSHA per request; primary's costs nothing.
+    assert evalsha_calls(redis_url) - before == 50
+    assert dead.calls == 3
+
+
+def test_one_trial_per_window_across_the_fleet(redis_url: str, namespace: str) -> None:
+    """After the window, one process takes the trial; the others are rejected until it ends."""
+    clock = FakeClock()
+    policy = BreakerPolicy(failure_threshold=1, recovery_timeout=30.0)
+    one = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    two = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    one.record_failure(one.admit(5.0))
+    assert two.admit(5.0) is Admission.REJECTED
+    expire_window(redis_url, namespace, "m", clock)
+    trial = one.admit(5.0)
+    assert isinstance(trial, Trial)
+    assert two.admit(5.0) is Admission.REJECTED
+    one.record_neutral(trial)  # ended without a verdict: the slot is free again
+    second_trial = two.admit(5.0)
+    assert isinstance(second_trial, Trial)
+    two.record_success(second_trial)
+    assert one.admit(5.0) is Admission.ALLOWED
+    assert one.state is BreakerState.CLOSED and two.state is BreakerState.CLOSED
+
+
+def test_a_trial_lease_expires_with_its_holder(redis_url: str, namespace: str) -> None:
+    """A trial whose holder vanished frees the slot once its lease (the attempt timeout) ends."""
+    clock = FakeClock()
+    policy = BreakerPolicy(failure_threshold=1, recovery_timeout=30.0)
+    one = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    two = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    one.record_failure(one.admit(5.0))
+    expire_window(redis_url, namespace, "m", clock)
+    assert isinstance(one.admit(5.0), Trial)  # never released: its process "died"
+    raw(redis_url).pexpire(f"{namespace}:trial:m", 1)  # the lease runs out
+    raw(redis_url).delete(f"{namespace}:trial:m")
+    assert isinstance(two.admit(5.0), Trial)
+
+
+def test_a_late_outcome_from_before_a_transition_is_ignored(redis_url: str, namespace: str) -> None:
+    """A failure admitted before the breaker opened and closed again does not count after."""
+    clock = FakeClock()
+    policy = BreakerPolicy(failure_threshold=2, recovery_timeout=30.0)
+    slow = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    other = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    late = slow.admit(5.0)  # its call hangs while the fleet goes closed -> open -> closed
+    other.record_failure(other.admit(5.0))
+    other.record_failure(other.admit(5.0))
+    expire_window(redis_url, namespace, "m", clock)
+    trial = other.admit(5.0)
+    other.record_success(trial)
+    slow.record_failure(late)
+    assert raw(redis_url).hget(f"{namespace}:breaker:m", "f") == b"0"
+    assert other.admit(5.0) is Admission.ALLOWED
+
+
+def test_an_open_window_is_never_shortened(redis_url: str, namespace: str) -> None:
+    """A later, smaller cooldown hint leaves the longer window in place."""
+    clock = FakeClock()
+    policy = BreakerPolicy(failure_threshold=5, recovery_timeout=30.0)
+    breaker = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    breaker.record(breaker.admit(5.0), RateLimitError("slow down", retry_after=20.0))
+    breaker.record(breaker.admit(5.0), RateLimitError("slow down", retry_after=0.5))
+    left = raw(redis_url).pttl(f"{namespace}:cooldown:m")
+    assert 19_000 < left <= 20_000
+
+
+def test_a_retry_after_keeps_every_process_off_the_model(redis_url: str, namespace: str) -> None:
+    """A 429 with Retry-After seen by one manager makes the other fall back at once."""
+    limited = Counting(error=RateLimitError("slow down", status_code=429, retry_after=30.0))
+    first, _ = fleet_manager(redis_url, namespace, limited, Counting("b1"))
+    second, _ = fleet_manager(redis_url, namespace, limited, Counting("b2"))
+    assert first.generate("q", use_cache=False) == "b1"
+    limited.error = None  # it would answer now, but the hint said 30 s
+    assert second.generate("q", use_cache=False) == "b2"
+    assert limited.calls == 1
+    assert 29 < second._registry.models["primary"].breaker.retry_in() <= 30
+
+
+def test_the_cache_is_shared_as_json(redis_url: str, namespace: str) -> None:
+    """An answer cached by one manager is a hit in the other; Redis holds JSON text."""
+    primary = Counting("shared answer")
+    first, _ = fleet_manager(redis_url, namespace, primary, Counting())
+    second, _ = fleet_manager(redis_url, namespace, primary, Counting())
+    assert first.generate("q") == "shared answer"
+    response = second.chat("q")
+    assert response.cached and response.text == "shared answer"
+    assert primary.calls == 1
+    keys = raw(redis_url).keys(f"{namespace}:cache:*")
+    assert len(keys) == 1
+    assert json.loads(raw(redis_url).get(keys[0]))["text"] == "shared answer"
+    assert len(second.cache) == 1
+
+
+def test_a_cache_backend_given_wins_over_the_shared_cache(redis_url: str, namespace: str) -> None:
+    """With cache_backend= the user's backend holds the answers, not Redis."""
+    from reliable_llm import CachePolicy, InMemoryCache
+
+    mine = InMemoryCache(CachePolicy(), FakeClock())
+    manager, _ = fleet_manager(redis_url, namespace, Counting(), Counting(), cache_backend=mine)
+    manager.generate("q")
+    assert len(mine) == 1
+    assert raw(redis_url).keys(f"{namespace}:cache:*") == []
+
+
+def test_identical_requests_in_two_processes_make_one_call(redis_url: str, namespace: str) -> None:
+    """Single flight across managers: the follower waits for the leader's cached answer."""
+    release = threading.Event()
+    started = threading.Event()
+    calls: list[str] = []
+
+    def slow(prompt: str, **kwargs: Any) -> str:
+        calls.append(prompt)
+        started.set()
+        release.wait(5)
+        return "once"
+
+    first, _ = fleet_manager(redis_url, namespace, Counting(), Counting())
+    second, _ = fleet_manager(redis_url, namespace, Counting(), Counting())
+    for manager in (first, second):
+        manager.register_model("slow", slow)
+    answers: list[str] = []
+    leader = threading.Thread(target=lambda: answers.append(first.generate("q", model="slow")))
+    leader.start()
+    assert started.wait(5)
+    follower = threading.Thread(target=lambda: answers.append(second.generate("q", model="slow")))
+    follower.start()
+    release.set()
+    leader.join(5)
+    follower.join(5)
+    assert answers == ["once", "once"]
+    assert calls == ["q"]
+
+
+def test_a_follower_runs_itself_when_the_leader_lease_is_gone(
+    redis_url: str, namespace: str
+) -> None:
+    """A lease whose leader died (it expired, nothing cached) lets the follower call the model."""
+    lease = f"{namespace}:flight:{prompt_cache_key('primary', 'q')}"
+    raw(redis_url).set(lease, "a-leader-that-died", px=60_000)
+
+    class ExpiringClock(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            raw(redis_url).delete(lease)  # the dead leader's lease runs out while we wait
+
+    clock = ExpiringClock()
+    primary = Counting("mine")
+    manager, _ = fleet_manager(redis_url, namespace, primary, Counting(), clock=clock)
+    assert manager.generate("q") == "mine"
+    assert primary.calls == 1
+    assert 0 < clock.monotonic() < 1  # it waited one short poll, not its whole deadline
+
+
+async def test_the_async_path_shares_cache_and_breakers(redis_url: str, namespace: str) -> None:
+    """agenerate reads and writes the shared cache with the asyncio client."""
+    primary = Counting("async answer")
+    first, _ = fleet_manager(redis_url, namespace, primary, Counting())
+    second, _ = fleet_manager(redis_url, namespace, primary, Counting())
+    assert await first.agenerate("q") == "async answer"
+    assert (await second.achat("q")).cached
+    assert primary.calls == 1
+    await first.aclose()
+    await second.aclose()
+
+
+def test_an_unreachable_redis_degrades_once_and_requests_go_on(
+    caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
+    """Redis down: every request answered in-process; one event and one warning in all."""
+    server = RedisServer(tmp_path)  # a free port nobody serves yet
+    clock = FakeClock()
+    dead = Counting(error=ServerError("down"))
+    manager, events = fleet_manager(server.url, "ns", dead, Counting("b"), clock=clock)
+    with caplog.at_level(logging.WARNING, logger="reliable_llm"):
+        for _ in range(10):
+            assert manager.generate("q", use_cache=False) == "b"
+            clock.advance(1.0)  # probes come and fail: still one report
+    degraded = [e for e in events if isinstance(e, SharedStateDegraded)]
+    assert len(degraded) == 1 and degraded[0].backend == "redis"
+    assert sum("shared state" in r.getMessage() for r in caplog.records) == 1
+    assert dead.calls == 3  # the in-process breaker opened after 3 failures
+    assert not manager.shared_state.available
+
+
+def test_shared_state_is_used_again_when_redis_answers(tmp_path: Any) -> None:
+    """After an outage, the next probe reconnects: a recovery event, and sharing resumes."""
+    server = RedisServer(tmp_path)
+    server.start()
+    clock = FakeClock()
+    try:
+        primary = Counting("p")
+        manager, events = fleet_manager(server.url, "ns", primary, Counting(), clock=clock)
+        assert manager.generate("a") == "p"
+        server.kill()
+        assert manager.generate("b") == "p"
+        server.start()
+        clock.advance(0.6)  # the first probe is due 0.5 s after the outage began
+        assert manager.generate("c") == "p"
+        assert [type(e) for e in events if "SharedState" in type(e).__name__] == [
+            SharedStateDegraded,
+            SharedStateRecovered,
+        ]
+        assert manager.shared_state.available
+        assert raw(server.url).exists(*[k for k in raw(server.url).keys("ns:cache:*")]) >= 1
+    finally:
+        server.kill()
+
+
+def test_bad_shared_state_and_bad_parameters_raise_clear_errors() -> None:
+    """Wrong shared_state, URL, namespace or timeout: ConfigurationError naming the fix."""
+    with pytest.raises(ConfigurationError, match="shared_state must be a reliable_llm"):
+        LLMManager(shared_state="redis://localhost")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="url must be a Redis URL"):
+        RedisState("localhost:6379")
+    with pytest.raises(ConfigurationError, match="namespace"):
+        RedisState("redis://127.0.0.1:1/0", namespace="")
+    with pytest.raises(ConfigurationError, match="timeout must be a positive"):
+        RedisState("redis://127.0.0.1:1/0", timeout=0)
+    with pytest.raises(ConfigurationError, match="flight_lease must be a number"):
+        RedisState("redis://127.0.0.1:1/0", flight_lease="2")  # type: ignore[arg-type]
+
+
+def test_the_password_never_shows(caplog: pytest.LogCaptureFixture) -> None:
+    """A URL's password stays out of the repr, the warning and the degradation event."""
+    events: list[Any] = []
+    state = RedisState("redis://:hunter2@127.0.0.1:1/0", timeout=0.05)
+    manager = LLMManager(shared_state=state, hooks=[events.append], clock=FakeClock())
+    manager.register_model("m", Counting())
+    with caplog.at_level(logging.WARNING, logger="reliable_llm"):
+        assert manager.generate("q") == "ok"
+    shown = repr(state) + caplog.text + repr(events)
+    assert "hunter2" not in shown
+    assert any(isinstance(e, SharedStateDegraded) for e in events)

@@ -216,7 +216,10 @@ class Server:
             raise
         finally:
             self._finished(plan, response, cancelled, False, None)
-        await self._astore(plan, response)
+        if self._aset is None:  # the in-memory cache: no coroutine to create and await
+            self._store(plan, response)
+        else:
+            await self._astore(plan, response)
         return response
 
     def _followed(self, plan: Plan, shared: ChatResponse) -> ChatResponse:
@@ -266,7 +269,7 @@ class Server:
         """Async twin of `serve`."""
         if plan.key is None:
             return await self._arun(plan)
-        cached = await self.alookup(plan)
+        cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
         if cached is not None:
             return cached
         try:
@@ -320,7 +323,7 @@ class Server:
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
         if plan.key is not None:
-            cached = await self.alookup(plan)
+            cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
             if cached is not None:
                 state.response = cached
                 for chunk in response_to_chunks(cached, cached=True):

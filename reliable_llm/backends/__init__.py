@@ -1,5 +1,7 @@
 """Where shared state lives beyond one process.
 
+- `SQLiteCache`: a persistent response cache in one SQLite file, shared by the threads and
+  processes of one host (standard-library `sqlite3`, JSON values, never pickle).
 - `RedisState`: breakers, Retry-After cooldowns, the response cache and single flight shared
   by every process using one Redis (optional extra ``redis``).
 
@@ -12,11 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reliable_llm.backends._redis import RedisState
+    from reliable_llm.backends._sqlite import SQLiteCache
 
-__all__ = ["RedisState"]
+__all__ = ["RedisState", "SQLiteCache"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "SQLiteCache":
+        from reliable_llm.backends._sqlite import SQLiteCache
+
+        return SQLiteCache
     if name == "RedisState":
         from reliable_llm.backends._redis import RedisState
 

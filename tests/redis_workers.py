@@ -1,0 +1,145 @@
+"""What each worker process of the multi-process Redis tests runs (imported by spawned children).
+
+`serve` is a worker's loop: it receives ``(function name, keyword arguments)`` on a pipe, runs
+the function of this module and sends back its result (or the exception's text). Managers
+live on between commands, one per namespace, like a real worker's.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from reliable_llm import BreakerPolicy, LLMManager, RetryPolicy, TimeoutPolicy
+from reliable_llm._breaker import Admission, BreakerState, Trial
+from reliable_llm._clock import SystemClock
+from reliable_llm.backends import RedisState
+from reliable_llm.events import SharedStateDegraded, SharedStateRecovered
+from reliable_llm.providers import OpenAIProvider
+
+_MANAGERS: dict[str, tuple[LLMManager, list[Any]]] = {}
+
+
+def serve(conn: Connection) -> None:
+    """Run commands from ``conn`` until it sends None."""
+    while True:
+        command = conn.recv()
+        if command is None:
+            return
+        name, kwargs = command
+        try:
+            conn.send(("ok", globals()[name](**kwargs)))
+        except BaseException:
+            conn.send(("error", traceback.format_exc()))
+
+
+def _wait(start_at: float) -> None:
+    delay = start_at - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def manager(
+    namespace: str,
+    redis_url: str | None,
+    base_url: str,
+    threshold: int = 5,
+    recovery: float = 30.0,
+) -> tuple[LLMManager, list[Any]]:
+    """This process's manager for ``namespace``: primary then backup on the fake server."""
+    if namespace in _MANAGERS:
+        return _MANAGERS[namespace]
+    events: list[Any] = []
+    shared = None if redis_url is None else RedisState(redis_url, namespace=namespace, timeout=0.25)
+    built = LLMManager(
+        retry=RetryPolicy(max_retries=0),
+        breaker=BreakerPolicy(failure_threshold=threshold, recovery_timeout=recovery),
+        timeouts=TimeoutPolicy(total=10.0, per_attempt=2.0),
+        hooks=[events.append],
+        shared_state=shared,
+    )
+    for name in ("primary", "backup"):
+        built.register_model(name, OpenAIProvider(name, base_url=base_url, api_key="sk-test"))
+    built.set_fallback_chain(["backup"])
+    _MANAGERS[namespace] = (built, events)
+    return built, events
+
+
+def requests(
+    namespace: str,
+    redis_url: str | None,
+    base_url: str,
+    count: int,
+    start_at: float = 0.0,
+    pause: float = 0.0,
+    for_seconds: float | None = None,
+    prompt: str = "q",
+    use_cache: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
+    """Send ``count`` requests (or keep sending for ``for_seconds``): what happened to them."""
+    built, events = manager(namespace, redis_url, base_url, **options)
+    _wait(start_at)
+    answered_by: dict[str, int] = {}
+    cached = failed = primary_calls = 0
+    errors: list[str] = []
+    stop = None if for_seconds is None else time.monotonic() + for_seconds
+    number = 0
+    while (number < count) if stop is None else (time.monotonic() < stop):
+        number += 1
+        text = f"{prompt}-{number % 5}" if stop is not None else prompt
+        try:
+            response = built.chat(text, use_cache=use_cache)
+        except Exception as exc:
+            failed += 1
+            errors.append(repr(exc))
+        else:
+            answered_by[response.model] = answered_by.get(response.model, 0) + 1
+            cached += response.cached
+            primary_calls += sum(a.model == "primary" for a in response.attempts)
+        if pause:
+            time.sleep(pause)
+    return {
+        "answered_by": answered_by,
+        "cached": cached,
+        "failed": failed,
+        "errors": errors[:3],
+        "primary_calls": primary_calls,
+        "degraded": sum(isinstance(e, SharedStateDegraded) for e in events),
+        "recovered": sum(isinstance(e, SharedStateRecovered) for e in events),
+        "available": None if built.shared_state is None else built.shared_state.available,
+    }
+
+
+def hammer(
+    namespace: str, redis_url: str, start_at: float, seconds: float, healthy_at: float
+) -> dict[str, Any]:
+    """Drive one model's shared breaker as fast as possible; the model is dead until
+    ``healthy_at`` (wall clock). Returns the generations of the trials this process took."""
+    policy = BreakerPolicy(failure_threshold=3, recovery_timeout=0.1)
+    breaker = RedisState(redis_url, namespace=namespace, timeout=0.25).breaker(
+        "m", policy, SystemClock(), None
+    )
+    _wait(start_at)
+    stop = time.monotonic() + seconds
+    trials: list[int] = []
+    calls = 0
+    while time.monotonic() < stop:
+        ticket = breaker.admit(0.5)
+        if ticket is Admission.REJECTED:
+            time.sleep(0.001)
+            continue
+        calls += 1
+        if isinstance(ticket, Trial):
+            assert ticket.shared is not None
+            trials.append(int(ticket.shared.rsplit("@", 1)[1]))
+        time.sleep(0.002)  # the call
+        if time.time() < healthy_at:
+            breaker.record_failure(ticket)
+        else:
+            breaker.record_success(ticket)
+    ticket = breaker.admit(0.5)
+    closed = ticket is Admission.ALLOWED and breaker.state is BreakerState.CLOSED
+    return {"trials": trials, "calls": calls, "closed": closed}

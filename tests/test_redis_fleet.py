@@ -1,0 +1,221 @@
+"""Eight separate OS processes sharing one real redis-server, against the fake LLM server.
+
+The workers (spawned once for the module, see redis_workers.py) talk to a dead ``primary``
+and a healthy ``backup`` on the fake server; the test counts what the server received. Time
+windows are short and real: these drills are about time across processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis_server import RedisServer
+
+from reliable_llm.testing.fake_server import FakeLLMServer, Reply, rate_limited, server_error
+
+PROCESSES = 8
+
+
+class Fleet:
+    """The worker processes; `run` sends one command to each and gathers the results."""
+
+    def __init__(self, size: int) -> None:
+        import redis_workers
+
+        context = multiprocessing.get_context("spawn")
+        self.pipes = []
+        self.processes = []
+        for _ in range(size):
+            mine, theirs = context.Pipe()
+            process = context.Process(target=redis_workers.serve, args=(theirs,), daemon=True)
+            process.start()
+            self.pipes.append(mine)
+            self.processes.append(process)
+
+    def run(self, name: str, processes: int | None = None, **kwargs: Any) -> list[Any]:
+        pipes = self.pipes[: processes or len(self.pipes)]
+        for pipe in pipes:
+            pipe.send((name, kwargs))
+        results = []
+        for pipe in pipes:
+            if not pipe.poll(60):
+                raise TimeoutError(f"a worker did not finish {name} in 60 s")
+            status, value = pipe.recv()
+            if status != "ok":
+                raise AssertionError(f"worker failed:\n{value}")
+            results.append(value)
+        return results
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send(None)
+        for process in self.processes:
+            process.join(3)
+            if process.is_alive():
+                process.kill()
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    """Eight worker processes (spawned, so nothing is inherited but the arguments)."""
+    workers = Fleet(PROCESSES)
+    try:
+        yield workers
+    finally:
+        workers.close()
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLMServer]:
+    """The fake server: ``primary`` answers 500 until told otherwise, ``backup`` answers."""
+    with FakeLLMServer() as server:
+        server.set_default("primary", server_error(500))
+        server.set_default("backup", Reply("backup answer"))
+        yield server
+
+
+def common(redis_url: str, llm: FakeLLMServer, **options: Any) -> dict[str, Any]:
+    namespace = f"fleet-{uuid.uuid4().hex[:10]}"
+    return {
+        "namespace": namespace,
+        "redis_url": redis_url,
+        "base_url": llm.openai_base_url,
+        **options,
+    }
+
+
+def soon(seconds: float = 0.3) -> float:
+    """A wall-clock start time every worker waits for, so they start together."""
+    return time.time() + seconds
+
+
+def wait_for_window_end(redis_url: str, namespace: str) -> None:
+    """Sleep until the shared breaker's open window has ended, on Redis's clock."""
+    client = redis.Redis.from_url(redis_url)
+    until = int(client.hget(f"{namespace}:breaker:primary", "u") or 0)
+    seconds, micros = client.time()
+    left = until - (seconds * 1000 + micros // 1000)
+    time.sleep(max(left, 0) / 1000 + 0.05)
+
+
+def test_a_dead_primary_costs_the_fleet_one_threshold_then_nothing(
+    fleet: Fleet, llm: FakeLLMServer, redis_url: str
+) -> None:
+    """8 processes: at most threshold + processes calls open the shared breaker; then 0."""
+    args = common(redis_url, llm, threshold=5, recovery=30.0)
+    fleet.run("requests", count=0, **args)  # each worker builds its manager first
+    first = fleet.run("requests", count=6, start_at=soon(), **args)
+    assert sum(r["failed"] for r in first) == 0
+    opened_after = llm.request_count("primary")
+    assert 5 <= opened_after <= 5 + PROCESSES
+    second = fleet.run("requests", count=6, start_at=soon(0.1), **args)
+    assert llm.request_count("primary") == opened_after  # open: no process called it
+    assert all(r["answered_by"] == {"backup": 6} for r in second)
+
+
+def test_one_trial_per_recovery_window_across_the_fleet(
+    fleet: Fleet, llm: FakeLLMServer, redis_url: str
+) -> None:
+    """Each recovery window lets exactly one process send a trial; a good one closes it."""
+    args = common(redis_url, llm, threshold=2, recovery=0.8)
+    fleet.run("requests", count=0, **args)  # each worker builds its manager first
+    fleet.run("requests", count=2, start_at=soon(), **args)
+    for _ in range(2):
+        wait_for_window_end(redis_url, args["namespace"])
+        before = llm.request_count("primary")
+        fleet.run("requests", count=3, start_at=soon(0.1), **args)
+        assert llm.request_count("primary") == before + 1  # one trial, failed: open again
+    llm.set_default("primary", Reply("primary answer"))
+    wait_for_window_end(redis_url, args["namespace"])
+    before = llm.request_count("primary")
+    fleet.run("requests", count=1, processes=1, **args)  # the trial: it succeeds
+    assert llm.request_count("primary") == before + 1
+    results = fleet.run("requests", count=2, start_at=soon(0.1), **args)
+    assert all(r["answered_by"] == {"primary": 2} for r in results)  # closed everywhere
+
+
+def test_a_retry_after_seen_by_one_process_keeps_all_off_the_model(
+    fleet: Fleet, llm: FakeLLMServer, redis_url: str
+) -> None:
+    """Retry-After: 5 to one process: no process calls that model for 5 s, then all do."""
+    llm.set_default("primary", Reply("primary answer"))
+    llm.script("primary", rate_limited(retry_after="5"))
+    args = common(redis_url, llm)
+    fleet.run("requests", count=0, **args)  # each worker builds its manager first
+    assert fleet.run("requests", count=1, processes=1, **args)[0]["answered_by"] == {"backup": 1}
+    seen = time.time()  # the 429 came before this; its 5 s end before seen + 5
+    for at in (0.3, 4.4):
+        results = fleet.run("requests", count=1, start_at=seen + at, **args)
+        assert all(r["answered_by"] == {"backup": 1} for r in results)
+        assert llm.request_count("primary") == 1
+    results = fleet.run("requests", count=1, start_at=seen + 5.3, **args)
+    assert all(r["answered_by"] == {"primary": 1} for r in results)
+
+
+def test_an_answer_cached_by_one_process_is_a_hit_in_the_others(
+    fleet: Fleet, llm: FakeLLMServer, redis_url: str
+) -> None:
+    """One process pays for an answer; the seven others get it from the shared cache."""
+    llm.set_default("primary", Reply("primary answer"))
+    args = common(redis_url, llm, use_cache=True)
+    fleet.run("requests", count=1, processes=1, **args)
+    results = fleet.run("requests", count=1, **args)
+    assert llm.request_count("primary") == 1
+    assert sum(r["cached"] for r in results) == PROCESSES
+
+
+def test_redis_killed_mid_run_fails_no_request_and_sharing_resumes(
+    fleet: Fleet, llm: FakeLLMServer, tmp_path: Any
+) -> None:
+    """Redis dies and comes back while 8 processes serve: no request fails, state is shared
+    again afterwards."""
+    own = RedisServer(tmp_path)
+    own.start()
+    try:
+        llm.set_default("primary", Reply("primary answer"))
+        args = common(own.url, llm, use_cache=True)
+        fleet.run("requests", count=0, **args)  # each worker builds its manager first
+        for pipe in fleet.pipes:
+            pipe.send(("requests", {"count": 0, "for_seconds": 3.0, "pause": 0.02, **args}))
+        time.sleep(0.8)
+        own.kill()
+        time.sleep(0.7)
+        own.start()
+        results = [pipe.recv() for pipe in fleet.pipes]
+        assert all(status == "ok" for status, _ in results), results
+        results = [value for _, value in results]
+        assert sum(r["failed"] for r in results) == 0, [r["errors"] for r in results]
+        outages = [(r["degraded"], r["recovered"], r["available"]) for r in results]
+        assert all(o == (1, 1, True) for o in outages), outages
+        assert all(r["available"] for r in results)
+        assert redis.Redis.from_url(own.url).keys(f"{args['namespace']}:cache:*")  # refilled
+    finally:
+        own.kill()
+
+
+def test_the_breaker_scripts_hold_under_a_race_of_eight_processes(
+    fleet: Fleet, redis_url: str
+) -> None:
+    """Hammering one breaker through closed, open, half-open, closed: one trial per window."""
+    namespace = f"race-{uuid.uuid4().hex[:10]}"
+    start = soon(0.3)
+    results = fleet.run(
+        "hammer",
+        namespace=namespace,
+        redis_url=redis_url,
+        start_at=start,
+        seconds=1.5,
+        healthy_at=start + 1.0,
+    )
+    trials = [generation for r in results for generation in r["trials"]]
+    assert len(trials) >= 3  # several recovery windows went by
+    assert len(trials) == len(set(trials))  # never two trials in one window
+    assert all(r["closed"] for r in results)
+    state = redis.Redis.from_url(redis_url).hgetall(f"{namespace}:breaker:m")
+    assert state[b"s"] == b"0" and state[b"f"] == b"0"

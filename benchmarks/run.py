@@ -8,7 +8,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-SUITES = ["bench_providers", "bench_langchain", "bench_langchain_wire", "bench_llamaindex"]
+SUITES = [
+    "bench_providers",
+    "bench_langchain",
+    "bench_langchain_wire",
+    "bench_llamaindex",
+    "bench_redis",
+]
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from typing import Any
 
@@ -343,3 +344,18 @@ def test_the_password_never_shows(caplog: pytest.LogCaptureFixture) -> None:
     shown = repr(state) + caplog.text + repr(events)
     assert "hunter2" not in shown
     assert any(isinstance(e, SharedStateDegraded) for e in events)
+
+
+def test_readme_example_runs(
+    redis_url: str, namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's RedisState example runs as written (on the test Redis) and prints open."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Persistent and shared state", 1)[1]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[1]
+    assert "redis://127.0.0.1:6379/0" in code and '"my-service"' in code
+    code = code.replace("redis://127.0.0.1:6379/0", redis_url).replace("my-service", namespace)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.split() == ["open"]

@@ -159,6 +159,12 @@ class SharedBreaker(ModelBreaker):
         """Consecutive failures counted by the fleet (by this process while Redis is down)."""
         return self._failures if self._link.down_since is None else super().failure_count
 
+    def snapshot(self) -> dict[str, object]:
+        """The fleet's state, failures, policy and seconds until the next trial (a round trip;
+        this process's view while Redis is unavailable)."""
+        self._ask("PEEK", ())
+        return super().snapshot()
+
     def record_success(self, admission: Ticket) -> None:
         """Record that an admitted call succeeded: a trial closes the fleet's breaker."""
         shared = admission.shared if type(admission) is Trial else None

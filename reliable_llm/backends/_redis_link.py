@@ -70,7 +70,7 @@ class Link:
         self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self.scripts = {
             name: self.client.register_script(getattr(lua, name))
-            for name in ("ADMIT", "FAILURE", "SUCCESS", "NEUTRAL", "COOLDOWN", "RESET")
+            for name in ("ADMIT", "FAILURE", "SUCCESS", "NEUTRAL", "PEEK", "COOLDOWN", "RESET")
         }
         self.lease_release = self.client.register_script(lua.LEASE_RELEASE)
         self.lease_renew = self.client.register_script(lua.LEASE_RENEW)

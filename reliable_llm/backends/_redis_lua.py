@@ -23,6 +23,7 @@ __all__ = [
     "LEASE_RELEASE",
     "LEASE_RENEW",
     "NEUTRAL",
+    "PEEK",
     "RESET",
     "SUCCESS",
 ]
@@ -112,6 +113,14 @@ NEUTRAL = (
     + """
 -- ARGV: generation, token: a trial that got no verdict frees the lease for the next one.
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return {0, s, g, left(), f}
+"""
+)
+
+PEEK = (
+    _PRELUDE
+    + """
+-- Read the fleet's breaker without changing it (for snapshots).
 return {0, s, g, left(), f}
 """
 )

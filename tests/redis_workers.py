@@ -7,6 +7,7 @@ live on between commands, one per namespace, like a real worker's.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -20,19 +21,36 @@ from reliable_llm.events import SharedStateDegraded, SharedStateRecovered
 from reliable_llm.providers import OpenAIProvider
 
 _MANAGERS: dict[str, tuple[LLMManager, list[Any]]] = {}
+_PROVIDERS: dict[tuple[str, str], OpenAIProvider] = {}
 
 
 def serve(conn: Connection) -> None:
-    """Run commands from ``conn`` until it sends None."""
+    """Run numbered commands from ``conn`` until it sends None; answer with their number."""
     while True:
         command = conn.recv()
         if command is None:
             return
-        name, kwargs = command
+        number, name, kwargs = command
         try:
-            conn.send(("ok", globals()[name](**kwargs)))
+            conn.send((number, "ok", globals()[name](**kwargs)))
         except BaseException:
-            conn.send(("error", traceback.format_exc()))
+            conn.send((number, "error", traceback.format_exc()))
+
+
+def warm(base_url: str) -> int:
+    """Build (and warm) the providers every test uses once, before any timed phase."""
+    for name in ("primary", "backup"):
+        provider(name, base_url).warm()
+    RedisState("redis://127.0.0.1:9/0")  # imports redis-py (over a second on a busy host)
+    return os.getpid()
+
+
+def provider(name: str, base_url: str) -> OpenAIProvider:
+    """This process's provider of ``name`` at ``base_url`` (its SDK clients built once)."""
+    key = (name, base_url)
+    if key not in _PROVIDERS:
+        _PROVIDERS[key] = OpenAIProvider(name, base_url=base_url, api_key="sk-test")
+    return _PROVIDERS[key]
 
 
 def _wait(start_at: float) -> None:
@@ -61,7 +79,7 @@ def manager(
         shared_state=shared,
     )
     for name in ("primary", "backup"):
-        built.register_model(name, OpenAIProvider(name, base_url=base_url, api_key="sk-test"))
+        built.register_model(name, provider(name, base_url))
     built.set_fallback_chain(["backup"])
     _MANAGERS[namespace] = (built, events)
     return built, events

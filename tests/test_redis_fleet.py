@@ -23,7 +23,12 @@ PROCESSES = 8
 
 
 class Fleet:
-    """The worker processes; `run` sends one command to each and gathers the results."""
+    """The worker processes; `run` sends one command to each and gathers the results.
+
+    Commands are numbered, so a late answer to an earlier command is never taken for the
+    answer to the current one; a worker that does not answer in time breaks the fleet, and
+    every later test says so instead of waiting again.
+    """
 
     def __init__(self, size: int) -> None:
         import redis_workers
@@ -31,6 +36,8 @@ class Fleet:
         context = multiprocessing.get_context("spawn")
         self.pipes = []
         self.processes = []
+        self.number = 0
+        self.broken: str | None = None
         for _ in range(size):
             mine, theirs = context.Pipe()
             process = context.Process(target=redis_workers.serve, args=(theirs,), daemon=True)
@@ -38,46 +45,73 @@ class Fleet:
             self.pipes.append(mine)
             self.processes.append(process)
 
-    def run(self, name: str, processes: int | None = None, **kwargs: Any) -> list[Any]:
-        pipes = self.pipes[: processes or len(self.pipes)]
-        for pipe in pipes:
-            pipe.send((name, kwargs))
+    def send(self, name: str, processes: int | None = None, **kwargs: Any) -> int:
+        if self.broken:
+            raise AssertionError(f"the worker fleet is broken: {self.broken}")
+        self.number += 1
+        for pipe in self.pipes[: processes or len(self.pipes)]:
+            pipe.send((self.number, name, kwargs))
+        return self.number
+
+    def gather(self, number: int, processes: int | None = None, timeout: float = 120) -> list[Any]:
         results = []
-        for pipe in pipes:
-            if not pipe.poll(60):
-                raise TimeoutError(f"a worker did not finish {name} in 60 s")
-            status, value = pipe.recv()
+        give_up = time.monotonic() + timeout
+        for pipe in self.pipes[: processes or len(self.pipes)]:
+            while True:
+                if not pipe.poll(max(give_up - time.monotonic(), 0)):
+                    self.broken = f"a worker did not answer command {number} in {timeout} s"
+                    raise AssertionError(self.broken)
+                answered, status, value = pipe.recv()
+                if answered == number:
+                    break
             if status != "ok":
                 raise AssertionError(f"worker failed:\n{value}")
             results.append(value)
         return results
 
+    def run(self, name: str, processes: int | None = None, **kwargs: Any) -> list[Any]:
+        return self.gather(self.send(name, processes, **kwargs), processes)
+
     def close(self) -> None:
         for pipe in self.pipes:
             pipe.send(None)
+        give_up = time.monotonic() + 3
         for process in self.processes:
-            process.join(3)
+            process.join(max(give_up - time.monotonic(), 0))
             if process.is_alive():
                 process.kill()
 
 
 @pytest.fixture(scope="module")
-def fleet() -> Iterator[Fleet]:
-    """Eight worker processes (spawned, so nothing is inherited but the arguments)."""
+def llm_server() -> Iterator[FakeLLMServer]:
+    """One fake server for the module (the workers keep their SDK clients for it)."""
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fleet(llm_server: FakeLLMServer) -> Iterator[Fleet]:
+    """Eight worker processes (spawned: nothing inherited from the test process), warmed:
+    the SDK imported and its clients built before any timed phase."""
     workers = Fleet(PROCESSES)
     try:
+        pids = workers.gather(
+            workers.send("warm", base_url=llm_server.openai_base_url), timeout=300
+        )
+        assert len(set(pids)) == PROCESSES  # separate OS processes
         yield workers
     finally:
         workers.close()
 
 
 @pytest.fixture
-def llm() -> Iterator[FakeLLMServer]:
-    """The fake server: ``primary`` answers 500 until told otherwise, ``backup`` answers."""
-    with FakeLLMServer() as server:
-        server.set_default("primary", server_error(500))
-        server.set_default("backup", Reply("backup answer"))
-        yield server
+def llm(llm_server: FakeLLMServer) -> FakeLLMServer:
+    """The fake server, reset: ``primary`` answers 500 until told otherwise, ``backup``
+    answers."""
+    llm_server.reset()
+    llm_server.set_default("primary", server_error(500))
+    llm_server.set_default("backup", Reply("backup answer"))
+    return llm_server
 
 
 def common(redis_url: str, llm: FakeLLMServer, **options: Any) -> dict[str, Any]:
@@ -181,15 +215,12 @@ def test_redis_killed_mid_run_fails_no_request_and_sharing_resumes(
         llm.set_default("primary", Reply("primary answer"))
         args = common(own.url, llm, use_cache=True)
         fleet.run("requests", count=0, **args)  # each worker builds its manager first
-        for pipe in fleet.pipes:
-            pipe.send(("requests", {"count": 0, "for_seconds": 3.0, "pause": 0.02, **args}))
+        number = fleet.send("requests", count=0, for_seconds=3.0, pause=0.02, **args)
         time.sleep(0.8)
         own.kill()
         time.sleep(0.7)
         own.start()
-        results = [pipe.recv() for pipe in fleet.pipes]
-        assert all(status == "ok" for status, _ in results), results
-        results = [value for _, value in results]
+        results = fleet.gather(number)
         assert sum(r["failed"] for r in results) == 0, [r["errors"] for r in results]
         outages = [(r["degraded"], r["recovered"], r["available"]) for r in results]
         assert all(o == (1, 1, True) for o in outages), outages

@@ -152,6 +152,11 @@ class ModelBreaker:
             return 0.0
         return self._trial_at - self._clock.monotonic()
 
+    def cooldown(self) -> float:
+        """Seconds left of a Retry-After cooldown shared by the fleet that made `admit` reject
+        (0: none; only `reliable_llm.backends.RedisState`'s breakers have cooldowns)."""
+        return 0.0
+
     def snapshot(self) -> dict[str, object]:
         """State, failure count, policy and seconds until the next trial, as a plain dict."""
         return {

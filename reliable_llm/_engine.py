@@ -48,12 +48,33 @@ class Engine:
         self.random = random
         self.emit = emit
 
+    def _cooldown_wait(self, plan: Plan, index: int) -> float:
+        """Seconds to wait out a rejected model's shared Retry-After cooldown (0: give it up).
+
+        Only the route's last model is waited for (an earlier one is skipped: the next may
+        answer now), and only when the wait fits the deadline and the model's retry policy.
+        """
+        entries = plan.entries
+        if index != len(entries) - 1:
+            return 0.0
+        entry = entries[index]
+        left = entry.breaker.cooldown()
+        if left <= 0:
+            return 0.0
+        wait = left + 0.01  # Redis's expiry, seen from here, may trail ours by a round trip
+        if wait > entry.retry.max_retry_after or wait >= plan.deadline - self.clock.monotonic():
+            return 0.0
+        return wait
+
     # -- complete ----------------------------------------------------------------------------
 
     def run(self, plan: Plan) -> ChatResponse:
         """Serve the plan with blocking calls."""
         for index, entry in enumerate(plan.entries):
             ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
+                self.clock.sleep(wait)
+                ticket = entry.breaker.admit(plan.per_attempt)
             if ticket is _REJECTED:
                 failure = entry.circuit_open
             else:
@@ -94,6 +115,9 @@ class Engine:
         """Serve the plan without blocking the event loop."""
         for index, entry in enumerate(plan.entries):
             ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
+                await self.clock.asleep(wait)
+                ticket = entry.breaker.admit(plan.per_attempt)
             if ticket is _REJECTED:
                 failure = entry.circuit_open
             else:
@@ -131,6 +155,9 @@ class Engine:
         """Stream from the first model that yields a chunk; ``state`` gets the whole answer."""
         for index, entry in enumerate(plan.entries):
             ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
+                self.clock.sleep(wait)
+                ticket = entry.breaker.admit(plan.per_attempt)
             if ticket is _REJECTED:
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break
@@ -194,6 +221,9 @@ class Engine:
         """Async twin of `stream`."""
         for index, entry in enumerate(plan.entries):
             ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
+                await self.clock.asleep(wait)
+                ticket = entry.breaker.admit(plan.per_attempt)
             if ticket is _REJECTED:
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ import redis
 from redis_server import RedisServer
 
 from reliable_llm import (
+    AllModelsFailedError,
     BreakerPolicy,
     BreakerState,
     ConfigurationError,
@@ -27,6 +29,7 @@ from reliable_llm import (
 )
 from reliable_llm._breaker import Admission, Trial
 from reliable_llm._cache import prompt_cache_key
+from reliable_llm._clock import SystemClock
 from reliable_llm.backends import RedisState
 from reliable_llm.events import SharedStateDegraded, SharedStateRecovered
 from reliable_llm.testing import FakeClock
@@ -187,6 +190,33 @@ def test_a_retry_after_keeps_every_process_off_the_model(redis_url: str, namespa
     assert second.generate("q", use_cache=False) == "b2"
     assert limited.calls == 1
     assert 29 < second._registry.models["primary"].breaker.retry_in() <= 30
+
+
+def test_the_last_model_waits_out_a_short_cooldown(redis_url: str, namespace: str) -> None:
+    """With no model left to fall back to, a cooldown that fits the deadline is waited out."""
+    limited = Counting(error=RateLimitError("slow down", status_code=429, retry_after=0.3))
+    first, _ = fleet_manager(redis_url, namespace, limited, Counting("b1"))
+    assert first.generate("q", use_cache=False) == "b1"
+    limited.error = None
+    second, _ = fleet_manager(redis_url, namespace, limited, Counting(), clock=SystemClock())
+    started = time.monotonic()
+    answer = second.generate("q", use_cache=False, fallback_chain=[])
+    waited = time.monotonic() - started
+    assert answer == "ok" and limited.calls == 2
+    assert 0.2 < waited < 2.0
+
+
+def test_a_cooldown_longer_than_the_deadline_fails_fast(redis_url: str, namespace: str) -> None:
+    """A last model cooling down for longer than the request may take is given up at once."""
+    limited = Counting(error=RateLimitError("slow down", status_code=429, retry_after=30.0))
+    first, _ = fleet_manager(redis_url, namespace, limited, Counting("b1"))
+    first.generate("q", use_cache=False)
+    clock = FakeClock()
+    second, _ = fleet_manager(redis_url, namespace, limited, Counting(), clock=clock)
+    with pytest.raises(AllModelsFailedError) as caught:
+        second.generate("q", use_cache=False, fallback_chain=[], timeout=5.0)
+    assert caught.value.failures[0].reason == "circuit_open"
+    assert clock.monotonic() == 0.0 and limited.calls == 1
 
 
 def test_the_cache_is_shared_as_json(redis_url: str, namespace: str) -> None:

@@ -29,7 +29,7 @@ from reliable_llm._clock import Clock
 from reliable_llm._errors import ProviderError, RateLimitError
 from reliable_llm._policies import BreakerPolicy
 from reliable_llm.backends._redis_link import Link
-from reliable_llm.backends._redis_lua import ALLOWED, TRIAL
+from reliable_llm.backends._redis_lua import ALLOWED, COOLING, TRIAL
 
 __all__ = ["SharedBreaker", "cooldown_hint"]
 
@@ -52,7 +52,7 @@ def cooldown_hint(error: ProviderError) -> float | None:
 class SharedBreaker(ModelBreaker):
     """The breaker of one model, shared through Redis by every process that registers it."""
 
-    __slots__ = ("_blocked_until", "_failures", "_gen", "_keys", "_link")
+    __slots__ = ("_blocked_until", "_cool_until", "_failures", "_gen", "_keys", "_link")
 
     def __init__(
         self,
@@ -71,6 +71,7 @@ class SharedBreaker(ModelBreaker):
         # Until when (our monotonic seconds) the fleet's breaker is open or the model cools
         # down: admissions are rejected here without a round trip.
         self._blocked_until = 0.0
+        self._cool_until = 0.0  # the part of it that is a Retry-After cooldown
 
     # -- mirroring the fleet's answer ------------------------------------------------------------
 
@@ -145,6 +146,8 @@ class SharedBreaker(ModelBreaker):
         verdict = answer[0]
         if verdict == ALLOWED:
             return _ALLOWED
+        if verdict == COOLING:
+            self._cool(answer[3] / 1000.0)
         if verdict == TRIAL:
             return Trial(clock.monotonic() + lease, f"{token}@{answer[2]}")
         return _REJECTED
@@ -189,16 +192,25 @@ class SharedBreaker(ModelBreaker):
             self._cool(cooldown)
             return
         args = (self._gen, shared or "", policy.failure_threshold, recovery_ms)
-        if not self._ask("FAILURE", args, cooldown):
-            if shared is None:
-                super().record_failure(admission)
-            self._cool(cooldown)
+        if not self._ask("FAILURE", args, cooldown) and shared is None:
+            super().record_failure(admission)
+        self._cool(cooldown)
 
     def _cool(self, cooldown: float | None) -> None:
         if cooldown is not None:
             until = self._clock.monotonic() + cooldown
+            if until > self._cool_until:
+                self._cool_until = until
             if until > self._blocked_until:
                 self._blocked_until = until
+
+    def cooldown(self) -> float:
+        """Seconds left of the fleet's Retry-After cooldown of this model (0: none, or the
+        breaker is open: an open breaker is not waited for)."""
+        if self.state is BreakerState.OPEN:
+            return 0.0
+        left = self._cool_until - self._clock.monotonic()
+        return left if left > 0 else 0.0
 
     def record_neutral(self, admission: Ticket) -> None:
         """Record an outcome that says nothing about the model: a trial frees the fleet's slot."""
@@ -228,7 +240,7 @@ class SharedBreaker(ModelBreaker):
 
     def reset(self) -> None:
         """Close the breaker and forget its failures, in this process and in Redis."""
-        self._blocked_until = 0.0
+        self._blocked_until = self._cool_until = 0.0
         link = self._link
         if link.usable():
             try:

@@ -28,8 +28,8 @@ __all__ = [
     "SUCCESS",
 ]
 
-# Verdicts of ADMIT.
-ALLOWED, REJECTED, TRIAL = 0, 1, 2
+# Verdicts of ADMIT (COOLING: rejected while a Retry-After cooldown runs, wait_ms of it left).
+ALLOWED, REJECTED, TRIAL, COOLING = 0, 1, 2, 3
 
 _PRELUDE = """
 local t = redis.call('TIME')
@@ -56,7 +56,7 @@ ADMIT = (
 -- ARGV: lease_ms, token
 if s == 1 and now < u then return {1, s, g, u - now, f} end
 local cool = redis.call('PTTL', KEYS[3])
-if cool > 0 then return {1, s, g, cool, f} end
+if cool > 0 then return {3, s, g, cool, f} end
 if s == 0 then return {0, s, g, 0, f} end
 if s == 1 then
   s = 2

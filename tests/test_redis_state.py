@@ -389,3 +389,20 @@ def test_readme_example_runs(
     code = code.replace("redis://127.0.0.1:6379/0", redis_url).replace("my-service", namespace)
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.split() == ["open"]
+
+
+def test_the_example_worker_learns_the_outage_from_the_fleet(
+    redis_url: str, namespace: str
+) -> None:
+    """examples/shared_breakers.py's worker: shared, the second worker never calls the
+    dead primary; per-process, each pays the whole threshold."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "shared_breakers.py"
+    spec = importlib.util.spec_from_file_location("shared_breakers", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert [example.worker(redis_url, namespace) for _ in range(2)] == [5, 0]
+    assert [example.worker(None, namespace) for _ in range(2)] == [5, 5]

@@ -204,6 +204,19 @@ def test_an_answer_cached_by_one_process_is_a_hit_in_the_others(
     assert sum(r["cached"] for r in results) == PROCESSES
 
 
+def test_identical_requests_in_eight_processes_make_one_upstream_call(
+    fleet: Fleet, llm: FakeLLMServer, redis_url: str
+) -> None:
+    """Single flight across processes: one leader calls the model, seven get its answer."""
+    llm.set_default("primary", Reply("primary answer", latency=0.5))
+    args = common(redis_url, llm, use_cache=True)
+    fleet.run("requests", count=0, **args)  # each worker builds its manager first
+    results = fleet.run("requests", count=1, start_at=soon(), prompt="same question", **args)
+    assert llm.request_count("primary") == 1
+    assert all(r["answered_by"] == {"primary": 1} for r in results)
+    assert sum(r["cached"] for r in results) == PROCESSES - 1
+
+
 def test_redis_killed_mid_run_fails_no_request_and_sharing_resumes(
     fleet: Fleet, llm: FakeLLMServer, tmp_path: Any
 ) -> None:

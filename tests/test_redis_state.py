@@ -180,6 +180,17 @@ def test_an_open_window_is_never_shortened(redis_url: str, namespace: str) -> No
     assert 19_000 < left <= 20_000
 
 
+def test_a_sub_millisecond_hint_is_a_one_millisecond_cooldown(
+    redis_url: str, namespace: str
+) -> None:
+    """A 503 hinting 0.4 ms cools the model for 1 ms: Redis is never asked for a PX of 0."""
+    state = RedisState(redis_url, namespace=namespace)
+    breaker = state.breaker("m", BreakerPolicy(), FakeClock(), None)
+    breaker.record(breaker.admit(5.0), ServerError("busy", status_code=503, retry_after=0.0004))
+    assert state.available
+    assert raw(redis_url).pttl(f"{namespace}:cooldown:m") in (-2, 0, 1)
+
+
 def test_a_retry_after_keeps_every_process_off_the_model(redis_url: str, namespace: str) -> None:
     """A 429 with Retry-After seen by one manager makes the other fall back at once."""
     limited = Counting(error=RateLimitError("slow down", status_code=429, retry_after=30.0))

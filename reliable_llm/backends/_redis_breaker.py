@@ -109,7 +109,9 @@ class SharedBreaker(ModelBreaker):
                 answer = link.scripts[script](keys=keys, args=args)
             else:
                 pipe = link.client.pipeline(transaction=False)
-                link.scripts["COOLDOWN"](keys=keys[2:], args=(int(cooldown * 1000),), client=pipe)
+                link.scripts["COOLDOWN"](
+                    keys=keys[2:], args=(max(int(cooldown * 1000), 1),), client=pipe
+                )
                 link.scripts[script](keys=keys, args=args, client=pipe)
                 answer = pipe.execute()[1]
         except link.errors as exc:
@@ -231,7 +233,9 @@ class SharedBreaker(ModelBreaker):
             link = self._link
             if link.usable():
                 try:
-                    link.scripts["COOLDOWN"](keys=self._keys[2:], args=(int(cooldown * 1000),))
+                    link.scripts["COOLDOWN"](
+                        keys=self._keys[2:], args=(max(int(cooldown * 1000), 1),)
+                    )
                 except link.errors as exc:
                     link.failed(exc)
                 else:

@@ -417,3 +417,12 @@ def test_the_example_worker_learns_the_outage_from_the_fleet(
     spec.loader.exec_module(example)
     assert [example.worker(redis_url, namespace) for _ in range(2)] == [5, 0]
     assert [example.worker(None, namespace) for _ in range(2)] == [5, 5]
+
+
+def test_without_redis_py_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RedisState without redis-py installed: a ConfigurationError saying what to install."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "redis", None)  # import redis now raises ImportError
+    with pytest.raises(ConfigurationError, match=r"reliable-llm\[redis\]"):
+        RedisState("redis://127.0.0.1:1/0")

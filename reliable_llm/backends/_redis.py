@@ -96,6 +96,8 @@ class RedisState:
 
         try:
             self._link: Link = Link(url, namespace, self.timeout, (min(0.5, probe), probe))
+        except ConfigurationError:
+            raise
         except ValueError as exc:  # redis-py's message about a malformed URL, without it
             raise ConfigurationError(
                 f"url is not a Redis URL redis-py understands ({type(exc).__name__}); "

@@ -35,7 +35,7 @@ Emit = Callable[[Event], None]
 def _redis() -> Any:
     try:
         import redis
-    except ImportError:  # pragma: no cover - the message is the point
+    except ImportError:
         from reliable_llm._errors import ConfigurationError
 
         raise ConfigurationError(

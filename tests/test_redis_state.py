@@ -366,6 +366,9 @@ def test_bad_shared_state_and_bad_parameters_raise_clear_errors() -> None:
         LLMManager(shared_state="redis://localhost")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="url must be a Redis URL"):
         RedisState("localhost:6379")
+    with pytest.raises(ConfigurationError, match="not a Redis URL") as caught:
+        RedisState("redis://:secret-pw@host:notaport/0")
+    assert "secret-pw" not in str(caught.value)
     with pytest.raises(ConfigurationError, match="namespace"):
         RedisState("redis://127.0.0.1:1/0", namespace="")
     with pytest.raises(ConfigurationError, match="timeout must be a positive"):

@@ -92,9 +92,27 @@ def test_backends_surface_loads_lazily() -> None:
     """`reliable_llm.backends` names its backends and imports none (nor sqlite3) until used."""
     import reliable_llm.backends
 
-    assert reliable_llm.backends.__all__ == sorted(reliable_llm.backends.__all__)
-    assert "SQLiteCache" in reliable_llm.backends.__all__
+    assert reliable_llm.backends.__all__ == ["RedisState", "SQLiteCache"]
     assert _modules_loaded_by("import reliable_llm.backends", ("sqlite3", "redis")) == []
+
+
+def test_events_surface() -> None:
+    """`reliable_llm.events` exports every event, the shared-state ones included, sorted."""
+    import reliable_llm.events
+
+    names = reliable_llm.events.__all__
+    assert names == sorted(names)
+    assert {"SharedStateDegraded", "SharedStateRecovered"} <= set(names)
+
+
+def test_the_manager_without_shared_state_imports_no_backend() -> None:
+    """An LLMManager without shared_state never loads the Redis backend (redis-py itself may
+    be loaded: pybreaker imports it whenever it is installed)."""
+    statement = (
+        "import reliable_llm; reliable_llm.LLMManager().register_model('m', lambda p, **k: p)"
+    )
+    modules = ("reliable_llm.backends._redis", "reliable_llm.backends._redis_link")
+    assert _modules_loaded_by(statement, modules) == []
 
 
 def _modules_loaded_by(statement: str, names: tuple[str, ...]) -> list[str]:

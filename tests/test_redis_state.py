@@ -169,6 +169,37 @@ def test_a_late_outcome_from_before_a_transition_is_ignored(redis_url: str, name
     assert other.admit(5.0) is Admission.ALLOWED
 
 
+def test_a_late_outcome_counts_by_its_own_admission_not_the_latest(
+    redis_url: str, namespace: str
+) -> None:
+    """Same breaker, two threads: a call admitted before the fleet reopened and closed is
+    ignored even after this process was admitted again under the new generation."""
+    clock = FakeClock()
+    policy = BreakerPolicy(failure_threshold=2, recovery_timeout=30.0)
+    mine = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    other = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    admitted = threading.Event()
+    finish = threading.Event()
+
+    def slow_call() -> None:
+        ticket = mine.admit(5.0)  # admitted now; its failure arrives much later
+        admitted.set()
+        finish.wait(5)
+        mine.record_failure(ticket)
+
+    worker = threading.Thread(target=slow_call)
+    worker.start()
+    assert admitted.wait(5)
+    other.record_failure(other.admit(5.0))
+    other.record_failure(other.admit(5.0))
+    expire_window(redis_url, namespace, "m", clock)
+    other.record_success(other.admit(5.0))  # the trial closes it: a new generation
+    assert mine.admit(5.0) is Admission.ALLOWED  # this process learns the new generation
+    finish.set()
+    worker.join(5)
+    assert raw(redis_url).hget(f"{namespace}:breaker:m", "f") == b"0"
+
+
 def test_an_open_window_is_never_shortened(redis_url: str, namespace: str) -> None:
     """A later, smaller cooldown hint leaves the longer window in place."""
     clock = FakeClock()

@@ -17,6 +17,8 @@ While Redis is unavailable (see `Link`), the inherited in-process breaker decide
 
 from __future__ import annotations
 
+import contextvars
+
 from reliable_llm._breaker import (
     Admission,
     BreakerState,
@@ -52,7 +54,15 @@ def cooldown_hint(error: ProviderError) -> float | None:
 class SharedBreaker(ModelBreaker):
     """The breaker of one model, shared through Redis by every process that registers it."""
 
-    __slots__ = ("_blocked_until", "_cool_until", "_failures", "_gen", "_keys", "_link")
+    __slots__ = (
+        "_admitted",
+        "_blocked_until",
+        "_cool_until",
+        "_failures",
+        "_gen",
+        "_keys",
+        "_link",
+    )
 
     def __init__(
         self,
@@ -67,6 +77,11 @@ class SharedBreaker(ModelBreaker):
         ns = link.namespace
         self._keys = (f"{ns}:breaker:{model}", f"{ns}:trial:{model}", f"{ns}:cooldown:{model}")
         self._gen = 0
+        # The generation each thread / task was last admitted under while closed: its
+        # outcome counts only if the fleet's breaker has not moved on since.
+        self._admitted: contextvars.ContextVar[int] = contextvars.ContextVar(
+            f"reliable_llm_admitted_{model}"
+        )
         self._failures = 0
         # Until when (our monotonic seconds) the fleet's breaker is open or the model cools
         # down: admissions are rejected here without a round trip.
@@ -147,6 +162,7 @@ class SharedBreaker(ModelBreaker):
         self._adopt(answer)  # type: ignore[arg-type]
         verdict = answer[0]
         if verdict == ALLOWED:
+            self._admitted.set(answer[2])
             return _ALLOWED
         if verdict == COOLING:
             self._cool(answer[3] / 1000.0)
@@ -176,7 +192,8 @@ class SharedBreaker(ModelBreaker):
         if shared is None:
             if admission is _ALLOWED and self._failures == 0:
                 return super().record_success(admission)  # nothing counted: no round trip
-            if type(admission) is Trial or not self._ask("SUCCESS", (self._gen, "")):
+            gen = self._admitted.get(self._gen)
+            if type(admission) is Trial or not self._ask("SUCCESS", (gen, "")):
                 super().record_success(admission)
             return
         self._ask("SUCCESS", (0, shared))
@@ -193,7 +210,8 @@ class SharedBreaker(ModelBreaker):
             super().record_failure(admission)  # a trial this process granted alone
             self._cool(cooldown)
             return
-        args = (self._gen, shared or "", policy.failure_threshold, recovery_ms)
+        gen = self._admitted.get(self._gen) if shared is None else 0
+        args = (gen, shared or "", policy.failure_threshold, recovery_ms)
         if not self._ask("FAILURE", args, cooldown) and shared is None:
             super().record_failure(admission)
         self._cool(cooldown)

@@ -316,6 +316,25 @@ def test_identical_requests_in_two_processes_make_one_call(redis_url: str, names
     assert calls == ["q"]
 
 
+def test_a_working_leader_keeps_its_lease(redis_url: str, namespace: str) -> None:
+    """The lease outlives flight_lease while its leader works (renewed), and is freed after."""
+    state = RedisState(redis_url, namespace=namespace, flight_lease=0.15)
+    manager = LLMManager(shared_state=state)
+    lease = f"{namespace}:flight:{prompt_cache_key('slow', 'q')}"
+    seen: list[int] = []
+
+    def slow(prompt: str, **kwargs: Any) -> str:
+        for _ in range(4):  # 0.4 s of work: more than twice the lease
+            time.sleep(0.1)
+            seen.append(raw(redis_url).exists(lease))
+        return "done"
+
+    manager.register_model("slow", slow)
+    assert manager.generate("q") == "done"
+    assert seen == [1, 1, 1, 1]
+    assert raw(redis_url).exists(lease) == 0
+
+
 def test_a_follower_runs_itself_when_the_leader_lease_is_gone(
     redis_url: str, namespace: str
 ) -> None:

@@ -113,22 +113,13 @@ class SharedBreaker(ModelBreaker):
                 self._cb.half_open()
         self._flush()
 
-    def _ask(self, script: str, args: tuple[object, ...], cooldown: float | None = None) -> bool:
-        """Run one decision script (with a cooldown, pipelined); False when Redis failed."""
+    def _ask(self, script: str, args: tuple[object, ...]) -> bool:
+        """Run one decision script (one round trip); False when Redis failed."""
         link = self._link
         if not link.usable():
             return False
-        keys = self._keys
         try:
-            if cooldown is None:
-                answer = link.scripts[script](keys=keys, args=args)
-            else:
-                pipe = link.client.pipeline(transaction=False)
-                link.scripts["COOLDOWN"](
-                    keys=keys[2:], args=(max(int(cooldown * 1000), 1),), client=pipe
-                )
-                link.scripts[script](keys=keys, args=args, client=pipe)
-                answer = pipe.execute()[1]
+            answer = link.scripts[script](keys=self._keys, args=args)
         except link.errors as exc:
             link.failed(exc)
             return False
@@ -211,8 +202,9 @@ class SharedBreaker(ModelBreaker):
             self._cool(cooldown)
             return
         gen = self._admitted.get(self._gen) if shared is None else 0
-        args = (gen, shared or "", policy.failure_threshold, recovery_ms)
-        if not self._ask("FAILURE", args, cooldown) and shared is None:
+        cooldown_ms = 0 if cooldown is None else max(int(cooldown * 1000), 1)
+        args = (gen, shared or "", policy.failure_threshold, recovery_ms, cooldown_ms)
+        if not self._ask("FAILURE", args) and shared is None:
             super().record_failure(admission)
         self._cool(cooldown)
 

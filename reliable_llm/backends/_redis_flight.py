@@ -65,10 +65,7 @@ class SharedFlight:
             if not link.usable():
                 continue
             try:
-                pipe = link.client.pipeline(transaction=False)
-                for name, token in held.items():
-                    link.lease_renew(keys=(name,), args=(token, self._ms()), client=pipe)
-                pipe.execute()
+                link.lease_renew(keys=tuple(held), args=(self._ms(), *held.values()))
             except link.errors as exc:
                 link.failed(exc)
             else:

@@ -73,7 +73,12 @@ return {1, s, g, 0, f}
 FAILURE = (
     _PRELUDE
     + """
--- ARGV: generation, token ('' unless a trial), failure_threshold, recovery_ms
+-- ARGV: generation, token ('' unless a trial), failure_threshold, recovery_ms, cooldown_ms
+-- (a 429's or 503's retry hint, '0' for none: the cooldown, never shortened, is set first).
+local cooldown = tonumber(ARGV[5]) or 0
+if cooldown > 0 and redis.call('PTTL', KEYS[3]) < cooldown then
+  redis.call('SET', KEYS[3], '1', 'PX', cooldown)
+end
 if ARGV[2] ~= '' then
   if redis.call('GET', KEYS[2]) == ARGV[2] then open(tonumber(ARGV[4])) end
   return {0, s, g, left(), f}
@@ -148,7 +153,14 @@ return g + 1
 """
 
 LEASE_RENEW = """
--- KEYS[1]: a single-flight lease; ARGV: the holder's token, ms. Only the holder prolongs it.
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
+-- KEYS: single-flight leases; ARGV[1]: ms, then each lease's token in KEYS' order. Only the
+-- holder prolongs a lease; one round trip renews every lease this process holds.
+local renewed = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i + 1] then
+    redis.call('PEXPIRE', key, ARGV[1])
+    renewed = renewed + 1
+  end
+end
+return renewed
 """

@@ -52,7 +52,8 @@ class RedisState:
     `reliable_llm.events.SharedStateDegraded` event and one warning report the outage, and
     Redis is probed again (backoff from 0.5 s to ``max_probe_interval``) until it answers
     (`reliable_llm.events.SharedStateRecovered`). Needs the ``redis`` extra
-    (``pip install 'reliable-llm[redis]'``).
+    (``pip install 'reliable-llm[redis]'``) and one Redis (a primary, or a proxy to one):
+    each script reads several keys, which Redis Cluster would need in one hash slot.
 
     Args:
         url: A redis-py URL: ``redis://[[user]:password@]host:port/db``, ``rediss://...``

@@ -91,6 +91,10 @@ class ModelBreaker:
     call back into the breaker (``reset()``, say) without deadlocking.
     """
 
+    #: Whether admission asks another process (`reliable_llm.backends.RedisState`): the async
+    #: drivers then await ``aadmit`` instead of calling `admit`.
+    remote = False
+
     __slots__ = (
         "_cb",
         "_clock",
@@ -195,6 +199,11 @@ class ModelBreaker:
                 ticket = self._trial = Trial(now + lease)
         self._flush()
         return ticket
+
+    async def aadmit(self, lease: float = 60.0) -> Ticket:
+        """`admit` for the async drivers; they await it only when `remote` is True (a shared
+        breaker asks Redis without blocking the loop), otherwise they call `admit`."""
+        return self.admit(lease)
 
     def check(self, lease: float = 60.0) -> Ticket:
         """Like `admit`, but raise `CircuitOpenError` instead of returning REJECTED."""

@@ -114,10 +114,12 @@ class Engine:
     async def arun(self, plan: Plan) -> ChatResponse:
         """Serve the plan without blocking the event loop."""
         for index, entry in enumerate(plan.entries):
-            ticket = entry.breaker.admit(plan.per_attempt)
+            breaker = entry.breaker  # a shared breaker is asked without blocking the loop
+            lease = plan.per_attempt
+            ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
             if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
                 await self.clock.asleep(wait)
-                ticket = entry.breaker.admit(plan.per_attempt)
+                ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
             if ticket is _REJECTED:
                 failure = entry.circuit_open
             else:
@@ -220,10 +222,12 @@ class Engine:
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
         for index, entry in enumerate(plan.entries):
-            ticket = entry.breaker.admit(plan.per_attempt)
+            breaker = entry.breaker  # a shared breaker is asked without blocking the loop
+            lease = plan.per_attempt
+            ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
             if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
                 await self.clock.asleep(wait)
-                ticket = entry.breaker.admit(plan.per_attempt)
+                ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
             if ticket is _REJECTED:
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break

@@ -13,9 +13,10 @@ round trip each, and mirrored into the local pybreaker state. Round trips:
   per-attempt timeout, released however the trial ends).
 
 While Redis is unavailable (see `Link`), the inherited in-process breaker decides alone.
-Decisions use the sync client on every driver (the engine admits synchronously), so under
-``agenerate`` each round trip (about 0.1 ms on loopback, never more than ``timeout``) runs
-on the event loop's thread.
+The async drivers await `aadmit` (redis-py's asyncio client); outcomes are recorded with the
+sync client on every driver (the attempt loop records synchronously), so under
+``agenerate`` a failure's round trip (about 0.1 ms on loopback, never more than ``timeout``)
+runs on the event loop's thread; a success costs none unless failures were counted.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ _REJECTED = Admission.REJECTED
 Answer = tuple[int, int, int, int, int]  # verdict, state, generation, wait_ms, failures
 
 
+def _ms(seconds: float) -> int:
+    return max(int(seconds * 1000), 1)
+
+
 def cooldown_hint(error: ProviderError) -> float | None:
     """Seconds every process should leave the model alone: a 429's or 503's retry hint."""
     hint = error.retry_after
@@ -56,6 +61,8 @@ def cooldown_hint(error: ProviderError) -> float | None:
 
 class SharedBreaker(ModelBreaker):
     """The breaker of one model, shared through Redis by every process that registers it."""
+
+    remote = True  # the async drivers await `aadmit`
 
     __slots__ = (
         "_admitted",
@@ -139,20 +146,39 @@ class SharedBreaker(ModelBreaker):
         open or the model cools down. A half-open trial is a lease on the fleet's one trial
         slot, held for ``lease`` seconds at most.
         """
-        clock = self._clock
-        if clock.monotonic() < self._blocked_until:
+        if self._clock.monotonic() < self._blocked_until:
             return _REJECTED
         link = self._link
         if not link.usable():
             return super().admit(lease)
         token = link.token()
         try:
-            answer = link.scripts["ADMIT"](keys=self._keys, args=(max(int(lease * 1000), 1), token))
+            answer = link.scripts["ADMIT"](keys=self._keys, args=(_ms(lease), token))
         except link.errors as exc:
             link.failed(exc)
             return super().admit(lease)
         link.succeeded()
-        answer = [int(x) for x in answer]
+        return self._ticket(answer, token, lease)
+
+    async def aadmit(self, lease: float = 60.0) -> Ticket:
+        """Async twin of `admit` (the asyncio client: the event loop never waits on Redis)."""
+        if self._clock.monotonic() < self._blocked_until:
+            return _REJECTED
+        link = self._link
+        if not link.usable():
+            return super().admit(lease)
+        token = link.token()
+        try:
+            answer = await link.ascript("ADMIT", self._keys, (_ms(lease), token))
+        except link.errors as exc:
+            link.failed(exc)
+            return super().admit(lease)
+        link.succeeded()
+        return self._ticket(answer, token, lease)
+
+    def _ticket(self, raw: list[object], token: str, lease: float) -> Ticket:
+        """The ticket of an ``ADMIT`` answer, mirrored into this process first."""
+        answer = [int(x) for x in raw]  # type: ignore[call-overload]
         self._adopt(answer)  # type: ignore[arg-type]
         verdict = answer[0]
         if verdict == ALLOWED:
@@ -161,7 +187,7 @@ class SharedBreaker(ModelBreaker):
         if verdict == COOLING:
             self._cool(answer[3] / 1000.0)
         if verdict == TRIAL:
-            return Trial(clock.monotonic() + lease, f"{token}@{answer[2]}")
+            return Trial(self._clock.monotonic() + lease, f"{token}@{answer[2]}")
         return _REJECTED
 
     def retry_in(self) -> float:

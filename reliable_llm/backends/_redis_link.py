@@ -101,19 +101,29 @@ class Link:
 
     def aclient(self) -> Any:
         """The asyncio client of the running event loop (its connections belong to that loop)."""
+        return self._aclient()[0]
+
+    def _aclient(self) -> tuple[Any, dict[str, Any]]:
         import asyncio
 
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
         loop = asyncio.get_running_loop()
-        client = self._async.get(loop)
-        if client is None:
-            client = self._async[loop] = Redis.from_url(
-                self._url, retry=Retry(NoBackoff(), 0), **self._options
-            )
-        return client
+        pair = self._async.get(loop)
+        if pair is None:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            client = Redis.from_url(self._url, retry=Retry(NoBackoff(), 0), **self._options)
+            pair = self._async[loop] = (client, {})
+        return pair
+
+    async def ascript(self, name: str, keys: Sequence[str], args: Sequence[object]) -> Any:
+        """Run the script ``name`` of `_redis_lua` with the running loop's asyncio client."""
+        client, scripts = self._aclient()
+        script = scripts.get(name)
+        if script is None:
+            script = scripts[name] = client.register_script(getattr(lua, name))
+        return await script(keys=keys, args=args)
 
     # -- health ---------------------------------------------------------------------------------
 
@@ -177,9 +187,9 @@ class Link:
         """Close the running event loop's asyncio client, if it has one."""
         import asyncio
 
-        client = self._async.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        pair = self._async.pop(asyncio.get_running_loop(), None)
+        if pair is not None:
+            await pair[0].aclose()
 
     def __repr__(self) -> str:
         # The URL may carry a password: never shown.

@@ -7,6 +7,7 @@ fake clock and Redis's stored deadline, never by sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -367,23 +368,30 @@ async def test_the_async_path_shares_cache_and_breakers(redis_url: str, namespac
     await second.aclose()
 
 
-async def test_async_admission_never_waits_on_the_sync_client(
+async def test_the_async_path_never_waits_on_the_blocking_client(
     redis_url: str, namespace: str
 ) -> None:
-    """Under agenerate the breakers are asked with the asyncio client, not the blocking one."""
+    """Under agenerate/astream, admissions and outcomes go through the asyncio client."""
     dead = Counting(error=ServerError("down"))
     manager, _ = fleet_manager(redis_url, namespace, dead, Counting("b"))
 
     def blocking(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a blocking Redis admission ran on the event loop")
 
-    manager.shared_state._link.scripts["ADMIT"] = blocking  # type: ignore[union-attr]
-    for _ in range(3):
-        assert await manager.agenerate("q", use_cache=False) == "b"
-    assert manager.get_model_info("primary")["breaker"]["state"] == "open"
-    chunks = [c.text async for c in manager.astream("q", use_cache=False)]
-    assert "".join(chunks) == "b" and dead.calls == 3
-    await manager.aclose()
+    link = manager.shared_state._link  # type: ignore[union-attr]
+    link.scripts["ADMIT"] = link.scripts["FAILURE"] = blocking
+    try:
+        for _ in range(3):
+            assert await manager.agenerate("q", use_cache=False) == "b"
+        for _ in range(500):  # the outcomes travel to Redis in tasks of this loop
+            if not link._tasks:
+                break
+            await asyncio.sleep(0.001)
+        chunks = [c.text async for c in manager.astream("q", use_cache=False)]
+        assert "".join(chunks) == "b" and dead.calls == 3
+        assert raw(redis_url).hget(f"{namespace}:breaker:primary", "s") == b"1"
+    finally:
+        await manager.aclose()
 
 
 def test_an_unreachable_redis_degrades_once_and_requests_go_on(

@@ -13,15 +13,16 @@ round trip each, and mirrored into the local pybreaker state. Round trips:
   per-attempt timeout, released however the trial ends).
 
 While Redis is unavailable (see `Link`), the inherited in-process breaker decides alone.
-The async drivers await `aadmit` (redis-py's asyncio client); outcomes are recorded with the
-sync client on every driver (the attempt loop records synchronously), so under
-``agenerate`` a failure's round trip (about 0.1 ms on loopback, never more than ``timeout``)
-runs on the event loop's thread; a success costs none unless failures were counted.
+On an event loop the loop never waits on Redis: the async drivers await `aadmit` (redis-py's
+asyncio client), and an outcome recorded there (the attempt loop records synchronously) is
+sent by a task on that loop, its answer mirrored when it comes.
 """
 
 from __future__ import annotations
 
 import contextvars
+from asyncio import _get_running_loop
+from collections.abc import Callable
 
 from reliable_llm._breaker import (
     Admission,
@@ -43,10 +44,16 @@ _STATES = (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
 _ALLOWED = Admission.ALLOWED
 _REJECTED = Admission.REJECTED
 Answer = tuple[int, int, int, int, int]  # verdict, state, generation, wait_ms, failures
+Fallback = Callable[[], None] | None
 
 
 def _ms(seconds: float) -> int:
     return max(int(seconds * 1000), 1)
+
+
+def _cooldown_ms(cooldown: float | None) -> int:
+    """A cooldown for the scripts: 0 for none, else at least 1 ms (Redis rejects PX 0)."""
+    return 0 if cooldown is None else _ms(cooldown)
 
 
 def cooldown_hint(error: ProviderError) -> float | None:
@@ -123,19 +130,43 @@ class SharedBreaker(ModelBreaker):
                 self._cb.half_open()
         self._flush()
 
-    def _ask(self, script: str, args: tuple[object, ...]) -> bool:
-        """Run one decision script (one round trip); False when Redis failed."""
+    def _ask(self, script: str, args: tuple[object, ...], fallback: Fallback = None) -> None:
+        """Have Redis decide (one round trip); ``fallback`` runs instead when it cannot.
+
+        On an event loop's thread (the async drivers record outcomes synchronously) the round
+        trip runs as a task on that loop, so the loop never waits on Redis; the answer is
+        mirrored into this process when it comes.
+        """
         link = self._link
         if not link.usable():
-            return False
+            if fallback is not None:
+                fallback()
+            return
+        loop = _get_running_loop()
+        if loop is not None:
+            link.background(loop, self._aask(script, args, fallback))
+            return
         try:
             answer = link.scripts[script](keys=self._keys, args=args)
         except link.errors as exc:
             link.failed(exc)
-            return False
+            if fallback is not None:
+                fallback()
+            return
         link.succeeded()
         self._adopt(tuple(int(x) for x in answer))  # type: ignore[arg-type]
-        return True
+
+    async def _aask(self, script: str, args: tuple[object, ...], fallback: Fallback) -> None:
+        link = self._link
+        try:
+            answer = await link.ascript(script, self._keys, args)
+        except link.errors as exc:
+            link.failed(exc)
+            if fallback is not None:
+                fallback()
+            return
+        link.succeeded()
+        self._adopt(tuple(int(x) for x in answer))  # type: ignore[arg-type]
 
     # -- the breaker -----------------------------------------------------------------------------
 
@@ -203,39 +234,43 @@ class SharedBreaker(ModelBreaker):
     def snapshot(self) -> dict[str, object]:
         """The fleet's state, failures, policy and seconds until the next trial (a round trip;
         this process's view while Redis is unavailable)."""
-        self._ask("PEEK", ())
+        link = self._link
+        if link.usable():
+            try:
+                answer = link.scripts["PEEK"](keys=self._keys, args=())
+            except link.errors as exc:
+                link.failed(exc)
+            else:
+                link.succeeded()
+                self._adopt(tuple(int(x) for x in answer))  # type: ignore[arg-type]
         return super().snapshot()
 
     def record_success(self, admission: Ticket) -> None:
         """Record that an admitted call succeeded: a trial closes the fleet's breaker."""
         shared = admission.shared if type(admission) is Trial else None
-        if shared is None:
-            if admission is _ALLOWED and self._failures == 0:
-                return super().record_success(admission)  # nothing counted: no round trip
+        if shared is not None:
+            self._ask("SUCCESS", (0, shared))
+        elif type(admission) is Trial or (admission is _ALLOWED and self._failures == 0):
+            super().record_success(admission)  # this process's own trial, or nothing counted
+        else:
             gen = self._admitted.get(self._gen)
-            if type(admission) is Trial or not self._ask("SUCCESS", (gen, "")):
-                super().record_success(admission)
-            return
-        self._ask("SUCCESS", (0, shared))
+            self._ask("SUCCESS", (gen, ""), lambda: ModelBreaker.record_success(self, admission))
 
     def record_failure(self, admission: Ticket) -> None:
         """Record a failure that counts against the model, for the fleet."""
         self._fail(admission, None)
 
     def _fail(self, admission: Ticket, cooldown: float | None) -> None:
+        self._cool(cooldown)
         shared = admission.shared if type(admission) is Trial else None
-        policy = self.policy
-        recovery_ms = max(int(policy.recovery_timeout * 1000), 1)
         if shared is None and type(admission) is Trial:
             super().record_failure(admission)  # a trial this process granted alone
-            self._cool(cooldown)
             return
+        policy = self.policy
         gen = self._admitted.get(self._gen) if shared is None else 0
-        cooldown_ms = 0 if cooldown is None else max(int(cooldown * 1000), 1)
-        args = (gen, shared or "", policy.failure_threshold, recovery_ms, cooldown_ms)
-        if not self._ask("FAILURE", args) and shared is None:
-            super().record_failure(admission)
-        self._cool(cooldown)
+        args = (gen, shared or "", policy.failure_threshold, _ms(policy.recovery_timeout))
+        fallback = None if shared else lambda: ModelBreaker.record_failure(self, admission)
+        self._ask("FAILURE", (*args, _cooldown_ms(cooldown)), fallback)
 
     def _cool(self, cooldown: float | None) -> None:
         if cooldown is not None:
@@ -255,31 +290,24 @@ class SharedBreaker(ModelBreaker):
 
     def record_neutral(self, admission: Ticket) -> None:
         """Record an outcome that says nothing about the model: a trial frees the fleet's slot."""
+        self._neutral(admission, None)
+
+    def _neutral(self, admission: Ticket, cooldown: float | None) -> None:
+        self._cool(cooldown)
         shared = admission.shared if type(admission) is Trial else None
         if shared is None:
             super().record_neutral(admission)
-        else:
-            self._ask("NEUTRAL", (0, shared))
+            if cooldown is None:
+                return
+        self._ask("NEUTRAL", (0, shared or "", _cooldown_ms(cooldown)))
 
     def record(self, admission: Ticket, error: ProviderError) -> None:
         """Record a failed call; a 429 or 503 with a retry hint makes the fleet cool down."""
         cooldown = cooldown_hint(error)
         if error.counts_against_breaker:
             self._fail(admission, cooldown)
-            return
-        if cooldown is not None:
-            self._cool(cooldown)
-            link = self._link
-            if link.usable():
-                try:
-                    link.scripts["COOLDOWN"](
-                        keys=self._keys[2:], args=(max(int(cooldown * 1000), 1),)
-                    )
-                except link.errors as exc:
-                    link.failed(exc)
-                else:
-                    link.succeeded()
-        self.record_neutral(admission)
+        else:
+            self._neutral(admission, cooldown)
 
     def reset(self) -> None:
         """Close the breaker and forget its failures, in this process and in Redis."""

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reliable_llm._clock import Clock, SystemClock
@@ -70,10 +70,11 @@ class Link:
         self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self.scripts = {
             name: self.client.register_script(getattr(lua, name))
-            for name in ("ADMIT", "FAILURE", "SUCCESS", "NEUTRAL", "PEEK", "COOLDOWN", "RESET")
+            for name in ("ADMIT", "FAILURE", "SUCCESS", "NEUTRAL", "PEEK", "RESET")
         }
         self.lease_release = self.client.register_script(lua.LEASE_RELEASE)
         self.lease_renew = self.client.register_script(lua.LEASE_RENEW)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -116,6 +117,12 @@ class Link:
             client = Redis.from_url(self._url, retry=Retry(NoBackoff(), 0), **self._options)
             pair = self._async[loop] = (client, {})
         return pair
+
+    def background(self, loop: asyncio.AbstractEventLoop, call: Coroutine[Any, Any, None]) -> None:
+        """Run ``call`` as a task on ``loop`` (kept until done; `aclose` waits for it)."""
+        task = loop.create_task(call)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def ascript(self, name: str, keys: Sequence[str], args: Sequence[object]) -> Any:
         """Run the script ``name`` of `_redis_lua` with the running loop's asyncio client."""
@@ -187,7 +194,11 @@ class Link:
         """Close the running event loop's asyncio client, if it has one."""
         import asyncio
 
-        pair = self._async.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        mine = [task for task in self._tasks if task.get_loop() is loop]
+        if mine:  # outcomes still on their way to Redis
+            await asyncio.wait(mine, timeout=5 * self._options["socket_timeout"])
+        pair = self._async.pop(loop, None)
         if pair is not None:
             await pair[0].aclose()
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 __all__ = [
     "ADMIT",
-    "COOLDOWN",
     "FAILURE",
     "LEASE_RELEASE",
     "LEASE_RENEW",
@@ -116,8 +115,13 @@ return {0, s, g, left(), f}
 NEUTRAL = (
     _PRELUDE
     + """
--- ARGV: generation, token: a trial that got no verdict frees the lease for the next one.
-if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+-- ARGV: generation, token ('' unless a trial), cooldown_ms ('0' for none). A trial that got
+-- no verdict frees the lease for the next one; a retry hint cools the model (never shortened).
+local cooldown = tonumber(ARGV[3]) or 0
+if cooldown > 0 and redis.call('PTTL', KEYS[3]) < cooldown then
+  redis.call('SET', KEYS[3], '1', 'PX', cooldown)
+end
+if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 return {0, s, g, left(), f}
 """
 )
@@ -129,14 +133,6 @@ PEEK = (
 return {0, s, g, left(), f}
 """
 )
-
-COOLDOWN = """
--- KEYS[1]: the cooldown key; ARGV[1]: ms. Never shortened by a later, smaller hint.
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-end
-return redis.call('PTTL', KEYS[1])
-"""
 
 LEASE_RELEASE = """
 -- KEYS[1]: a single-flight lease; ARGV[1]: the holder's token. Only the holder frees it.

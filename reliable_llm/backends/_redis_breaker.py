@@ -118,6 +118,8 @@ class SharedBreaker(ModelBreaker):
                 self._blocked_until = until
         new = _STATES[state]
         if new is self.state:
+            if new is BreakerState.OPEN and wait_ms > 0:
+                self._trial_at = max(self._trial_at, now + wait_ms / 1000.0)  # a new window
             return
         with self._lock:
             self._trial = None

@@ -17,7 +17,6 @@ from typing import TypeVar
 
 from reliable_llm._clock import Clock
 from reliable_llm._singleflight import FlightTimeout
-from reliable_llm.backends import _redis_lua as lua
 from reliable_llm.backends._redis_link import Link
 
 __all__ = ["SharedFlight"]
@@ -93,7 +92,7 @@ class SharedFlight:
         link = self._link
         if link.usable():
             try:
-                await link.aclient().eval(lua.LEASE_RELEASE, 1, name, token)
+                await link.ascript("LEASE_RELEASE", (name,), (token,))
             except link.errors as exc:
                 link.failed(exc)
             else:

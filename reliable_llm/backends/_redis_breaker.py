@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 from asyncio import _get_running_loop
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from reliable_llm._breaker import (
     Admission,
@@ -37,6 +38,9 @@ from reliable_llm._errors import ProviderError, RateLimitError
 from reliable_llm._policies import BreakerPolicy
 from reliable_llm.backends._redis_link import Link
 from reliable_llm.backends._redis_lua import ALLOWED, COOLING, TRIAL
+
+if TYPE_CHECKING:
+    from reliable_llm._types import Attempt
 
 __all__ = ["SharedBreaker", "cooldown_hint"]
 
@@ -247,8 +251,9 @@ class SharedBreaker(ModelBreaker):
                 self._adopt(tuple(int(x) for x in answer))  # type: ignore[arg-type]
         return super().snapshot()
 
-    def record_success(self, admission: Ticket) -> None:
-        """Record that an admitted call succeeded: a trial closes the fleet's breaker."""
+    def record_success(self, admission: Ticket, call: Attempt | None = None) -> None:
+        """Record that an admitted call succeeded: a trial closes the fleet's breaker
+        (``call``, the attempt's record, is not read by the shared rule)."""
         shared = admission.shared if type(admission) is Trial else None
         if shared is not None:
             self._ask("SUCCESS", (0, shared))
@@ -258,7 +263,7 @@ class SharedBreaker(ModelBreaker):
             gen = self._admitted.get(self._gen)
             self._ask("SUCCESS", (gen, ""), lambda: ModelBreaker.record_success(self, admission))
 
-    def record_failure(self, admission: Ticket) -> None:
+    def record_failure(self, admission: Ticket, call: Attempt | None = None) -> None:
         """Record a failure that counts against the model, for the fleet."""
         self._fail(admission, None)
 
@@ -303,7 +308,7 @@ class SharedBreaker(ModelBreaker):
                 return
         self._ask("NEUTRAL", (0, shared or "", _cooldown_ms(cooldown)))
 
-    def record(self, admission: Ticket, error: ProviderError) -> None:
+    def record(self, admission: Ticket, error: ProviderError, call: Attempt | None = None) -> None:
         """Record a failed call; a 429 or 503 with a retry hint makes the fleet cool down."""
         cooldown = cooldown_hint(error)
         if error.counts_against_breaker:

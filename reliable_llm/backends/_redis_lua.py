@@ -39,12 +39,18 @@ local g = tonumber(h[2]) or 0
 local u = tonumber(h[3]) or 0
 local f = tonumber(h[4]) or 0
 local function left() if u > now then return u - now end return 0 end
-local function open(recovery_ms)
+-- Open for recovery_ms, times the consecutive openings ('e') when cap_ms > 0 (capped there),
+-- plus jitter_ms (the policy's open_time, Envoy's ejection time); never shortened.
+local function open(recovery_ms, cap_ms, jitter_ms)
+  local e = (tonumber(redis.call('HGET', KEYS[1], 'e')) or 0) + 1
+  local ms = recovery_ms
+  if cap_ms > 0 then ms = math.min(recovery_ms * e, cap_ms) end
+  ms = ms + jitter_ms
   g = g + 1
   s = 1
   f = 0
-  if now + recovery_ms > u then u = now + recovery_ms end
-  redis.call('HSET', KEYS[1], 's', s, 'g', g, 'u', u, 'f', f)
+  if now + ms > u then u = now + ms end
+  redis.call('HSET', KEYS[1], 's', s, 'g', g, 'u', u, 'f', f, 'e', e)
   redis.call('DEL', KEYS[2])
 end
 """
@@ -73,18 +79,21 @@ FAILURE = (
     _PRELUDE
     + """
 -- ARGV: generation, token ('' unless a trial), failure_threshold, recovery_ms, cooldown_ms
--- (a 429's or 503's retry hint, '0' for none: the cooldown, never shortened, is set first).
+-- (a 429's or 503's retry hint, '0' for none: the cooldown, never shortened, is set first),
+-- max_recovery_ms ('0': the open time does not grow), jitter_ms.
+local cap_ms = tonumber(ARGV[6]) or 0
+local jitter_ms = tonumber(ARGV[7]) or 0
 local cooldown = tonumber(ARGV[5]) or 0
 if cooldown > 0 and redis.call('PTTL', KEYS[3]) < cooldown then
   redis.call('SET', KEYS[3], '1', 'PX', cooldown)
 end
 if ARGV[2] ~= '' then
-  if redis.call('GET', KEYS[2]) == ARGV[2] then open(tonumber(ARGV[4])) end
+  if redis.call('GET', KEYS[2]) == ARGV[2] then open(tonumber(ARGV[4]), cap_ms, jitter_ms) end
   return {0, s, g, left(), f}
 end
 if s == 0 and tonumber(ARGV[1]) == g then
   f = redis.call('HINCRBY', KEYS[1], 'f', 1)
-  if f >= tonumber(ARGV[3]) then open(tonumber(ARGV[4])) end
+  if f >= tonumber(ARGV[3]) then open(tonumber(ARGV[4]), cap_ms, jitter_ms) end
 end
 return {0, s, g, left(), f}
 """
@@ -100,7 +109,7 @@ if ARGV[2] ~= '' then
     g = g + 1
     s = 0
     f = 0
-    redis.call('HSET', KEYS[1], 's', s, 'g', g, 'f', f)
+    redis.call('HSET', KEYS[1], 's', s, 'g', g, 'f', f, 'e', 0)
   end
   return {0, s, g, left(), f}
 end
@@ -143,7 +152,7 @@ return 0
 RESET = """
 -- KEYS: breaker hash, trial lease: close the breaker and forget its failures (a new generation).
 local g = tonumber(redis.call('HGET', KEYS[1], 'g')) or 0
-redis.call('HSET', KEYS[1], 's', 0, 'g', g + 1, 'f', 0, 'u', 0)
+redis.call('HSET', KEYS[1], 's', 0, 'g', g + 1, 'f', 0, 'u', 0, 'e', 0)
 redis.call('DEL', KEYS[2])
 return g + 1
 """

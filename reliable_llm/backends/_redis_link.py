@@ -195,7 +195,7 @@ class Link:
         import asyncio
 
         loop = asyncio.get_running_loop()
-        mine = [task for task in self._tasks if task.get_loop() is loop]
+        mine = [task for task in tuple(self._tasks) if task.get_loop() is loop]
         if mine:  # outcomes still on their way to Redis
             await asyncio.wait(mine, timeout=5 * self._options["socket_timeout"])
         pair = self._async.pop(loop, None)

@@ -506,3 +506,17 @@ def test_without_redis_py_the_error_names_the_extra(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "redis", None)  # import redis now raises ImportError
     with pytest.raises(ConfigurationError, match=r"reliable-llm\[redis\]"):
         RedisState("redis://127.0.0.1:1/0")
+
+
+def test_the_shared_cache_count_is_a_scan_reused_for_five_seconds(
+    redis_url: str, namespace: str
+) -> None:
+    """len(cache) counts the namespace's entries in Redis; metrics reuse a count for 5 s."""
+    clock = FakeClock()
+    manager, _ = fleet_manager(redis_url, namespace, Counting(), Counting(), clock=clock)
+    manager.generate("one")
+    assert len(manager.cache) == 1
+    manager.generate("two")
+    assert manager.get_metrics()["cache"]["size"] == 1  # the count of a moment ago
+    clock.advance(5.0)
+    assert len(manager.cache) == 2

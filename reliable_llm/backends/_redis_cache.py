@@ -15,7 +15,10 @@ from typing import Any
 from reliable_llm._cache import InMemoryCache
 from reliable_llm.backends._redis_link import Link
 
-__all__ = ["RedisCache"]
+__all__ = ["COUNT_FOR", "RedisCache"]
+
+COUNT_FOR = 5.0
+"""Seconds `RedisCache.__len__` reuses its last count."""
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -32,12 +35,13 @@ def _decode(raw: bytes | None) -> Mapping[str, Any] | None:
 class RedisCache:
     """A `reliable_llm.CacheBackend` shared through Redis (built by `RedisState`)."""
 
-    __slots__ = ("_link", "_local", "_prefix")
+    __slots__ = ("_counted", "_link", "_local", "_prefix")
 
     def __init__(self, link: Link, local: InMemoryCache) -> None:
         self._link = link
         self._local = local
         self._prefix = f"{link.namespace}:cache:"
+        self._counted: tuple[float, int] | None = None  # (when, count) of the last SCAN
 
     def get(self, key: str) -> Mapping[str, Any] | None:
         """The value under ``key`` from Redis (from this process's cache during an outage)."""
@@ -118,6 +122,7 @@ class RedisCache:
     def clear(self) -> None:
         """Remove every entry of this namespace, in Redis and here."""
         self._local.clear()
+        self._counted = None
         link = self._link
         if link.usable():
             try:
@@ -135,15 +140,22 @@ class RedisCache:
                 link.succeeded()
 
     def __len__(self) -> int:
-        """Entries of this namespace in Redis (a SCAN: for metrics, not for hot paths)."""
+        """Entries of this namespace in Redis: a SCAN (one round trip per 1,000 keys), so
+        the count is reused for `COUNT_FOR` seconds (metrics read it on every snapshot)."""
         link = self._link
+        now = link.clock.monotonic()
+        counted = self._counted
+        if counted is not None and now - counted[0] < COUNT_FOR:
+            return counted[1]
         if link.usable():
             try:
-                count = sum(1 for _ in link.client.scan_iter(match=self._prefix + "*", count=500))
+                names = link.client.scan_iter(match=self._prefix + "*", count=1000)
+                count = sum(1 for _ in names)
             except link.errors as exc:
                 link.failed(exc)
             else:
                 link.succeeded()
+                self._counted = (now, count)
                 return count
         return len(self._local)
 

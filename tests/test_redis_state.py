@@ -520,3 +520,23 @@ def test_the_shared_cache_count_is_a_scan_reused_for_five_seconds(
     assert manager.get_metrics()["cache"]["size"] == 1  # the count of a moment ago
     clock.advance(5.0)
     assert len(manager.cache) == 2
+
+
+def test_junk_in_the_shared_cache_is_a_miss_reported_once_and_evicted(
+    redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache entry that is not JSON (written by something else) is a miss, one CacheError,
+    and gone: the next request caches a good answer."""
+    from reliable_llm.events import CacheError
+
+    primary = Counting("fresh")
+    manager, events = fleet_manager(redis_url, namespace, primary, Counting())
+    key = f"{namespace}:cache:{prompt_cache_key('primary', 'q')}"
+    raw(redis_url).set(key, b"\x80\x04pickled-looking junk")
+    with caplog.at_level(logging.WARNING, logger="reliable_llm"):
+        assert manager.generate("q") == "fresh"
+        assert manager.generate("q") == "fresh"
+    errors = [e for e in events if isinstance(e, CacheError)]
+    assert len(errors) == 1 and "not JSON" in errors[0].error and "junk" not in errors[0].error
+    assert primary.calls == 1
+    assert json.loads(raw(redis_url).get(key))["text"] == "fresh"

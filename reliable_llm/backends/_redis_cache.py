@@ -24,11 +24,17 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=F
 
 
 def _decode(raw: bytes | None) -> Mapping[str, Any] | None:
+    """The entry's JSON object; ValueError (naming no content) when it is not one."""
     if raw is None:
         return None
-    value = json.loads(raw)
+    try:
+        value = json.loads(raw)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError("unreadable cache entry (not JSON text); it was evicted") from None
     if not isinstance(value, Mapping):
-        raise ValueError(f"the cache entry is a JSON {type(value).__name__}, not an object")
+        raise ValueError(
+            f"unreadable cache entry (a JSON {type(value).__name__}, not an object); it was evicted"
+        )
     return value
 
 
@@ -53,7 +59,11 @@ class RedisCache:
                 link.failed(exc)
             else:
                 link.succeeded()
-                return _decode(raw)
+                try:
+                    return _decode(raw)
+                except ValueError:
+                    self.delete(key)  # reported once by the caller, then gone
+                    raise
         return self._local.get(key)
 
     def set(self, key: str, value: Mapping[str, Any], ttl: float | None) -> None:
@@ -91,7 +101,11 @@ class RedisCache:
                 link.failed(exc)
             else:
                 link.succeeded()
-                return _decode(raw)
+                try:
+                    return _decode(raw)
+                except ValueError:
+                    await self.adelete(key)
+                    raise
         return self._local.get(key)
 
     async def aset(self, key: str, value: Mapping[str, Any], ttl: float | None) -> None:

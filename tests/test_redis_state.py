@@ -383,10 +383,7 @@ async def test_the_async_path_never_waits_on_the_blocking_client(
     try:
         for _ in range(3):
             assert await manager.agenerate("q", use_cache=False) == "b"
-        for _ in range(500):  # the outcomes travel to Redis in tasks of this loop
-            if not link._tasks:
-                break
-            await asyncio.sleep(0.001)
+        await _settled(manager)  # the outcomes travel to Redis in tasks of this loop
         chunks = [c.text async for c in manager.astream("q", use_cache=False)]
         assert "".join(chunks) == "b" and dead.calls == 3
         assert raw(redis_url).hget(f"{namespace}:breaker:primary", "s") == b"1"
@@ -540,3 +537,65 @@ def test_junk_in_the_shared_cache_is_a_miss_reported_once_and_evicted(
     assert len(errors) == 1 and "not JSON" in errors[0].error and "junk" not in errors[0].error
     assert primary.calls == 1
     assert json.loads(raw(redis_url).get(key))["text"] == "fresh"
+
+
+def _half_open(url: str, namespace: str, manager: LLMManager, clock: FakeClock) -> None:
+    """Open primary's shared breaker with three failures, then end its window."""
+    for _ in range(3):
+        manager.generate("q", use_cache=False)
+    expire_window(url, namespace, "primary", clock)
+
+
+def test_a_trial_interrupted_by_keyboard_interrupt_frees_the_fleet_slot(
+    redis_url: str, namespace: str
+) -> None:
+    """KeyboardInterrupt inside the fleet's one trial: the lease is released, not left to expire."""
+    clock = FakeClock()
+    primary = Counting(error=ServerError("down"))
+    manager, _ = fleet_manager(redis_url, namespace, primary, Counting(), clock=clock)
+    _half_open(redis_url, namespace, manager, clock)
+    primary.error = KeyboardInterrupt()  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        manager.generate("q", use_cache=False)
+    assert raw(redis_url).exists(f"{namespace}:trial:primary") == 0
+    primary.error = None
+    assert manager.generate("q", use_cache=False) == "ok"  # the next request takes the trial
+
+
+async def _settled(manager: LLMManager) -> None:
+    """Wait (up to 1 s) until the outcomes recorded on this loop have reached Redis."""
+    link = manager.shared_state._link  # type: ignore[union-attr]
+    for _ in range(1000):
+        if not link._tasks:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("outcomes still on their way to Redis after 1 s")
+
+
+async def test_a_cancelled_async_trial_frees_the_fleet_slot(redis_url: str, namespace: str) -> None:
+    """A task cancelled during the fleet's trial releases the lease (from a task of its loop)."""
+    clock = FakeClock()
+    started = asyncio.Event()
+
+    async def hangs(prompt: str, **kwargs: Any) -> str:
+        started.set()
+        await asyncio.sleep(60)
+        return "late"
+
+    manager, _ = fleet_manager(
+        redis_url, namespace, Counting(error=ServerError("down")), Counting(), clock=clock
+    )
+    for _ in range(3):
+        await manager.agenerate("q", use_cache=False)
+    await _settled(manager)
+    expire_window(redis_url, namespace, "primary", clock)
+    manager.register_model("primary", hangs, replace=True)
+    task = asyncio.create_task(manager.agenerate("q", use_cache=False))
+    await started.wait()
+    assert raw(redis_url).exists(f"{namespace}:trial:primary") == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _settled(manager)  # the release travels in a task of this loop
+    assert raw(redis_url).exists(f"{namespace}:trial:primary") == 0
+    await manager.aclose()

@@ -599,3 +599,22 @@ async def test_a_cancelled_async_trial_frees_the_fleet_slot(redis_url: str, name
     await _settled(manager)  # the release travels in a task of this loop
     assert raw(redis_url).exists(f"{namespace}:trial:primary") == 0
     await manager.aclose()
+
+
+def test_calls_failing_together_at_an_outage_do_not_stretch_the_probe_wait() -> None:
+    """Eight calls that fail at once start one outage: the first probe still comes after
+    0.5 s; only failed probes double the wait."""
+    clock = FakeClock()
+    state = RedisState("redis://127.0.0.1:1/0")
+    LLMManager(shared_state=state, clock=clock)
+    link = state._link
+    for _ in range(8):
+        link.failed(ConnectionError("refused"))
+    clock.advance(0.5)
+    assert link.usable()  # the probe
+    assert not link.usable()  # one at a time
+    link.failed(ConnectionError("refused"))  # the probe failed: now 1 s
+    clock.advance(0.9)
+    assert not link.usable()
+    clock.advance(0.1)
+    assert link.usable()

@@ -88,6 +88,7 @@ class Link:
         self._backoff = self._backoff_min
         self.down_since: float | None = None
         self._retry_at = 0.0
+        self._probes = 0  # probes granted by `usable` whose answer is still to come
 
     def token(self) -> str:
         """A token no other holder in the fleet uses (for trial and single-flight leases)."""
@@ -146,6 +147,7 @@ class Link:
                 return self.down_since is None
             # This caller probes; the others keep going locally until it has an answer.
             self._retry_at = now + self._backoff
+            self._probes += 1
             return True
 
     def failed(self, exc: BaseException) -> None:
@@ -156,9 +158,14 @@ class Link:
             if first:
                 self.down_since = now
                 self._backoff = self._backoff_min
-            else:
+                self._probes = 0
+                self._retry_at = now + self._backoff
+            elif self._probes:
+                # A probe failed: wait longer. Calls that were in flight when the outage
+                # began fail too, but they are not probes and must not stretch the wait.
+                self._probes -= 1
                 self._backoff = min(self._backoff * 2, self._backoff_max)
-            self._retry_at = now + self._backoff
+                self._retry_at = now + self._backoff
             emitters = tuple(self._emitters) if first else ()
         if first:
             detail = f"{type(exc).__name__}: {exc}"

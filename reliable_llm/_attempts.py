@@ -85,6 +85,9 @@ class ModelAttempts:
         self.errors: list[ProviderError] = []
         self.failure: ModelFailure | None = None
         self.first_chunk: float | None = None  # set by the stream drivers once a stream opens
+        budget = entry.budget
+        if budget is not None:
+            budget.deposit()  # one request to this model, for its retry budget
 
     def start(self) -> float | None:
         """Begin the next attempt: its timeout in seconds, or None when the deadline passed."""
@@ -129,12 +132,11 @@ class ModelAttempts:
     def _record(self, error: ProviderError) -> None:
         engine = self.engine
         self.in_flight = False
-        self.entry.breaker.record(self.admission, error)
-        self.errors.append(error)
         started = self.started
-        attempt = Attempt(
-            self.entry.name, self.number, engine.clock.monotonic() - started, error, False, started
-        )
+        duration = engine.clock.monotonic() - started
+        self.entry.breaker.record(self.admission, error, duration)
+        self.errors.append(error)
+        attempt = Attempt(self.entry.name, self.number, duration, error, False, started)
         self.plan.attempts.append(attempt)
         engine.emit(attempt)
 
@@ -163,6 +165,7 @@ class ModelAttempts:
             engine.random(),
             now - self.started,
             entry is not plan.entries[-1],
+            entry.budget,
         )
         if isinstance(step, FailureReason):
             self.failure = ModelFailure(entry.name, step, tuple(self.errors))
@@ -186,17 +189,15 @@ class ModelAttempts:
         engine = self.engine
         plan = self.plan
         self.in_flight = False
-        entry.breaker.record_success(self.admission)
         started = self.started
-        attempt = Attempt(
-            entry.name,
-            self.number,
-            engine.clock.monotonic() - started,
-            None,
-            False,
-            started,
-            self.first_chunk,
+        duration = engine.clock.monotonic() - started
+        first_chunk = self.first_chunk
+        # A stream's latency, for the slow-call rule, is its time to first chunk: how long a
+        # long answer takes to stream says nothing about the model's health.
+        entry.breaker.record_success(
+            self.admission, duration if first_chunk is None else first_chunk
         )
+        attempt = Attempt(entry.name, self.number, duration, None, False, started, first_chunk)
         plan.attempts.append(attempt)
         engine.emit(attempt)
         prices = entry.prices

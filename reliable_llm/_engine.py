@@ -53,7 +53,10 @@ class Engine:
     def run(self, plan: Plan) -> ChatResponse:
         """Serve the plan with blocking calls."""
         for index, entry in enumerate(plan.entries):
-            ticket = entry.breaker.admit(plan.per_attempt)
+            breaker = entry.breaker
+            ticket = breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and breaker.panic_threshold is not None:
+                ticket = breaker.admit_in_panic(plan.entries, plan.per_attempt)
             if ticket is _REJECTED:
                 failure = entry.circuit_open
             else:
@@ -93,7 +96,10 @@ class Engine:
     async def arun(self, plan: Plan) -> ChatResponse:
         """Serve the plan without blocking the event loop."""
         for index, entry in enumerate(plan.entries):
-            ticket = entry.breaker.admit(plan.per_attempt)
+            breaker = entry.breaker
+            ticket = breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and breaker.panic_threshold is not None:
+                ticket = breaker.admit_in_panic(plan.entries, plan.per_attempt)
             if ticket is _REJECTED:
                 failure = entry.circuit_open
             else:
@@ -130,7 +136,10 @@ class Engine:
     def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Stream from the first model that yields a chunk; ``state`` gets the whole answer."""
         for index, entry in enumerate(plan.entries):
-            ticket = entry.breaker.admit(plan.per_attempt)
+            breaker = entry.breaker
+            ticket = breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and breaker.panic_threshold is not None:
+                ticket = breaker.admit_in_panic(plan.entries, plan.per_attempt)
             if ticket is _REJECTED:
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break
@@ -193,7 +202,10 @@ class Engine:
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
         for index, entry in enumerate(plan.entries):
-            ticket = entry.breaker.admit(plan.per_attempt)
+            breaker = entry.breaker
+            ticket = breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and breaker.panic_threshold is not None:
+                ticket = breaker.admit_in_panic(plan.entries, plan.per_attempt)
             if ticket is _REJECTED:
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break

@@ -426,13 +426,17 @@ def test_default_breaker_snapshot_has_no_window(manager: LLMManager) -> None:
     assert (info["window_calls"], info["failure_rate"], info["panic_trials"]) == (None, None, 0)
 
 
-def test_readme_breaker_snippet_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_breaker_snippet_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The README's breaker and retry-budget example runs as written and shows what it says."""
     monkeypatch.setattr("reliable_llm._manager.SystemClock", FakeClock)
     section = README.read_text().split("## Breakers that fit real failure patterns", 1)[1]
     code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
     namespace: dict[str, object] = {}
     exec(compile(code, str(README), "exec"), namespace)
-    manager = namespace["manager"]
-    assert isinstance(manager, LLMManager)
-    assert manager.get_model_info("gpt-4o")["retry_budget"]["percent"] == 20.0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["ok", "66.67 0"]
+    assert lines[2] == (
+        "{'percent': 20, 'window': 10.0, 'requests': 1, 'retries': 2, 'allowed': 3}"
+    )

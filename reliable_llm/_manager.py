@@ -296,13 +296,19 @@ class LLMManager:
         ``fallbacks`` (``total``, ``by_pair`` as ``"from->to"``, ``by_reason``),
         ``breaker_transitions``, ``latency`` (``avg``, ``p50``, ``p95``, ``p99`` seconds of
         uncached requests), ``tokens`` (``input``, ``output``, ``total``), ``models`` (per model:
-        the counters of `get_model_info` and ``breaker_state``), ``active_model`` and
-        ``fallback_chain``. Latency percentiles cover the most recent 2,048 requests.
+        the counters of `get_model_info`, ``breaker_state``, ``breaker_ejections`` and
+        ``breaker_failure_rate``, a percentage or None without a sliding window),
+        ``active_model`` and ``fallback_chain``. Latency percentiles cover the most recent
+        2,048 requests.
         """
         snapshot = MetricsSnapshot(self.metrics.snapshot(cache_size(self.cache)))
         registry = self._registry
         for name, entry in registry.models.items():
-            snapshot["models"][name]["breaker_state"] = entry.breaker.state.value
+            breaker = entry.breaker
+            model = snapshot["models"][name]
+            model["breaker_state"] = breaker.state.value
+            model["breaker_ejections"] = breaker.ejections
+            model["breaker_failure_rate"] = breaker.rates()[1]
         snapshot["active_model"] = registry.active
         snapshot["fallback_chain"] = list(registry.chain)
         return snapshot

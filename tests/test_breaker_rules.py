@@ -417,6 +417,8 @@ def test_model_info_shows_the_failure_rate_and_ejections(manager: LLMManager) ->
         "ejections": 0,
         "open_time": 60.0,
     }
+    metrics = manager.get_metrics()["models"]["m"]
+    assert (metrics["breaker_failure_rate"], metrics["breaker_ejections"]) == (33.33, 0)
 
 
 def test_default_breaker_snapshot_has_no_window(manager: LLMManager) -> None:

@@ -1,4 +1,4 @@
-"""The opt-in breaker and retry-budget settings validate at construction; open times stay bounded."""
+"""Opt-in breaker and retry-budget settings validate at construction; open times stay bounded."""
 
 from __future__ import annotations
 

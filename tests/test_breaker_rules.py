@@ -325,7 +325,7 @@ def _route(clock: FakeClock, opened: int, panic: float | None = 50) -> list[_Mem
 
 
 def test_panic_lets_one_trial_through_when_most_of_the_route_is_open(clock: FakeClock) -> None:
-    """Two of three open (33% healthy < 50%): an open breaker takes its trial at once, one at a time."""
+    """Two of three open (33% healthy < 50%): an open breaker takes one trial at once."""
     route = _route(clock, opened=2)
     breaker = route[0].breaker
     assert breaker.admit() is Admission.REJECTED

@@ -68,7 +68,7 @@ def default() -> Soak:
 
 
 def test_consecutive_failure_default_fails_fast_on_a_mostly_healthy_route(default: Soak) -> None:
-    """The default breakers open together often: over 10% of requests fail fast (the issue's 11.6%)."""
+    """The default breakers often open together: over 10% of requests fail fast (issue: 11.6%)."""
     assert default.failed_fast > 0.10
 
 

@@ -85,9 +85,8 @@ class ModelAttempts:
         self.errors: list[ProviderError] = []
         self.failure: ModelFailure | None = None
         self.first_chunk: float | None = None  # set by the stream drivers once a stream opens
-        budget = entry.budget
-        if budget is not None:
-            budget.deposit()  # one request to this model, for its retry budget
+        if entry.budget:
+            entry.budget.deposit()  # one request to this model, for its retry budget
 
     def start(self) -> float | None:
         """Begin the next attempt: its timeout in seconds, or None when the deadline passed."""
@@ -133,10 +132,11 @@ class ModelAttempts:
         engine = self.engine
         self.in_flight = False
         started = self.started
-        duration = engine.clock.monotonic() - started
-        self.entry.breaker.record(self.admission, error, duration)
+        attempt = Attempt(
+            self.entry.name, self.number, engine.clock.monotonic() - started, error, False, started
+        )
+        self.entry.breaker.record(self.admission, error, attempt)
         self.errors.append(error)
-        attempt = Attempt(self.entry.name, self.number, duration, error, False, started)
         self.plan.attempts.append(attempt)
         engine.emit(attempt)
 
@@ -190,14 +190,16 @@ class ModelAttempts:
         plan = self.plan
         self.in_flight = False
         started = self.started
-        duration = engine.clock.monotonic() - started
-        first_chunk = self.first_chunk
-        # A stream's latency, for the slow-call rule, is its time to first chunk: how long a
-        # long answer takes to stream says nothing about the model's health.
-        entry.breaker.record_success(
-            self.admission, duration if first_chunk is None else first_chunk
+        attempt = Attempt(
+            entry.name,
+            self.number,
+            engine.clock.monotonic() - started,
+            None,
+            False,
+            started,
+            self.first_chunk,
         )
-        attempt = Attempt(entry.name, self.number, duration, None, False, started, first_chunk)
+        entry.breaker.record_success(self.admission, attempt)
         plan.attempts.append(attempt)
         engine.emit(attempt)
         prices = entry.prices

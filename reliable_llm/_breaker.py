@@ -18,12 +18,15 @@ import enum
 import random as _random
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reliable_llm._clock import Clock
 from reliable_llm._errors import CircuitOpenError, ProviderError
 from reliable_llm._policies import BreakerPolicy
 from reliable_llm._windows import CountWindow, TimeWindow, Window
+
+if TYPE_CHECKING:
+    from reliable_llm._types import Attempt
 
 __all__ = ["Admission", "BreakerState", "HasBreaker", "ModelBreaker", "Ticket", "Trial"]
 
@@ -64,7 +67,9 @@ Ticket = Admission | Trial
 """What `ModelBreaker.admit` hands out: ALLOWED, REJECTED or a `Trial`."""
 
 _ALLOWED = Admission.ALLOWED
+_REJECTED = Admission.REJECTED
 _CLOSED = BreakerState.CLOSED
+_OPEN = BreakerState.OPEN
 
 
 TransitionHook = Callable[[str, BreakerState, BreakerState], None]
@@ -75,6 +80,16 @@ class HasBreaker(Protocol):
 
     @property
     def breaker(self) -> ModelBreaker: ...
+
+
+def latency(call: Attempt | None) -> float:
+    """A call's latency for the slow-call rule, in seconds: a stream's time to first chunk
+    (how long a long answer takes to stream says nothing about the model's health), else
+    the call's duration; 0 when there is no record."""
+    if call is None:
+        return 0.0
+    first_chunk = call.first_chunk
+    return call.duration if first_chunk is None else first_chunk
 
 
 def _window(policy: BreakerPolicy) -> Window | None:
@@ -154,7 +169,7 @@ class ModelBreaker:
         self._on_change = on_change
         self._random = random or _random.random  # jitter of the open time, drawn unlocked
         self._jitter = policy.recovery_jitter > 0
-        self._fraction = 0.0  # the random drawn for the opening about to happen
+        self._fraction = 0.0  # the latest random drawn for an opening's jitter
         self._lock = threading.Lock()
         self._trial_at = 0.0  # when an open breaker lets its next trial through
         self._trial: Trial | None = None
@@ -174,7 +189,6 @@ class ModelBreaker:
         if new is BreakerState.OPEN:
             self._ejections += 1
             self._open_for = self.policy.open_time(self._ejections, self._fraction)
-            self._fraction = 0.0
             # Stored as a deadline, compared with >=: a fake clock advanced by exactly the
             # recovery timeout reaches it (now - opened_at < timeout may round the other way).
             self._trial_at = self._clock.monotonic() + self._open_for
@@ -264,10 +278,10 @@ class ModelBreaker:
                 timeout); after that another request may take the trial.
         """
         state = self.state
-        if state is BreakerState.CLOSED:
-            return Admission.ALLOWED
-        if state is BreakerState.OPEN and self._clock.monotonic() < self._trial_at:
-            return Admission.REJECTED  # the common case while open: no lock needed
+        if state is _CLOSED:
+            return _ALLOWED
+        if state is _OPEN and self._clock.monotonic() < self._trial_at:
+            return _REJECTED  # the common case while open: no lock needed
         ticket = self._admit_locked(lease, early=False)
         self._flush()
         return ticket
@@ -324,21 +338,22 @@ class ModelBreaker:
             raise CircuitOpenError(self.model, self.retry_in())
         return admission
 
-    def record_success(self, admission: Ticket, duration: float = 0.0) -> None:
-        """Record that an admitted call succeeded after ``duration`` seconds.
+    def record_success(self, admission: Ticket, call: Attempt | None = None) -> None:
+        """Record that an admitted call succeeded.
 
-        A call slower than the policy's ``slow_call_duration_threshold`` counts as slow; a
-        slow half-open trial re-opens the breaker.
+        ``call`` is its `Attempt` record, whose latency (`latency`) the slow-call rule reads:
+        a call slower than the policy's ``slow_call_duration_threshold`` counts as slow, and
+        a slow half-open trial re-opens the breaker.
         """
         if admission is _ALLOWED and self.state is _CLOSED:
-            if self._window is not None:
-                self._tally(False, duration)
+            if self._window:
+                self._tally(False, latency(call))
             elif self._cb.fail_counter:
                 with self._lock:
                     self._cb._state_storage.reset_counter()
             return
         slow_after = self._slow_after
-        slow = slow_after is not None and duration > slow_after
+        slow = slow_after is not None and latency(call) > slow_after
         fraction = self._draw() if slow else 0.0
         with self._lock:
             if admission is _ALLOWED or admission is self._trial:
@@ -353,15 +368,15 @@ class ModelBreaker:
                         self._cb.close()
         self._flush()
 
-    def record_failure(self, admission: Ticket, duration: float = 0.0) -> None:
-        """Record that an admitted call failed, after ``duration`` seconds, in a way that
-        counts against the model."""
-        if admission is _ALLOWED and self._window is not None:
-            self._tally(True, duration)
+    def record_failure(self, admission: Ticket, call: Attempt | None = None) -> None:
+        """Record that an admitted call failed in a way that counts against the model
+        (``call``: its `Attempt` record, for the slow-call rule)."""
+        if self._window and admission is _ALLOWED:
+            self._tally(True, latency(call))
             return
-        fraction = self._draw()
+        if self._jitter:
+            self._fraction = self._random()  # drawn unlocked: see `_draw`
         with self._lock:
-            self._fraction = fraction
             if isinstance(admission, Trial):
                 if admission is self._trial:
                     self._cb._inc_counter()
@@ -377,12 +392,12 @@ class ModelBreaker:
                     self._cb.open()
         self._flush()
 
-    def _tally(self, failed: bool, duration: float) -> None:
+    def _tally(self, failed: bool, seconds: float) -> None:
         """Add an ordinary call's outcome to the sliding window; open the breaker when the
         failure rate, the slow-call rate or (without a failure rate) the consecutive rule
         says so."""
         slow_after = self._slow_after
-        slow = slow_after is not None and duration > slow_after
+        slow = slow_after is not None and seconds > slow_after
         fraction = self._draw()
         now = self._clock.monotonic()
         policy = self.policy
@@ -423,10 +438,10 @@ class ModelBreaker:
                 if admission is self._trial:
                     self._trial = None
 
-    def record(self, admission: Ticket, error: ProviderError, duration: float = 0.0) -> None:
-        """Record a failed call, ``duration`` seconds long, by the error's classification."""
+    def record(self, admission: Ticket, error: ProviderError, call: Attempt | None = None) -> None:
+        """Record a failed call (``call``: its `Attempt` record) by the error's classification."""
         if error.counts_against_breaker:
-            self.record_failure(admission, duration)
+            self.record_failure(admission, call)
         else:
             self.record_neutral(admission)
 

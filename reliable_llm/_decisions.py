@@ -64,6 +64,6 @@ def next_step(
         # The retry does not fit this request's time left: give this model up, not the
         # request; the next model may still answer in the time that remains.
         return FailureReason.BACKOFF_EXCEEDS_DEADLINE
-    if budget is not None and not budget.try_spend():
+    if budget and not budget.try_spend():
         return FailureReason.RETRY_BUDGET_EXHAUSTED
     return delay

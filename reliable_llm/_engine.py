@@ -53,11 +53,12 @@ class Engine:
     def run(self, plan: Plan) -> ChatResponse:
         """Serve the plan with blocking calls."""
         for index, entry in enumerate(plan.entries):
-            breaker = entry.breaker
-            ticket = breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and breaker.panic_threshold is not None:
-                ticket = breaker.admit_in_panic(plan.entries, plan.per_attempt)
-            if ticket is _REJECTED:
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 failure = entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
@@ -96,11 +97,12 @@ class Engine:
     async def arun(self, plan: Plan) -> ChatResponse:
         """Serve the plan without blocking the event loop."""
         for index, entry in enumerate(plan.entries):
-            breaker = entry.breaker
-            ticket = breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and breaker.panic_threshold is not None:
-                ticket = breaker.admit_in_panic(plan.entries, plan.per_attempt)
-            if ticket is _REJECTED:
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 failure = entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
@@ -136,11 +138,12 @@ class Engine:
     def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Stream from the first model that yields a chunk; ``state`` gets the whole answer."""
         for index, entry in enumerate(plan.entries):
-            breaker = entry.breaker
-            ticket = breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and breaker.panic_threshold is not None:
-                ticket = breaker.admit_in_panic(plan.entries, plan.per_attempt)
-            if ticket is _REJECTED:
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break
                 continue
@@ -202,11 +205,12 @@ class Engine:
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
         for index, entry in enumerate(plan.entries):
-            breaker = entry.breaker
-            ticket = breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and breaker.panic_threshold is not None:
-                ticket = breaker.admit_in_panic(plan.entries, plan.per_attempt)
-            if ticket is _REJECTED:
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break
                 continue

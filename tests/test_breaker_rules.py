@@ -12,6 +12,7 @@ from drivers import Ask
 
 from reliable_llm import (
     AllModelsFailedError,
+    Attempt,
     BreakerPolicy,
     BreakerState,
     FailureReason,
@@ -33,6 +34,11 @@ def _rate(clock: FakeClock, **overrides: object) -> ModelBreaker:
     }
     settings.update(overrides)
     return ModelBreaker("m", BreakerPolicy(**settings), clock)  # type: ignore[arg-type]
+
+
+def _took(seconds: float) -> Attempt:
+    """The record of a call that took ``seconds``."""
+    return Attempt("m", 1, seconds)
 
 
 def _outcomes(breaker: ModelBreaker, pattern: str) -> None:
@@ -174,12 +180,12 @@ def test_slow_calls_open_the_breaker(clock: FakeClock) -> None:
         clock,
     )
     for duration in (0.5, 3.0, 0.5):
-        breaker.record_success(breaker.admit(), duration)
+        breaker.record_success(breaker.admit(), _took(duration))
     assert breaker.snapshot()["slow_call_rate"] == pytest.approx(33.33)
-    breaker.record_success(breaker.admit(), 2.0)  # exactly the threshold is not slow
+    breaker.record_success(breaker.admit(), _took(2.0))  # exactly the threshold is not slow
     assert breaker.state is BreakerState.CLOSED
-    breaker.record_success(breaker.admit(), 2.5)  # 2 of 5 slow: 40%
-    breaker.record_success(breaker.admit(), 9.0)  # 3 of 6: 50%
+    breaker.record_success(breaker.admit(), _took(2.5))  # 2 of 5 slow: 40%
+    breaker.record_success(breaker.admit(), _took(9.0))  # 3 of 6: 50%
     assert breaker.state is BreakerState.OPEN
 
 
@@ -201,10 +207,10 @@ def test_slow_trial_reopens(clock: FakeClock) -> None:
     )
     breaker.record_failure(breaker.admit())
     clock.advance(10)
-    breaker.record_success(breaker.admit(), 4.0)
+    breaker.record_success(breaker.admit(), _took(4.0))
     assert breaker.state is BreakerState.OPEN
     clock.advance(10)
-    breaker.record_success(breaker.admit(), 0.2)
+    breaker.record_success(breaker.admit(), _took(0.2))
     assert breaker.state is BreakerState.CLOSED
 
 

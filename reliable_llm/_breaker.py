@@ -446,13 +446,15 @@ class ModelBreaker:
             self.record_neutral(admission)
 
     def reset(self) -> None:
-        """Close the breaker and forget its failures."""
+        """Close the breaker and forget its failures, its window and its ejections."""
         with self._lock:
             self._trial = None
             if self.state is BreakerState.CLOSED:
                 self._cb._state_storage.reset_counter()
+                if self._window:
+                    self._window.clear()
             else:
-                self._cb.close()
+                self._cb.close()  # the transition clears the window and the ejections
         self._flush()
 
     def __repr__(self) -> str:

@@ -114,6 +114,19 @@ def test_reopened_breaker_counts_afresh_after_closing(clock: FakeClock) -> None:
     assert breaker.state is BreakerState.CLOSED
 
 
+def test_reset_forgets_the_window_and_the_ejections(clock: FakeClock) -> None:
+    """reset_circuit_breaker on a closed breaker empties its window: 9 old failures are gone."""
+    breaker = _rate(clock, recovery_timeout=5)
+    _outcomes(breaker, "F" * 10)
+    breaker.reset()
+    assert (breaker.state, breaker.ejections) == (BreakerState.CLOSED, 0)
+    _outcomes(breaker, "F" * 9)
+    breaker.reset()
+    _outcomes(breaker, "F" * 9)
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.snapshot()["window_calls"] == 9
+
+
 def test_outcomes_of_calls_admitted_before_opening_are_ignored(clock: FakeClock) -> None:
     """Late failures of calls admitted while closed do not fill the next window."""
     breaker = _rate(clock)

@@ -85,3 +85,12 @@ def test_failure_rate_and_panic_keep_a_70_percent_healthy_route_serving(default:
     assert soak.failed < 0.005
     assert soak.failed < default.failed / 20
     assert soak.manager.get_model_info("a")["breaker"]["failure_rate"] < 50
+
+
+def test_panic_threshold_alone_stops_the_default_failing_fast(default: Soak) -> None:
+    """The default consecutive rule plus a 50% panic threshold: no request fails fast."""
+    soak = Soak(BreakerPolicy(panic_threshold=50))
+    assert soak.failed_fast == 0.0
+    assert soak.failed < default.failed / 10
+    panic_trials = [soak.manager.get_model_info(m)["breaker"]["panic_trials"] for m in "abc"]
+    assert sum(panic_trials) > 0

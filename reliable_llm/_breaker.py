@@ -82,7 +82,7 @@ class HasBreaker(Protocol):
     def breaker(self) -> ModelBreaker: ...
 
 
-def latency(call: Attempt | None) -> float:
+def _latency(call: Attempt | None) -> float:
     """A call's latency for the slow-call rule, in seconds: a stream's time to first chunk
     (how long a long answer takes to stream says nothing about the model's health), else
     the call's duration; 0 when there is no record."""
@@ -193,7 +193,7 @@ class ModelBreaker:
             # recovery timeout reaches it (now - opened_at < timeout may round the other way).
             self._trial_at = self._clock.monotonic() + self._open_for
             if window is not None:
-                window.clear()  # a closed breaker starts counting afresh (resilience4j)
+                window.clear()  # each state counts afresh (resilience4j resets on transitions)
         elif new is BreakerState.CLOSED:
             self._ejections = 0
             if window is not None:
@@ -341,19 +341,20 @@ class ModelBreaker:
     def record_success(self, admission: Ticket, call: Attempt | None = None) -> None:
         """Record that an admitted call succeeded.
 
-        ``call`` is its `Attempt` record, whose latency (`latency`) the slow-call rule reads:
-        a call slower than the policy's ``slow_call_duration_threshold`` counts as slow, and
-        a slow half-open trial re-opens the breaker.
+        ``call`` is its `Attempt` record, whose latency the slow-call rule reads (a stream's
+        time to first chunk, else the call's duration): a call slower than the policy's
+        ``slow_call_duration_threshold`` counts as slow, and a slow half-open trial re-opens
+        the breaker.
         """
         if admission is _ALLOWED and self.state is _CLOSED:
             if self._window:
-                self._tally(False, latency(call))
+                self._tally(False, _latency(call))
             elif self._cb.fail_counter:
                 with self._lock:
                     self._cb._state_storage.reset_counter()
             return
         slow_after = self._slow_after
-        slow = slow_after is not None and latency(call) > slow_after
+        slow = slow_after is not None and _latency(call) > slow_after
         fraction = self._draw() if slow else 0.0
         with self._lock:
             if admission is _ALLOWED or admission is self._trial:
@@ -372,7 +373,7 @@ class ModelBreaker:
         """Record that an admitted call failed in a way that counts against the model
         (``call``: its `Attempt` record, for the slow-call rule)."""
         if self._window and admission is _ALLOWED:
-            self._tally(True, latency(call))
+            self._tally(True, _latency(call))
             return
         if self._jitter:
             self._fraction = self._random()  # drawn unlocked: see `_draw`

@@ -122,6 +122,12 @@ class RetryPolicy:
             "RetryPolicy.retry_budget_window must be a finite number of seconds > 0, "
             f"got {self.retry_budget_window!r}",
         )
+        _check(
+            self.retry_budget_percent is not None
+            or (self.retry_budget_min_retries, self.retry_budget_window) == (3, 10.0),
+            "RetryPolicy sets retry_budget_min_retries or retry_budget_window but no "
+            "retry_budget_percent; set retry_budget_percent (Envoy's default is 20.0) too",
+        )
 
     def backoff(self, retry_index: int, random_fraction: float) -> float:
         """The wait before retry number ``retry_index`` (0-based), given a random in [0, 1)."""
@@ -131,6 +137,12 @@ class RetryPolicy:
 
 
 _WINDOW_TYPES = ("count_based", "time_based")
+_WINDOW_DEFAULTS = {  # settings only a failure-rate or slow-call rule reads
+    "minimum_number_of_calls": 100,
+    "sliding_window_type": "count_based",
+    "sliding_window_size": 100,
+    "slow_call_rate_threshold": 100.0,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +274,16 @@ class BreakerPolicy:
             _is_number(self.recovery_jitter) and self.recovery_jitter >= 0,
             "BreakerPolicy.recovery_jitter must be a finite number of seconds >= 0, "
             f"got {self.recovery_jitter!r}",
+        )
+        unused = [
+            name
+            for name, default in _WINDOW_DEFAULTS.items()
+            if getattr(self, name) != default and not self.windowed
+        ]
+        _check(
+            not unused,
+            f"BreakerPolicy sets {', '.join(unused)} but no rule reads the sliding window; "
+            "set failure_rate_threshold or slow_call_duration_threshold too",
         )
         _check(
             self.panic_threshold is None or _is_percentage(self.panic_threshold),

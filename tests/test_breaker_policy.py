@@ -59,6 +59,34 @@ def test_invalid_values_raise_naming_the_field(factory: object, message: str) ->
         factory()  # type: ignore[operator]
 
 
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: BreakerPolicy(sliding_window_size=200),
+        lambda: BreakerPolicy(minimum_number_of_calls=10),
+        lambda: BreakerPolicy(sliding_window_type="time_based"),
+        lambda: BreakerPolicy(slow_call_rate_threshold=50),
+    ],
+)
+def test_window_settings_without_a_rule_raise(factory: object) -> None:
+    """Window settings that no rule would read are an error, not silently ignored."""
+    with pytest.raises(ConfigurationError, match="no rule reads the sliding window"):
+        factory()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: RetryPolicy(retry_budget_min_retries=10),
+        lambda: RetryPolicy(retry_budget_window=30),
+    ],
+)
+def test_budget_settings_without_a_percentage_raise(factory: object) -> None:
+    """A retry budget's minimum or window without its percentage is an error, not ignored."""
+    with pytest.raises(ConfigurationError, match="but no retry_budget_percent"):
+        factory()  # type: ignore[operator]
+
+
 def test_time_based_window_may_be_shorter_than_the_minimum_calls() -> None:
     """A time-based window counts seconds, so it may need more calls than its size."""
     policy = BreakerPolicy(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -125,3 +126,21 @@ def test_model_info_without_a_budget(manager: LLMManager) -> None:
     """get_model_info says None when a model has no retry budget."""
     manager.register_model("m", ScriptedModel())
     assert manager.get_model_info("m")["retry_budget"] is None
+
+
+def test_budget_holds_under_500_concurrent_tasks(clock: FakeClock) -> None:
+    """500 concurrent requests to a dead primary: at most 20% of them retry, all are served."""
+    manager = LLMManager(clock=clock, random=lambda: 0.0, enable_caching=False)
+    primary = ScriptedModel(default=ServerError("503 from upstream"))
+    policy = RetryPolicy(max_retries=3, initial_delay=0, retry_budget_percent=20)
+    manager.register_model("primary", primary, retry=policy, breaker=NEVER_OPENS)
+    manager.register_model("backup", ScriptedModel(default="backup answers"))
+    manager.set_fallback_chain(["backup"])
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(*(manager.agenerate(f"q{n}") for n in range(500))))
+
+    assert asyncio.run(main()) == ["backup answers"] * 500
+    retries = len(primary.calls) - 500
+    assert 3 <= retries <= 100
+    assert manager.get_metrics()["models"]["primary"]["retries"] == retries

@@ -66,7 +66,8 @@ class RetryPolicy:
             (Envoy's ``min_retry_concurrency``, default 3; counted per window, as Linkerd's
             and Finagle's budgets count ``minRetriesPerSecond``).
         retry_budget_window: Seconds of recent requests and retries the budget counts (the
-            ``ttl`` of Linkerd's and Finagle's retry budgets, default 10 s).
+            ``ttl`` of Linkerd's and Finagle's retry budgets, default 10 s), in 20 buckets,
+            so between 95% and 100% of that span.
     """
 
     max_retries: int = 3
@@ -179,7 +180,8 @@ class BreakerPolicy:
         minimum_number_of_calls: Calls the window must hold before a rate is acted on
             (resilience4j's default is 100).
         sliding_window_type: ``"count_based"`` (the last ``sliding_window_size`` calls) or
-            ``"time_based"`` (the calls of the last ``sliding_window_size`` seconds).
+            ``"time_based"`` (the calls of the last ``sliding_window_size`` seconds, counted
+            in 20 buckets, so between 95% and 100% of that span).
         sliding_window_size: Calls, or seconds, the window covers (default 100).
         slow_call_duration_threshold: Seconds above which a call (its whole attempt) is slow,
             or None (default) to ignore latency.

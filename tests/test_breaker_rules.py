@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -461,3 +463,41 @@ def test_readme_breaker_snippet_runs(
     assert lines[2] == (
         "{'percent': 20, 'window': 10.0, 'requests': 1, 'retries': 2, 'allowed': 3}"
     )
+
+
+def test_panic_sends_a_dead_model_one_call_at_a_time(clock: FakeClock) -> None:
+    """100 concurrent tasks on a dead all-open route in panic: one call at a time per model."""
+    in_flight = dict.fromkeys("abc", 0)
+    most = dict.fromkeys("abc", 0)
+    calls = dict.fromkeys("abc", 0)
+
+    def dead(name: str) -> Callable[..., Awaitable[str]]:
+        async def call(prompt: str, **kwargs: object) -> str:
+            in_flight[name] += 1
+            calls[name] += 1
+            most[name] = max(most[name], in_flight[name])
+            try:
+                await asyncio.sleep(0)  # let the other tasks run meanwhile
+                raise ServerError("down")
+            finally:
+                in_flight[name] -= 1
+
+        return call
+
+    manager = LLMManager(clock=clock, random=lambda: 0.0, max_retries=0, enable_caching=False)
+    policy = BreakerPolicy(failure_threshold=1, recovery_timeout=600, panic_threshold=50)
+    for name in "abc":
+        manager.register_model(name, dead(name), breaker=policy)
+    manager.set_fallback_chain(["b", "c"])
+
+    async def main() -> list[BaseException | str]:
+        await asyncio.gather(manager.agenerate("blip"), return_exceptions=True)  # all open
+        return await asyncio.gather(
+            *(manager.agenerate(f"q{n}") for n in range(100)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, AllModelsFailedError) for o in outcomes)
+    assert most == dict.fromkeys("abc", 1)
+    # Each model: the blip, then one panic trial; the other requests found the slots taken.
+    assert calls == dict.fromkeys("abc", 2)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.llms.reliable import ReliableLLM
 
 from reliable_llm import ConfigurationError, LLMManager, ServerError, UnknownModelError
+from reliable_llm.adapters import OWN_MANAGER_OPTIONS
 from reliable_llm.testing import FakeClock, ScriptedModel
 
 #: The facts both adapters report about how an answer was obtained.
@@ -225,3 +229,90 @@ def test_a_per_call_unknown_model_raises_the_same_error(adapter: str) -> None:
             built.invoke("hi", model="nope")
         else:
             built.chat([ChatMessage(role="user", content="hi")], model="nope")
+
+
+#: Private modules both adapters have, one concern each; the class module is named for the
+#: framework's class (`_chat_model` for a chat model, `_llm` for an LLM).
+SHARED_MODULES = {
+    "__init__",
+    "_classify",  # framework and SDK exceptions -> reliable-llm's error tree
+    "_convert",  # messages and tool calls, both ways
+    "_manager_setup",  # which manager serves the adapter: Core, build_core
+    "_metadata",  # what the adapter reports about a model and an answer
+    "_provider",  # a framework model as a reliable-llm Provider
+    "_stream",  # manager streams -> framework stream items: translate, atranslate
+    "_tools",  # framework tools -> tool dicts and tool choice
+}
+#: Concerns only one framework has, and why.
+ONLY_IN = {
+    "langchain": {
+        "_chat_model",
+        "_errors",  # errors that are also LangChain ModelErrors; LlamaIndex has no such tree
+        "_structured",  # with_structured_output is ours; LlamaIndex's comes from its base class
+        "testing",  # SmartFakeModel for chains and agents
+    },
+    "llama_index": {
+        "_llm",
+        "_events",  # retries/fallbacks as LlamaIndex instrumentation events
+    },
+}
+PACKAGES = {"langchain": "langchain_reliable_llm", "llama_index": "llama_index.llms.reliable"}
+
+
+def _modules(package: str) -> set[str]:
+    directory = Path(importlib.import_module(package).__file__ or "").parent
+    return {p.stem for p in directory.glob("*.py")}
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_both_adapters_have_the_same_module_layout(adapter: str) -> None:
+    """Each adapter's modules are the shared layout plus its framework-only concerns."""
+    assert _modules(PACKAGES[adapter]) == SHARED_MODULES | ONLY_IN[adapter]
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_shared_modules_offer_the_same_building_blocks(adapter: str) -> None:
+    """The shared modules define the same names for the same steps in both adapters."""
+    package = PACKAGES[adapter]
+    setup = importlib.import_module(f"{package}._manager_setup")
+    stream = importlib.import_module(f"{package}._stream")
+    assert {"Core", "build_core", "OWN_MANAGER_OPTIONS"} <= set(setup.__all__)
+    assert {"translate", "atranslate"} <= set(stream.__all__)
+
+
+#: Constructor options with one meaning in both adapters.
+SHARED_OPTIONS = {
+    "manager",
+    "models",
+    "model",
+    "fallbacks",
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "seed",
+    "stop",
+    "timeout",
+    "use_cache",
+    "cache_ttl",
+    *OWN_MANAGER_OPTIONS,
+}
+
+
+def test_both_adapters_take_the_same_reliability_and_sampling_options() -> None:
+    """Every shared option is accepted by both constructors and reaches the request."""
+    seen: list[dict[str, Any]] = []
+
+    def record(prompt: str, **kwargs: Any) -> str:
+        seen.append(kwargs)
+        return "ok"
+
+    sampling = {"temperature": 0.5, "max_tokens": 7, "top_p": 0.9, "seed": 3, "stop": ["END"]}
+    _, lc_ask = _lc(models={"a": record}, enable_caching=False, **sampling)
+    _, li_ask = _li(models={"a": record}, enable_caching=False, **sampling)
+    lc_ask()
+    li_ask()
+    assert [{k: s.get(k) for k in sampling} for s in seen] == [sampling, sampling]
+    lc_names = set(ReliableChatModel.model_fields)
+    li_names = set(ReliableLLM.model_fields) | set(inspect.signature(ReliableLLM).parameters)
+    assert lc_names >= SHARED_OPTIONS
+    assert li_names >= SHARED_OPTIONS

@@ -12,8 +12,8 @@ from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
 from llama_index.core.tools import BaseTool, ToolMetadata, ToolOutput
+from llama_index.llms.reliable._classify import classify_llm_error
 from llama_index.llms.reliable._convert import to_li_message
-from llama_index.llms.reliable._errors import classify_llm_error
 
 from reliable_llm import (
     ChatRequest,

@@ -29,6 +29,7 @@ class _InstantModel(Provider):
     """Answers every request at once with the same text and usage."""
 
     provider_name = "instant"
+    enforces_timeout = True
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
         return ChatResponse(text=_ANSWER, usage=Usage(5, 9))
@@ -43,6 +44,7 @@ class _DownModel(Provider):
     """Fails every request at once with a 503."""
 
     provider_name = "down"
+    enforces_timeout = True
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
         raise ServerError("service unavailable", status_code=503)

@@ -29,6 +29,7 @@ class _EchoModel(Provider):
     """Answers every request at once with its last message, as MockLLM echoes its prompt."""
 
     provider_name = "echo"
+    enforces_timeout = True
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
         return ChatResponse(text=request.messages[-1].content, usage=Usage(9, 9))

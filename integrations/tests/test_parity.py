@@ -316,3 +316,30 @@ def test_both_adapters_take_the_same_reliability_and_sampling_options() -> None:
     li_names = set(ReliableLLM.model_fields) | set(inspect.signature(ReliableLLM).parameters)
     assert lc_names >= SHARED_OPTIONS
     assert li_names >= SHARED_OPTIONS
+
+
+def _code_parameters(function: Any) -> list[str]:
+    code = function.__code__
+    names = list(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+    if code.co_flags & inspect.CO_VARARGS:
+        names.append(code.co_varnames[len(names)])
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        names.append(code.co_varnames[len(names)])
+    return names
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [
+        (ReliableChatModel, "_generate"),
+        (ReliableChatModel, "_agenerate"),
+        (ReliableLLM, "chat"),
+        (ReliableLLM, "complete"),
+        (ReliableLLM, "astream_chat"),
+    ],
+)
+def test_stored_call_signatures_are_the_functions_own(cls: type, name: str) -> None:
+    """The signature the frameworks inspect per call is the method's real parameter list."""
+    function = inspect.unwrap(getattr(cls, name))
+    assert "__signature__" in vars(function)  # stored, so not rebuilt on every call
+    assert list(inspect.signature(function).parameters) == _code_parameters(function)

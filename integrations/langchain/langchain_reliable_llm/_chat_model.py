@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import operator
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -384,3 +385,19 @@ class ReliableChatModel(BaseChatModel):
         return structured_output(
             self, schema, method=method, include_raw=include_raw, strict=strict
         )
+
+
+def _freeze_signatures(cls: type, names: tuple[str, ...]) -> None:
+    """Store each method's signature on it, as `inspect.signature` would compute it.
+
+    LangChain inspects the signature of `_generate` / `_agenerate` on every call (to see
+    whether they take ``run_manager``); building it from the function costs about 10 µs a
+    call, a stored ``__signature__`` (returned as is) about 1. The stored signature is the one
+    computed here, so what LangChain sees does not change.
+    """
+    for name in names:
+        function = inspect.unwrap(getattr(cls, name))
+        function.__signature__ = inspect.signature(function)
+
+
+_freeze_signatures(ReliableChatModel, ("_generate", "_agenerate"))

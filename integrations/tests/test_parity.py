@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import itertools
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,10 @@ from typing import Any
 import pytest
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
-from langchain_reliable_llm import ReliableChatModel
+from langchain_reliable_llm import LangChainChatProvider, ReliableChatModel
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.llms import MockLLM
-from llama_index.llms.reliable import ReliableLLM
+from llama_index.llms.reliable import LlamaIndexLLMProvider, ReliableLLM
 
 from reliable_llm import ConfigurationError, LLMManager, ServerError, UnknownModelError
 from reliable_llm.adapters import OWN_MANAGER_OPTIONS
@@ -343,3 +344,48 @@ def test_stored_call_signatures_are_the_functions_own(cls: type, name: str) -> N
     function = inspect.unwrap(getattr(cls, name))
     assert "__signature__" in vars(function)  # stored, so not rebuilt on every call
     assert list(inspect.signature(function).parameters) == _code_parameters(function)
+
+
+class _ThreadLoggingChatModel(GenericFakeChatModel):
+    """LangChain's fake chat model, noting the thread each call runs in."""
+
+    threads: list[int] = []  # noqa: RUF012  # one list per test, set by the test
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.get_ident())
+        return super()._generate(*args, **kwargs)
+
+
+class _ThreadLoggingLLM(MockLLM):
+    """LlamaIndex's MockLLM, noting the thread each call runs in."""
+
+    threads: list[int] = []  # noqa: RUF012
+
+    def chat(self, messages: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.get_ident())
+        return super().chat(messages, **kwargs)
+
+
+def _framework_provider(adapter: str, **options: Any) -> tuple[Any, list[int]]:
+    threads: list[int] = []
+    if adapter == "langchain":
+        chat = _ThreadLoggingChatModel(messages=itertools.repeat(AIMessage("hi")))
+        chat.threads = threads
+        return LangChainChatProvider(chat, **options), threads
+    llm = _ThreadLoggingLLM()
+    llm.threads = threads
+    return LlamaIndexLLMProvider(llm, **options), threads
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+@pytest.mark.parametrize("inline", [False, True])
+def test_a_framework_model_runs_inline_only_when_it_vouches_for_its_timeout(
+    adapter: str, inline: bool
+) -> None:
+    """enforces_timeout=True calls the wrapped model in the caller's thread; else a worker's."""
+    provider, threads = _framework_provider(adapter, enforces_timeout=inline)
+    assert provider.enforces_timeout is inline
+    manager = LLMManager(enable_caching=False)
+    manager.register_model("m", provider)
+    assert manager.generate("hi")
+    assert (threads == [threading.get_ident()]) is inline

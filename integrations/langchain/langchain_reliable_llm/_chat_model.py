@@ -223,6 +223,17 @@ class ReliableChatModel(BaseChatModel):
             cached = core.identity = (route, settings, params, descriptions)
         return dict(cached[2])
 
+    def _get_invocation_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        # LangChain's own reads `dict()` under a context that silences deprecation warnings
+        # (for subclasses overriding it), which costs more than the rest of the call's
+        # parameters; this class does not override `dict()`, so the same dict is built directly.
+        params = self._identifying_params
+        params["_type"] = self._llm_type
+        params["stop"] = stop
+        return {**params, **kwargs}
+
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         model = kwargs.get("model")
         if not isinstance(model, str):

@@ -75,7 +75,11 @@ class Engine:
             if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
                 self.clock.sleep(wait)
                 ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 failure = entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
@@ -120,7 +124,11 @@ class Engine:
             if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
                 await self.clock.asleep(wait)
                 ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 failure = entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
@@ -160,7 +168,11 @@ class Engine:
             if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
                 self.clock.sleep(wait)
                 ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break
                 continue
@@ -228,7 +240,11 @@ class Engine:
             if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
                 await self.clock.asleep(wait)
                 ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break
                 continue

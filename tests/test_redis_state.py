@@ -618,3 +618,44 @@ def test_calls_failing_together_at_an_outage_do_not_stretch_the_probe_wait() -> 
     assert not link.usable()
     clock.advance(0.1)
     assert link.usable()
+
+
+def test_the_fleet_open_time_grows_with_consecutive_openings(
+    redis_url: str, namespace: str
+) -> None:
+    """max_recovery_timeout: each failed trial doubles, triples... the fleet's open window."""
+    clock = FakeClock()
+    policy = BreakerPolicy(failure_threshold=1, recovery_timeout=10.0, max_recovery_timeout=25.0)
+    breaker = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    client = raw(redis_url)
+
+    def window() -> float:
+        seconds, micros = client.time()
+        until = int(client.hget(f"{namespace}:breaker:m", "u"))
+        return (until - (seconds * 1000 + micros // 1000)) / 1000
+
+    breaker.record_failure(breaker.admit(5.0))
+    assert 9.0 < window() <= 10.0
+    windows = []
+    for _ in range(2):
+        client.hset(f"{namespace}:breaker:m", "u", 0)
+        clock.advance(100.0)
+        trial = breaker.admit(5.0)
+        assert isinstance(trial, Trial)
+        breaker.record_failure(trial)
+        windows.append(window())
+    assert 19.0 < windows[0] <= 20.0 and 24.0 < windows[1] <= 25.0  # capped at 25
+
+
+def test_per_process_breaker_rules_are_refused_with_shared_state(
+    redis_url: str, namespace: str
+) -> None:
+    """A rate window or a panic threshold cannot be shared: ConfigurationError, not ignored."""
+    state = RedisState(redis_url, namespace=namespace)
+    manager = LLMManager(shared_state=state)
+    for policy in (
+        BreakerPolicy(failure_rate_threshold=50.0),
+        BreakerPolicy(panic_threshold=50.0),
+    ):
+        with pytest.raises(ConfigurationError, match="per-process rules"):
+            manager.register_model("m", Counting(), breaker=policy)

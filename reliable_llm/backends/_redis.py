@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from reliable_llm._errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from reliable_llm._breaker import ModelBreaker, TransitionHook
     from reliable_llm._cache import InMemoryCache
     from reliable_llm._clock import Clock
@@ -118,11 +120,25 @@ class RedisState:
         policy: BreakerPolicy,
         clock: Clock,
         on_change: TransitionHook | None,
+        random: Callable[[], float] | None = None,
     ) -> ModelBreaker:
-        """The shared breaker of ``model``; called by `LLMManager.register_model`."""
+        """The shared breaker of ``model``; called by `LLMManager.register_model`.
+
+        Raises:
+            ConfigurationError: The policy sets a rule the fleet does not share: a failure or
+                slow-call rate window, or a panic threshold (they are per-process).
+        """
         from reliable_llm.backends._redis_breaker import SharedBreaker
 
-        return SharedBreaker(model, policy, clock, on_change, self._link)
+        if policy.windowed or policy.panic_threshold is not None:
+            raise ConfigurationError(
+                f"model {model!r}: with shared_state the fleet's breaker opens on "
+                "failure_threshold consecutive failures (its open time may grow with "
+                "max_recovery_timeout and recovery_jitter); failure_rate_threshold, "
+                "slow_call_duration_threshold and panic_threshold are per-process rules: "
+                "remove them from this model's BreakerPolicy"
+            )
+        return SharedBreaker(model, policy, clock, on_change, self._link, random)
 
     def cache(self, local: InMemoryCache) -> RedisCache:
         """The shared cache, with ``local`` answering during an outage."""

@@ -92,8 +92,9 @@ class SharedBreaker(ModelBreaker):
         clock: Clock,
         on_change: TransitionHook | None,
         link: Link,
+        random: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(model, policy, clock, on_change)
+        super().__init__(model, policy, clock, on_change, random)
         self._link = link
         ns = link.namespace
         self._keys = (f"{ns}:breaker:{model}", f"{ns}:trial:{model}", f"{ns}:cooldown:{model}")
@@ -265,9 +266,9 @@ class SharedBreaker(ModelBreaker):
 
     def record_failure(self, admission: Ticket, call: Attempt | None = None) -> None:
         """Record a failure that counts against the model, for the fleet."""
-        self._fail(admission, None)
+        self._fail(admission, None, call)
 
-    def _fail(self, admission: Ticket, cooldown: float | None) -> None:
+    def _fail(self, admission: Ticket, cooldown: float | None, call: Attempt | None = None) -> None:
         self._cool(cooldown)
         shared = admission.shared if type(admission) is Trial else None
         if shared is None and type(admission) is Trial:
@@ -276,8 +277,10 @@ class SharedBreaker(ModelBreaker):
         policy = self.policy
         gen = self._admitted.get(self._gen) if shared is None else 0
         args = (gen, shared or "", policy.failure_threshold, _ms(policy.recovery_timeout))
-        fallback = None if shared else lambda: ModelBreaker.record_failure(self, admission)
-        self._ask("FAILURE", (*args, _cooldown_ms(cooldown)), fallback)
+        cap = policy.max_recovery_timeout
+        growth = (0 if cap is None else _ms(cap), int(policy.recovery_jitter * self._draw() * 1000))
+        fallback = None if shared else lambda: ModelBreaker.record_failure(self, admission, call)
+        self._ask("FAILURE", (*args, _cooldown_ms(cooldown), *growth), fallback)
 
     def _cool(self, cooldown: float | None) -> None:
         if cooldown is not None:
@@ -312,7 +315,7 @@ class SharedBreaker(ModelBreaker):
         """Record a failed call; a 429 or 503 with a retry hint makes the fleet cool down."""
         cooldown = cooldown_hint(error)
         if error.counts_against_breaker:
-            self._fail(admission, cooldown)
+            self._fail(admission, cooldown, call)
         else:
             self._neutral(admission, cooldown)
 

@@ -130,7 +130,9 @@ class SharedBreaker(ModelBreaker):
             self._trial = None
             if new is BreakerState.OPEN:
                 self._cb.open()
+                # The fleet's window (its open time may have grown), not this process's.
                 self._trial_at = now + wait_ms / 1000.0
+                self._open_for = wait_ms / 1000.0
             elif new is BreakerState.CLOSED:
                 self._cb.close()
             else:

@@ -645,7 +645,8 @@ def test_the_fleet_open_time_grows_with_consecutive_openings(
         breaker.record_failure(trial)
         windows.append(window())
     assert 19.0 < windows[0] <= 20.0 and 24.0 < windows[1] <= 25.0  # capped at 25
-    assert 24.0 < float(breaker.snapshot()["open_time"]) <= 25.0  # the fleet's, not its own
+    observer = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    assert 24.0 < float(observer.snapshot()["open_time"]) <= 25.0  # the fleet's, not its own
 
 
 def test_per_process_breaker_rules_are_refused_with_shared_state(

@@ -279,8 +279,6 @@ class ModelAttempts:
             if self.span is not None:
                 self._end_span(attempt)
             self.engine.emit(attempt)
-        elif self.span is not None:  # a local mistake already ended it; this is a backstop
-            self._end_span(None)
         admission = self.admission
         if type(admission) is Trial:
             self.entry.breaker.record_neutral(admission)

@@ -26,6 +26,7 @@ measured on its clock. Message content is recorded only with ``capture_content=T
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +107,7 @@ def instrument(
             "reliable_llm.otel needs OpenTelemetry: pip install 'reliable-llm[otel]'"
         ) from exc
     server = manager._server
-    if any(isinstance(hook, OTelInstrumentation) for hook in manager._hooks):
+    if manager in _instrumented:
         raise ConfigurationError(
             "this manager is already instrumented with OpenTelemetry; call uninstrument() on "
             "the instrumentation instrument() returned before instrumenting it again"
@@ -114,12 +115,22 @@ def instrument(
     tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
     meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
     hook = OTelInstrumentation(manager, tracer, meter, capture_content)
-    manager.add_hook(hook)
-    if hook._tracing:  # the API's no-op tracer: no span is ever made, so nothing is wrapped
+    _instrumented[manager] = hook
+    # The API's no-op providers make nothing: then nothing is installed, and calls cost nothing.
+    if hook._metering:
+        manager.add_hook(hook)
+    if hook._tracing:
         from reliable_llm._otel_spans import SpanTracer
 
         server.tracer = SpanTracer(tracer, manager._registry, manager.clock, capture_content)
     return hook
+
+
+# Each instrumented manager and its instrumentation (one at a time: a second would double
+# every span and metric).
+_instrumented: weakref.WeakKeyDictionary[LLMManager, OTelInstrumentation] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class OTelInstrumentation:
@@ -186,6 +197,9 @@ class OTelInstrumentation:
     def uninstrument(self) -> None:
         """Stop exporting this manager's requests (requests under way finish their spans)."""
         manager = self._manager
+        if _instrumented.get(manager) is not self:
+            return  # already uninstrumented
+        del _instrumented[manager]
         manager._server.tracer = None
         manager.remove_hook(self)
 

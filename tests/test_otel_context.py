@@ -5,7 +5,9 @@ neither leaks into the caller's code. Read back from the SDK's in-memory exporte
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -316,3 +318,16 @@ def test_unsampled_request_still_propagates_its_context(clock: FakeClock) -> Non
     assert traced.spans() == []
     (context,) = inside
     assert context.is_valid and not context.trace_flags.sampled
+
+
+def test_readme_live_span_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's live-span example prints the nesting it promises."""
+    readme = Path(__file__).parent.parent / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
+    (code,) = [block for block in blocks if "retrieve context" in block]
+    exec(compile(code, str(readme), "exec"), {})
+    assert capsys.readouterr().out.splitlines() == [
+        "retrieve context <- chat m",
+        "chat m <- reliable_llm.request",
+        "reliable_llm.request <- None",
+    ]

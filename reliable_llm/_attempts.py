@@ -240,6 +240,7 @@ class ModelAttempts:
             tuple(plan.given_up) if plan.given_up else (),
             None if prices is None else prices.cost(response.usage),
             response.response_id,
+            tuple([str(f.reason) for f in plan.failures]) if plan.given_up else (),
         )
         if self.span is not None:
             self._end_span(attempt, answer)

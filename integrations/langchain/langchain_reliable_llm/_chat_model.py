@@ -28,6 +28,7 @@ from langchain_reliable_llm._manager_setup import (
 from langchain_reliable_llm._provider import LangChainChatProvider
 from langchain_reliable_llm._structured import StructuredMethod, structured_output
 from langchain_reliable_llm._tools import ToolLike, format_tools, normalize_tools, tool_choice_for
+from langchain_reliable_llm._tracing import stream_attributes, trace_failure, trace_response
 from reliable_llm import (
     AllModelsFailedError,
     BreakerPolicy,
@@ -308,9 +309,11 @@ class ReliableChatModel(BaseChatModel):
             options["fallback_chain"] = fallbacks
         return from_langchain_messages(messages), options, model, fallbacks
 
-    def _result(self, response: ChatResponse) -> ChatResult:
+    def _result(self, response: ChatResponse, traced: dict[str, Any] | None) -> ChatResult:
         message = to_ai_message(response)
-        info = {"finish_reason": response.finish_reason}
+        info: dict[str, Any] = {"finish_reason": response.finish_reason}
+        if traced:
+            info.update(traced)
         return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
 
     def _generate(
@@ -320,12 +323,15 @@ class ReliableChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request, options, _, _ = self._options(messages, stop, kwargs)
+        request, options, model, fallbacks = self._options(messages, stop, kwargs)
+        manager = self.llm_manager
         try:
-            response = self.llm_manager.chat(request, **options)
+            response = manager.chat(request, **options)
         except (AllModelsFailedError, StreamInterruptedError) as exc:
+            trace_failure(run_manager, exc, manager, model, fallbacks)
             raise to_langchain_error(exc) from exc
-        return self._result(response)
+        traced = trace_response(run_manager, response, manager, model, fallbacks)
+        return self._result(response, traced)
 
     async def _agenerate(
         self,
@@ -334,12 +340,15 @@ class ReliableChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request, options, _, _ = self._options(messages, stop, kwargs)
+        request, options, model, fallbacks = self._options(messages, stop, kwargs)
+        manager = self.llm_manager
         try:
-            response = await self.llm_manager.achat(request, **options)
+            response = await manager.achat(request, **options)
         except (AllModelsFailedError, StreamInterruptedError) as exc:
+            trace_failure(run_manager, exc, manager, model, fallbacks)
             raise to_langchain_error(exc) from exc
-        return self._result(response)
+        traced = trace_response(run_manager, response, manager, model, fallbacks)
+        return self._result(response, traced)
 
     def _stream(
         self,
@@ -348,19 +357,21 @@ class ReliableChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request, options, _, _ = self._options(messages, stop, kwargs)
-        stream = self.llm_manager.stream(request, **options)
+        request, options, model, fallbacks = self._options(messages, stop, kwargs)
+        manager = self.llm_manager
+        stream = manager.stream(request, **options)
         try:
             for chunk in stream:
                 if chunk.text or chunk.tool_call_deltas:
                     yield ChatGenerationChunk(message=to_ai_message_chunk(chunk))
         except (AllModelsFailedError, StreamInterruptedError) as exc:
+            trace_failure(run_manager, exc, manager, model, fallbacks)
             raise to_langchain_error(exc) from exc
         finally:
             # A consumer that stops early must end the manager's stream now, not at GC.
             stream.close()
         assert stream.response is not None  # an exhausted stream carries its response
-        yield closing_chunk(stream.response)
+        yield _closing(stream.response, run_manager, manager, model, fallbacks)
 
     async def _astream(
         self,
@@ -369,18 +380,20 @@ class ReliableChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request, options, _, _ = self._options(messages, stop, kwargs)
-        stream = self.llm_manager.astream(request, **options)
+        request, options, model, fallbacks = self._options(messages, stop, kwargs)
+        manager = self.llm_manager
+        stream = manager.astream(request, **options)
         try:
             async for chunk in stream:
                 if chunk.text or chunk.tool_call_deltas:
                     yield ChatGenerationChunk(message=to_ai_message_chunk(chunk))
         except (AllModelsFailedError, StreamInterruptedError) as exc:
+            trace_failure(run_manager, exc, manager, model, fallbacks)
             raise to_langchain_error(exc) from exc
         finally:
             await stream.aclose()
         assert stream.response is not None
-        yield closing_chunk(stream.response)
+        yield _closing(stream.response, run_manager, manager, model, fallbacks)
 
     # -- declarative helpers -----------------------------------------------------------------
 
@@ -436,3 +449,18 @@ class ReliableChatModel(BaseChatModel):
         return structured_output(
             self, schema, method=method, include_raw=include_raw, strict=strict
         )
+
+
+def _closing(
+    response: ChatResponse,
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+    manager: LLMManager,
+    model: str | None,
+    fallbacks: Sequence[str] | None,
+) -> ChatGenerationChunk:
+    """A stream's closing chunk, carrying the request's trace attributes."""
+    chunk = closing_chunk(response)
+    attributes = stream_attributes(run_manager, response, manager, model, fallbacks)
+    if chunk.generation_info is not None:
+        chunk.generation_info.update(attributes)
+    return chunk

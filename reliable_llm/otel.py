@@ -26,6 +26,7 @@ measured on its clock. Message content is recorded only with ``capture_content=T
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -107,15 +108,16 @@ def instrument(
             "reliable_llm.otel needs OpenTelemetry: pip install 'reliable-llm[otel]'"
         ) from exc
     server = manager._server
-    if manager in _instrumented:
-        raise ConfigurationError(
-            "this manager is already instrumented with OpenTelemetry; call uninstrument() on "
-            "the instrumentation instrument() returned before instrumenting it again"
-        )
     tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
     meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
     hook = OTelInstrumentation(manager, tracer, meter, capture_content)
-    _instrumented[manager] = hook
+    with _lock:
+        if manager in _instrumented:
+            raise ConfigurationError(
+                "this manager is already instrumented with OpenTelemetry; call uninstrument() "
+                "on the instrumentation instrument() returned before instrumenting it again"
+            )
+        _instrumented[manager] = hook
     # The API's no-op providers make nothing: then nothing is installed, and calls cost nothing.
     if hook._metering:
         manager.add_hook(hook)
@@ -131,6 +133,7 @@ def instrument(
 _instrumented: weakref.WeakKeyDictionary[LLMManager, OTelInstrumentation] = (
     weakref.WeakKeyDictionary()
 )
+_lock = threading.Lock()
 
 
 class OTelInstrumentation:
@@ -197,9 +200,10 @@ class OTelInstrumentation:
     def uninstrument(self) -> None:
         """Stop exporting this manager's requests (requests under way finish their spans)."""
         manager = self._manager
-        if _instrumented.get(manager) is not self:
-            return  # already uninstrumented
-        del _instrumented[manager]
+        with _lock:
+            if _instrumented.get(manager) is not self:
+                return  # already uninstrumented
+            del _instrumented[manager]
         manager._server.tracer = None
         manager.remove_hook(self)
 

@@ -28,7 +28,7 @@ from langchain_reliable_llm._manager_setup import (
 from langchain_reliable_llm._provider import LangChainChatProvider
 from langchain_reliable_llm._structured import StructuredMethod, structured_output
 from langchain_reliable_llm._tools import ToolLike, format_tools, normalize_tools, tool_choice_for
-from langchain_reliable_llm._tracing import stream_attributes, trace_failure, trace_response
+from langchain_reliable_llm._tracing import trace_failure, trace_response
 from reliable_llm import (
     AllModelsFailedError,
     BreakerPolicy,
@@ -309,11 +309,9 @@ class ReliableChatModel(BaseChatModel):
             options["fallback_chain"] = fallbacks
         return from_langchain_messages(messages), options, model, fallbacks
 
-    def _result(self, response: ChatResponse, traced: dict[str, Any] | None) -> ChatResult:
+    def _result(self, response: ChatResponse, traced: dict[str, Any]) -> ChatResult:
         message = to_ai_message(response)
-        info: dict[str, Any] = {"finish_reason": response.finish_reason}
-        if traced:
-            info.update(traced)
+        info: dict[str, Any] = {"finish_reason": response.finish_reason, **traced}
         return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
 
     def _generate(
@@ -460,7 +458,7 @@ def _closing(
 ) -> ChatGenerationChunk:
     """A stream's closing chunk, carrying the request's trace attributes."""
     chunk = closing_chunk(response)
-    attributes = stream_attributes(run_manager, response, manager, model, fallbacks)
+    attributes = trace_response(run_manager, response, manager, model, fallbacks)
     if chunk.generation_info is not None:
         chunk.generation_info.update(attributes)
     return chunk

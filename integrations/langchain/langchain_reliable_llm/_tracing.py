@@ -1,15 +1,15 @@
 """reliable-llm's per-request attributes on the LangChain run, for LangSmith and other tracers.
 
-A traced run (one with callback handlers) gets `reliable_llm.adapters.trace_attributes` in
-its metadata: the run manager's ``metadata`` is the run's own metadata dict, which LangChain's
-tracers send with the finished run (LangSmith shows it on the run's Metadata tab; the same
-dict is ``run.extra["metadata"]`` for a `BaseTracer`). The attributes also go into the
-generation's ``generation_info``, so a plain `BaseCallbackHandler.on_llm_end` reads them from
-its `LLMResult` (and tracers record them with the run's outputs).
+Every answer's generation carries `reliable_llm.adapters.trace_attributes` in its
+``generation_info`` (a stream's on its closing chunk), so a `BaseCallbackHandler.on_llm_end`
+reads them from its `LLMResult`, tracers record them with the run's outputs, and LangChain
+copies them into the message's ``response_metadata``, alike for ``invoke`` and ``stream``.
 
-A stream's closing chunk always carries them in ``generation_info``: langchain-core 1.8's
-``stream()``/``astream()`` do not hand ``_stream`` the run manager, so there they reach the
-run's outputs but not its metadata. An untraced ``invoke`` builds nothing.
+A traced run (one with callback handlers) also gets them in its metadata: the run manager's
+``metadata`` is the run's own metadata dict, which LangChain's tracers send with the finished
+run (LangSmith shows it on the run's Metadata tab; it is ``run.extra["metadata"]`` for a
+`BaseTracer`), failed runs included. langchain-core 1.8's ``stream()``/``astream()`` do not
+hand ``_stream`` the run manager, so a stream's run has them in its outputs only.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from reliable_llm.adapters import (
     response_trace_attributes,
 )
 
-__all__ = ["stream_attributes", "trace_failure", "trace_response"]
+__all__ = ["trace_failure", "trace_response"]
 
 RunManager = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
 
@@ -41,13 +41,13 @@ def trace_response(
     manager: LLMManager,
     model: str | None,
     fallbacks: Sequence[str] | None,
-) -> dict[str, Any] | None:
-    """Put an answered request's attributes on a traced run; them, or None when untraced."""
-    if not _traced(run_manager):
-        return None
-    assert run_manager is not None
+) -> dict[str, Any]:
+    """An answered request's attributes, for its generation's ``generation_info``; also put
+    in the run's metadata when the run is traced and its run manager was handed over."""
     attributes = response_trace_attributes(response, request_route(manager, model, fallbacks))
-    run_manager.metadata.update(attributes)
+    if _traced(run_manager):
+        assert run_manager is not None
+        run_manager.metadata.update(attributes)
     return attributes
 
 
@@ -65,19 +65,3 @@ def trace_failure(
     assert run_manager is not None
     route = request_route(manager, model, fallbacks)
     run_manager.metadata.update(failure_trace_attributes(error, route))
-
-
-def stream_attributes(
-    run_manager: RunManager | None,
-    response: ChatResponse,
-    manager: LLMManager,
-    model: str | None,
-    fallbacks: Sequence[str] | None,
-) -> dict[str, Any]:
-    """A completed stream's attributes for its closing chunk, also put on the run when a
-    run manager was handed over."""
-    attributes = response_trace_attributes(response, request_route(manager, model, fallbacks))
-    if _traced(run_manager):
-        assert run_manager is not None
-        run_manager.metadata.update(attributes)
-    return attributes

@@ -149,3 +149,15 @@ def test_per_call_route_is_the_one_tried() -> None:
     (metadata,) = tracer.finished
     assert metadata["reliable_llm.route"] == ["backup"]
     assert metadata["reliable_llm.attempts"] == 1
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+def test_untraced_messages_carry_the_attributes_too(how: str) -> None:
+    """Without any callback, the answer's response_metadata (invoke's message, a stream's
+    last chunk) still says what was given up and why."""
+    chat, _manager = _model()
+    if how == "invoke":
+        metadata = chat.invoke("hi").response_metadata
+    else:
+        metadata = list(chat.stream("hi"))[-1].response_metadata
+    assert {k: metadata[k] for k in EXPECTED} == EXPECTED

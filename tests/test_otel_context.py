@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -174,13 +175,16 @@ def _stream_structure(traced: Traced, steps: int) -> tuple[ReadableSpan, Readabl
     return attempt, request
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "worker-thread"])
 def test_stream_steps_nest_under_the_attempt_and_never_leak_to_the_caller(
-    clock: FakeClock,
+    clock: FakeClock, inline: bool
 ) -> None:
-    """Each step of a provider's stream runs inside the attempt span, which covers the
-    stream until it ends; the caller's loop body sees its own span, never ours."""
+    """Each step of a provider's stream runs inside the attempt span (in the caller's thread,
+    or in the worker thread that reads a stream that does not bound its own waits), which
+    covers the stream until it ends; the caller's loop body sees its own span, never ours."""
     traced = Traced(clock)
     model = SteppedModel(traced)
+    model.enforces_timeout = inline
     traced.manager.register_model("m", model)
     between: list[object] = []
     with traced.user.start_as_current_span("caller") as caller:
@@ -331,3 +335,27 @@ def test_readme_live_span_example_runs(capsys: pytest.CaptureFixture[str]) -> No
         "chat m <- reliable_llm.request",
         "reliable_llm.request <- None",
     ]
+
+
+def test_concurrent_threads_keep_their_own_spans(clock: FakeClock) -> None:
+    """Requests from many threads at once, each model call in a worker thread, nest under
+    their own caller's trace."""
+    traced = Traced(clock)
+
+    def model(prompt: str, **kwargs: Any) -> str:
+        with traced.user.start_as_current_span(f"work {prompt}"):
+            return prompt
+
+    traced.manager.register_model("m", model)
+
+    def ask(prompt: str) -> tuple[str, int]:
+        with traced.user.start_as_current_span(f"caller {prompt}") as caller:
+            traced.manager.chat(prompt, use_cache=False)
+            return prompt, caller.get_span_context().trace_id
+
+    with ThreadPoolExecutor(8) as pool:
+        callers = dict(pool.map(ask, [str(n) for n in range(16)]))
+    assert len(set(callers.values())) == 16
+    for prompt, trace_id in callers.items():
+        (work,) = traced.named(f"work {prompt}")
+        assert work.context is not None and work.context.trace_id == trace_id

@@ -208,7 +208,7 @@ class OTelInstrumentation:
         manager.remove_hook(self)
 
     def __call__(self, event: Event) -> None:
-        """Consume one event (attempts are exported with the request they belong to)."""
+        """Consume one event (attempts are measured with the request they belong to)."""
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)  # type: ignore[operator]

@@ -269,9 +269,11 @@ class _RequestTrace:
             attributes = request_summary(summary)
             if response is not None and response.cached:
                 attributes["reliable_llm.cache.hit"] = True
+            failed = response is None and error is not None and not cancelled
+            if failed:
+                attributes["error.type"] = _error_name(error)  # type: ignore[arg-type]
             span.set_attributes(attributes)
-            if response is None and error is not None and not cancelled:
-                span.set_attribute("error.type", _error_name(error))
+            if failed:
                 span.set_status(_ERROR)
         except Exception:
             logger.exception("OpenTelemetry: could not describe a request span")
@@ -310,19 +312,20 @@ class _AttemptSpan:
             end_time = request_trace.wall(attempt.started + attempt.duration)
             if not span.is_recording():
                 return
-            span.set_attributes(genai_attributes(attempt, response, self.facts))
+            attributes = genai_attributes(attempt, response, self.facts)
             if attempt.first_chunk is not None:
-                span.set_attribute("gen_ai.response.time_to_first_chunk", attempt.first_chunk)
+                attributes["gen_ai.response.time_to_first_chunk"] = attempt.first_chunk
             if attempt.cancelled:
-                span.set_attribute("reliable_llm.attempt.cancelled", True)
+                attributes["reliable_llm.attempt.cancelled"] = True
+            if response is not None:
+                attributes.update(response_attributes(response))
+            if request_trace.owner.capture:
+                attributes.update(input_attributes(request_trace.plan.request))
+                if response is not None:
+                    attributes.update(output_attributes(response))
+            span.set_attributes(attributes)  # one call: the SDK locks and checks per call
             if attempt.error is not None:
                 span.set_status(_ERROR)
-            if response is not None:
-                span.set_attributes(response_attributes(response))
-            if request_trace.owner.capture:
-                span.set_attributes(input_attributes(request_trace.plan.request))
-                if response is not None:
-                    span.set_attributes(output_attributes(response))
         except Exception:
             logger.exception("OpenTelemetry: could not describe an attempt span")
         finally:

@@ -93,6 +93,8 @@ class ModelAttempts:
         trace = plan.trace
         self.span: AttemptSpan | None = None
         self.provider = entry.provider if trace is None else trace.provider(entry.provider, self)
+        if entry.budget:
+            entry.budget.deposit()  # one request to this model, for its retry budget
 
     def start(self) -> float | None:
         """Begin the next attempt: its timeout in seconds, or None when the deadline passed."""
@@ -139,12 +141,12 @@ class ModelAttempts:
     def _record(self, error: ProviderError) -> None:
         engine = self.engine
         self.in_flight = False
-        self.entry.breaker.record(self.admission, error)
-        self.errors.append(error)
         started = self.started
         attempt = Attempt(
             self.entry.name, self.number, engine.clock.monotonic() - started, error, False, started
         )
+        self.entry.breaker.record(self.admission, error, attempt)
+        self.errors.append(error)
         self.plan.attempts.append(attempt)
         if self.span is not None:
             self._end_span(attempt)
@@ -189,6 +191,7 @@ class ModelAttempts:
             engine.random(),
             now - self.started,
             entry is not plan.entries[-1],
+            entry.budget,
         )
         if isinstance(step, FailureReason):
             self.failure = ModelFailure(entry.name, step, tuple(self.errors))
@@ -212,7 +215,6 @@ class ModelAttempts:
         engine = self.engine
         plan = self.plan
         self.in_flight = False
-        entry.breaker.record_success(self.admission)
         started = self.started
         attempt = Attempt(
             entry.name,
@@ -223,6 +225,7 @@ class ModelAttempts:
             started,
             self.first_chunk,
         )
+        entry.breaker.record_success(self.admission, attempt)
         plan.attempts.append(attempt)
         engine.emit(attempt)
         prices = entry.prices

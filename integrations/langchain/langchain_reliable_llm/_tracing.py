@@ -53,7 +53,7 @@ def trace_response(
 
 def trace_failure(
     run_manager: RunManager | None,
-    error: Exception,
+    error: BaseException,
     manager: LLMManager,
     model: str | None,
     fallbacks: Sequence[str] | None,

@@ -22,10 +22,10 @@ from langchain_reliable_llm._manager_setup import (
     build_core,
     check_option_names,
 )
+from langchain_reliable_llm._metadata import trace_failure, trace_response
 from langchain_reliable_llm._stream import atranslate, translate
 from langchain_reliable_llm._structured import StructuredMethod, structured_output
 from langchain_reliable_llm._tools import ToolLike, format_tools, normalize_tools, tool_choice_for
-from langchain_reliable_llm._tracing import trace_failure, trace_response
 from reliable_llm import (
     AllModelsFailedError,
     BreakerPolicy,

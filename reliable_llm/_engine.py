@@ -96,7 +96,7 @@ class Engine:
         raise plan.error()
 
     def _complete(self, tries: ModelAttempts) -> ChatResponse | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         request = tries.plan.request
         inline = provider.enforces_timeout
         while (timeout := tries.start()) is not None:
@@ -145,7 +145,7 @@ class Engine:
         raise plan.error()
 
     async def _acomplete(self, tries: ModelAttempts) -> ChatResponse | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         request = tries.plan.request
         while (timeout := tries.start()) is not None:
             try:
@@ -205,7 +205,7 @@ class Engine:
         raise plan.error()
 
     def _open(self, tries: ModelAttempts) -> tuple[_Source, StreamChunk | None] | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         request = tries.plan.request
         while (timeout := tries.start()) is not None:
             source: _Source | None = None
@@ -281,7 +281,7 @@ class Engine:
     async def _aopen(
         self, tries: ModelAttempts
     ) -> tuple[AsyncIterator[StreamChunk], StreamChunk | None] | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         request = tries.plan.request
         while (timeout := tries.start()) is not None:
             iterator: AsyncIterator[StreamChunk] | None = None

@@ -20,6 +20,7 @@ from reliable_llm._events import CacheError, CacheHit, CacheMiss, EventHook, Req
 from reliable_llm._plan import Plan
 from reliable_llm._singleflight import Flight, FlightTimeout, SingleFlight
 from reliable_llm._stream import response_to_chunks
+from reliable_llm._tracing import Tracer
 from reliable_llm._types import ChatResponse, StreamChunk, decode_response
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Server:
         "flight",
         "records",
         "shared",
+        "tracer",
     )
 
     def __init__(self, engine: Engine, cache: CacheBackend, clock: Clock, emit: EventHook) -> None:
@@ -83,6 +85,8 @@ class Server:
         # Single flight across processes (`RedisState`), set by the manager; None: this
         # process only.
         self.shared: SharedFlight | None = None
+        # Set by a tracing exporter (`_tracing.Tracer`): it wraps each request in its trace.
+        self.tracer: Tracer | None = None
 
     # -- the cache, which may fail --------------------------------------------------------------
 
@@ -251,6 +255,8 @@ class Server:
 
     def serve(self, plan: Plan) -> ChatResponse:
         """Answer from the cache, an identical request in flight, or the engine."""
+        if self.tracer is not None and plan.trace is None:
+            return self.tracer.serve(self.serve, plan)
         if plan.key is None:
             return self._run(plan)
         cached = self.lookup(plan)
@@ -307,11 +313,10 @@ class Server:
         """Async twin of `_join_fleet`."""
         assert self.shared is not None and plan.key is not None
 
-        async def lookup() -> ChatResponse | None:
-            return self.lookup(plan)
-
         try:
-            token, response = await self.shared.ajoin(plan.key, plan.deadline, self.clock, lookup)
+            token, response = await self.shared.ajoin(
+                plan.key, plan.deadline, self.clock, lambda: self.alookup(plan)
+            )
         except FlightTimeout:
             raise self._waited_too_long(plan) from None
         except BaseException:
@@ -323,6 +328,8 @@ class Server:
 
     async def aserve(self, plan: Plan) -> ChatResponse:
         """Async twin of `serve`."""
+        if self.tracer is not None and plan.trace is None:
+            return await self.tracer.aserve(self.aserve, plan)
         if plan.key is None:
             return await self._arun(plan)
         cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
@@ -361,6 +368,9 @@ class Server:
 
     def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Replay a cached answer, or stream from the engine and cache the completed answer."""
+        if self.tracer is not None and plan.trace is None:
+            yield from self.tracer.stream(self.stream, plan, state)
+            return
         if plan.key is not None:
             cached = self.lookup(plan)
             if cached is not None:
@@ -384,6 +394,14 @@ class Server:
 
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
+        if self.tracer is not None and plan.trace is None:
+            traced = self.tracer.astream(self.astream, plan, state)
+            try:
+                async for chunk in traced:
+                    yield chunk
+            finally:
+                await traced.aclose()  # type: ignore[attr-defined]
+            return
         if plan.key is not None:
             cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
             if cached is not None:

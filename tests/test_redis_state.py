@@ -661,3 +661,41 @@ def test_per_process_breaker_rules_are_refused_with_shared_state(
     ):
         with pytest.raises(ConfigurationError, match="per-process rules"):
             manager.register_model("m", Counting(), breaker=policy)
+
+
+async def test_an_async_follower_waits_for_the_fleet_leader_without_blocking(
+    redis_url: str, namespace: str
+) -> None:
+    """Async single flight across managers: the follower polls the shared cache with the
+    asyncio client (never the blocking one) and gets the leader's answer: one call."""
+    release = asyncio.Event()
+    started = asyncio.Event()
+    calls: list[str] = []
+
+    async def slow(prompt: str, **kwargs: Any) -> str:
+        calls.append(prompt)
+        started.set()
+        await release.wait()
+        return "once"
+
+    first, _ = fleet_manager(redis_url, namespace, Counting(), Counting(), clock=SystemClock())
+    second, events = fleet_manager(
+        redis_url, namespace, Counting(), Counting(), clock=SystemClock()
+    )
+    for manager in (first, second):
+        manager.register_model("slow", slow)
+
+    def blocking(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a blocking Redis GET ran on the event loop")
+
+    second.shared_state._link.client.get = blocking  # type: ignore[union-attr]
+    leader = asyncio.create_task(first.agenerate("q", model="slow"))
+    await asyncio.wait_for(started.wait(), 5)
+    follower = asyncio.create_task(second.agenerate("q", model="slow"))
+    await asyncio.sleep(0.05)  # the follower is polling
+    release.set()
+    assert await asyncio.wait_for(asyncio.gather(leader, follower), 5) == ["once", "once"]
+    assert calls == ["q"]
+    assert [e for e in events if type(e).__name__ == "CacheError"] == []  # no blocking GET
+    await first.aclose()
+    await second.aclose()

@@ -571,13 +571,15 @@ class ContentChange(NamedTuple):
     """One change the route made to a request's content for one model.
 
     ``action`` is ``"stripped"`` (removed: only an optimisation, or only valid for its
-    issuer) or ``"converted"`` (sent in another form the model accepts). ``part`` names what
-    changed (``"cache_control"``, ``"reasoning"``, ``"file"``, ...); ``detail`` says why.
+    issuer), ``"converted"`` (sent in another form the model accepts) or ``"skipped"`` (the
+    model could not take the part in any form and was not called: ``unsupported_input``).
+    ``part`` names what changed (``"cache_control"``, ``"reasoning"``, ``"file"``,
+    ``"tool_result"``, ``"input"``); ``detail`` says why.
     ``times`` is how many parts it affected.
     """
 
     model: str
-    action: Literal["stripped", "converted"]
+    action: Literal["stripped", "converted", "skipped"]
     part: str
     detail: str
     times: int = 1

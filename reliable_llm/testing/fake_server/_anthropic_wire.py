@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._content_check import anthropic_content_problem
 from ._steps import HTTPError, Reply, StreamErrorEvent
 from ._wire import Exchange, Frame, FrameKind, new_id, pieces, sse, usage_of
 
@@ -52,7 +53,7 @@ class AnthropicWire:
         for name, kind in (("model", str), ("messages", list), ("max_tokens", int)):
             if not isinstance(body.get(name), kind):
                 return f"{name}: Field required"
-        return None
+        return anthropic_content_problem(body)
 
     def error_body(self, error: HTTPError, model: str | None) -> object:
         """Return ``{"type": "error", "error": {"type", "message"}}`` for ``error``."""

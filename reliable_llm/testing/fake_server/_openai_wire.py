@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ._content_check import openai_content_problem
 from ._steps import HTTPError, Reply, StreamErrorEvent
 from ._wire import Exchange, Frame, FrameKind, new_id, pieces, sse, usage_of
 
@@ -70,7 +71,7 @@ class OpenAIWire:
             return "you must provide a model parameter"
         if not isinstance(body.get("messages"), list):
             return "Missing required parameter: 'messages'."
-        return None
+        return openai_content_problem(body)
 
     def error_body(self, error: HTTPError, model: str | None) -> object:
         """Return ``{"error": {"message", "type", "param", "code"}}`` for ``error``."""

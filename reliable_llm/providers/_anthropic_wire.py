@@ -126,7 +126,9 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
 def _system(system: list[Message]) -> str | list[dict[str, Any]] | None:
     """The ``system`` parameter: a string, or text blocks when a part carries a cache marker
     (the form that can hold ``cache_control``)."""
-    if all(isinstance(m.content, str) for m in system):
+    if all(isinstance(m.content, str) for m in system) or not any(
+        p.cache_control is not None for m in system for p in m.parts if type(p) is TextPart
+    ):
         return "\n\n".join([m.text for m in system if m.content]) or None
     return [_block(part) for m in system for part in m.parts]
 

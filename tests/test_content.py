@@ -273,3 +273,17 @@ def test_base64_helpers_round_trip() -> None:
         part.raw == b"abc"
         and part.data_url == "data:image/gif;base64," + base64.b64encode(b"abc").decode()
     )
+
+
+def test_presets_declare_what_their_services_take() -> None:
+    """OpenAI takes images and PDFs (audio on audio models), Anthropic documents and its own
+    reasoning, Gemini audio, and a service of mixed models text only until declared."""
+    from reliable_llm.providers import AnthropicProvider, OpenAIProvider, preset
+
+    gpt, audio = OpenAIProvider("gpt-4o", api_key="k"), OpenAIProvider("gpt-audio", api_key="k")
+    assert gpt.capabilities.vision and not gpt.capabilities.audio and audio.capabilities.audio
+    claude = AnthropicProvider("claude-sonnet-4-5", api_key="k").capabilities
+    assert claude.reasoning_replay and claude.prompt_caching and not claude.audio
+    assert preset("gemini", "gemini-2.5-flash", api_key="k").capabilities.audio
+    groq = preset("groq", "llama-3.3-70b-versatile", api_key="k")
+    assert groq.capabilities == ModelCapabilities()

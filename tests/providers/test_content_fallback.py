@@ -216,8 +216,9 @@ async def test_prompt_cache_usage_is_reported(
     )
 
 
+@pytest.mark.parametrize("mode", ["sync", "async", "stream", "astream"])
 async def test_a_text_only_model_is_skipped_for_an_image_without_blame(
-    server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+    mode: str, server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
 ) -> None:
     """A text-only model ahead in the route is skipped with unsupported_input: never called,
     its breaker untouched, the reason in the response."""
@@ -230,7 +231,7 @@ async def test_a_text_only_model_is_skipped_for_an_image_without_blame(
     manager.register_model("claude", claude)
     manager.set_fallback_chain(["claude"])
 
-    response = manager.chat([Message.user([ImagePart.from_bytes(PNG, "image/png")])])
+    response = await ask(manager, mode, [Message.user([ImagePart.from_bytes(PNG, "image/png")])])
 
     assert (response.text, response.fallback_from) == ("A pixel.", ("text",))
     assert text_only.calls == []

@@ -287,3 +287,31 @@ def test_presets_declare_what_their_services_take() -> None:
     assert preset("gemini", "gemini-2.5-flash", api_key="k").capabilities.audio
     groq = preset("groq", "llama-3.3-70b-versatile", api_key="k")
     assert groq.capabilities == ModelCapabilities()
+
+
+def test_openai_style_message_dicts_carry_their_parts(clock: FakeClock) -> None:
+    """A message dict whose content is OpenAI content parts becomes the same parts."""
+    model = ScriptedModel()
+    manager = LLMManager(clock=clock)
+    manager.register_model("m", model)
+    manager.chat(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+                    {"type": "input_audio", "input_audio": {"data": PNG_B64, "format": "mp3"}},
+                    {"type": "file", "file": {"file_id": "file-1", "filename": "a.pdf"}},
+                ],
+            }
+        ]
+    )
+    assert model.calls[0].messages[0].content == (
+        TextPart("what?"),
+        IMAGE,
+        AudioPart(PNG_B64, "mp3"),
+        FilePart(file_id="file-1", filename="a.pdf"),
+    )
+    with pytest.raises(ConfigurationError, match="has type 'video_url'"):
+        manager.chat([{"role": "user", "content": [{"type": "video_url", "video_url": {}}]}])

@@ -315,3 +315,16 @@ def test_openai_style_message_dicts_carry_their_parts(clock: FakeClock) -> None:
     )
     with pytest.raises(ConfigurationError, match="has type 'video_url'"):
         manager.chat([{"role": "user", "content": [{"type": "video_url", "video_url": {}}]}])
+
+
+def test_a_str_subclass_is_held_as_plain_text() -> None:
+    """Text given as a str subclass (LangChain's text accessor) is held and keyed as text."""
+
+    class Accessor(str):
+        pass
+
+    message = Message.user(Accessor("hi"))
+    assert type(message.content) is str
+    assert cache_key("m", ChatRequest((message,))) == cache_key(
+        "m", ChatRequest((Message.user("hi"),))
+    )

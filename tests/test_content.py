@@ -347,3 +347,39 @@ def test_reasoning_survives_the_sqlite_cache(tmp_path: object, clock: FakeClock)
     finally:
         cache.close()
     assert again.cached and again.reasoning == (reasoning,)
+
+
+def test_a_skip_leaves_a_recovering_breaker_its_trial(clock: FakeClock) -> None:
+    """A model skipped for an image while its breaker awaits a trial is not called and the
+    trial stays free: the next text request to it is the trial, and closes the breaker."""
+    from reliable_llm import BreakerPolicy, ServerError
+
+    text_only = ScriptedModel([ServerError("down")], capabilities=ModelCapabilities())
+    manager = LLMManager(
+        max_retries=0, breaker=BreakerPolicy(failure_threshold=1, recovery_timeout=10), clock=clock
+    )
+    manager.register_model("text", text_only)
+    manager.register_model("vision", ScriptedModel(default="seen"))
+    manager.set_fallback_chain(["vision"])
+    manager.chat("hello")  # the text model fails: its breaker opens
+    clock.advance(11)  # a trial is due
+
+    seen = manager.chat([Message.user([TextPart("look"), IMAGE])])
+    after_skip = manager.get_model_info("text")["breaker"]
+    trial = manager.chat("hello again")
+
+    assert seen.text == "seen" and len(text_only.calls) == 2
+    assert (after_skip["state"], after_skip["retry_in"]) == ("open", 0)  # no trial taken
+    assert trial.model == "text" and manager.get_model_info("text")["breaker"]["state"] == "closed"
+    assert manager.get_metrics()["fallbacks"]["by_reason"]["unsupported_input"] == 1
+
+
+def test_threads_keying_one_new_image_agree() -> None:
+    """Many threads keying the same new image part at once get the same key."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    image = ImagePart.from_bytes(b"\x89PNG" + b"\2" * 200_000, "image/png")
+    request = ChatRequest((Message.user([TextPart("q"), image]),))
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: cache_key("m", request), range(32)))
+    assert len(keys) == 1

@@ -55,9 +55,15 @@ def _unsupported(part: Part, caps: ModelCapabilities) -> str | None:
                 f"an image by {part.source}, and the model takes images only by {accepted} "
                 "(reliable-llm never fetches a URL itself)" + _HOW
             )
+        types = caps.image_media_types
+        if types and part.data is not None and part.media_type not in types:
+            return f"a {part.media_type} image, and the model takes only {sorted(types)}" + _HOW
     elif type(part) is AudioPart:
         if not caps.audio:
             return "audio, and the model takes no audio" + _HOW
+        formats = caps.audio_formats
+        if formats and part.format not in formats:
+            return f"{part.format} audio, and the model takes only {sorted(formats)}" + _HOW
     elif type(part) is FilePart and part.source != "text":
         if not caps.file:
             return f"a {part.media_type or 'file'} document, and the model takes none" + _HOW

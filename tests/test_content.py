@@ -244,6 +244,8 @@ def test_tool_result_images_move_into_a_user_turn_for_openai() -> None:
         (AudioPart(PNG_B64, "wav"), ANTHROPIC, "takes no audio"),
         (FilePart(data=PNG_B64, media_type="text/csv"), OPENAI, "text/csv"),
         (FilePart(url="https://x/y.pdf"), OPENAI, "by url"),
+        (ImagePart(data=PNG_B64, media_type="image/bmp"), ANTHROPIC, "image/bmp image"),
+        (AudioPart(PNG_B64, "flac"), OPENAI.replace(audio=True), "flac audio"),
     ],
 )
 def test_parts_a_model_cannot_take_in_any_form_skip_it(part, caps, why) -> None:  # type: ignore[no-untyped-def]

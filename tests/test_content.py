@@ -206,13 +206,17 @@ def test_anthropic_keeps_its_own_signed_reasoning_but_not_unsigned_or_foreign() 
 
 
 def test_plain_text_documents_are_sent_as_text_to_a_model_without_documents() -> None:
-    """A plain-text file becomes text for a model that takes no documents (a conversion)."""
-    request = _request(Message.user([FilePart(text="notes", title="n.txt")]))
+    """A plain-text file, given as text or as base64 text/csv data, becomes text for a model
+    that takes no such document (a conversion); Anthropic takes plain text as a document."""
+    csv = FilePart.from_bytes(b"a,b\n1,2\n", "text/csv")
+    request = _request(Message.user([FilePart(text="notes", title="n.txt"), csv]))
 
-    fitted, changes = adapt(request, "m", ModelCapabilities(), "custom")
+    fitted, changes = adapt(request, "m", OPENAI, "openai")
+    kept, _ = adapt(request, "claude", ANTHROPIC, "anthropic")
 
-    assert fitted.messages[0].content == (TextPart("notes"),)
-    assert [(c.action, c.part) for c in changes] == [("converted", "file")]
+    assert fitted.messages[0].content == (TextPart("notes"), TextPart("a,b\n1,2\n"))
+    assert [(c.action, c.part, c.times) for c in changes] == [("converted", "file", 2)]
+    assert kept.messages[0].content[0] == FilePart(text="notes", title="n.txt")
 
 
 def test_tool_result_images_move_into_a_user_turn_for_openai() -> None:
@@ -242,7 +246,7 @@ def test_tool_result_images_move_into_a_user_turn_for_openai() -> None:
         (IMAGE, ModelCapabilities(), "takes no images"),
         (ImagePart(url="https://x/y.png"), ModelCapabilities(image=frozenset({"data"})), "by url"),
         (AudioPart(PNG_B64, "wav"), ANTHROPIC, "takes no audio"),
-        (FilePart(data=PNG_B64, media_type="text/csv"), OPENAI, "text/csv"),
+        (FilePart(data=PNG_B64, media_type="application/zip"), OPENAI, "application/zip"),
         (FilePart(url="https://x/y.pdf"), OPENAI, "by url"),
         (ImagePart(data=PNG_B64, media_type="image/bmp"), ANTHROPIC, "image/bmp image"),
         (AudioPart(PNG_B64, "flac"), OPENAI.replace(audio=True), "flac audio"),

@@ -244,6 +244,8 @@ class _Binary:
 class ImagePart(_Binary):
     """An image, by ``url``, by base64 ``data`` with its ``media_type``, or by ``file_id``.
 
+    ``provider`` names the provider that issued ``file_id`` (``"openai"``, ``"anthropic"``):
+    a file id is only valid there, so other providers' models are skipped for it.
     A ``data:`` URL passed as ``url`` becomes ``data`` and ``media_type``. ``detail`` is
     OpenAI's resolution hint (``"auto"``, ``"low"``, ``"high"``, ``"original"``); other
     wires ignore it.
@@ -259,6 +261,7 @@ class ImagePart(_Binary):
     file_id: str | None = None
     detail: Literal["auto", "low", "high", "original"] | None = None
     cache_control: CacheControl | None = None
+    provider: str | None = None
     _digest: str | None = field(default=None, init=False, compare=False, hash=False)
 
     kind: ClassVar[str] = "image"
@@ -281,6 +284,7 @@ class ImagePart(_Binary):
             _media_type(owner, self.media_type, "image/")
         if source == "file_id":
             _text(owner, "file_id", self.file_id)
+        _optional_text(owner, "provider", self.provider)
         if self.detail is not None and self.detail not in _IMAGE_DETAILS:
             raise ConfigurationError(
                 "ImagePart.detail must be 'auto', 'low', 'high', 'original' or None, got "
@@ -315,10 +319,13 @@ class ImagePart(_Binary):
             self.file_id,
             self.detail,
             None if control is None else control.ttl or "",
+            self.provider,
         ]
 
     def __repr__(self) -> str:
-        return _repr(self, ("url", "data", "media_type", "file_id", "detail", "cache_control"))
+        return _repr(
+            self, ("url", "data", "media_type", "file_id", "detail", "cache_control", "provider")
+        )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -371,7 +378,8 @@ class FilePart(_Binary):
 
     ``filename`` is sent where the wire carries one (OpenAI's ``file``); ``title`` where it
     carries one (Anthropic's ``document``). Models that take no documents get a plain-text
-    file as text; other files need a model that takes documents.
+    file as text; other files need a model that takes documents. ``provider`` names the
+    provider that issued ``file_id``: a file id is only valid there.
 
     Raises:
         ConfigurationError: Not exactly one source, invalid base64, a malformed data URL, or
@@ -386,6 +394,7 @@ class FilePart(_Binary):
     filename: str | None = None
     title: str | None = None
     cache_control: CacheControl | None = None
+    provider: str | None = None
     _digest: str | None = field(default=None, init=False, compare=False, hash=False)
 
     kind: ClassVar[str] = "file"
@@ -416,6 +425,7 @@ class FilePart(_Binary):
             _text(owner, "file_id", self.file_id)
         _optional_text(owner, "filename", self.filename)
         _optional_text(owner, "title", self.title)
+        _optional_text(owner, "provider", self.provider)
         _cache_control(owner, self.cache_control)
 
     @classmethod
@@ -446,12 +456,23 @@ class FilePart(_Binary):
             self.filename,
             self.title,
             None if control is None else control.ttl or "",
+            self.provider,
         ]
 
     def __repr__(self) -> str:
         return _repr(
             self,
-            ("data", "media_type", "url", "file_id", "text", "filename", "title", "cache_control"),
+            (
+                "data",
+                "media_type",
+                "url",
+                "file_id",
+                "text",
+                "filename",
+                "title",
+                "cache_control",
+                "provider",
+            ),
         )
 
 

@@ -4,10 +4,11 @@ A `Message`'s ``content`` is either a ``str`` (plain text, the common case, unch
 tuple of parts, in order::
 
     TextPart(text, cache_control=None)
-    ImagePart(url=... | data=<base64> + media_type | file_id=..., detail=None, cache_control=None)
+    ImagePart(url=... | data=<base64> + media_type | file_id=..., detail=None, cache_control=None,
+              provider=None)
     AudioPart(data=<base64>, format="wav" | "mp3" | ..., cache_control=None)
     FilePart(data=<base64> + media_type | url=... | file_id=... | text=..., filename=None,
-             title=None, cache_control=None)
+             title=None, cache_control=None, provider=None)
     ReasoningPart(text="", signature=None, redacted_data=None, provider=None)
 
 Names follow the field: ``media_type`` and ``cache_control`` as in Anthropic's Messages API
@@ -24,7 +25,8 @@ naming the field and the fix. Binary payloads are base64 text (``data``), as bot
 them; build one from raw bytes with ``ImagePart.from_bytes(...)`` (and the same on
 `AudioPart` and `FilePart`). A ``data:`` URL given as ``url`` is split into ``data`` and
 ``media_type``, so each payload has one form. A part's ``repr`` shows the size and SHA-256
-of its payload, never the payload.
+of its payload, never the payload. ``provider`` on an image or file names the provider that
+issued its ``file_id`` (a file id is only valid there).
 
 `CacheControl` marks the end of a prompt prefix the provider should cache (Anthropic's
 ``{"type": "ephemeral", "ttl": ...}``): an optimisation, dropped for models without prompt

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from reliable_llm._attempts import ModelAttempts
-from reliable_llm._breaker import Admission
+from reliable_llm._breaker import Admission, Ticket
 from reliable_llm._clock import Clock
 from reliable_llm._deadline import ChunkPump, call_with_timeout, within
 from reliable_llm._events import EventHook
@@ -66,19 +66,42 @@ class Engine:
             return 0.0
         return wait
 
+    def _waited_out(self, plan: Plan, index: int) -> Ticket:
+        """For a rejected model: wait out its cooldown when `_cooldown_wait` says to, and ask
+        again; REJECTED otherwise."""
+        wait = self._cooldown_wait(plan, index)
+        if not wait:
+            return _REJECTED
+        self.clock.sleep(wait)
+        return plan.entries[index].breaker.admit(plan.per_attempt)
+
+    async def _awaited_out(self, plan: Plan, index: int) -> Ticket:
+        """Async twin of `_waited_out`."""
+        wait = self._cooldown_wait(plan, index)
+        if not wait:
+            return _REJECTED
+        await self.clock.asleep(wait)
+        breaker = plan.entries[index].breaker
+        lease = plan.per_attempt
+        return await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
+
     # -- complete ----------------------------------------------------------------------------
 
     def run(self, plan: Plan) -> ChatResponse:
         """Serve the plan with blocking calls."""
         for index, entry in enumerate(plan.entries):
-            ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
-                self.clock.sleep(wait)
-                ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
-                not entry.breaker.panic_threshold
-                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
-                is _REJECTED
+            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                failure = skipped  # cannot take the request's content: not called
+            elif (
+                (ticket := entry.breaker.admit(plan.per_attempt)) is _REJECTED
+                # cooling down (shared state), last model: wait if it fits, then ask again
+                and (ticket := self._waited_out(plan, index)) is _REJECTED
+                # open; in panic mode it may take a trial early
+                and (
+                    not entry.breaker.panic_threshold
+                    or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                    is _REJECTED
+                )
             ):
                 failure = entry.circuit_open
             else:
@@ -97,7 +120,8 @@ class Engine:
 
     def _complete(self, tries: ModelAttempts) -> ChatResponse | None:
         provider = tries.provider
-        request = tries.plan.request
+        plan = tries.plan
+        request = plan.fitted if plan.has_parts else plan.request
         inline = provider.enforces_timeout
         while (timeout := tries.start()) is not None:
             try:
@@ -120,14 +144,18 @@ class Engine:
         for index, entry in enumerate(plan.entries):
             breaker = entry.breaker  # a shared breaker is asked without blocking the loop
             lease = plan.per_attempt
-            ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
-            if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
-                await self.clock.asleep(wait)
-                ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
-            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
-                not entry.breaker.panic_threshold
-                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                failure = skipped  # cannot take the request's content: not called
+            elif (
+                (ticket := await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease))
                 is _REJECTED
+                # cooling down (shared state), last model: wait if it fits, then ask again
+                and (ticket := await self._awaited_out(plan, index)) is _REJECTED
+                # open; in panic mode it may take a trial early
+                and (
+                    not breaker.panic_threshold
+                    or (ticket := breaker.admit_in_panic(plan.entries, lease)) is _REJECTED
+                )
             ):
                 failure = entry.circuit_open
             else:
@@ -146,7 +174,8 @@ class Engine:
 
     async def _acomplete(self, tries: ModelAttempts) -> ChatResponse | None:
         provider = tries.provider
-        request = tries.plan.request
+        plan = tries.plan
+        request = plan.fitted if plan.has_parts else plan.request
         while (timeout := tries.start()) is not None:
             try:
                 response = await within(provider.acomplete(request, timeout=timeout), timeout)
@@ -164,10 +193,13 @@ class Engine:
     def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Stream from the first model that yields a chunk; ``state`` gets the whole answer."""
         for index, entry in enumerate(plan.entries):
+            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                if plan.give_up(index, skipped, self.emit):  # cannot take the content
+                    break
+                continue
             ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
-                self.clock.sleep(wait)
-                ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED:
+                ticket = self._waited_out(plan, index)
             if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
                 not entry.breaker.panic_threshold
                 or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
@@ -206,7 +238,8 @@ class Engine:
 
     def _open(self, tries: ModelAttempts) -> tuple[_Source, StreamChunk | None] | None:
         provider = tries.provider
-        request = tries.plan.request
+        plan = tries.plan
+        request = plan.fitted if plan.has_parts else plan.request
         while (timeout := tries.start()) is not None:
             source: _Source | None = None
             try:
@@ -234,12 +267,15 @@ class Engine:
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
         for index, entry in enumerate(plan.entries):
+            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                if plan.give_up(index, skipped, self.emit):  # cannot take the content
+                    break
+                continue
             breaker = entry.breaker  # a shared breaker is asked without blocking the loop
             lease = plan.per_attempt
             ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
-            if ticket is _REJECTED and (wait := self._cooldown_wait(plan, index)):
-                await self.clock.asleep(wait)
-                ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
+            if ticket is _REJECTED:
+                ticket = await self._awaited_out(plan, index)
             if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
                 not entry.breaker.panic_threshold
                 or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
@@ -282,7 +318,8 @@ class Engine:
         self, tries: ModelAttempts
     ) -> tuple[AsyncIterator[StreamChunk], StreamChunk | None] | None:
         provider = tries.provider
-        request = tries.plan.request
+        plan = tries.plan
+        request = plan.fitted if plan.has_parts else plan.request
         while (timeout := tries.start()) is not None:
             iterator: AsyncIterator[StreamChunk] | None = None
             try:

@@ -258,14 +258,22 @@ class FailureReason(enum.StrEnum):
     BACKOFF_EXCEEDS_DEADLINE = "backoff_exceeds_deadline"
     RETRY_BUDGET_EXHAUSTED = "retry_budget_exhausted"
     DEADLINE_EXCEEDED = "deadline_exceeded"
+    UNSUPPORTED_INPUT = "unsupported_input"
+    """The request carries a content part the model cannot take (an image for a model
+    without vision, say): skipped without a call; its breaker is not touched."""
 
 
 class ModelFailure(NamedTuple):
-    """One model given up during a request, with every error its attempts raised."""
+    """One model given up during a request, with every error its attempts raised.
+
+    ``detail`` says more when there were no attempts (``unsupported_input``: which part the
+    model cannot take, and how to declare that it can).
+    """
 
     model: str
     reason: FailureReason
     errors: tuple[ProviderError, ...] = ()
+    detail: str = ""
 
     def __str__(self) -> str:
         return self.describe()
@@ -273,6 +281,8 @@ class ModelFailure(NamedTuple):
     def describe(self) -> str:
         """Return a one-line human description of this failure."""
         if not self.errors:
+            if self.detail:
+                return f"{self.model}: {self.reason.value} ({self.detail})"
             return f"{self.model}: {self.reason.value}"
         last = self.errors[-1]
         return (

@@ -321,5 +321,5 @@ def test_unusable_path_is_a_configuration_error(tmp_path: Path, kind: str) -> No
         path.mkdir()
     else:
         path = tmp_path / "missing" / "c.db"
-    with pytest.raises(ConfigurationError, match="cannot use .*c.db"):
+    with pytest.raises(ConfigurationError, match=r"cannot use .*c\.db"):
         SQLiteCache(path)

@@ -140,6 +140,7 @@ class Engine:
                 opened = self._open(tries)
                 if opened is not None:
                     source, chunk = opened
+                    yielded = chunk is not None
                     acc = state.partial = StreamAccumulator()
                     name = entry.name
                     try:
@@ -154,8 +155,12 @@ class Engine:
                     finally:
                         source.close()
                     provider = entry.provider.provider_name
-                    state.response = tries.succeeded(acc.response(provider=provider))
-                    return
+                    response = tries.succeeded(acc.response(provider=provider))
+                    if response is not None:
+                        state.response = response
+                        return
+                    if yielded:  # rejected by a validator after chunks reached the caller
+                        tries.rejected_stream(acc.text)
             finally:
                 tries.release()
             assert tries.failure is not None
@@ -203,6 +208,7 @@ class Engine:
                 opened = await self._aopen(tries)
                 if opened is not None:
                     iterator, chunk = opened
+                    yielded = chunk is not None
                     acc = state.partial = StreamAccumulator()
                     name = entry.name
                     try:
@@ -219,8 +225,12 @@ class Engine:
                     finally:
                         await _aclose(iterator)
                     provider = entry.provider.provider_name
-                    state.response = tries.succeeded(acc.response(provider=provider))
-                    return
+                    response = tries.succeeded(acc.response(provider=provider))
+                    if response is not None:
+                        state.response = response
+                        return
+                    if yielded:  # rejected by a validator after chunks reached the caller
+                        tries.rejected_stream(acc.text)
             finally:
                 tries.release()
             assert tries.failure is not None

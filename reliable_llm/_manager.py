@@ -22,11 +22,13 @@ from reliable_llm._events import (
     EventHook,
     check_hook,
 )
+from reliable_llm._hedge import HedgingEngine
 from reliable_llm._metrics import MetricsCollector
 from reliable_llm._plan import plan_call
 from reliable_llm._policies import (
     BreakerPolicy,
     CachePolicy,
+    HedgePolicy,
     RetryPolicy,
     TimeoutPolicy,
 )
@@ -36,6 +38,7 @@ from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
 from reliable_llm._request import MessagesInput, check_flag, check_prompt
 from reliable_llm._serving import Server
 from reliable_llm._types import ChatResponse
+from reliable_llm._validation import Validator, as_validators
 
 __all__ = ["LLMManager"]
 
@@ -63,6 +66,8 @@ class LLMManager:
         clock: Time source and sleeper (tests pass ``reliable_llm.testing.FakeClock``).
         random: Source of jitter, a callable returning floats in [0, 1).
         hooks: Callables receiving every event (see ``reliable_llm.events``).
+        hedging: Send a request that is slow on one model to the next model too, and take
+            the first answer (see `HedgePolicy`); None (the default) never hedges.
 
     Raises:
         ConfigurationError: A policy value is invalid or conflicting.
@@ -81,6 +86,7 @@ class LLMManager:
         clock: Clock | None = None,
         random: Callable[[], float] | None = None,
         hooks: Iterable[EventHook] = (),
+        hedging: HedgePolicy | None = None,
     ) -> None:
         if retry is None:
             retry = RetryPolicy(max_retries=max_retries)
@@ -110,7 +116,22 @@ class LLMManager:
         for hook in hooks:
             check_hook(hook)
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
-        engine = Engine(self.clock, random or _random.random, self._emit)
+        if hedging is not None and not isinstance(hedging, HedgePolicy):
+            raise ConfigurationError(
+                f"hedging must be a HedgePolicy such as HedgePolicy(delay=2.0), got {hedging!r}"
+            )
+        self.hedging = hedging
+        engine = (
+            Engine(self.clock, random or _random.random, self._emit)
+            if hedging is None
+            else HedgingEngine(
+                self.clock,
+                random or _random.random,
+                self._emit,
+                hedging,
+                self.metrics.recent_latencies,
+            )
+        )
         self._server = Server(engine, self.cache, self.clock, self._emit)
         # Plans are built by `plan_call` (the one place); a partial keeps the call cheap.
         self._plan = functools.partial(plan_call, self)
@@ -161,6 +182,7 @@ class LLMManager:
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         classify_error: ErrorClassifier | None = None,
+        validators: Validator | Sequence[Validator] | None = None,
     ) -> None:
         """Register a model under ``name``; the first one registered becomes the active model.
 
@@ -175,14 +197,19 @@ class LLMManager:
             breaker: This model's breaker policy (default: the manager's).
             classify_error: Maps this model's foreign exceptions to the error tree; by default
                 they count as transient.
+            validators: Checks every answer of this model must pass, such as
+                ``reliable_llm.validators.not_truncated()``; a rejected answer moves the
+                request to the next model (see `reliable_llm.validators`).
 
         The provider is warmed here (`Provider.warm`: SDK import, client construction), so
         no request pays for that inside its deadline or on an event loop.
 
         Raises:
             ConfigurationError: Empty name, a duplicate without ``replace=True``, a model that
-                is neither a Provider nor callable, or a callable that cannot take a prompt.
+                is neither a Provider nor callable, a callable that cannot take a prompt, or
+                a validator that is not a sync callable.
         """
+        checks = as_validators("validators", validators)
         provider = as_provider(name, inference_fn)
         provider.warm()
         if metadata is not None and not isinstance(metadata, Mapping):
@@ -196,6 +223,7 @@ class LLMManager:
             ),
             retry=retry or self.retry_policy,
             classifier=classify_error,
+            validators=checks,
         )
         self._registry.add(entry, replace, lambda: self.metrics.track(name))
 

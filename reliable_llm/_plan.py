@@ -23,6 +23,7 @@ from reliable_llm._policies import seconds_override
 from reliable_llm._registry import ModelEntry
 from reliable_llm._request import MessagesInput, build_request, check_flag, check_prompt
 from reliable_llm._types import Attempt, ChatRequest, Message
+from reliable_llm._validation import NO_VALIDATORS, Validator, as_validators
 
 if TYPE_CHECKING:
     from reliable_llm._manager import LLMManager
@@ -56,6 +57,7 @@ class Plan:
         "stream_idle",
         "total",
         "ttl",
+        "validators",
     )
 
     def __init__(
@@ -68,6 +70,7 @@ class Plan:
         stream_idle: float,
         key: str | None,
         ttl: float | None,
+        validators: tuple[Validator, ...] = NO_VALIDATORS,
     ) -> None:
         self.requested = entries[0].name
         self.entries = entries
@@ -85,6 +88,7 @@ class Plan:
         self.stream_idle = stream_idle
         self.key = key
         self.ttl = ttl
+        self.validators = validators  # this request's own, run after each model's
         self.attempts: list[Attempt] = []
         self.failures: list[ModelFailure] = []
         self.given_up: list[str] = []  # the failures' model names, for each response
@@ -157,6 +161,9 @@ def plan_call(
     if use_cache is not None and use_cache is not True:
         check_flag("use_cache", use_cache)
     cached = use_cache is not False and manager.enable_caching
+    validators = NO_VALIDATORS
+    if params and "validators" in params:  # ours, not a generation parameter
+        validators = as_validators("validators", params.pop("validators"))
     if not params and type(messages) is str:
         # The hot path: one user prompt, no parameters (`generate`), keyed without the
         # general canonical encoder.
@@ -188,4 +195,5 @@ def plan_call(
         timeouts.stream_idle,
         key,
         ttl,
+        validators,
     )

@@ -9,6 +9,7 @@ failed call does (see `ModelAttempts.succeeded`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import FunctionType
 from typing import Any
 
 from reliable_llm._errors import ConfigurationError, InvalidResponseError
@@ -53,6 +54,12 @@ def as_validators(parameter: str, value: object) -> tuple[Validator, ...]:
             raise ConfigurationError(
                 f"{parameter} must hold validator instances such as "
                 f"reliable_llm.validators.not_truncated(), got {item!r}"
+            )
+        if getattr(item, "__module__", None) == __package__ + ".validators" and isinstance(
+            item, FunctionType
+        ):
+            raise ConfigurationError(
+                f"{parameter}: {item.__name__} builds a validator; call it: {item.__name__}()"
             )
         if is_async_callable(item):
             raise ConfigurationError(

@@ -121,5 +121,5 @@ def test_a_healthy_model_later_in_the_route_is_enough(
 
 def test_hand_over_must_be_a_bool() -> None:
     """A non-bool hand_over is a ConfigurationError naming the parameter."""
-    with pytest.raises(ConfigurationError, match="RetryPolicy.hand_over must be True or False"):
+    with pytest.raises(ConfigurationError, match=r"RetryPolicy\.hand_over must be True or False"):
         RetryPolicy(hand_over="yes")  # type: ignore[arg-type]

@@ -174,7 +174,7 @@ def test_a_broken_validator_is_the_callers_mistake(manager: LLMManager, ask: Ask
         json.loads(response.text)
 
     backup = _route(manager, ScriptedModel(default="not json"))
-    with pytest.raises(ConfigurationError, match="validator .*broken raised JSONDecodeError"):
+    with pytest.raises(ConfigurationError, match=r"validator .*broken raised JSONDecodeError"):
         ask("hi", validators=[broken])
     assert backup.call_count == 0
     info = manager.get_model_info("primary")

@@ -177,13 +177,23 @@ class HedgingEngine(Engine):
     def _hedge(
         self, plan: Plan, first: ModelAttempts, nxt: int, delay: float, racing: bool
     ) -> tuple[int, ModelAttempts] | None:
-        """Start the hedge after ``first`` (None: no admitted model left, or no time)."""
+        """Start the hedge after ``first``: the next model from ``nxt`` whose breaker admits
+        the request. None when no time is left or no model admits it; models skipped on the
+        way are given up only when a hedge starts past them (the route has moved on)."""
         if plan.deadline - self.clock.monotonic() <= 0:
             return None
-        admitted = self._admit(plan, nxt, racing)
-        if admitted is not None:
-            self.emit(HedgeStarted(first.entry.name, admitted[1].entry.name, delay))
-        return admitted
+        entries = plan.entries
+        for index in range(nxt, len(entries)):
+            entry = entries[index]
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED:
+                continue
+            for skipped in range(nxt, index):
+                plan.give_up(skipped, entries[skipped].circuit_open, self.emit)
+            self.emit(HedgeStarted(first.entry.name, entry.name, delay))
+            kind = RacingAttempts if racing else ModelAttempts
+            return index, kind(self, entry, plan, ticket)
+        return None
 
     @staticmethod
     def _finish(plan: Plan, response: ChatResponse) -> ChatResponse:

@@ -174,10 +174,8 @@ class HedgingEngine(Engine):
     def _hedge_due(self, plan: Plan, running: int, hedged: bool, nxt: int) -> bool:
         return not hedged and running == 1 and nxt < len(plan.entries)
 
-    def _hedge(
-        self, plan: Plan, first: ModelAttempts, nxt: int, delay: float, racing: bool
-    ) -> tuple[int, ModelAttempts] | None:
-        """Start the hedge after ``first``: the next model from ``nxt`` whose breaker admits
+    def _hedge(self, plan: Plan, nxt: int, racing: bool) -> tuple[int, ModelAttempts] | None:
+        """The hedge to start: the next model from ``nxt`` whose breaker admits
         the request. None when no time is left or no model admits it; models skipped on the
         way are given up only when a hedge starts past them (the route has moved on)."""
         if plan.deadline - self.clock.monotonic() <= 0:
@@ -190,7 +188,6 @@ class HedgingEngine(Engine):
                 continue
             for skipped in range(nxt, index):
                 plan.give_up(skipped, entries[skipped].circuit_open, self.emit)
-            self.emit(HedgeStarted(first.entry.name, entry.name, delay))
             kind = RacingAttempts if racing else ModelAttempts
             return index, kind(self, entry, plan, ticket)
         return None
@@ -237,13 +234,14 @@ class HedgingEngine(Engine):
                 except queue.Empty:
                     if due and time.monotonic() >= hedge_at:
                         hedged = True
-                        first = next(iter(running))
-                        admitted = self._hedge(plan, first, nxt, delay, True)
+                        first: ModelAttempts = next(iter(running))
+                        admitted = self._hedge(plan, nxt, True)
                         if admitted is not None:
                             index, hedge = admitted
                             self._start(hedge, results)
                             running[hedge] = index  # type: ignore[index]
                             nxt = index + 1
+                            self.emit(HedgeStarted(first.entry.name, hedge.entry.name, delay))
                         continue
                     if plan.deadline - self.clock.monotonic() > 0:
                         continue
@@ -326,10 +324,12 @@ class HedgingEngine(Engine):
                 if not done:
                     hedged = True
                     first = next(iter(running.values()))[1]
-                    admitted = self._hedge(plan, first, nxt, delay, False)
+                    admitted = self._hedge(plan, nxt, False)
                     if admitted is not None:
-                        running[loop.create_task(self._acontend(admitted[1]))] = admitted
+                        hedge = admitted[1]
+                        running[loop.create_task(self._acontend(hedge))] = admitted
                         nxt = admitted[0] + 1
+                        self.emit(HedgeStarted(first.entry.name, hedge.entry.name, delay))
                     continue
                 for task in sorted(done, key=lambda t: running[t][0]):
                     index, tries = running.pop(task)

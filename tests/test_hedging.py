@@ -47,6 +47,7 @@ class Hanging(Provider):
         self.warmups = list(warmups)
         self.failures = failures
         self.release = threading.Event()
+        self.hanging = threading.Event()
         self.calls = 0
         self.ended: list[str] = []
 
@@ -62,6 +63,7 @@ class Hanging(Provider):
         if self.failures:
             self.failures -= 1
             raise ServerError("503", status_code=503)
+        self.hanging.set()
         self.release.wait(_BOUND)
         self.ended.append("answered late")
         return ChatResponse("late answer")
@@ -144,6 +146,33 @@ def test_a_hanging_blocking_call_is_abandoned_and_its_trial_freed(clock: FakeClo
     finally:
         primary.release.set()
     assert manager.get_metrics()["hedges"]["total"] >= 2
+
+
+def test_a_keyboard_interrupt_while_hedging_abandons_both_calls(clock: FakeClock) -> None:
+    """sync: KeyboardInterrupt in the waiting caller abandons both blocking calls; both
+    attempts and the request are counted as cancelled."""
+    primary, backup = Hanging(), Hanging()
+
+    def interrupt(event: Event) -> None:
+        if isinstance(event, HedgeStarted):
+            assert backup.hanging.wait(_BOUND)  # the hedge's worker has made its call
+            raise KeyboardInterrupt
+
+    events: list[Event] = []
+    manager = _manager(clock, HedgePolicy(delay=0), events)
+    manager.add_hook(interrupt)
+    _route(manager, primary, backup)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            manager.chat("hi")
+    finally:
+        primary.release.set()
+        backup.release.set()
+    metrics = manager.get_metrics()
+    assert metrics["cancelled_requests"] == 1
+    assert metrics["models"]["primary"]["cancelled_attempts"] == 1
+    assert metrics["models"]["backup"]["cancelled_attempts"] == 1
+    assert metrics["models"]["backup"]["success_count"] == 0
 
 
 @pytest.mark.parametrize("driver", ["sync", "async"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from drivers import Ask
 
@@ -123,3 +125,18 @@ def test_hand_over_must_be_a_bool() -> None:
     """A non-bool hand_over is a ConfigurationError naming the parameter."""
     with pytest.raises(ConfigurationError, match=r"RetryPolicy\.hand_over must be True or False"):
         RetryPolicy(hand_over="yes")  # type: ignore[arg-type]
+
+
+def test_readme_routing_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's routing example hands over, validates and reports as it says."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Routing:") :]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    started = time.monotonic()
+    exec(compile(code, "README.md", "exec"), {})
+    assert time.monotonic() - started < 1.0  # handed over: no 1 s backoff on the real clock
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ['claude {"city": "Paris"}', "('gpt-4o',)", "{'handed_over': 1}"]

@@ -17,27 +17,30 @@ only starts them, waits for the first answer and stops the loser:
   (`RacingAttempts` decides, under a lock held for a few instructions only, which of the two
   threads records an attempt).
 
-The hedge delay is wall-clock time, like the per-attempt timeout it races against.
+Streams race the same way until their first chunk (`_open_route` / `_aopen_route`): the
+winner's opened stream is handed to `Engine.stream`'s relay, and a loser that opened too is
+closed. The hedge delay is wall-clock time, like the per-attempt timeout it races against.
 """
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reliable_llm._attempts import ModelAttempts
 from reliable_llm._breaker import Admission, Ticket
 from reliable_llm._clock import Clock
 from reliable_llm._deadline import start_in_worker
-from reliable_llm._engine import Engine
+from reliable_llm._engine import Engine, _aclose, _AOpened, _Opened, _Source
 from reliable_llm._errors import FailureReason, ModelFailure
 from reliable_llm._events import EventHook, HedgeStarted
 from reliable_llm._metrics import percentiles
 from reliable_llm._policies import HedgePolicy
-from reliable_llm._types import ChatResponse
+from reliable_llm._types import ChatResponse, StreamChunk
 
 if TYPE_CHECKING:
     import asyncio
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HedgingEngine", "RacingAttempts"]
 
+T = TypeVar("T")
 _REJECTED = Admission.REJECTED
 _P95_REFRESH = 1.0  # seconds (manager clock) a model's p95 delay is reused before recomputing
 
@@ -100,11 +104,12 @@ class RacingAttempts(ModelAttempts):
             self.settling = False
 
     def release(self) -> None:
-        """The worker is done (its ``finally``): release unless the caller already did."""
+        """The attempts are over (in the worker, or in the reader of a stream that won):
+        release unless the caller already did on abandoning them."""
         with self.lock:
             if self.released:
                 return
-            self.released = self.abandoned = True
+            self.released = True
         super().release()
 
     def abandon(self) -> None:
@@ -205,83 +210,113 @@ class HedgingEngine(Engine):
         """Serve the plan with blocking calls, hedging a slow model with the next one."""
         if len(plan.entries) < 2:
             return super().run(plan)
-        results: queue.SimpleQueue[tuple[RacingAttempts, ChatResponse | None, Any]] = (
+        won = self._race(plan, 0, self._complete_released, None)
+        if won is None:
+            raise plan.error()
+        return self._finish(plan, won[2])
+
+    def _complete_released(self, tries: ModelAttempts) -> ChatResponse | None:
+        try:
+            return self._complete(tries)
+        finally:
+            tries.release()
+
+    def _open_route(self, plan: Plan, start: int) -> _Opened | None:
+        """Race the opening of streams (the wait for a first chunk) like `run` races calls."""
+        if len(plan.entries) - start < 2:
+            return super()._open_route(plan, start)
+        won = self._race(plan, start, self._open_held, _close_opened)
+        if won is None:
+            return None
+        index, tries, (source, first) = won
+        return index, tries, source, first
+
+    def _open_held(self, tries: ModelAttempts) -> tuple[_Source, StreamChunk | None] | None:
+        opened = None
+        try:
+            opened = self._open(tries)
+            return opened
+        finally:
+            if opened is None:
+                tries.release()  # an opened stream's attempts are released by its reader
+
+    def _race(
+        self,
+        plan: Plan,
+        start: int,
+        contend: Callable[[ModelAttempts], T | None],
+        discard: Callable[[ModelAttempts, T], None] | None,
+    ) -> tuple[int, ModelAttempts, T] | None:
+        """Walk the route from ``start``, each model's ``contend(tries)`` in a worker thread,
+        hedging once; the first value wins. None when the route ended (failures given up).
+
+        ``discard(tries, value)`` disposes of a value that lost (an opened stream)."""
+        results: queue.SimpleQueue[tuple[RacingAttempts, T | None, BaseException | None]] = (
             queue.SimpleQueue()
         )
         running: dict[RacingAttempts, int] = {}
-        nxt = 0
+        nxt = start
         hedged = False
         hedge_at = delay = 0.0
+
+        def enter(index: int, tries: ModelAttempts) -> None:
+            assert isinstance(tries, RacingAttempts)
+            running[tries] = index
+            start_in_worker(functools.partial(_contend, tries, contend, discard, results))
+
         try:
             while True:
                 if not running:
                     admitted = self._admit(plan, nxt, True)
                     if admitted is None:
-                        raise plan.error()
-                    index, tries = admitted
-                    self._start(tries, results)
-                    running[tries] = index  # type: ignore[index]
-                    nxt = index + 1
+                        return None
+                    enter(*admitted)
+                    nxt = admitted[0] + 1
                     if not hedged:
-                        delay = self.delay(tries.entry.name)
+                        delay = self.delay(admitted[1].entry.name)
                         hedge_at = time.monotonic() + delay
                 wait = plan.deadline - self.clock.monotonic()
                 due = self._hedge_due(plan, len(running), hedged, nxt)
                 if due:
                     wait = min(wait, hedge_at - time.monotonic())
                 try:
-                    tries, response, error = results.get(timeout=max(wait, 0.0))
+                    tries, value, error = results.get(timeout=max(wait, 0.0))
                 except queue.Empty:
                     if due and time.monotonic() >= hedge_at:
                         hedged = True
-                        first: ModelAttempts = next(iter(running))
+                        first = next(iter(running))
                         admitted = self._hedge(plan, nxt, True)
                         if admitted is not None:
-                            index, hedge = admitted
-                            self._start(hedge, results)
-                            running[hedge] = index  # type: ignore[index]
-                            nxt = index + 1
-                            self.emit(HedgeStarted(first.entry.name, hedge.entry.name, delay))
+                            enter(*admitted)
+                            nxt = admitted[0] + 1
+                            hedge = admitted[1].entry.name
+                            self.emit(HedgeStarted(first.entry.name, hedge, delay))
                         continue
                     if plan.deadline - self.clock.monotonic() > 0:
                         continue
-                    raise self._timed_out(plan, running) from None
+                    self._time_out(plan, running)
+                    return None
                 index = running.pop(tries)
                 if error is not None:
                     raise error
-                if response is not None:
-                    for loser in running:
-                        loser.abandon()
-                    running.clear()
-                    return self._finish(plan, response)
+                if value is not None:
+                    return index, tries, value
                 if tries.failure is not None and plan.give_up(index, tries.failure, self.emit):
-                    raise plan.error()
+                    return None
         finally:
             for loser in running:
                 loser.abandon()
+            # Values delivered before their contender was abandoned: nobody will read them.
+            while discard is not None:
+                try:
+                    tries, value, _ = results.get_nowait()
+                except queue.Empty:
+                    break
+                if value is not None:
+                    discard(tries, value)
 
-    def _start(
-        self,
-        tries: ModelAttempts,
-        results: queue.SimpleQueue[tuple[RacingAttempts, ChatResponse | None, Any]],
-    ) -> None:
-        assert isinstance(tries, RacingAttempts)
-        complete = self._complete
-
-        def contend() -> None:
-            try:
-                outcome = complete(tries)
-            except BaseException as exc:  # handed to the waiting caller, who re-raises it
-                results.put((tries, None, exc))
-            else:
-                results.put((tries, outcome, None))
-            finally:
-                tries.release()
-
-        start_in_worker(contend)
-
-    def _timed_out(self, plan: Plan, running: dict[RacingAttempts, int]) -> Exception:
-        """Give up every contender still running at the deadline; the request's error."""
+    def _time_out(self, plan: Plan, running: dict[RacingAttempts, int]) -> None:
+        """Give up every contender still running at the deadline."""
         for tries, index in sorted(running.items(), key=lambda item: item[1]):
             tries.abandon()
             failure = ModelFailure(
@@ -289,7 +324,6 @@ class HedgingEngine(Engine):
             )
             plan.give_up(index, failure, self.emit)
         running.clear()
-        return plan.error()
 
     # -- async -----------------------------------------------------------------------------
 
@@ -297,11 +331,51 @@ class HedgingEngine(Engine):
         """Serve the plan without blocking the event loop, hedging a slow model."""
         if len(plan.entries) < 2:
             return await super().arun(plan)
+        won = await self._arace(plan, 0, self._acomplete_released, None)
+        if won is None:
+            raise plan.error()
+        return self._finish(plan, won[2])
+
+    async def _acomplete_released(self, tries: ModelAttempts) -> ChatResponse | None:
+        try:
+            return await self._acomplete(tries)
+        finally:
+            tries.release()
+
+    async def _aopen_route(self, plan: Plan, start: int) -> _AOpened | None:
+        """Async twin of `_open_route`."""
+        if len(plan.entries) - start < 2:
+            return await super()._aopen_route(plan, start)
+        won = await self._arace(plan, start, self._aopen_held, _aclose_opened)
+        if won is None:
+            return None
+        index, tries, (iterator, first) = won
+        return index, tries, iterator, first
+
+    async def _aopen_held(
+        self, tries: ModelAttempts
+    ) -> tuple[AsyncIterator[StreamChunk], StreamChunk | None] | None:
+        opened = None
+        try:
+            opened = await self._aopen(tries)
+            return opened
+        finally:
+            if opened is None:
+                tries.release()  # an opened stream's attempts are released by its reader
+
+    async def _arace(
+        self,
+        plan: Plan,
+        start: int,
+        contend: Callable[[ModelAttempts], Coroutine[Any, Any, T | None]],
+        discard: Callable[[ModelAttempts, T], Awaitable[None]] | None,
+    ) -> tuple[int, ModelAttempts, T] | None:
+        """Async twin of `_race`: each contender is a task; losers are cancelled and awaited."""
         import asyncio
 
         loop = asyncio.get_running_loop()
-        running: dict[asyncio.Task[ChatResponse | None], tuple[int, ModelAttempts]] = {}
-        nxt = 0
+        running: dict[asyncio.Task[T | None], tuple[int, ModelAttempts]] = {}
+        nxt = start
         hedged = False
         hedge_at = delay = 0.0
         try:
@@ -309,12 +383,11 @@ class HedgingEngine(Engine):
                 if not running:
                     admitted = self._admit(plan, nxt, False)
                     if admitted is None:
-                        raise plan.error()
-                    index, tries = admitted
-                    running[loop.create_task(self._acontend(tries))] = admitted
-                    nxt = index + 1
+                        return None
+                    running[loop.create_task(contend(admitted[1]))] = admitted
+                    nxt = admitted[0] + 1
                     if not hedged:
-                        delay = self.delay(tries.entry.name)
+                        delay = self.delay(admitted[1].entry.name)
                         hedge_at = loop.time() + delay
                 due = self._hedge_due(plan, len(running), hedged, nxt)
                 timeout = max(hedge_at - loop.time(), 0.0) if due else None
@@ -326,37 +399,75 @@ class HedgingEngine(Engine):
                     first = next(iter(running.values()))[1]
                     admitted = self._hedge(plan, nxt, False)
                     if admitted is not None:
-                        hedge = admitted[1]
-                        running[loop.create_task(self._acontend(hedge))] = admitted
+                        running[loop.create_task(contend(admitted[1]))] = admitted
                         nxt = admitted[0] + 1
-                        self.emit(HedgeStarted(first.entry.name, hedge.entry.name, delay))
+                        hedge = admitted[1].entry.name
+                        self.emit(HedgeStarted(first.entry.name, hedge, delay))
                     continue
                 for task in sorted(done, key=lambda t: running[t][0]):
                     index, tries = running.pop(task)
-                    response = task.result()
-                    if response is not None:
-                        await _cancel(running)
-                        return self._finish(plan, response)
-                    assert tries.failure is not None
-                    if plan.give_up(index, tries.failure, self.emit):
-                        raise plan.error()
+                    value = task.result()
+                    if value is not None:
+                        return index, tries, value
+                    if tries.failure is not None and plan.give_up(index, tries.failure, self.emit):
+                        return None
         finally:
-            await _cancel(running)
-
-    async def _acontend(self, tries: ModelAttempts) -> ChatResponse | None:
-        try:
-            return await self._acomplete(tries)
-        finally:
-            tries.release()
+            await _cancel(running, discard)
 
 
-async def _cancel(running: dict[Any, Any]) -> None:
-    """Cancel the losing tasks and wait until each has recorded its cancelled attempt."""
+def _contend(
+    tries: RacingAttempts,
+    contend: Callable[[ModelAttempts], T | None],
+    discard: Callable[[ModelAttempts, T], None] | None,
+    results: queue.SimpleQueue[tuple[RacingAttempts, T | None, BaseException | None]],
+) -> None:
+    """One contender of a sync race, in its worker thread: report its outcome, or dispose of
+    a value nobody waits for any more."""
+    try:
+        value = contend(tries)
+    except BaseException as exc:  # handed to the waiting caller, who re-raises it
+        results.put((tries, None, exc))
+        return
+    if value is None:
+        results.put((tries, None, None))
+        return
+    with tries.lock:
+        delivered = not tries.abandoned
+        if delivered:  # under the lock: the caller drains what was delivered before abandoning
+            results.put((tries, value, None))
+    if not delivered and discard is not None:
+        discard(tries, value)
+
+
+def _close_opened(tries: ModelAttempts, opened: tuple[_Source, StreamChunk | None]) -> None:
+    opened[0].close()
+    tries.release()
+
+
+async def _aclose_opened(
+    tries: ModelAttempts, opened: tuple[AsyncIterator[StreamChunk], StreamChunk | None]
+) -> None:
+    try:
+        await _aclose(opened[0])
+    finally:
+        tries.release()
+
+
+async def _cancel(running: dict[Any, Any], discard: Callable[..., Awaitable[None]] | None) -> None:
+    """Cancel the losing tasks and wait until each has recorded its cancelled attempt; dispose
+    of a value a loser obtained in the same instant as the winner."""
     import asyncio
 
-    tasks = list(running)
+    tasks = list(running.items())
     running.clear()
-    for task in tasks:
+    for task, _ in tasks:
         task.cancel()
-    if tasks:
-        await asyncio.wait(tasks)
+    if not tasks:
+        return
+    await asyncio.wait([task for task, _ in tasks])
+    for task, (_, tries) in tasks:
+        if task.cancelled() or task.exception() is not None:
+            continue
+        value = task.result()
+        if value is not None and discard is not None:
+            await discard(tries, value)

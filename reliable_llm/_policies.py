@@ -219,8 +219,9 @@ class HedgePolicy:
     admits it; the first complete (and valid) answer wins and the other call is cancelled
     (async: its task is cancelled; sync: the blocking call is abandoned in its worker thread
     and its outcome discarded). At most one hedge per request, so a request makes at most
-    two calls at once; no hedge is started once the request's deadline has passed. Streams
-    are not hedged. The practice comes from "The Tail at Scale" (Dean and Barroso, 2013),
+    two calls at once; no hedge is started once the request's deadline has passed. A stream
+    is hedged only until its first chunk (the wait for the first chunk is what is raced;
+    once one model's chunks flow, that stream is the answer). The practice comes from "The Tail at Scale" (Dean and Barroso, 2013),
     which hedges at the 95th percentile latency.
 
     Attributes:

@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from drivers import ask_with
+from drivers import DRIVERS, ask_with
 
 from reliable_llm import (
     AllModelsFailedError,
@@ -175,7 +175,7 @@ def test_a_keyboard_interrupt_while_hedging_abandons_both_calls(clock: FakeClock
     assert metrics["models"]["backup"]["success_count"] == 0
 
 
-@pytest.mark.parametrize("driver", ["sync", "async"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_no_hedge_when_the_model_answers_in_time(clock: FakeClock, driver: str) -> None:
     """A model that answers before the delay is never hedged: one upstream call."""
     events: list[Event] = []
@@ -186,6 +186,41 @@ def test_no_hedge_when_the_model_answers_in_time(clock: FakeClock, driver: str) 
     assert (response.model, backup.call_count) == ("primary", 0)
     assert _hedges(events) == []
     assert [a.model for a in response.attempts] == ["primary"]
+
+
+async def test_a_stream_that_has_not_started_is_hedged(clock: FakeClock) -> None:
+    """astream: no first chunk from the primary before the delay, so the backup is asked too;
+    its chunks reach the caller and the primary's call is cancelled."""
+    events: list[Event] = []
+    manager = _manager(clock, HedgePolicy(delay=0), events)
+    primary = Hanging()
+    _route(manager, primary, ScriptedModel(default="from the backup"))
+    stream = manager.astream("hi")
+    text = "".join([chunk.text async for chunk in stream])
+    assert text == "from the backup"
+    assert stream.response is not None and stream.response.model == "backup"
+    assert primary.ended == ["cancelled"]
+    outcomes = sorted((a.model, a.cancelled) for a in stream.response.attempts)
+    assert outcomes == [("backup", False), ("primary", True)]
+    assert _hedges(events) == [HedgeStarted("primary", "backup", 0.0)]
+
+
+def test_a_blocking_stream_that_has_not_started_is_hedged(clock: FakeClock) -> None:
+    """stream: the primary blocks before its first chunk; the backup's stream is relayed and
+    the primary's call abandoned (recorded as cancelled), its late answer discarded."""
+    events: list[Event] = []
+    manager = _manager(clock, HedgePolicy(delay=0), events)
+    primary = Hanging()
+    _route(manager, primary, ScriptedModel(default="from the backup"))
+    try:
+        stream = manager.stream("hi")
+        assert "".join(chunk.text for chunk in stream) == "from the backup"
+        assert stream.response is not None and stream.response.model == "backup"
+        cancelled = [a.cancelled for a in stream.response.attempts if a.model == "primary"]
+        assert cancelled == [True]
+    finally:
+        primary.release.set()
+    assert manager.get_metrics()["models"]["primary"]["success_count"] == 0
 
 
 async def test_no_hedge_to_an_open_breaker(clock: FakeClock) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import pickle
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from drivers import Ask, ask_with
@@ -190,6 +191,26 @@ def test_a_cached_answer_must_pass_the_requests_validators(manager: LLMManager) 
     strict = manager.chat("q", validators=[not_truncated()])
     assert (strict.model, strict.cached) == ("backup", False)
     assert (primary.call_count, backup.call_count) == (2, 1)
+
+
+async def test_an_async_backend_cache_hit_must_pass_the_validators(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    """The same through a backend with async twins (SQLiteCache under achat)."""
+    from reliable_llm.backends import SQLiteCache
+
+    cache = SQLiteCache(str(tmp_path / "cache.db"))
+    try:
+        manager = LLMManager(clock=clock, cache_backend=cache)
+        primary = ScriptedModel(default=TRUNCATED)
+        backup = _route(manager, primary)
+        assert (await manager.achat("q")).text == TRUNCATED.text
+        assert (await manager.achat("q")).cached
+        strict = await manager.achat("q", validators=[not_truncated()])
+        assert (strict.model, strict.cached) == ("backup", False)
+        assert (primary.call_count, backup.call_count) == (2, 1)
+    finally:
+        cache.close()
 
 
 def test_a_stream_rejected_after_its_chunks_raises(manager: LLMManager) -> None:

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import functools
 import queue
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reliable_llm._attempts import ModelAttempts
-from reliable_llm._breaker import Admission, Ticket
+from reliable_llm._breaker import Admission
 from reliable_llm._clock import Clock
 from reliable_llm._deadline import start_in_worker
 from reliable_llm._engine import Engine, _aclose, _AOpened, _Opened, _Source
@@ -40,88 +39,19 @@ from reliable_llm._errors import FailureReason, ModelFailure
 from reliable_llm._events import EventHook, HedgeStarted
 from reliable_llm._metrics import percentiles
 from reliable_llm._policies import HedgePolicy
+from reliable_llm._racing import RacingAttempts
 from reliable_llm._types import ChatResponse, StreamChunk
 
 if TYPE_CHECKING:
     import asyncio
 
     from reliable_llm._plan import Plan
-    from reliable_llm._registry import ModelEntry
 
-__all__ = ["HedgingEngine", "RacingAttempts"]
+__all__ = ["HedgingEngine"]
 
 T = TypeVar("T")
 _REJECTED = Admission.REJECTED
 _P95_REFRESH = 1.0  # seconds (manager clock) a model's p95 delay is reused before recomputing
-
-
-class RacingAttempts(ModelAttempts):
-    """`ModelAttempts` run in a worker thread that the caller may abandon at any moment.
-
-    Exactly one thread records each attempt and frees the half-open trial: the worker, when
-    it claimed its attempt's outcome before the caller abandoned it; otherwise the caller (the
-    attempt as cancelled). After abandonment the worker records nothing and starts no new
-    attempt. The lock is held for a few instructions only, never around a provider call, a
-    validator, a classifier or a hook.
-    """
-
-    __slots__ = ("abandoned", "lock", "released", "settling")
-
-    def __init__(self, engine: Engine, entry: ModelEntry, plan: Plan, admission: Ticket) -> None:
-        super().__init__(engine, entry, plan, admission)
-        self.lock = threading.Lock()
-        self.abandoned = False
-        self.settling = False  # the worker is recording its attempt's outcome
-        self.released = False
-
-    def start(self) -> float | None:
-        with self.lock:
-            if self.abandoned:
-                return None
-            return super().start()
-
-    def _claim(self) -> bool:
-        with self.lock:
-            if self.abandoned:
-                return False  # the caller records this attempt, as cancelled
-            self.settling = True
-            return True
-
-    def failed(self, exc: Exception) -> float | None:
-        if not self._claim():
-            return None
-        try:
-            return super().failed(exc)
-        finally:
-            self.settling = False
-
-    def succeeded(self, response: ChatResponse) -> ChatResponse | None:
-        if not self._claim():
-            return None  # lost the race: the answer is discarded
-        try:
-            return super().succeeded(response)
-        finally:
-            self.settling = False
-
-    def release(self) -> None:
-        """The attempts are over (in the worker, or in the reader of a stream that won):
-        release unless the caller already did on abandoning them."""
-        with self.lock:
-            if self.released:
-                return
-            self.released = True
-        super().release()
-
-    def abandon(self) -> None:
-        """Stop waiting for this contender (from the caller's thread): record its attempt in
-        flight as cancelled and free its half-open trial; its worker's outcome is discarded.
-        A worker already recording an outcome finishes that and releases on its own."""
-        with self.lock:
-            self.abandoned = True
-            if self.released or self.settling:
-                return
-            self.released = True
-        super().release()
 
 
 class HedgingEngine(Engine):

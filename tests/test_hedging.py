@@ -350,6 +350,27 @@ async def test_no_hedge_once_the_deadline_has_passed(clock: FakeClock) -> None:
     assert (backup.call_count, _hedges(events)) == (0, [])
 
 
+def test_blocking_contenders_are_given_up_at_the_deadline() -> None:
+    """sync, real clock: two blocking calls that ignore their timeout are abandoned when the
+    request's 50 ms deadline passes; the error says so and both attempts are cancelled."""
+    manager = LLMManager(hedging=HedgePolicy(delay=0))
+    primary, backup = Hanging(), Hanging()
+    _route(manager, primary, backup)
+    try:
+        started = time.monotonic()
+        with pytest.raises(AllModelsFailedError) as caught:
+            manager.chat("hi", timeout=0.05)
+        assert time.monotonic() - started < 1.0
+    finally:
+        primary.release.set()
+        backup.release.set()
+    assert caught.value.deadline_exceeded
+    assert [f.model for f in caught.value.failures] == ["primary", "backup"]
+    metrics = manager.get_metrics()
+    assert metrics["models"]["primary"]["cancelled_attempts"] == 1
+    assert metrics["models"]["backup"]["cancelled_attempts"] == 1
+
+
 def test_hedging_must_be_a_policy() -> None:
     """Bad hedging configuration is a ConfigurationError naming the parameter."""
     with pytest.raises(ConfigurationError, match="hedging must be a HedgePolicy"):

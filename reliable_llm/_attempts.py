@@ -16,7 +16,7 @@ context):
                     break
                 <sleep delay>
             else:
-                return tries.succeeded(response)
+                return tries.succeeded(response)  # None: a validator rejected the answer
     finally:
         tries.release()
 

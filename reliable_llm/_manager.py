@@ -393,11 +393,15 @@ class LLMManager:
             cache_ttl: Seconds this call's answer stays cached.
             timeout: Seconds the whole request may take, retries and fallbacks included.
             **params: Generation parameters (temperature, max_tokens, top_p, stop, seed, tools,
-                tool_choice, response_format); others are passed to the provider unchanged.
+                tool_choice, response_format); others are passed to the provider unchanged,
+                except ``validators=``: checks this request's answer must pass (a validator or
+                a list, see `reliable_llm.validators`), run after the answering model's own;
+                a rejected answer moves to the next model and is never cached.
 
         Raises:
             AllModelsFailedError: No model answered; ``failures`` says why for each one.
-            ConfigurationError: The request or an override is invalid.
+            ConfigurationError: The request or an override is invalid, or a validator raised
+                something other than `InvalidResponseError`.
         """
         plan = self._plan(messages, params, model, fallback_chain, use_cache, cache_ttl, timeout)
         return self._server.serve(plan)
@@ -458,7 +462,8 @@ class LLMManager:
 
         Raises:
             AllModelsFailedError: No model started streaming (raised while iterating).
-            StreamInterruptedError: The stream broke after text was yielded.
+            StreamInterruptedError: The stream broke after text was yielded, or a validator
+                rejected the complete answer after its chunks were yielded.
             ConfigurationError: The request or an override is invalid (raised here).
         """
         plan = self._plan(messages, params, model, fallback_chain, use_cache, cache_ttl, timeout)

@@ -320,3 +320,41 @@ def test_invalid_response_error_keeps_its_reason() -> None:
     assert issubclass(EmptyResponseError, InvalidResponseError)
     assert EmptyResponseError("empty").reason == "empty"
     assert repr(not_truncated()) == "not_truncated()"
+
+
+def test_generate_takes_validators_too(manager: LLMManager) -> None:
+    """generate(prompt, validators=...) falls back like chat; the keyword is never sent on."""
+    seen: list[dict[str, object]] = []
+
+    def backup(prompt: str, **kwargs: object) -> str:
+        seen.append(kwargs)
+        return "Paris"
+
+    manager.register_model("primary", ScriptedModel(default=TRUNCATED))
+    manager.register_model("backup", backup)
+    manager.set_fallback_chain(["backup"])
+    assert manager.generate("Capital?", validators=[not_truncated()]) == "Paris"
+    assert seen == [{}]
+
+
+def test_a_rejected_trial_answer_frees_the_trial_without_closing_or_reopening(
+    manager: LLMManager, clock: FakeClock
+) -> None:
+    """A half-open trial whose answer is rejected is neutral: the breaker stays half-open and
+    the next request may take the trial again."""
+    primary = ScriptedModel([RuntimeError("outage")], default=TRUNCATED)
+    manager.register_model(
+        "primary",
+        primary,
+        breaker=BreakerPolicy(failure_threshold=1, recovery_timeout=10),
+        validators=[not_truncated()],
+    )
+    manager.register_model("backup", ScriptedModel(default="Paris"))
+    manager.set_fallback_chain(["backup"])
+    manager.chat("q0", use_cache=False)
+    assert manager.get_model_info("primary")["breaker"]["state"] == "open"
+    clock.advance(10)
+    for i in (1, 2):
+        assert manager.chat(f"q{i}", use_cache=False).model == "backup"
+        assert manager.get_model_info("primary")["breaker"]["state"] == "half-open"
+    assert primary.call_count == 3  # the outage, then one trial per request

@@ -49,6 +49,7 @@ class Hanging(Provider):
         self.release = threading.Event()
         self.hanging = threading.Event()
         self.calls = 0
+        self._count = threading.Lock()
         self.ended: list[str] = []
 
     def _warm(self) -> ChatResponse | None:
@@ -58,8 +59,12 @@ class Hanging(Provider):
         self.clock.advance(self.warmups.pop(0))
         return ChatResponse("warm")
 
+    def _called(self) -> None:
+        with self._count:
+            self.calls += 1
+
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
-        self.calls += 1
+        self._called()
         if self.failures:
             self.failures -= 1
             raise ServerError("503", status_code=503)
@@ -74,7 +79,7 @@ class Hanging(Provider):
         warm = self._warm()
         if warm is not None:
             return warm
-        self.calls += 1
+        self._called()
         try:
             await asyncio.sleep(_BOUND)
         except asyncio.CancelledError:
@@ -368,6 +373,33 @@ def test_blocking_contenders_are_given_up_at_the_deadline() -> None:
     metrics = manager.get_metrics()
     assert metrics["models"]["primary"]["cancelled_attempts"] == 1
     assert metrics["models"]["backup"]["cancelled_attempts"] == 1
+
+
+def test_concurrent_hedged_requests_add_up(clock: FakeClock) -> None:
+    """20 threads and 100 tasks hedging at once: every request answered by the backup, every
+    primary call counted once as cancelled, no attempt recorded twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    events: list[Event] = []
+    manager = _manager(clock, HedgePolicy(delay=0), events)
+    primary, backup = Hanging(), ScriptedModel(default="from backup")
+    _route(manager, primary, backup)
+    try:
+        with ThreadPoolExecutor(20) as pool:
+            models = list(pool.map(lambda i: manager.chat(f"t{i}").model, range(20)))
+
+        async def tasks() -> list[str]:
+            answers = await asyncio.gather(*(manager.achat(f"a{i}") for i in range(100)))
+            return [a.model for a in answers]
+
+        models += asyncio.run(tasks())
+    finally:
+        primary.release.set()
+    assert models == ["backup"] * 120
+    stats = manager.get_metrics()["models"]
+    assert stats["primary"]["cancelled_attempts"] == primary.calls == 120
+    assert stats["backup"]["success_count"] == backup.call_count == 120
+    assert manager.get_metrics()["hedges"]["total"] == 120
 
 
 def test_hedging_must_be_a_policy() -> None:

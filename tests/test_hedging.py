@@ -283,6 +283,28 @@ async def test_a_failed_hedge_leaves_the_first_model_to_answer(clock: FakeClock)
     assert len(_hedges(events)) == 1
 
 
+async def test_the_first_valid_answer_wins(clock: FakeClock) -> None:
+    """A faster answer that a validator rejects does not win: the slower valid one does."""
+    from reliable_llm.validators import not_truncated
+
+    events: list[Event] = []
+    manager = _manager(clock, HedgePolicy(delay=0), events)
+
+    async def slow(prompt: str) -> str:
+        await asyncio.sleep(0.02)  # outlasts the backup's truncated answer
+        return "a complete answer"
+
+    manager.register_model("primary", slow)
+    manager.register_model(
+        "backup", ScriptedModel(default=ChatResponse("a trunc", finish_reason="length"))
+    )
+    manager.set_fallback_chain(["backup"])
+    response = await manager.achat("hi", validators=[not_truncated()], timeout=5)
+    assert (response.model, response.text) == ("primary", "a complete answer")
+    assert response.fallback_from == ("backup",)
+    assert manager.get_metrics()["invalid_responses"]["by_reason"] == {"truncated": 1}
+
+
 async def test_identical_hedged_requests_share_one_flight(clock: FakeClock) -> None:
     """Single flight holds: two identical concurrent requests make one hedged flight, one
     cache write, and both get the backup's answer."""

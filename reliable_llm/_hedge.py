@@ -93,7 +93,10 @@ class HedgingEngine(Engine):
 
     def _admit(self, plan: Plan, start: int, racing: bool) -> tuple[int, ModelAttempts] | None:
         """The next model from ``start`` whose breaker admits the request, with its attempts;
-        models skipped on the way are given up. None when the route has ended."""
+        models skipped on the way are given up. None when the route has ended.
+
+        The same admission as `Engine.run`'s loop (kept in step with it by hand: the drivers
+        inline theirs, a method call per model being a measurable share of the hot path)."""
         entries = plan.entries
         for index in range(start, len(entries)):
             entry = entries[index]

@@ -8,10 +8,12 @@ failed call does (see `ModelAttempts.succeeded`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from types import FunctionType
+from types import FunctionType, MethodType
 from typing import Any
 
+from reliable_llm._callable import is_async_callable
 from reliable_llm._errors import ConfigurationError, InvalidResponseError
 from reliable_llm._types import ChatResponse
 
@@ -22,11 +24,30 @@ Validator = Callable[[ChatResponse], Any]
 `InvalidResponseError` to reject it."""
 
 NO_VALIDATORS: tuple[Validator, ...] = ()
+_BUILDERS = f"{__package__}.validators"  # the module of the ready-made validators' builders
 
 
 def _name(fn: object) -> str:
     """A function's qualified name, or the repr of a validator object."""
     return str(getattr(fn, "__qualname__", None) or repr(fn))
+
+
+# Whether calling an instance of a type returns an awaitable depends only on the type: the
+# answer is remembered per type, so a request's validators are checked in well under 1 µs.
+_ASYNC_BY_TYPE: dict[type, bool] = {}
+_PER_OBJECT = (MethodType, functools.partial)  # what they wrap decides: never remembered
+
+
+def _is_async(item: object) -> bool:
+    kind = type(item)
+    if kind is FunctionType:
+        return is_async_callable(item)
+    known = _ASYNC_BY_TYPE.get(kind)
+    if known is None:
+        known = is_async_callable(item)
+        if not issubclass(kind, _PER_OBJECT):
+            _ASYNC_BY_TYPE[kind] = known
+    return known
 
 
 def as_validators(parameter: str, value: object) -> tuple[Validator, ...]:
@@ -36,8 +57,6 @@ def as_validators(parameter: str, value: object) -> tuple[Validator, ...]:
         ConfigurationError: An item is not a sync callable (async validators cannot run
             where answers are checked), naming ``parameter``.
     """
-    from reliable_llm._callable import is_async_callable
-
     if value is None:
         return NO_VALIDATORS
     if callable(value):
@@ -55,13 +74,11 @@ def as_validators(parameter: str, value: object) -> tuple[Validator, ...]:
                 f"{parameter} must hold validator instances such as "
                 f"reliable_llm.validators.not_truncated(), got {item!r}"
             )
-        if getattr(item, "__module__", None) == __package__ + ".validators" and isinstance(
-            item, FunctionType
-        ):
+        if isinstance(item, FunctionType) and item.__module__ == _BUILDERS:
             raise ConfigurationError(
                 f"{parameter}: {item.__name__} builds a validator; call it: {item.__name__}()"
             )
-        if is_async_callable(item):
+        if _is_async(item):
             raise ConfigurationError(
                 f"{parameter}: {item!r} is an async function; validators are called "
                 "synchronously on the answer, so use a plain def"

@@ -296,9 +296,14 @@ def test_an_async_validator_is_rejected(manager: LLMManager) -> None:
     async def check(response: ChatResponse) -> None:
         return None
 
+    class Check:
+        async def __call__(self, response: ChatResponse) -> None:
+            return None
+
     manager.register_model("m", ScriptedModel())
-    with pytest.raises(ConfigurationError, match="is an async function"):
-        manager.chat("hi", validators=[check])
+    for bad in (check, Check(), Check()):  # the second instance: the per-type answer
+        with pytest.raises(ConfigurationError, match="is an async function"):
+            manager.chat("hi", validators=[bad])
 
 
 def test_an_invalid_schema_is_rejected_at_once() -> None:

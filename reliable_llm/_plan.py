@@ -57,8 +57,10 @@ class Plan:
         "stream_idle",
         "total",
         "ttl",
-        "validators",
     )
+
+    #: This request's own validators, run after each model's (see `_CheckedPlan`).
+    validators: tuple[Validator, ...] = NO_VALIDATORS
 
     def __init__(
         self,
@@ -70,7 +72,6 @@ class Plan:
         stream_idle: float,
         key: str | None,
         ttl: float | None,
-        validators: tuple[Validator, ...] = NO_VALIDATORS,
     ) -> None:
         self.requested = entries[0].name
         self.entries = entries
@@ -88,7 +89,6 @@ class Plan:
         self.stream_idle = stream_idle
         self.key = key
         self.ttl = ttl
-        self.validators = validators  # this request's own, run after each model's
         self.attempts: list[Attempt] = []
         self.failures: list[ModelFailure] = []
         self.given_up: list[str] = []  # the failures' model names, for each response
@@ -134,6 +134,13 @@ class Plan:
         return err
 
 
+class _CheckedPlan(Plan):
+    """A plan with validators of its own (most have none: `Plan` keeps the shared default,
+    so a plan without them costs nothing more to build)."""
+
+    __slots__ = ("validators",)
+
+
 def plan_call(
     manager: LLMManager,
     messages: MessagesInput,
@@ -161,9 +168,7 @@ def plan_call(
     if use_cache is not None and use_cache is not True:
         check_flag("use_cache", use_cache)
     cached = use_cache is not False and manager.enable_caching
-    validators = NO_VALIDATORS
-    if params and "validators" in params:  # ours, not a generation parameter
-        validators = as_validators("validators", params.pop("validators"))
+    checks = None
     if not params and type(messages) is str:
         # The hot path: one user prompt, no parameters (`generate`), keyed without the
         # general canonical encoder.
@@ -171,6 +176,8 @@ def plan_call(
         request: ChatRequest | str = messages
         key = prompt_cache_key(route[0].name, messages) if cached else None
     else:
+        if "validators" in params:  # ours, not a generation parameter
+            checks = as_validators("validators", params.pop("validators"))
         request = build_request(messages, params)
         key = cache_key(route[0].name, request) if cached else None
         for entry in route:  # a fallback that cannot take the request fails now, not later
@@ -186,7 +193,7 @@ def plan_call(
         ttl = manager.cache_policy.ttl
     else:
         ttl = seconds_override("cache_ttl", cache_ttl)
-    return Plan(
+    plan = (Plan if checks is None else _CheckedPlan)(
         route,
         request,
         manager.clock.monotonic(),
@@ -195,5 +202,7 @@ def plan_call(
         timeouts.stream_idle,
         key,
         ttl,
-        validators,
     )
+    if checks is not None:
+        plan.validators = checks  # type: ignore[misc]  # a _CheckedPlan's own slot
+    return plan

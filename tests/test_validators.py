@@ -188,6 +188,7 @@ def test_a_cached_answer_must_pass_the_requests_validators(manager: LLMManager) 
     backup = _route(manager, primary)
     assert manager.chat("q").text == TRUNCATED.text  # cached ("length" answers are)
     assert manager.chat("q").cached
+    assert manager.chat("q", validators=[not_empty()]).cached  # the same entry, accepted
     strict = manager.chat("q", validators=[not_truncated()])
     assert (strict.model, strict.cached) == ("backup", False)
     assert (primary.call_count, backup.call_count) == (2, 1)

@@ -101,7 +101,10 @@ class HedgingEngine(Engine):
         for index in range(start, len(entries)):
             entry = entries[index]
             ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt)) is _REJECTED
+            ):
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     return None
                 continue
@@ -122,7 +125,10 @@ class HedgingEngine(Engine):
         for index in range(nxt, len(entries)):
             entry = entries[index]
             ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt)) is _REJECTED
+            ):
                 continue
             for skipped in range(nxt, index):
                 plan.give_up(skipped, entries[skipped].circuit_open, self.emit)

@@ -27,6 +27,7 @@ from reliable_llm._validation import NO_VALIDATORS, Validator, as_validators
 
 if TYPE_CHECKING:
     from reliable_llm._manager import LLMManager
+    from reliable_llm._tracing import RequestTrace
 
 __all__ = ["Plan", "plan_call"]
 
@@ -56,6 +57,7 @@ class Plan:
         "started",
         "stream_idle",
         "total",
+        "trace",
         "ttl",
     )
 
@@ -92,6 +94,7 @@ class Plan:
         self.attempts: list[Attempt] = []
         self.failures: list[ModelFailure] = []
         self.given_up: list[str] = []  # the failures' model names, for each response
+        self.trace: RequestTrace | None = None  # set by a tracer (`_tracing`) while it runs
 
     @property
     def route(self) -> tuple[str, ...]:

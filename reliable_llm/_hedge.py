@@ -141,6 +141,7 @@ class HedgingEngine(Engine):
         # The loser's attempt was recorded after the winner's response was built.
         response.attempts = tuple(plan.attempts)
         response.fallback_from = tuple(plan.given_up)
+        response.fallback_reasons = tuple([str(f.reason) for f in plan.failures])
         return response
 
     # -- sync ------------------------------------------------------------------------------

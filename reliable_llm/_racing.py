@@ -46,7 +46,11 @@ class RacingAttempts(ModelAttempts):
         with self.lock:
             if self.abandoned:
                 return None
-            return super().start()
+            self.settling = True  # abandon() now leaves this attempt to the worker
+        try:
+            return super().start()  # may start a tracer's span: never under our lock
+        finally:
+            self.settling = False
 
     def _claim(self) -> bool:
         with self.lock:

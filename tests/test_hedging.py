@@ -280,6 +280,7 @@ async def test_a_failed_hedge_leaves_the_first_model_to_answer(clock: FakeClock)
     response = await manager.achat("hi", timeout=5)
     assert (response.model, response.text) == ("primary", "from primary")
     assert response.fallback_from == ("backup",)
+    assert response.fallback_reasons == ("backoff_exceeds_deadline",)  # 1 + 2 s, 4 s too long
     assert len(_hedges(events)) == 1
 
 

@@ -464,3 +464,29 @@ async def test_hedging_over_the_wire_cancels_the_slower_call() -> None:
             assert [a.cancelled for a in response.attempts if a.model == "primary"] == [True]
         finally:
             await manager.aclose()
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_both_hedged_attempts_are_traced(clock: FakeClock, driver: str) -> None:
+    """Under OpenTelemetry, the winner's and the cancelled loser's attempts each get a span."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import reliable_llm.otel
+
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    events: list[Event] = []
+    manager = _manager(clock, HedgePolicy(delay=0), events)
+    primary = Hanging()
+    _route(manager, primary, ScriptedModel(default="from backup"))
+    reliable_llm.otel.instrument(manager, tracer_provider=tracer_provider)
+    try:
+        assert ask_with(driver, manager, "hi").model == "backup"
+    finally:
+        primary.release.set()
+    names = sorted(span.name for span in spans.get_finished_spans())
+    assert names.count("reliable_llm.request") == 1
+    assert len([n for n in names if n.startswith("chat ")]) == 2

@@ -305,14 +305,22 @@ class FailureReason(enum.StrEnum):
     DEADLINE_EXCEEDED = "deadline_exceeded"
     HANDED_OVER = "handed_over"  # a transient failure handed over to a healthy next model
     INVALID_RESPONSE = "invalid_response"  # a validator rejected the model's answer
+    UNSUPPORTED_INPUT = "unsupported_input"
+    """The request carries a content part the model cannot take (an image for a model
+    without vision, say): skipped without a call; its breaker is not touched."""
 
 
 class ModelFailure(NamedTuple):
-    """One model given up during a request, with every error its attempts raised."""
+    """One model given up during a request, with every error its attempts raised.
+
+    ``detail`` says more when there were no attempts (``unsupported_input``: which part the
+    model cannot take, and how to declare that it can).
+    """
 
     model: str
     reason: FailureReason
     errors: tuple[ProviderError, ...] = ()
+    detail: str = ""
 
     def __str__(self) -> str:
         return self.describe()
@@ -320,6 +328,8 @@ class ModelFailure(NamedTuple):
     def describe(self) -> str:
         """Return a one-line human description of this failure."""
         if not self.errors:
+            if self.detail:
+                return f"{self.model}: {self.reason.value} ({self.detail})"
             return f"{self.model}: {self.reason.value}"
         last = self.errors[-1]
         return (

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["HedgingEngine"]
 
 T = TypeVar("T")
+# _unhedged: a request with content parts (images, files) is fitted to each model in turn
+# through the plan (`Plan.fit` sets ``plan.fitted`` for the model about to be called), which
+# two models in flight at once would share; such requests are served without hedging.
 _REJECTED = Admission.REJECTED
 _P95_REFRESH = 1.0  # seconds (manager clock) a model's p95 delay is reused before recomputing
 
@@ -148,7 +151,7 @@ class HedgingEngine(Engine):
 
     def run(self, plan: Plan) -> ChatResponse:
         """Serve the plan with blocking calls, hedging a slow model with the next one."""
-        if len(plan.entries) < 2:
+        if len(plan.entries) < 2 or plan.has_parts:  # see _unhedged
             return super().run(plan)
         won = self._race(plan, 0, self._complete_released, None)
         if won is None:
@@ -163,7 +166,7 @@ class HedgingEngine(Engine):
 
     def _open_route(self, plan: Plan, start: int) -> _Opened | None:
         """Race the opening of streams (the wait for a first chunk) like `run` races calls."""
-        if len(plan.entries) - start < 2:
+        if len(plan.entries) - start < 2 or plan.has_parts:  # see _unhedged
             return super()._open_route(plan, start)
         won = self._race(plan, start, self._open_held, _close_opened)
         if won is None:
@@ -269,7 +272,7 @@ class HedgingEngine(Engine):
 
     async def arun(self, plan: Plan) -> ChatResponse:
         """Serve the plan without blocking the event loop, hedging a slow model."""
-        if len(plan.entries) < 2:
+        if len(plan.entries) < 2 or plan.has_parts:  # see _unhedged
             return await super().arun(plan)
         won = await self._arace(plan, 0, self._acomplete_released, None)
         if won is None:
@@ -284,7 +287,7 @@ class HedgingEngine(Engine):
 
     async def _aopen_route(self, plan: Plan, start: int) -> _AOpened | None:
         """Async twin of `_open_route`."""
-        if len(plan.entries) - start < 2:
+        if len(plan.entries) - start < 2 or plan.has_parts:  # see _unhedged
             return await super()._aopen_route(plan, start)
         won = await self._arace(plan, start, self._aopen_held, _aclose_opened)
         if won is None:

@@ -414,8 +414,10 @@ class HedgePolicy:
     and its outcome discarded). At most one hedge per request, so a request makes at most
     two calls at once; no hedge is started once the request's deadline has passed. A stream
     is hedged only until its first chunk (the wait for the first chunk is what is raced;
-    once one model's chunks flow, that stream is the answer). The practice comes from "The
-    Tail at Scale" (Dean and Barroso, 2013), which hedges at the 95th percentile latency.
+    once one model's chunks flow, that stream is the answer). Requests with content parts
+    (images, files), which are fitted to each model in turn, are not hedged. The practice
+    comes from "The Tail at Scale" (Dean and Barroso, 2013), which hedges at the 95th
+    percentile latency.
 
     Attributes:
         delay: Seconds to wait before hedging, or ``"p95"``: the model's 95th percentile

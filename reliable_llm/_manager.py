@@ -22,11 +22,13 @@ from reliable_llm._events import (
     EventHook,
     check_hook,
 )
+from reliable_llm._hedge import HedgingEngine
 from reliable_llm._metrics import MetricsCollector
 from reliable_llm._plan import plan_call
 from reliable_llm._policies import (
     BreakerPolicy,
     CachePolicy,
+    HedgePolicy,
     RetryPolicy,
     TimeoutPolicy,
 )
@@ -37,6 +39,7 @@ from reliable_llm._request import MessagesInput, check_flag, check_prompt
 from reliable_llm._retry_budget import RetryBudget
 from reliable_llm._serving import Server
 from reliable_llm._types import ChatResponse
+from reliable_llm._validation import Validator, as_validators
 
 if TYPE_CHECKING:
     from reliable_llm.backends._redis import RedisState
@@ -69,6 +72,8 @@ class LLMManager:
         hooks: Callables receiving every event (see ``reliable_llm.events``).
         shared_state: Breakers, cooldowns, the cache (unless ``cache_backend`` is given) and
             single flight shared with other processes (`reliable_llm.backends.RedisState`).
+        hedging: Send a request that is slow on one model to the next model too, and take
+            the first answer (see `HedgePolicy`); None (the default) never hedges.
 
     Raises:
         ConfigurationError: A policy value is invalid or conflicting.
@@ -88,6 +93,7 @@ class LLMManager:
         random: Callable[[], float] | None = None,
         hooks: Iterable[EventHook] = (),
         shared_state: RedisState | None = None,
+        hedging: HedgePolicy | None = None,
     ) -> None:
         if retry is None:
             retry = RetryPolicy(max_retries=max_retries)
@@ -121,8 +127,19 @@ class LLMManager:
         for hook in hooks:
             check_hook(hook)
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
+        if hedging is not None and not isinstance(hedging, HedgePolicy):
+            raise ConfigurationError(
+                f"hedging must be a HedgePolicy such as HedgePolicy(delay=2.0), got {hedging!r}"
+            )
+        self.hedging = hedging
         self._random = random or _random.random
-        engine = Engine(self.clock, self._random, self._emit)
+        engine = (
+            Engine(self.clock, self._random, self._emit)
+            if hedging is None
+            else HedgingEngine(
+                self.clock, self._random, self._emit, hedging, self.metrics.recent_latencies
+            )
+        )
         self._server = Server(engine, self.cache, self.clock, self._emit)
         # Plans are built by `plan_call` (the one place); a partial keeps the call cheap.
         self._plan = functools.partial(plan_call, self)
@@ -176,6 +193,7 @@ class LLMManager:
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         classify_error: ErrorClassifier | None = None,
+        validators: Validator | Sequence[Validator] | None = None,
     ) -> None:
         """Register a model under ``name``; the first one registered becomes the active model.
 
@@ -190,14 +208,19 @@ class LLMManager:
             breaker: This model's breaker policy (default: the manager's).
             classify_error: Maps this model's foreign exceptions to the error tree; by default
                 they count as transient.
+            validators: Checks every answer of this model must pass, such as
+                ``reliable_llm.validators.not_truncated()``; a rejected answer moves the
+                request to the next model (see `reliable_llm.validators`).
 
         The provider is warmed here (`Provider.warm`: SDK import, client construction), so
         no request pays for that inside its deadline or on an event loop.
 
         Raises:
             ConfigurationError: Empty name, a duplicate without ``replace=True``, a model that
-                is neither a Provider nor callable, or a callable that cannot take a prompt.
+                is neither a Provider nor callable, a callable that cannot take a prompt, or
+                a validator that is not a sync callable.
         """
+        checks = as_validators("validators", validators)
         provider = as_provider(name, inference_fn)
         provider.warm()
         if metadata is not None and not isinstance(metadata, Mapping):
@@ -217,6 +240,7 @@ class LLMManager:
             retry=retry,
             classifier=classify_error,
             budget=RetryBudget.for_policy(retry, self.clock),
+            validators=checks,
         )
         self._registry.add(entry, replace, lambda: self.metrics.track(name))
 
@@ -404,11 +428,15 @@ class LLMManager:
             cache_ttl: Seconds this call's answer stays cached.
             timeout: Seconds the whole request may take, retries and fallbacks included.
             **params: Generation parameters (temperature, max_tokens, top_p, stop, seed, tools,
-                tool_choice, response_format); others are passed to the provider unchanged.
+                tool_choice, response_format); others are passed to the provider unchanged,
+                except ``validators=``: checks this request's answer must pass (a validator or
+                a list, see `reliable_llm.validators`), run after the answering model's own;
+                a rejected answer moves to the next model and is never cached.
 
         Raises:
             AllModelsFailedError: No model answered; ``failures`` says why for each one.
-            ConfigurationError: The request or an override is invalid.
+            ConfigurationError: The request or an override is invalid, or a validator raised
+                something other than `InvalidResponseError`.
         """
         plan = self._plan(messages, params, model, fallback_chain, use_cache, cache_ttl, timeout)
         return self._server.serve(plan)
@@ -469,7 +497,8 @@ class LLMManager:
 
         Raises:
             AllModelsFailedError: No model started streaming (raised while iterating).
-            StreamInterruptedError: The stream broke after text was yielded.
+            StreamInterruptedError: The stream broke after text was yielded, or a validator
+                rejected the complete answer after its chunks were yielded.
             ConfigurationError: The request or an override is invalid (raised here).
         """
         plan = self._plan(messages, params, model, fallback_chain, use_cache, cache_ttl, timeout)

@@ -22,6 +22,7 @@ from reliable_llm._singleflight import Flight, FlightTimeout, SingleFlight
 from reliable_llm._stream import response_to_chunks
 from reliable_llm._tracing import Tracer
 from reliable_llm._types import ChatResponse, StreamChunk, decode_response
+from reliable_llm._validation import run_validators
 
 if TYPE_CHECKING:
     from reliable_llm.backends._redis_flight import SharedFlight
@@ -41,7 +42,8 @@ def _slot(plan: Plan) -> tuple[object, ...]:
     A request with another fallback chain or another ``timeout=`` runs its own plan.
     """
     # The budget as given, not deadline - started: float rounding would tell equals apart.
-    return (plan.key, plan.entries, plan.total)
+    # Requests with their own validators share only with requests holding the same ones.
+    return (plan.key, plan.entries, plan.total, plan.validators)
 
 
 def _decoded(value: Mapping[str, Any]) -> ChatResponse | None:
@@ -96,7 +98,14 @@ class Server:
         logger.warning("cache %s failed for model %r (%s)", operation, plan.requested, detail)
 
     def lookup(self, plan: Plan) -> ChatResponse | None:
-        """The cached answer (a fresh object, emitting `CacheHit`), or None; never raises."""
+        """The cached answer (a fresh object, emitting `CacheHit`), or None.
+
+        A cached answer that the request's own validators reject is a miss.
+
+        Raises:
+            ConfigurationError: One of the request's validators is broken (never a backend
+                failure: those are misses).
+        """
         key = plan.key
         assert key is not None
         try:
@@ -114,6 +123,8 @@ class Server:
             except Exception as exc:
                 self._cache_failed(plan, "delete", exc)
             return None
+        if plan.validators and run_validators(plan.validators, response) is not None:
+            return None  # stored by a request with laxer validators: this one goes upstream
         self.emit(CacheHit(plan.requested, response.model))
         return response
 
@@ -140,6 +151,8 @@ class Server:
             except Exception as exc:
                 self._cache_failed(plan, "delete", exc)
             return None
+        if plan.validators and run_validators(plan.validators, response) is not None:
+            return None  # stored by a request with laxer validators: this one goes upstream
         self.emit(CacheHit(plan.requested, response.model))
         return response
 

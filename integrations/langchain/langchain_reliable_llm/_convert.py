@@ -15,7 +15,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 
@@ -123,14 +123,27 @@ def to_langchain_messages(messages: Sequence[Message]) -> list[BaseMessage]:
 
 
 def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
-    """LangChain's usage dict for a reliable-llm `Usage`."""
+    """LangChain's usage dict for a reliable-llm `Usage`.
+
+    ``input_token_details`` (``cache_read``, ``cache_creation``: input tokens read from or
+    written to the provider's prompt cache) and ``output_token_details`` (``reasoning``:
+    output tokens spent reasoning) are present when the provider reported any such tokens,
+    with the counts it gave, as LangChain's ``UsageMetadata`` defines them.
+    """
     if usage is None:
         return None
-    return UsageMetadata(
+    metadata = UsageMetadata(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
     )
+    if usage.cache_read_tokens or usage.cache_creation_tokens:
+        metadata["input_token_details"] = InputTokenDetails(
+            cache_read=usage.cache_read_tokens, cache_creation=usage.cache_creation_tokens
+        )
+    if usage.reasoning_tokens:
+        metadata["output_token_details"] = OutputTokenDetails(reasoning=usage.reasoning_tokens)
+    return metadata
 
 
 def response_metadata(

@@ -208,7 +208,12 @@ def reliability_info(
 
 
 def response_info(response: ChatResponse) -> dict[str, Any]:
-    """`reliability_info` of a response, with its ``attempts``."""
+    """`reliability_info` of a response, with its ``attempts``.
+
+    When the provider reported prompt-cache or reasoning tokens, ``cache_read_tokens`` and
+    ``cache_creation_tokens`` (input tokens read from / written to the prompt cache) and
+    ``reasoning_tokens`` (output tokens spent reasoning) follow the token counts.
+    """
     fallback_from = response.fallback_from
     info: dict[str, Any] = {
         "model": response.model,
@@ -229,6 +234,10 @@ def response_info(response: ChatResponse) -> dict[str, Any]:
         info["prompt_tokens"] = usage.input_tokens
         info["completion_tokens"] = usage.output_tokens
         info["total_tokens"] = usage.total_tokens
+        if usage.cache_read_tokens or usage.cache_creation_tokens or usage.reasoning_tokens:
+            info["cache_read_tokens"] = usage.cache_read_tokens
+            info["cache_creation_tokens"] = usage.cache_creation_tokens
+            info["reasoning_tokens"] = usage.reasoning_tokens
     return info
 
 

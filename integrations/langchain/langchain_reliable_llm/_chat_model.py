@@ -13,6 +13,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, Field
 
+from langchain_reliable_llm._content import ReasoningStream
 from langchain_reliable_llm._convert import (
     closing_chunk,
     from_langchain_messages,
@@ -350,10 +351,11 @@ class ReliableChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         request, options, _, _ = self._options(messages, stop, kwargs)
         stream = self.llm_manager.stream(request, **options)
+        reasoning = ReasoningStream()
         try:
             for chunk in stream:
-                if chunk.text or chunk.tool_call_deltas:
-                    yield ChatGenerationChunk(message=to_ai_message_chunk(chunk))
+                if chunk.text or chunk.tool_call_deltas or chunk.reasoning or chunk.reasoning_parts:
+                    yield ChatGenerationChunk(message=to_ai_message_chunk(chunk, reasoning))
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
         finally:
@@ -371,10 +373,11 @@ class ReliableChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         request, options, _, _ = self._options(messages, stop, kwargs)
         stream = self.llm_manager.astream(request, **options)
+        reasoning = ReasoningStream()
         try:
             async for chunk in stream:
-                if chunk.text or chunk.tool_call_deltas:
-                    yield ChatGenerationChunk(message=to_ai_message_chunk(chunk))
+                if chunk.text or chunk.tool_call_deltas or chunk.reasoning or chunk.reasoning_parts:
+                    yield ChatGenerationChunk(message=to_ai_message_chunk(chunk, reasoning))
         except (AllModelsFailedError, StreamInterruptedError) as exc:
             raise to_langchain_error(exc) from exc
         finally:

@@ -11,9 +11,20 @@ import logging
 from reliable_llm._breaker import BreakerState
 from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key
 from reliable_llm._callable import CallableProvider
+from reliable_llm._capabilities import ModelCapabilities
 from reliable_llm._chatstream import AsyncChatStream, ChatStream
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
+from reliable_llm._content import (
+    AudioPart,
+    CacheControl,
+    ContentChange,
+    FilePart,
+    ImagePart,
+    Part,
+    ReasoningPart,
+    TextPart,
+)
 from reliable_llm._error_rules import ErrorRule, add_error_rule, error_rules, remove_error_rule
 from reliable_llm._errors import (
     AllModelsFailedError,
@@ -71,10 +82,12 @@ __all__ = [
     "AllModelsFailedError",
     "AsyncChatStream",
     "Attempt",
+    "AudioPart",
     "AuthenticationError",
     "BreakerPolicy",
     "BreakerState",
     "CacheBackend",
+    "CacheControl",
     "CacheKeyError",
     "CachePolicy",
     "CallableProvider",
@@ -84,12 +97,15 @@ __all__ = [
     "CircuitOpenError",
     "Clock",
     "ConfigurationError",
+    "ContentChange",
     "ContentPolicyError",
     "ContextWindowExceededError",
     "EmptyResponseError",
     "ErrorClassifier",
     "ErrorRule",
     "FailureReason",
+    "FilePart",
+    "ImagePart",
     "InMemoryCache",
     "InvalidRequestError",
     "LLMManager",
@@ -97,9 +113,11 @@ __all__ = [
     "MetricsHistory",
     "MetricsSnapshot",
     "MissingAPIKeyError",
+    "ModelCapabilities",
     "ModelFailure",
     "ModelNotFoundError",
     "OverloadedError",
+    "Part",
     "PermissionDeniedError",
     "Provider",
     "ProviderConnectionError",
@@ -107,6 +125,7 @@ __all__ = [
     "ProviderTimeoutError",
     "ProviderUnavailableError",
     "RateLimitError",
+    "ReasoningPart",
     "ReliableLLMError",
     "RequestRejectedError",
     "RetryPolicy",
@@ -115,6 +134,7 @@ __all__ = [
     "StreamChunk",
     "StreamInterruptedError",
     "SystemClock",
+    "TextPart",
     "TimeoutPolicy",
     "Tool",
     "ToolCall",

@@ -10,6 +10,7 @@ from typing import Any
 
 from reliable_llm._breaker import ModelBreaker
 from reliable_llm._callable import CallableProvider
+from reliable_llm._capabilities import TEXT_ONLY, ModelCapabilities, capabilities_of
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._errors import (
     ConfigurationError,
@@ -26,7 +27,12 @@ __all__ = ["ModelEntry", "Registry", "as_provider", "check_chain"]
 
 @dataclass(slots=True, eq=False)
 class ModelEntry:
-    """A registered model: its provider, metadata, breaker and policies."""
+    """A registered model: its provider, metadata, breaker and policies.
+
+    ``capabilities`` are the content parts it accepts: the provider's declared defaults
+    (``provider.capabilities``; text only when it declares none) with the overrides of
+    ``metadata["capabilities"]``.
+    """
 
     name: str
     provider: Provider
@@ -37,9 +43,14 @@ class ModelEntry:
     description: Mapping[str, Any] = field(default_factory=dict)
     circuit_open: ModelFailure = field(init=False)
     prices: Prices | None = field(init=False)
+    capabilities: ModelCapabilities = field(init=False)
 
     def __post_init__(self) -> None:
         self.prices = prices_from_metadata(self.name, self.metadata)
+        default = getattr(self.provider, "capabilities", None)
+        if not isinstance(default, ModelCapabilities):
+            default = TEXT_ONLY
+        self.capabilities = capabilities_of(self.name, default, self.metadata)
         # Immutable, so one instance serves every request that skips this model while open.
         self.circuit_open = ModelFailure(self.name, FailureReason.CIRCUIT_OPEN)
         # Built once: a re-registration makes a new entry, hence a new description.

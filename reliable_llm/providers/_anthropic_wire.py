@@ -78,7 +78,7 @@ def _messages(messages: tuple[Message, ...]) -> tuple[str | None, list[dict[str,
     for message in messages:
         if message.role == "system":
             if message.content:
-                system.append(message.content)
+                system.append(message.text)
             continue
         role = "assistant" if message.role == "assistant" else "user"
         blocks = _blocks(message)

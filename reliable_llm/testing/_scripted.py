@@ -182,4 +182,4 @@ class ScriptedModel(Provider):
 
 
 def _count_tokens(request: ChatRequest) -> int:
-    return sum(len(m.content.split()) for m in request.messages)
+    return sum(len(m.text.split()) for m in request.messages)

@@ -299,7 +299,8 @@ def message_parts(
     if isinstance(content, str):
         return content, []
     if _text_only(content):
-        return message.text, []
+        # LangChain's ``.text`` is a str subclass (TextAccessor); the core wants a plain str.
+        return str(message.text), []
     parts: list[Part] = []
     results: list[ToolResult] = []
     for item in _parts(content, _standard_blocks(message), where, provider):
@@ -393,13 +394,16 @@ class ReasoningStream:
 
     def __init__(self) -> None:
         self._index = -1
-        self._kind = ""  # the kind of the block at _index: "reasoning", "text" or ""
-        self._open: list[int] = []  # indexes of reasoning blocks streamed, not yet finished
+        self._kind = ""  # what the block at _index still takes: "reasoning", "text" or ""
+        self._open: list[int] = []  # reasoning blocks streamed whose signature is to come
 
-    def _at(self, kind: str) -> int:
+    def _continue(self, kind: str) -> int:
+        """The index of the open block of ``kind``, or of a new one."""
         if self._kind != kind:
             self._index += 1
             self._kind = kind
+            if kind == "reasoning":
+                self._open.append(self._index)
         return self._index
 
     def content(self, chunk: StreamChunk) -> str | list[dict[str, Any]]:
@@ -408,19 +412,20 @@ class ReasoningStream:
             return chunk.text
         blocks: list[dict[str, Any]] = []
         if chunk.reasoning:
-            index = self._at("reasoning")
-            if not self._open or self._open[-1] != index:
-                self._open.append(index)
+            index = self._continue("reasoning")
             blocks.append({"type": "reasoning", "reasoning": chunk.reasoning, "index": index})
         for part in chunk.reasoning_parts:
             (block,) = reasoning_blocks((part,))
             if self._open and not part.redacted:
-                # The text streamed already; the finished block adds its signature.
+                # Its text streamed already: the finished block adds the signature.
                 block.pop("reasoning", None)
-                block["index"] = self._open.pop(0)
+                block["index"] = index = self._open.pop(0)
             else:
-                block["index"] = self._at("reasoning")
+                self._index += 1
+                block["index"] = index = self._index
+            if index == self._index:
+                self._kind = ""  # a finished block takes no more text
             blocks.append(block)
         if chunk.text:
-            blocks.append({"type": "text", "text": chunk.text, "index": self._at("text")})
+            blocks.append({"type": "text", "text": chunk.text, "index": self._continue("text")})
         return blocks

@@ -214,6 +214,8 @@ class ModelAttempts:
             tuple(plan.given_up) if plan.given_up else (),
             None if prices is None else prices.cost(response.usage),
             response.response_id,
+            response.reasoning,
+            tuple(plan.changes) if plan.changes else (),
         )
 
     def interrupted(self, exc: Exception, partial_text: str) -> NoReturn:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from reliable_llm._errors import ConfigurationError
 
 __all__ = ["ANY_CONTENT", "TEXT_ONLY", "ModelCapabilities", "capabilities_of"]
 
-Source = Literal["data", "url", "file_id"]
 _SOURCES = frozenset(("data", "url", "file_id"))
 
 
@@ -41,9 +40,9 @@ class ModelCapabilities:
             not, they are moved into a user turn right after the tool results.
     """
 
-    image: frozenset[Source] = frozenset()
+    image: frozenset[str] = frozenset()
     audio: bool = False
-    file: frozenset[Source] = frozenset()
+    file: frozenset[str] = frozenset()
     file_media_types: frozenset[str] = frozenset()
     reasoning_replay: bool = False
     prompt_caching: bool = False

@@ -57,7 +57,7 @@ __all__ = [
     "content_text",
 ]
 
-_IMAGE_DETAILS = frozenset(("auto", "low", "high"))
+_IMAGE_DETAILS = frozenset(("auto", "low", "high", "original"))
 _CACHE_TTLS = frozenset(("5m", "1h"))
 # OpenAI's input_audio formats and their media types (RFC 3003 for mp3, RFC 2361 for wav).
 AUDIO_MEDIA_TYPES = {
@@ -245,7 +245,8 @@ class ImagePart(_Binary):
     """An image, by ``url``, by base64 ``data`` with its ``media_type``, or by ``file_id``.
 
     A ``data:`` URL passed as ``url`` becomes ``data`` and ``media_type``. ``detail`` is
-    OpenAI's resolution hint (``"auto"``, ``"low"``, ``"high"``); other wires ignore it.
+    OpenAI's resolution hint (``"auto"``, ``"low"``, ``"high"``, ``"original"``); other
+    wires ignore it.
 
     Raises:
         ConfigurationError: Not exactly one source, invalid base64, a malformed data URL, or
@@ -256,7 +257,7 @@ class ImagePart(_Binary):
     data: str | None = None
     media_type: str | None = None
     file_id: str | None = None
-    detail: Literal["auto", "low", "high"] | None = None
+    detail: Literal["auto", "low", "high", "original"] | None = None
     cache_control: CacheControl | None = None
     _digest: str | None = field(default=None, init=False, compare=False, hash=False)
 
@@ -282,13 +283,18 @@ class ImagePart(_Binary):
             _text(owner, "file_id", self.file_id)
         if self.detail is not None and self.detail not in _IMAGE_DETAILS:
             raise ConfigurationError(
-                f"ImagePart.detail must be 'auto', 'low', 'high' or None, got {self.detail!r}"
+                "ImagePart.detail must be 'auto', 'low', 'high', 'original' or None, got "
+                f"{self.detail!r}"
             )
         _cache_control(owner, self.cache_control)
 
     @classmethod
     def from_bytes(
-        cls, raw: bytes, media_type: str, *, detail: Literal["auto", "low", "high"] | None = None
+        cls,
+        raw: bytes,
+        media_type: str,
+        *,
+        detail: Literal["auto", "low", "high", "original"] | None = None,
     ) -> ImagePart:
         """An image from its raw bytes (``media_type`` such as ``"image/png"``)."""
         return cls(data=base64.b64encode(raw).decode("ascii"), media_type=media_type, detail=detail)
@@ -461,7 +467,7 @@ class ReasoningPart:
     valid for it, and is dropped when the request falls back to another provider.
 
     Raises:
-        ConfigurationError: Neither text nor redacted data, or a non-str field.
+        ConfigurationError: No text, signature or redacted data, or a non-str field.
     """
 
     text: str = ""
@@ -475,9 +481,10 @@ class ReasoningPart:
         _text("ReasoningPart", "text", self.text)
         for name in ("signature", "redacted_data", "provider"):
             _optional_text("ReasoningPart", name, getattr(self, name))
-        if not self.text and self.redacted_data is None:
+        if not self.text and self.signature is None and self.redacted_data is None:
             raise ConfigurationError(
-                "ReasoningPart needs text=, or redacted_data= for redacted reasoning"
+                "ReasoningPart needs text= (and the provider's signature=, if it signed it), "
+                "or redacted_data= for redacted reasoning"
             )
 
     @property
@@ -571,13 +578,15 @@ class ContentChange(NamedTuple):
     """One change the route made to a request's content for one model.
 
     ``action`` is ``"stripped"`` (removed: only an optimisation, or only valid for its
-    issuer) or ``"converted"`` (sent in another form the model accepts). ``part`` names what
-    changed (``"cache_control"``, ``"reasoning"``, ``"file"``, ...); ``detail`` says why.
+    issuer), ``"converted"`` (sent in another form the model accepts) or ``"skipped"`` (the
+    model could not take the part in any form and was not called: ``unsupported_input``).
+    ``part`` names what changed (``"cache_control"``, ``"reasoning"``, ``"file"``,
+    ``"tool_result"``, ``"input"``); ``detail`` says why.
     ``times`` is how many parts it affected.
     """
 
     model: str
-    action: Literal["stripped", "converted"]
+    action: Literal["stripped", "converted", "skipped"]
     part: str
     detail: str
     times: int = 1

@@ -257,14 +257,22 @@ class FailureReason(enum.StrEnum):
     RETRY_AFTER_EXCEEDS_DEADLINE = "retry_after_exceeds_deadline"
     BACKOFF_EXCEEDS_DEADLINE = "backoff_exceeds_deadline"
     DEADLINE_EXCEEDED = "deadline_exceeded"
+    UNSUPPORTED_INPUT = "unsupported_input"
+    """The request carries a content part the model cannot take (an image for a model
+    without vision, say): skipped without a call; its breaker is not touched."""
 
 
 class ModelFailure(NamedTuple):
-    """One model given up during a request, with every error its attempts raised."""
+    """One model given up during a request, with every error its attempts raised.
+
+    ``detail`` says more when there were no attempts (``unsupported_input``: which part the
+    model cannot take, and how to declare that it can).
+    """
 
     model: str
     reason: FailureReason
     errors: tuple[ProviderError, ...] = ()
+    detail: str = ""
 
     def __str__(self) -> str:
         return self.describe()
@@ -272,6 +280,8 @@ class ModelFailure(NamedTuple):
     def describe(self) -> str:
         """Return a one-line human description of this failure."""
         if not self.errors:
+            if self.detail:
+                return f"{self.model}: {self.reason.value} ({self.detail})"
             return f"{self.model}: {self.reason.value}"
         last = self.errors[-1]
         return (

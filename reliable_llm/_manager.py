@@ -238,8 +238,9 @@ class LLMManager:
     def describe_model(self, model_name: str) -> Mapping[str, Any]:
         """What a model is, without statistics: cheap enough to call on every request.
 
-        Returns a read-only mapping with ``name``, ``metadata`` (as registered) and
-        ``provider`` (the provider's secret-free description). Re-registering the model
+        Returns a read-only mapping with ``name``, ``metadata`` (as registered),
+        ``provider`` (the provider's secret-free description) and ``capabilities`` (the
+        content parts it takes, `ModelCapabilities.to_dict`). Re-registering the model
         yields a new mapping, so a cache keyed on it by identity never goes stale.
 
         Raises:
@@ -251,6 +252,7 @@ class LLMManager:
         """Metadata, breaker state and statistics of one model.
 
         Returns a dict with ``name``, ``metadata``, ``provider`` (secret-free description),
+        ``capabilities`` (the content parts it takes, `ModelCapabilities.to_dict`),
         ``is_active``, ``breaker`` (``state``, ``failure_count``, ``failure_threshold``,
         ``recovery_timeout``, ``retry_in``), and the counters ``attempts``,
         ``success_count``, ``failure_count``, ``cancelled_attempts``, ``retries``,
@@ -268,6 +270,7 @@ class LLMManager:
             "name": model_name,
             "metadata": dict(entry.metadata),
             "provider": entry.provider.describe(),
+            "capabilities": entry.capabilities.to_dict(),
             "is_active": model_name == self._registry.active,
             "breaker": entry.breaker.snapshot(),
             **stats,

@@ -59,6 +59,7 @@ class ModelEntry:
                 "name": self.name,
                 "metadata": dict(self.metadata),
                 "provider": self.provider.describe(),
+                "capabilities": self.capabilities.to_dict(),
             }
         )
 

@@ -466,9 +466,9 @@ class StreamChunk:
     ``response_id`` (the provider's id of the answer).
     ``model`` is the registered model that is streaming.
 
-    ``reasoning`` is new reasoning text, streamed as it comes (for display);
-    ``reasoning_parts`` are complete reasoning parts, each on the chunk where its block ended,
-    with the provider's signature or redacted data (the whole response collects them).
+    ``reasoning`` is new reasoning text, streamed as it comes (for display); the closing
+    chunk carries the whole reasoning as ``reasoning_parts``, as the provider issued it (with
+    its signatures or redacted data), for the response and the next turn.
     """
 
     text: str = ""

@@ -1,0 +1,258 @@
+"""Images, documents, reasoning and prompt-cache markers across a fallback, over the wire.
+
+The official SDK providers talk HTTP to the local fake server, which records each request's
+exact body and rejects, with the 400 the real API sends, any content shape that API does not
+take (a ``cache_control`` marker or a thinking block sent to OpenAI, say).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from reliable_llm import (
+    AllModelsFailedError,
+    CacheControl,
+    FailureReason,
+    FilePart,
+    ImagePart,
+    LLMManager,
+    Message,
+    ModelCapabilities,
+    ReasoningPart,
+    RetryPolicy,
+    TextPart,
+)
+from reliable_llm.providers import AnthropicProvider, OpenAIProvider
+from reliable_llm.providers._base import SDKProvider
+from reliable_llm.testing import FakeClock, ScriptedModel
+from reliable_llm.testing.fake_server import FakeLLMServer, Reply, overloaded, server_error
+
+from .conftest import ask
+
+# A real 1x1 PNG (the bytes of every PNG encoder's smallest image) and a minimal PDF.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+SIGNATURE = "EqQBCkYIBxgCKkDmnq3B5LwPzE0M4mBJ1m7Qm8pN"
+
+
+def _manager(
+    server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock, first: str
+) -> LLMManager:
+    """``gpt`` (OpenAI) and ``claude`` (Anthropic) on the fake server; ``first`` is active."""
+    gpt = OpenAIProvider("gpt-test", api_key="sk-test", base_url=server.openai_base_url)
+    claude = AnthropicProvider("claude-test", api_key="sk-test", base_url=server.anthropic_base_url)
+    closing += [gpt, claude]
+    manager = LLMManager(
+        retry=RetryPolicy(max_retries=1, initial_delay=0.1, jitter=0.0),
+        enable_caching=False,
+        clock=clock,
+    )
+    manager.register_model("gpt", gpt)
+    manager.register_model("claude", claude)
+    manager.set_active_model(first)
+    manager.set_fallback_chain(["claude" if first == "gpt" else "gpt"])
+    return manager
+
+
+def _bodies(server: FakeLLMServer, model: str) -> list[dict[str, Any]]:
+    return [r.body for r in server.requests if r.model == model and r.body is not None]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "stream", "astream"])
+async def test_image_falls_back_from_openai_to_anthropic_with_the_same_bytes(
+    mode: str, server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+) -> None:
+    """A base64 PNG and a question, OpenAI down with 503s: Claude gets the same image bytes."""
+    server.script("gpt-test", server_error(), server_error())
+    server.script("claude-test", Reply("A single pixel."))
+    manager = _manager(server, closing, clock, "gpt")
+    question = Message.user(
+        [TextPart("What is in this image?"), ImagePart.from_bytes(PNG, "image/png")]
+    )
+
+    response = await ask(manager, mode, [question])
+
+    assert (response.text, response.model, response.fallback_from) == (
+        "A single pixel.",
+        "claude",
+        ("gpt",),
+    )
+    (openai_body,) = _bodies(server, "gpt-test")[:1]
+    assert openai_body["messages"][0]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()},
+    }
+    (claude_body,) = _bodies(server, "claude-test")
+    image = claude_body["messages"][0]["content"][1]
+    assert image["type"] == "image" and image["source"]["media_type"] == "image/png"
+    assert base64.b64decode(image["source"]["data"]) == PNG
+
+
+async def test_pdf_falls_back_from_openai_to_anthropic_as_a_document(
+    server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+) -> None:
+    """A PDF sent to OpenAI as a file part reaches the Claude fallback as a document block."""
+    server.script("gpt-test", server_error(), server_error())
+    server.script("claude-test", Reply("It is empty."))
+    manager = _manager(server, closing, clock, "gpt")
+    pdf = FilePart.from_bytes(PDF, "application/pdf", filename="report.pdf")
+
+    response = manager.chat([Message.user([TextPart("Summarise."), pdf])])
+
+    assert (response.text, response.model) == ("It is empty.", "claude")
+    openai_part = _bodies(server, "gpt-test")[0]["messages"][0]["content"][1]
+    assert openai_part["file"]["filename"] == "report.pdf"
+    assert openai_part["file"]["file_data"] == (
+        "data:application/pdf;base64," + base64.b64encode(PDF).decode()
+    )
+    (claude_body,) = _bodies(server, "claude-test")
+    document = claude_body["messages"][0]["content"][1]
+    assert document["type"] == "document"
+    assert document["source"]["media_type"] == "application/pdf"
+    assert base64.b64decode(document["source"]["data"]) == PDF
+
+
+def _claude_conversation() -> list[Message]:
+    return [
+        Message.system(
+            [TextPart("You are a careful mathematician.", cache_control=CacheControl())]
+        ),
+        Message.user("What is 27 * 453?"),
+        Message.assistant(
+            [
+                ReasoningPart("27 * 453 = 12231.", signature=SIGNATURE, provider="anthropic"),
+                TextPart("12231"),
+            ]
+        ),
+        Message.user("And divided by 3?"),
+    ]
+
+
+async def test_claude_thinking_and_cache_marker_are_stripped_for_an_openai_fallback(
+    server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+) -> None:
+    """Claude overloaded: the OpenAI request has no signature, no thinking and no
+    cache_control, and the response says what was stripped."""
+    server.script("claude-test", overloaded(), overloaded())
+    server.script("gpt-test", Reply("4077"))
+    manager = _manager(server, closing, clock, "claude")
+
+    response = manager.chat(_claude_conversation())
+
+    assert (response.text, response.model, response.fallback_from) == ("4077", "gpt", ("claude",))
+    claude_body = _bodies(server, "claude-test")[0]
+    assert claude_body["system"] == [
+        {
+            "type": "text",
+            "text": "You are a careful mathematician.",
+            "cache_control": {"type": "ephemeral"},
+        }
+    ]
+    assert claude_body["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "27 * 453 = 12231.",
+        "signature": SIGNATURE,
+    }
+    (openai_body,) = _bodies(server, "gpt-test")
+    assert openai_body["messages"] == [
+        {"role": "system", "content": "You are a careful mathematician."},
+        {"role": "user", "content": "What is 27 * 453?"},
+        {"role": "assistant", "content": "12231"},
+        {"role": "user", "content": "And divided by 3?"},
+    ]
+    stripped = {(c.model, c.action, c.part) for c in response.content_changes}
+    assert stripped == {("gpt", "stripped", "cache_control"), ("gpt", "stripped", "reasoning")}
+
+
+@pytest.mark.parametrize("mode", ["sync", "stream"])
+async def test_signed_thinking_comes_back_and_is_replayed_to_claude_unchanged(
+    mode: str, server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+) -> None:
+    """Claude's thinking returns with its signature and, appended to the conversation, is
+    sent back to Claude exactly as issued (Anthropic requires it in a tool-use loop)."""
+    server.script("claude-test", Reply("185", reasoning="925 / 5 = 185", signature=SIGNATURE))
+    server.script("claude-test", Reply("Yes."))
+    manager = _manager(server, closing, clock, "claude")
+    turn = [Message.user("What is 925 / 5?")]
+
+    first = await ask(manager, mode, turn)
+    await ask(manager, mode, [*turn, first.message, Message.user("Sure?")])
+
+    assert first.reasoning == (ReasoningPart("925 / 5 = 185", SIGNATURE, None, "anthropic"),)
+    second_body = _bodies(server, "claude-test")[1]
+    assert second_body["messages"][1] == {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "925 / 5 = 185", "signature": SIGNATURE},
+            {"type": "text", "text": "185"},
+        ],
+    }
+
+
+async def test_prompt_cache_usage_is_reported(
+    server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+) -> None:
+    """Tokens read from and written to Anthropic's prompt cache are reported in the usage."""
+    server.script(
+        "claude-test",
+        Reply("ok", usage=(10, 2), cache_read_tokens=1200, cache_creation_tokens=300),
+    )
+    manager = _manager(server, closing, clock, "claude")
+
+    usage = manager.chat(_claude_conversation()[:2]).usage
+
+    assert usage is not None
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_creation_tokens) == (
+        1510,
+        1200,
+        300,
+    )
+
+
+async def test_a_text_only_model_is_skipped_for_an_image_without_blame(
+    server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+) -> None:
+    """A text-only model ahead in the route is skipped with unsupported_input: never called,
+    its breaker untouched, the reason in the response."""
+    text_only = ScriptedModel(default="never", capabilities=ModelCapabilities())
+    claude = AnthropicProvider("claude-test", api_key="sk-test", base_url=server.anthropic_base_url)
+    closing.append(claude)
+    server.script("claude-test", Reply("A pixel."))
+    manager = LLMManager(clock=clock)
+    manager.register_model("text", text_only)
+    manager.register_model("claude", claude)
+    manager.set_fallback_chain(["claude"])
+
+    response = manager.chat([Message.user([ImagePart.from_bytes(PNG, "image/png")])])
+
+    assert (response.text, response.fallback_from) == ("A pixel.", ("text",))
+    assert text_only.calls == []
+    assert manager.get_model_info("text")["breaker"]["failure_count"] == 0
+    (skip,) = [c for c in response.content_changes if c.action == "skipped"]
+    assert skip.model == "text" and "takes no images" in skip.detail
+
+
+def test_no_model_takes_the_input_fails_with_unsupported_input(clock: FakeClock) -> None:
+    """When no model of the route takes the request, AllModelsFailedError says why, model by
+    model, and no model was called."""
+    audio_less = ScriptedModel(capabilities=ModelCapabilities(image=frozenset({"data"})))
+    manager = LLMManager(clock=clock)
+    manager.register_model("a", audio_less)
+    manager.register_model("b", lambda prompt: "text only")
+    manager.set_fallback_chain(["b"])
+
+    with pytest.raises(AllModelsFailedError) as caught:
+        manager.chat([Message.user([ImagePart(url="https://example.com/cat.png")])])
+
+    reasons = [(f.model, f.reason) for f in caught.value.failures]
+    assert reasons == [
+        ("a", FailureReason.UNSUPPORTED_INPUT),
+        ("b", FailureReason.UNSUPPORTED_INPUT),
+    ]
+    assert "never fetches a URL" in str(caught.value)
+    assert audio_less.calls == []

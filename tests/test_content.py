@@ -1,0 +1,275 @@
+"""Content parts: validation, the text-only API unchanged, cache keys, fitting to each model."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+
+import pytest
+
+import reliable_llm._content as content_module
+from reliable_llm import (
+    AudioPart,
+    CacheControl,
+    ChatRequest,
+    ConfigurationError,
+    FilePart,
+    ImagePart,
+    LLMManager,
+    Message,
+    ModelCapabilities,
+    ReasoningPart,
+    TextPart,
+    ToolCall,
+    cache_key,
+)
+from reliable_llm._adapt import Unsupported, adapt
+from reliable_llm.providers._capability_defaults import ANTHROPIC, OPENAI
+from reliable_llm.testing import FakeClock, ScriptedModel
+
+PNG_B64 = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+IMAGE = ImagePart(data=PNG_B64, media_type="image/png")
+
+
+# -- the parts ------------------------------------------------------------------------------
+
+
+def test_a_data_url_becomes_base64_data_and_media_type() -> None:
+    """An image given as a data URL is held as its base64 data and media type."""
+    part = ImagePart(url=f"data:image/png;base64,{PNG_B64}")
+    assert (part.url, part.data, part.media_type) == (None, PNG_B64, "image/png")
+    assert part == IMAGE
+
+
+@pytest.mark.parametrize(
+    ("build", "names"),
+    [
+        (lambda: ImagePart(url="data:image/png,iVBOR"), "malformed data URL"),
+        (lambda: ImagePart(url="data:;base64,iVBOR"), "malformed data URL"),
+        (lambda: ImagePart(data="not base64!", media_type="image/png"), "not valid base64"),
+        (lambda: ImagePart(data=b"\x89PNG", media_type="image/png"), "from_bytes"),
+        (lambda: ImagePart(data=PNG_B64, media_type="application/pdf"), "image/"),
+        (lambda: ImagePart(data=PNG_B64), "media_type"),
+        (lambda: ImagePart(), "exactly one of url= | data= | file_id="),
+        (lambda: ImagePart(url="https://x/y.png", file_id="file-1"), "exactly one"),
+        (lambda: AudioPart(PNG_B64, "aiff"), "AudioPart.format"),
+        (lambda: FilePart(data=PNG_B64), "media_type"),
+        (lambda: ReasoningPart(""), "ReasoningPart needs text="),
+        (lambda: TextPart("a", cache_control={"type": "ephemeral"}), "CacheControl()"),  # type: ignore[arg-type]
+        (lambda: CacheControl(ttl="1d"), "'5m', '1h'"),  # type: ignore[arg-type]
+    ],
+)
+def test_malformed_parts_raise_configuration_errors_naming_the_fix(build, names) -> None:  # type: ignore[no-untyped-def]
+    """A malformed part is a ConfigurationError that names the field and the fix."""
+    with pytest.raises(ConfigurationError, match=names):
+        build()
+
+
+def test_unknown_part_types_are_rejected() -> None:
+    """A dict or other object among a message's parts is rejected, not silently dropped."""
+    with pytest.raises(ConfigurationError, match=r"content\[1\] is a dict, not a part"):
+        Message.user([TextPart("hi"), {"type": "video", "url": "https://x"}])  # type: ignore[list-item]
+
+
+def test_parts_are_checked_against_the_role() -> None:
+    """Reasoning in a user turn or an image in a system prompt is refused."""
+    with pytest.raises(ConfigurationError, match="a user message cannot carry a ReasoningPart"):
+        Message.user([ReasoningPart("hm")])
+    with pytest.raises(ConfigurationError, match="a system message cannot carry a ImagePart"):
+        Message.system([IMAGE])
+
+
+def test_parts_are_immutable_and_hashable() -> None:
+    """Parts and messages holding them are frozen and usable as dict keys."""
+    message = Message.user([TextPart("hi"), IMAGE])
+    with pytest.raises(AttributeError):
+        IMAGE.data = "x"  # type: ignore[misc]
+    assert {message: 1}[Message.user((TextPart("hi"), IMAGE))] == 1
+    assert isinstance(message.content, tuple)
+
+
+def test_reprs_never_show_a_payload() -> None:
+    """A part's repr gives its payload's size and hash, never the payload or a signature."""
+    big = ImagePart.from_bytes(b"\0" * 300_000, "image/png")
+    reasoning = ReasoningPart("hm", signature="SECRET-SIGNATURE", provider="anthropic")
+    assert len(repr(big)) < 120 and "AAAA" not in repr(big)
+    assert "SECRET" not in repr(reasoning) and "signature=<16 chars>" in repr(reasoning)
+
+
+def test_text_only_messages_are_unchanged() -> None:
+    """Message.user("...") still holds a str, and .text of parts joins their text."""
+    assert Message.user("hi").content == "hi"
+    assert Message.user([TextPart("a"), IMAGE, TextPart("b")]).text == "ab"
+    assert Message.user("hi").parts == (TextPart("hi"),)
+
+
+# -- cache keys -----------------------------------------------------------------------------
+
+
+def test_a_large_image_costs_one_hash_for_its_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keying a 1 MB image hashes its bytes once (then remembers the digest), never embeds them."""
+    calls: list[int] = []
+    real = content_module._sha256
+
+    def counting(data: str) -> str:
+        calls.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(content_module, "_sha256", counting)
+    image = ImagePart.from_bytes(b"\x89PNG" + b"\1" * 1_000_000, "image/png")
+    request = ChatRequest((Message.user([TextPart("what?"), image]),))
+
+    first, second = cache_key("m", request), cache_key("m", request)
+
+    assert first == second and calls == [len(image.data or "")]
+
+
+def test_cache_keys_cover_every_part_and_are_stable_across_processes() -> None:
+    """Different bytes, media type, marker or reasoning change the key; the key of the same
+    request is the same in another process."""
+
+    def key(*parts: object) -> str:
+        return cache_key("m", ChatRequest((Message.user(list(parts)),)))  # type: ignore[arg-type]
+
+    other = ImagePart.from_bytes(b"other", "image/png")
+    jpeg = ImagePart(data=PNG_B64, media_type="image/jpeg")
+    marked = TextPart("q", cache_control=CacheControl())
+    keys = {key(TextPart("q"), IMAGE), key(TextPart("q"), other), key(TextPart("q"), jpeg)}
+    keys |= {key(marked, IMAGE), key(TextPart("q"), AudioPart(PNG_B64, "wav"))}
+    assert len(keys) == 5
+    code = (
+        "from reliable_llm import *; "
+        f"print(cache_key('m', ChatRequest((Message.user([TextPart('q'), "
+        f"ImagePart(data={PNG_B64!r}, media_type='image/png')]),))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == key(TextPart("q"), IMAGE)
+
+
+def test_a_cached_answer_replays_its_reasoning(clock: FakeClock) -> None:
+    """An answer with reasoning served from the cache carries the same reasoning."""
+    reasoning = ReasoningPart("thought", signature="sig", provider="anthropic")
+    from reliable_llm import ChatResponse
+
+    model = ScriptedModel([ChatResponse("answer", reasoning=(reasoning,))])
+    manager = LLMManager(clock=clock)
+    manager.register_model("m", model)
+    question = [Message.user([TextPart("q"), IMAGE])]
+
+    manager.chat(question)
+    again = manager.chat(question)
+
+    assert again.cached and again.reasoning == (reasoning,) and len(model.calls) == 1
+
+
+# -- fitting a request to a model -----------------------------------------------------------
+
+
+def _request(*messages: Message) -> ChatRequest:
+    return ChatRequest(messages)
+
+
+def test_cache_markers_and_foreign_reasoning_are_stripped_for_openai() -> None:
+    """For OpenAI, cache_control markers and Anthropic's signed thinking are stripped and
+    counted; the text stays."""
+    request = _request(
+        Message.system([TextPart("sys", cache_control=CacheControl())]),
+        Message.assistant([ReasoningPart("r", signature="s", provider="anthropic"), TextPart("a")]),
+    )
+
+    fitted, changes = adapt(request, "gpt", OPENAI, "openai")
+
+    assert fitted.messages == (
+        Message.system([TextPart("sys")]),
+        Message.assistant([TextPart("a")]),
+    )
+    assert [(c.action, c.part) for c in changes] == [
+        ("stripped", "cache_control"),
+        ("stripped", "reasoning"),
+    ]
+
+
+def test_anthropic_keeps_its_own_signed_reasoning_but_not_unsigned_or_foreign() -> None:
+    """Anthropic gets back thinking it signed; unsigned or another provider's is stripped."""
+    own = ReasoningPart("mine", signature="s", provider="anthropic")
+    unsigned = ReasoningPart("deepseek's", provider="deepseek")
+    redacted = ReasoningPart(redacted_data="opaque", provider="anthropic")
+    request = _request(Message.assistant([own, unsigned, redacted, TextPart("a")]))
+
+    fitted, changes = adapt(request, "claude", ANTHROPIC, "anthropic")
+
+    assert fitted.messages[0].content == (own, redacted, TextPart("a"))
+    assert [c.detail for c in changes] == ["issued by deepseek, not anthropic"]
+
+
+def test_plain_text_documents_are_sent_as_text_to_a_model_without_documents() -> None:
+    """A plain-text file becomes text for a model that takes no documents (a conversion)."""
+    request = _request(Message.user([FilePart(text="notes", title="n.txt")]))
+
+    fitted, changes = adapt(request, "m", ModelCapabilities(), "custom")
+
+    assert fitted.messages[0].content == (TextPart("notes"),)
+    assert [(c.action, c.part) for c in changes] == [("converted", "file")]
+
+
+def test_tool_result_images_move_into_a_user_turn_for_openai() -> None:
+    """OpenAI's tool results carry text only: a result's image follows in a user turn, after
+    all the tool results of that step."""
+    call = ToolCall("c1", "chart")
+    request = _request(
+        Message.user("plot it"),
+        Message.assistant("", [call, ToolCall("c2", "t")]),
+        Message.tool([TextPart("chart:"), IMAGE], "c1"),
+        Message.tool("done", "c2"),
+    )
+
+    fitted, changes = adapt(request, "gpt", OPENAI, "openai")
+
+    assert fitted.messages[2:] == (
+        Message.tool([TextPart("chart:")], "c1"),
+        Message.tool("done", "c2"),
+        Message.user([IMAGE]),
+    )
+    assert [(c.action, c.part) for c in changes] == [("converted", "tool_result")]
+
+
+@pytest.mark.parametrize(
+    ("part", "caps", "why"),
+    [
+        (IMAGE, ModelCapabilities(), "takes no images"),
+        (ImagePart(url="https://x/y.png"), ModelCapabilities(image=frozenset({"data"})), "by url"),
+        (AudioPart(PNG_B64, "wav"), ANTHROPIC, "takes no audio"),
+        (FilePart(data=PNG_B64, media_type="text/csv"), OPENAI, "text/csv"),
+        (FilePart(url="https://x/y.pdf"), OPENAI, "by url"),
+    ],
+)
+def test_parts_a_model_cannot_take_in_any_form_skip_it(part, caps, why) -> None:  # type: ignore[no-untyped-def]
+    """An image for a model without vision, a URL for a data-only model, audio or a document
+    it cannot read: the model is skipped, with the reason and how to declare otherwise."""
+    with pytest.raises(Unsupported, match=why) as caught:
+        adapt(_request(Message.user([part])), "m", caps, "p")
+    assert "metadata={'capabilities'" in str(caught.value)
+
+
+def test_capabilities_are_declared_at_registration(clock: FakeClock) -> None:
+    """metadata={'capabilities': {...}} overrides a provider's defaults; unknown fields are
+    a ConfigurationError."""
+    manager = LLMManager(clock=clock)
+    manager.register_model(
+        "vision", lambda prompt: "ok", metadata={"capabilities": {"image": {"data"}}}
+    )
+    assert manager.get_model_info("vision")["capabilities"]["image"] == ["data"]
+    with pytest.raises(ConfigurationError, match=r"unknown fields \['vision'\]"):
+        manager.register_model("x", lambda p: "", metadata={"capabilities": {"vision": True}})
+
+
+def test_base64_helpers_round_trip() -> None:
+    """from_bytes and .raw round-trip the payload; data_url is what an OpenAI wire sends."""
+    part = ImagePart.from_bytes(b"abc", "image/gif")
+    assert (
+        part.raw == b"abc"
+        and part.data_url == "data:image/gif;base64," + base64.b64encode(b"abc").decode()
+    )

@@ -39,8 +39,9 @@ SIGNATURE = "ErUBCkYICBgCIkDCTQUXPc3O7nHXd302Zercaz8WrrpddpOqHITxBih5ze"
 
 
 def _sent(*messages: Any) -> tuple[Message, ...]:
-    """The messages a model received for ``messages`` sent through ReliableChatModel."""
-    model = ScriptedModel()
+    """The messages a model received for ``messages`` sent through ReliableChatModel (the
+    model calls itself ``anthropic``, so Anthropic-signed reasoning is replayed to it)."""
+    model = ScriptedModel(name="anthropic")
     ReliableChatModel(models={"m": model}).invoke(list(messages))
     return model.calls[0].messages
 
@@ -258,7 +259,7 @@ def _reasoned() -> ChatResponse:
 def test_reasoning_comes_back_as_standard_blocks_and_round_trips() -> None:
     """The answer's reasoning is LangChain reasoning blocks before the text; sent back in
     the history, the model receives the same reasoning parts."""
-    model = ScriptedModel([_reasoned()])
+    model = ScriptedModel([_reasoned()], name="anthropic")
     chat = ReliableChatModel(models={"m": model})
     answer = chat.invoke("What is 2+2?")
     assert answer.text == "4"

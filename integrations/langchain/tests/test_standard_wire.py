@@ -6,8 +6,12 @@ request (call the requested tool, return JSON for a schema), so a responder
 (`FakeLLMServer.set_responder`) answers each request with `SmartFakeModel`, after translating the
 wire body (OpenAI chat completions or Anthropic messages) into a `ChatRequest`.
 
-Skips are those of `test_standard.py`: multimodal and Anthropic-native inputs (messages
-are text-only), serialization (live providers), environment init and VCR benchmarks.
+The content tests run here over HTTP: images (base64 and URL), PDFs, images and PDFs in tool
+results, Anthropic-native inputs (thinking blocks, ``cache_control``), and audio. Each route
+ends with an OpenAI audio model (``gpt-4o-audio-preview``): the route skips the models that
+cannot take a request's parts (Claude takes no audio; ``gpt-test`` is not an audio model)
+and the request lands on one that can. Skips are those of `test_standard.py`:
+serialization (live providers), environment init and VCR benchmarks.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from reliable_llm.testing.fake_server import (
 
 _SERVER: FakeLLMServer | None = None
 _DOWN = "gpt-down"
+_AUDIO = "gpt-4o-audio-preview"
+pytestmark = pytest.mark.usefixtures("offline_standard_media")
 
 
 def _text(content: Any) -> str:
@@ -189,13 +195,44 @@ class _WireSuite(ChatModelIntegrationTests):
     def supports_json_mode(self) -> bool:
         return True
 
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_audio_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_tool_message(self) -> bool:
+        return True
+
+    @property
+    def supports_anthropic_inputs(self) -> bool:
+        return True
+
 
 class TestOpenAIProviderOverTheWire(_WireSuite):
     """The suite through OpenAIProvider -> openai SDK -> fake server."""
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"models": {"gpt": _gpt(), "claude": _claude()}, "enable_caching": False}
+        return {
+            "models": {"gpt": _gpt(), "claude": _claude(), "audio": _gpt(_AUDIO)},
+            "enable_caching": False,
+        }
 
     @property
     def model_override_value(self) -> str:
@@ -207,7 +244,10 @@ class TestAnthropicProviderOverTheWire(_WireSuite):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"models": {"claude": _claude(), "gpt": _gpt()}, "enable_caching": False}
+        return {
+            "models": {"claude": _claude(), "gpt": _gpt(), "audio": _gpt(_AUDIO)},
+            "enable_caching": False,
+        }
 
     @property
     def model_override_value(self) -> str:
@@ -220,7 +260,7 @@ class TestFallbackOverTheWire(_WireSuite):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {
-            "models": {"down": _gpt(_DOWN), "claude": _claude()},
+            "models": {"down": _gpt(_DOWN), "claude": _claude(), "audio": _gpt(_AUDIO)},
             "enable_caching": False,
             "max_retries": 1,
             "clock": FakeClock(),

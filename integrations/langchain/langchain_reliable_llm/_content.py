@@ -68,7 +68,7 @@ class ToolResult:
 
     __slots__ = ("content", "tool_call_id")
 
-    def __init__(self, tool_call_id: str, content: str | list[Part]) -> None:
+    def __init__(self, tool_call_id: str, content: str | tuple[Part, ...]) -> None:
         self.tool_call_id = tool_call_id
         self.content = content
 
@@ -285,7 +285,7 @@ def _text_only(content: list[Any]) -> bool:
 
 def message_parts(
     message: BaseMessage, where: str, *, provider: str | None = None
-) -> tuple[str | list[Part], list[ToolResult]]:
+) -> tuple[str | tuple[Part, ...], list[ToolResult]]:
     """The content of ``message`` as text (when it is only text) or parts, and any
     Anthropic ``tool_result`` blocks it holds (a human message may carry them).
 
@@ -308,7 +308,7 @@ def message_parts(
             results.append(item)
         else:
             parts.append(item)
-    return parts, results
+    return tuple(parts), results
 
 
 def reasoning_blocks(parts: Sequence[ReasoningPart]) -> list[dict[str, Any]]:
@@ -406,11 +406,11 @@ class ReasoningStream:
                 self._open.append(self._index)
         return self._index
 
-    def content(self, chunk: StreamChunk) -> str | list[dict[str, Any]]:
+    def content(self, chunk: StreamChunk) -> str | list[str | dict[str, Any]]:
         """The LangChain content of ``chunk``: its text, as a string or as blocks."""
         if not chunk.reasoning and not chunk.reasoning_parts and self._index < 0:
             return chunk.text
-        blocks: list[dict[str, Any]] = []
+        blocks: list[str | dict[str, Any]] = []
         if chunk.reasoning:
             index = self._continue("reasoning")
             blocks.append({"type": "reasoning", "reasoning": chunk.reasoning, "index": index})

@@ -50,7 +50,7 @@ __all__ = [
 _ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant"}
 
 
-def _content(message: BaseMessage) -> str | list[Part]:
+def _content(message: BaseMessage) -> str | tuple[Part, ...]:
     content, results = message_parts(message, type(message).__name__)
     if results:
         raise ConfigurationError(
@@ -109,9 +109,7 @@ def from_langchain_messages(messages: Iterable[BaseMessage]) -> list[Message]:
             )
             result.append(Message.assistant(content, _core_tool_calls(message)))
         elif isinstance(message, ToolMessage):
-            result.append(
-                Message.tool(_content(message), message.tool_call_id, name=message.name)
-            )
+            result.append(Message.tool(_content(message), message.tool_call_id, name=message.name))
         elif isinstance(message, ChatMessage) and _ROLES.get(message.role) == "user":
             _human(message, result)
         elif isinstance(message, ChatMessage) and message.role in _ROLES:

@@ -32,7 +32,9 @@ def _offline_get(url: str, **_: Any) -> httpx.Response:
         raise AssertionError(f"the standard suite fetched an unexpected URL: {url}")
     content, media_type = STANDARD_MEDIA[url]
     request = httpx.Request("GET", url)
-    return httpx.Response(200, content=content, headers={"content-type": media_type}, request=request)
+    return httpx.Response(
+        200, content=content, headers={"content-type": media_type}, request=request
+    )
 
 
 @pytest.fixture

@@ -10,8 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_reliable_llm import ReliableChatModel
 from sample_media import b64, pdf_bytes, png_bytes, wav_bytes
 
@@ -56,7 +61,12 @@ def test_standard_blocks_by_base64_url_and_id_become_parts() -> None:
                 {"type": "image", "url": "https://example.com/cat.png"},
                 {"type": "image", "file_id": "file-abc"},
                 {"type": "audio", "base64": WAV, "mime_type": "audio/wav"},
-                {"type": "file", "base64": PDF, "mime_type": "application/pdf", "filename": "a.pdf"},
+                {
+                    "type": "file",
+                    "base64": PDF,
+                    "mime_type": "application/pdf",
+                    "filename": "a.pdf",
+                },
                 {"type": "file", "url": "https://example.com/a.pdf"},
                 {"type": "file", "file_id": "file-pdf"},
                 {"type": "text-plain", "text": "notes", "mime_type": "text/plain", "title": "N"},
@@ -90,7 +100,10 @@ def test_openai_chat_completions_parts_become_parts() -> None:
                 {"type": "input_audio", "input_audio": {"data": WAV, "format": "wav"}},
                 {
                     "type": "file",
-                    "file": {"filename": "a.pdf", "file_data": f"data:application/pdf;base64,{PDF}"},
+                    "file": {
+                        "filename": "a.pdf",
+                        "file_data": f"data:application/pdf;base64,{PDF}",
+                    },
                 },
             ]
         )

@@ -109,7 +109,12 @@ def test_a_pdf_falls_back_to_claude_as_a_document_with_the_same_bytes(
     message = HumanMessage(
         [
             {"type": "text", "text": "Summarise this document."},
-            {"type": "file", "base64": b64(PDF), "mime_type": "application/pdf", "filename": "d.pdf"},
+            {
+                "type": "file",
+                "base64": b64(PDF),
+                "mime_type": "application/pdf",
+                "filename": "d.pdf",
+            },
         ]
     )
 
@@ -186,9 +191,7 @@ def test_thinking_and_cache_marker_are_stripped_for_an_openai_fallback(
     answer = _chat(providers, "claude", "gpt").invoke(history)
 
     assert (answer.text, answer.response_metadata["model"]) == ("4077", "gpt")
-    assert _bodies(server, "claude-test")[0]["system"][0]["cache_control"] == {
-        "type": "ephemeral"
-    }
+    assert _bodies(server, "claude-test")[0]["system"][0]["cache_control"] == {"type": "ephemeral"}
     (openai,) = _bodies(server, "gpt-test")
     assert openai["messages"] == [
         {"role": "system", "content": "You are a careful mathematician."},

@@ -10,9 +10,9 @@ import pytest
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
-    VideoBlock,
     MessageRole,
     ToolCallBlock,
+    VideoBlock,
 )
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool

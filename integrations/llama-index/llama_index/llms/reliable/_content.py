@@ -54,7 +54,7 @@ from reliable_llm import (
 
 __all__ = ["message_content", "part_blocks"]
 
-_DETAILS = frozenset(("auto", "low", "high"))
+_DETAILS = frozenset(("auto", "low", "high", "original"))
 _PDF = "application/pdf"
 # DocumentBlock's validator names every untitled document so.
 _DEFAULT_TITLE = "input_document"
@@ -65,7 +65,7 @@ def _payload(raw: bytes | IOBase | None, path: object) -> str | None:
     a readable buffer, or of a local file; None when the block has neither."""
     if isinstance(raw, IOBase):
         raw.seek(0)
-        return base64.b64encode(raw.read()).decode("ascii")  # type: ignore[arg-type]
+        return base64.b64encode(raw.read()).decode("ascii")
     if isinstance(raw, bytes) and raw:
         return resolve_binary(raw_bytes=raw, as_base64=True).read().decode("ascii")
     if path is not None:
@@ -74,6 +74,8 @@ def _payload(raw: bytes | IOBase | None, path: object) -> str | None:
 
 
 def _cache_control(value: object) -> CacheControl:
+    kind: object
+    ttl: Any
     if isinstance(value, LICacheControl):
         kind, ttl = value.type, value.ttl
     elif isinstance(value, Mapping):
@@ -90,7 +92,7 @@ def _cache_control(value: object) -> CacheControl:
 
 def _image(block: ImageBlock) -> Part:
     mimetype = block.image_mimetype
-    detail = block.detail if block.detail in _DETAILS else None
+    detail: Any = block.detail if block.detail in _DETAILS else None
     data = _payload(block.image, block.path)
     if data is None:
         if block.url is None:
@@ -103,7 +105,7 @@ def _image(block: ImageBlock) -> Part:
         raise ConfigurationError(
             "an ImageBlock's image type is unknown; set image_mimetype (e.g. 'image/png')"
         )
-    return ImagePart(data=data, media_type=mimetype, detail=detail)  # type: ignore[arg-type]
+    return ImagePart(data=data, media_type=mimetype, detail=detail)
 
 
 def _audio(block: AudioBlock) -> AudioPart:
@@ -126,8 +128,7 @@ def _document(block: DocumentBlock) -> FilePart:
         media_type = block.document_mimetype
         if not media_type:
             raise ConfigurationError(
-                "a DocumentBlock's type is unknown; set document_mimetype (e.g. "
-                "'application/pdf')"
+                "a DocumentBlock's type is unknown; set document_mimetype (e.g. 'application/pdf')"
             )
         return FilePart(data=data, media_type=media_type, filename=filename, title=title)
     if block.url is None:
@@ -158,7 +159,7 @@ def _with_cache(parts: list[Part], control: CacheControl, where: str) -> None:
     parts[-1] = dataclasses.replace(last, cache_control=control)
 
 
-def message_content(message: ChatMessage) -> str | list[Part]:
+def message_content(message: ChatMessage) -> str | tuple[Part, ...]:
     """The content of ``message``: its text when it holds only text, else its parts in order
     (tool-call blocks are left to the caller).
 
@@ -194,7 +195,7 @@ def message_content(message: ChatMessage) -> str | list[Part]:
             )
     if control is not None:
         _with_cache(parts, _cache_control(control), where)
-    return parts
+    return tuple(parts)
 
 
 def _cache_point(control: CacheControl | None) -> list[Any]:

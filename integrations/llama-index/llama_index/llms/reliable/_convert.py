@@ -20,8 +20,8 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
-
 from llama_index.llms.reliable._content import message_content, part_blocks
+
 from reliable_llm import ChatResponse, ConfigurationError, Message, Tool, ToolCall, Usage
 from reliable_llm.adapters import attempt_records
 

@@ -6,9 +6,32 @@ from collections.abc import Mapping
 from typing import Any
 
 from llama_index.core.base.llms.types import LLMMetadata
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
 
-__all__ = ["model_metadata"]
+__all__ = ["ReliableLLMMetadata", "model_metadata"]
+
+
+class ReliableLLMMetadata(LLMMetadata):
+    """LlamaIndex's `LLMMetadata` plus the content the model takes.
+
+    LlamaIndex's metadata has no field for multimodal input, so these follow the names
+    LiteLLM's model registry uses (``supports_vision``, ``supports_audio_input``,
+    ``supports_pdf_input``, ``supports_prompt_caching``), read from the model's
+    capabilities (`reliable_llm.ModelCapabilities`: its provider's defaults with the
+    registration's ``metadata["capabilities"]``).
+    """
+
+    supports_vision: bool = Field(
+        default=False, description="Takes images (ImageBlock), by data, URL or file id."
+    )
+    supports_audio_input: bool = Field(default=False, description="Takes audio (AudioBlock).")
+    supports_pdf_input: bool = Field(
+        default=False, description="Takes documents (DocumentBlock), PDF and others."
+    )
+    supports_prompt_caching: bool = Field(
+        default=False, description="Honours cache points (CachePoint, cache_control)."
+    )
 
 
 def _positive_int(*values: object) -> int | None:
@@ -20,7 +43,7 @@ def _positive_int(*values: object) -> int | None:
 
 def model_metadata(
     name: str, info: Mapping[str, Any], *, max_tokens: int | None = None
-) -> LLMMetadata:
+) -> ReliableLLMMetadata:
     """LlamaIndex metadata for the registered model ``name``.
 
     ``info`` is `LLMManager.get_model_info` output. The model's registered metadata wins
@@ -28,6 +51,7 @@ def model_metadata(
     ``model_name`` or ``model``); then what its provider describes about itself (a wrapped
     LlamaIndex LLM reports its own metadata); then LlamaIndex's defaults. Models are assumed
     to support function calling unless their metadata says ``function_calling: False``.
+    The ``supports_*`` fields come from ``info["capabilities"]`` (what content it takes).
     """
     registered: Mapping[str, Any] = info.get("metadata") or {}
     described: Mapping[str, Any] = info.get("provider") or {}
@@ -44,6 +68,7 @@ def model_metadata(
         function_calling = bool(registered["function_calling"])
     else:
         function_calling = bool(described.get("function_calling", True))
+    capabilities: Mapping[str, Any] = info.get("capabilities") or {}
     model_name = next(
         (
             v
@@ -52,10 +77,14 @@ def model_metadata(
         ),
         name,
     )
-    return LLMMetadata(
+    return ReliableLLMMetadata(
         context_window=context_window or DEFAULT_CONTEXT_WINDOW,
         num_output=num_output or DEFAULT_NUM_OUTPUTS,
         is_chat_model=True,
         is_function_calling_model=function_calling,
         model_name=model_name,
+        supports_vision=bool(capabilities.get("image")),
+        supports_audio_input=bool(capabilities.get("audio")),
+        supports_pdf_input=bool(capabilities.get("file")),
+        supports_prompt_caching=bool(capabilities.get("prompt_caching")),
     )

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar
 
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import ChatMessage, CompletionResponse
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
-from llama_index.core.base.llms.types import CompletionResponse
 from llama_index.llms.reliable._convert import response_info, to_li_message
 
 from reliable_llm import (
@@ -65,7 +64,7 @@ class StreamTranslator:
             parts.append(ReasoningPart(self._thinking))
         if self._text:
             parts.append(TextPart(self._text))
-        return to_li_message(Message("assistant", parts, calls))
+        return to_li_message(Message("assistant", tuple(parts), calls))
 
     def _info(self, chunk: StreamChunk, response: ChatResponse | None) -> dict[str, Any]:
         if response is None:

@@ -215,7 +215,7 @@ class ModelAttempts:
             None if prices is None else prices.cost(response.usage),
             response.response_id,
             response.reasoning,
-            tuple(plan.changes) if plan.changes else (),
+            plan.changes,
         )
 
     def interrupted(self, exc: Exception, partial_text: str) -> NoReturn:

@@ -162,16 +162,17 @@ def cache_key(model: str, request: ChatRequest) -> str:
     Raises:
         CacheKeyError: A parameter cannot be represented as JSON.
     """
+    # `type(...) is str`, not isinstance: no call on the text-only path.
     messages = [
         [
             m.role,
-            m.content if isinstance(m.content, str) else _parts_key(m.content),
+            m.content if type(m.content) is str else _parts_key(m.content),  # type: ignore[arg-type]
             [[c.id, c.name, c.arguments] for c in m.tool_calls],
             m.tool_call_id,
             m.name,
         ]
         if m.tool_calls or m.tool_call_id or m.name
-        else [m.role, m.content if isinstance(m.content, str) else _parts_key(m.content)]
+        else [m.role, m.content if type(m.content) is str else _parts_key(m.content)]  # type: ignore[arg-type]
         for m in request.messages
     ]
     payload = [_KEY_VERSION, model, messages, _params(request)]

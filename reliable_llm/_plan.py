@@ -95,9 +95,10 @@ class Plan:
         self.given_up: list[str] = []  # the failures' model names, for each response
         # Content parts beyond plain text: then each model gets the request fitted to it.
         self.has_parts = False
-        self.changes: list[ContentChange] = []
-        # The request fitted to the model being tried; set by `fit` before any attempt reads it.
-        self.fitted: ChatRequest = None  # type: ignore[assignment]
+        self.changes: tuple[ContentChange, ...] = ()
+        # The request fitted to the model being tried: set by `fit` before any attempt reads
+        # it, and only then (a text-only request never stores it).
+        self.fitted: ChatRequest
 
     @property
     def route(self) -> tuple[str, ...]:
@@ -126,9 +127,10 @@ class Plan:
             )
         except Unsupported as exc:
             detail = f"the request carries {exc}"
-            self.changes.append(ContentChange(entry.name, "skipped", "input", detail))
+            self.changes += (ContentChange(entry.name, "skipped", "input", detail),)
             return ModelFailure(entry.name, FailureReason.UNSUPPORTED_INPUT, (), detail)
-        self.changes.extend(changes)
+        if changes:
+            self.changes += changes
         self.fitted = fitted
         return None
 
@@ -195,7 +197,11 @@ def plan_call(
         key = prompt_cache_key(route[0].name, messages) if cached else None
     else:
         request = build_request(messages, params)
-        has_parts = not all([type(m.content) is str for m in request.messages])
+        has_parts = False
+        for message in request.messages:
+            if type(message.content) is not str:
+                has_parts = True
+                break
         key = cache_key(route[0].name, request) if cached else None
         for entry in route:  # a fallback that cannot take the request fails now, not later
             check = getattr(entry.provider, "check_request", None)

@@ -241,8 +241,12 @@ class ChatRequest(NamedTuple):
         """
         messages = self.messages
         if len(messages) == 1 and messages[0].role == "user":
-            return messages[0].text
-        return "\n\n".join(f"{m.role.capitalize()}: {m.text}" for m in messages)
+            content = messages[0].content
+            return content if type(content) is str else messages[0].text
+        return "\n\n".join(
+            f"{m.role.capitalize()}: {m.content if type(m.content) is str else m.text}"
+            for m in messages
+        )
 
 
 FinishReason = str

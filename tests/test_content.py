@@ -273,3 +273,45 @@ def test_base64_helpers_round_trip() -> None:
         part.raw == b"abc"
         and part.data_url == "data:image/gif;base64," + base64.b64encode(b"abc").decode()
     )
+
+
+def test_presets_declare_what_their_services_take() -> None:
+    """OpenAI takes images and PDFs (audio on audio models), Anthropic documents and its own
+    reasoning, Gemini audio, and a service of mixed models text only until declared."""
+    from reliable_llm.providers import AnthropicProvider, OpenAIProvider, preset
+
+    gpt, audio = OpenAIProvider("gpt-4o", api_key="k"), OpenAIProvider("gpt-audio", api_key="k")
+    assert gpt.capabilities.vision and not gpt.capabilities.audio and audio.capabilities.audio
+    claude = AnthropicProvider("claude-sonnet-4-5", api_key="k").capabilities
+    assert claude.reasoning_replay and claude.prompt_caching and not claude.audio
+    assert preset("gemini", "gemini-2.5-flash", api_key="k").capabilities.audio
+    groq = preset("groq", "llama-3.3-70b-versatile", api_key="k")
+    assert groq.capabilities == ModelCapabilities()
+
+
+def test_openai_style_message_dicts_carry_their_parts(clock: FakeClock) -> None:
+    """A message dict whose content is OpenAI content parts becomes the same parts."""
+    model = ScriptedModel()
+    manager = LLMManager(clock=clock)
+    manager.register_model("m", model)
+    manager.chat(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+                    {"type": "input_audio", "input_audio": {"data": PNG_B64, "format": "mp3"}},
+                    {"type": "file", "file": {"file_id": "file-1", "filename": "a.pdf"}},
+                ],
+            }
+        ]
+    )
+    assert model.calls[0].messages[0].content == (
+        TextPart("what?"),
+        IMAGE,
+        AudioPart(PNG_B64, "mp3"),
+        FilePart(file_id="file-1", filename="a.pdf"),
+    )
+    with pytest.raises(ConfigurationError, match="has type 'video_url'"):
+        manager.chat([{"role": "user", "content": [{"type": "video_url", "video_url": {}}]}])

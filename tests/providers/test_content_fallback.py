@@ -14,6 +14,7 @@ import pytest
 
 from reliable_llm import (
     AllModelsFailedError,
+    AudioPart,
     CacheControl,
     FailureReason,
     FilePart,
@@ -24,6 +25,7 @@ from reliable_llm import (
     ReasoningPart,
     RetryPolicy,
     TextPart,
+    ToolCall,
 )
 from reliable_llm.providers import AnthropicProvider, OpenAIProvider
 from reliable_llm.providers._base import SDKProvider
@@ -214,8 +216,9 @@ async def test_prompt_cache_usage_is_reported(
     )
 
 
+@pytest.mark.parametrize("mode", ["sync", "async", "stream", "astream"])
 async def test_a_text_only_model_is_skipped_for_an_image_without_blame(
-    server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+    mode: str, server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
 ) -> None:
     """A text-only model ahead in the route is skipped with unsupported_input: never called,
     its breaker untouched, the reason in the response."""
@@ -228,7 +231,7 @@ async def test_a_text_only_model_is_skipped_for_an_image_without_blame(
     manager.register_model("claude", claude)
     manager.set_fallback_chain(["claude"])
 
-    response = manager.chat([Message.user([ImagePart.from_bytes(PNG, "image/png")])])
+    response = await ask(manager, mode, [Message.user([ImagePart.from_bytes(PNG, "image/png")])])
 
     assert (response.text, response.fallback_from) == ("A pixel.", ("text",))
     assert text_only.calls == []
@@ -256,3 +259,86 @@ def test_no_model_takes_the_input_fails_with_unsupported_input(clock: FakeClock)
     ]
     assert "never fetches a URL" in str(caught.value)
     assert audio_less.calls == []
+
+
+async def test_audio_skips_claude_and_reaches_an_openai_audio_model(
+    server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+) -> None:
+    """Audio is skipped for Claude (no audio input) and sent to OpenAI's audio model as
+    input_audio with the same bytes."""
+    claude = AnthropicProvider("claude-test", api_key="sk-test", base_url=server.anthropic_base_url)
+    audio_model = OpenAIProvider(
+        "gpt-4o-audio-preview", api_key="sk-test", base_url=server.openai_base_url
+    )
+    closing += [claude, audio_model]
+    server.script("gpt-4o-audio-preview", Reply("Someone says hello."))
+    manager = LLMManager(clock=clock)
+    manager.register_model("claude", claude)
+    manager.register_model("audio", audio_model)
+    manager.set_fallback_chain(["audio"])
+    wav = AudioPart.from_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ", "wav")
+
+    response = manager.chat([Message.user([TextPart("Transcribe."), wav])])
+
+    assert (response.text, response.fallback_from) == ("Someone says hello.", ("claude",))
+    assert server.request_count("claude-test") == 0
+    (body,) = _bodies(server, "gpt-4o-audio-preview")
+    assert body["messages"][0]["content"][1] == {
+        "type": "input_audio",
+        "input_audio": {"data": wav.data, "format": "wav"},
+    }
+
+
+async def test_a_tool_result_image_reaches_openai_in_a_user_turn(
+    server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+) -> None:
+    """A tool result with an image, Claude down: OpenAI gets the text result, then the image
+    in a user turn after it (its tool messages carry text only), and accepts the request."""
+    server.script("claude-test", overloaded(), overloaded())
+    server.script("gpt-test", Reply("A chart with one bar."))
+    manager = _manager(server, closing, clock, "claude")
+    image = ImagePart.from_bytes(PNG, "image/png")
+    conversation = [
+        Message.user("Plot the sales."),
+        Message.assistant("", [ToolCall("toolu_1", "plot", "{}")]),
+        Message.tool([TextPart("plotted"), image], "toolu_1"),
+    ]
+
+    response = manager.chat(conversation)
+
+    assert response.text == "A chart with one bar."
+    claude_result = _bodies(server, "claude-test")[0]["messages"][2]["content"][0]
+    assert claude_result["content"][1]["source"]["data"] == image.data
+    (openai_body,) = _bodies(server, "gpt-test")
+    assert openai_body["messages"][2:] == [
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "plotted"},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image.data_url}}]},
+    ]
+    assert ("gpt", "converted", "tool_result") in {
+        (c.model, c.action, c.part) for c in response.content_changes
+    }
+
+
+async def test_openai_compatible_reasoning_streams_and_is_never_sent_back(
+    server: FakeLLMServer, closing: list[SDKProvider], clock: FakeClock
+) -> None:
+    """DeepSeek-style reasoning_content streams as reasoning; replayed, it is stripped (such
+    servers reject it back) and the next request carries the answer text only."""
+    from reliable_llm.providers import preset
+
+    deepseek = preset("deepseek", "deepseek-reasoner", api_key="k", base_url=server.openai_base_url)
+    closing.append(deepseek)  # type: ignore[arg-type]
+    server.script("deepseek-reasoner", Reply("4", reasoning="2 + 2 = 4"), Reply("Yes."))
+    manager = LLMManager(clock=clock)
+    manager.register_model("deepseek", deepseek)
+
+    stream = manager.stream([Message.user("2 + 2?")])
+    reasoning = "".join(chunk.reasoning for chunk in stream)
+    first = stream.response
+    assert first is not None
+    manager.chat([Message.user("2 + 2?"), first.message, Message.user("Sure?")])
+
+    assert reasoning == "2 + 2 = 4"
+    assert first.reasoning == (ReasoningPart("2 + 2 = 4", provider="deepseek"),)
+    second = _bodies(server, "deepseek-reasoner")[1]
+    assert second["messages"][1] == {"role": "assistant", "content": "4"}

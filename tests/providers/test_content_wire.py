@@ -249,3 +249,75 @@ def test_the_fake_anthropic_server_rejects_what_anthropic_rejects(
     """The fake server's Anthropic wire refuses unsigned thinking and foreign part shapes."""
     body = {"messages": [{"role": "assistant", "content": [block]}]}
     assert problem in (anthropic_content_problem(body) or "")
+
+
+def test_anthropic_stream_keeps_redacted_thinking_and_its_order() -> None:
+    """A redacted_thinking block and a thinking block stream out as two parts, in block order,
+    the redacted one with its data (Anthropic's documented event shapes)."""
+    from anthropic.types import RawMessageStreamEvent
+    from pydantic import TypeAdapter
+
+    events = TypeAdapter(list[RawMessageStreamEvent]).validate_python(
+        [
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude",
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 5, "output_tokens": 1},
+                },
+            },
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3"},
+            },
+            {"type": "content_block_stop", "index": 0},
+            {
+                "type": "content_block_start",
+                "index": 1,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+            },
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "thinking_delta", "thinking": "hmm"},
+            },
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "signature_delta", "signature": "sig"},
+            },
+            {"type": "content_block_stop", "index": 1},
+            {
+                "type": "content_block_start",
+                "index": 2,
+                "content_block": {"type": "text", "text": ""},
+            },
+            {
+                "type": "content_block_delta",
+                "index": 2,
+                "delta": {"type": "text_delta", "text": "ok"},
+            },
+            {"type": "content_block_stop", "index": 2},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": 9},
+            },
+            {"type": "message_stop"},
+        ]
+    )
+    state = anthropic_wire.StreamState(None)
+    chunks = [c for c in map(state.feed, events) if c is not None]
+
+    assert [c.reasoning for c in chunks if c.reasoning] == ["hmm"]
+    assert state.closing_chunk().reasoning_parts == (
+        ReasoningPart(redacted_data="EmwKAhgBEgy3va3", provider="anthropic"),
+        ReasoningPart("hmm", "sig", None, "anthropic"),
+    )

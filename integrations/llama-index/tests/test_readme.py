@@ -1,0 +1,23 @@
+"""The package README's content example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_readme_content_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """An ImageBlock skips the text-only model; metadata and the answer say so."""
+    text = README.read_text()
+    section = text[text.index("## Images, audio, documents and reasoning") :]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    exec(compile(code, str(README), "exec"), {})
+    assert capsys.readouterr().out.splitlines() == [
+        "False",
+        "A single pixel.",
+        "['text-only']",
+    ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from reliable_llm import (
     AudioPart,
@@ -36,6 +36,7 @@ from reliable_llm import (
 __all__ = [
     "ReasoningStream",
     "ToolResult",
+    "answer_reasoning",
     "message_parts",
     "part_blocks",
     "reasoning_blocks",
@@ -309,6 +310,34 @@ def message_parts(
         else:
             parts.append(item)
     return tuple(parts), results
+
+
+def answer_reasoning(message: AIMessage, issuer: str) -> tuple[ReasoningPart, ...]:
+    """The reasoning of a wrapped LangChain model's answer, as parts issued by ``issuer``
+    (the provider that serves the model: only it may get signed reasoning back).
+
+    Read with LangChain's own parser of the model's output (``AIMessage.content_blocks``,
+    which knows each integration's format); reasoning blocks without text or redacted data
+    carry nothing to keep.
+    """
+    content = message.content
+    if isinstance(content, str) and not message.additional_kwargs:
+        return ()  # the common case: plain text, no provider reasoning fields
+    parts = []
+    for standard in message.content_blocks:
+        block: Mapping[str, Any] = standard
+        if block.get("type") != "reasoning":
+            continue
+        extras: Mapping[str, Any] = block.get("extras") or {}
+        text = block.get("reasoning") or ""
+        redacted = extras.get("redacted_data")
+        if text or redacted is not None:
+            parts.append(
+                ReasoningPart(
+                    text, signature=extras.get("signature"), redacted_data=redacted, provider=issuer
+                )
+            )
+    return tuple(parts)
 
 
 def reasoning_blocks(parts: Sequence[ReasoningPart]) -> list[dict[str, Any]]:

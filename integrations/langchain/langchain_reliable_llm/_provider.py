@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from langchain_reliable_llm._classify import classify_langchain_error
+from langchain_reliable_llm._content import answer_reasoning
 from langchain_reliable_llm._convert import to_langchain_messages
 from reliable_llm import (
     ChatRequest,
@@ -80,7 +81,15 @@ def _usage(message: AIMessage) -> Usage | None:
     usage = message.usage_metadata
     if usage is None:
         return None
-    return Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+    inputs = usage.get("input_token_details") or {}
+    outputs = usage.get("output_token_details") or {}
+    return Usage(
+        usage.get("input_tokens", 0),
+        usage.get("output_tokens", 0),
+        inputs.get("cache_read") or 0,
+        inputs.get("cache_creation") or 0,
+        outputs.get("reasoning") or 0,
+    )
 
 
 class LangChainChatProvider(Provider):
@@ -145,12 +154,14 @@ class LangChainChatProvider(Provider):
         metadata = message.response_metadata
         provider_model = metadata.get("model_name") or metadata.get("model")
         return ChatResponse(
-            text=message.text,
+            # LangChain's .text is a str subclass (TextAccessor); responses hold a plain str.
+            text=str(message.text),
             tool_calls=calls,
             finish_reason=_finish_reason(metadata, bool(calls)) or "stop",
             usage=_usage(message),
             provider=self.provider_name,
             provider_model=provider_model if isinstance(provider_model, str) else None,
+            reasoning=answer_reasoning(message, self.provider_name),
         )
 
     def _translate(self, exc: Exception) -> Exception:
@@ -252,7 +263,7 @@ class _ChunkFolder:
             self.finish_reason = reason
         deltas = tuple(self._delta(c) for c in chunk.tool_call_chunks)
         self.has_calls = self.has_calls or bool(deltas)
-        text = chunk.text
+        text = str(chunk.text)
         if not text and not deltas:
             return None
         return StreamChunk(text=text, tool_call_deltas=deltas)

@@ -10,14 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
+    BaseMessage,
     HumanMessage,
     SystemMessage,
     ToolMessage,
 )
-from langchain_reliable_llm import ReliableChatModel
+from langchain_reliable_llm import LangChainChatProvider, ReliableChatModel
 from sample_media import b64, pdf_bytes, png_bytes, wav_bytes
 
 from reliable_llm import (
@@ -28,6 +30,7 @@ from reliable_llm import (
     ConfigurationError,
     FilePart,
     ImagePart,
+    LLMManager,
     Message,
     Provider,
     ReasoningPart,
@@ -361,3 +364,46 @@ def test_usage_without_details_has_no_detail_keys() -> None:
         "output_tokens": 4,
         "total_tokens": 7,
     }
+
+
+def test_a_wrapped_langchain_model_gets_parts_and_returns_reasoning_and_cache_usage() -> None:
+    """A LangChain model registered with declared capabilities receives the image as a
+    standard block; its reasoning and prompt-cache usage come back in the core response."""
+    seen: list[list[BaseMessage]] = []
+
+    class Recording(GenericFakeChatModel):
+        def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
+            seen.append(messages)
+            return super()._generate(messages, *args, **kwargs)
+
+    answer = AIMessage(
+        [
+            {"type": "reasoning", "reasoning": "A red pixel.", "extras": {"signature": "s"}},
+            {"type": "text", "text": "Red."},
+        ],
+        usage_metadata={
+            "input_tokens": 50,
+            "output_tokens": 9,
+            "total_tokens": 59,
+            "input_token_details": {"cache_read": 40},
+            "output_token_details": {"reasoning": 6},
+        },
+    )
+    manager = LLMManager()
+    manager.register_model(
+        "wrapped",
+        LangChainChatProvider(Recording(messages=iter([answer])), name="wrapped-lc"),
+        metadata={"capabilities": {"image": ["data"]}},
+    )
+
+    response = manager.chat(
+        [Message.user([TextPart("Colour?"), ImagePart(data=PNG, media_type="image/png")])]
+    )
+
+    assert seen[0][0].content == [
+        {"type": "text", "text": "Colour?"},
+        {"type": "image", "base64": PNG, "mime_type": "image/png"},
+    ]
+    assert (response.text, type(response.text)) == ("Red.", str)
+    assert response.reasoning == (ReasoningPart("A red pixel.", "s", None, "wrapped-lc"),)
+    assert response.usage == Usage(50, 9, 40, 0, 6)

@@ -15,16 +15,23 @@ from llama_index.core.base.llms.types import (
     CacheControl,
     CachePoint,
     ChatMessage,
+    CompletionResponse,
+    CompletionResponseGen,
     DocumentBlock,
     ImageBlock,
+    LLMMetadata,
     MessageRole,
     TextBlock,
     ThinkingBlock,
 )
+from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.llms import CustomLLM
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import ImageNode, TextNode
-from llama_index.llms.reliable import ReliableLLM, ReliableLLMMetadata
+from llama_index.llms.reliable import LlamaIndexLLMProvider, ReliableLLM, ReliableLLMMetadata
 from sample_media import b64, pdf_bytes, png_bytes, wav_bytes
 
 from reliable_llm import (
@@ -34,6 +41,7 @@ from reliable_llm import (
     ConfigurationError,
     FilePart,
     ImagePart,
+    LLMManager,
     Message,
     Provider,
     ReasoningPart,
@@ -290,3 +298,60 @@ def test_image_query_through_a_query_engine_falls_back_with_the_same_bytes(
     assert image["source"]["media_type"] == "image/png"
     assert base64.b64decode(image["source"]["data"]) == PNG
     assert llm.manager.get_metrics()["fallbacks"]["by_pair"] == {"gpt->claude": 1}
+
+
+class _ThinkingLLM(CustomLLM):
+    """A LlamaIndex LLM that records its messages and answers with a ThinkingBlock."""
+
+    seen: list[list[ChatMessage]] = Field(default_factory=list)
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(is_chat_model=True, model_name="thinker-1")
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        raise NotImplementedError
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        raise NotImplementedError
+
+    @llm_chat_callback()
+    def chat(self, messages: Any, **kwargs: Any) -> LIChatResponse:
+        self.seen.append(list(messages))
+        blocks = [
+            ThinkingBlock(content="A red pixel.", additional_information={"signature": "s"}),
+            TextBlock(text="Red."),
+        ]
+        extra = {"prompt_tokens": 50, "completion_tokens": 9, "cache_read_tokens": 40}
+        return LIChatResponse(
+            message=ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks),
+            additional_kwargs=extra,
+        )
+
+
+def test_a_wrapped_llama_index_llm_gets_blocks_and_returns_reasoning() -> None:
+    """A LlamaIndex LLM registered with declared capabilities receives the image as an
+    ImageBlock; its ThinkingBlock and cache usage come back in the core response."""
+    wrapped = _ThinkingLLM()
+    manager = LLMManager()
+    manager.register_model(
+        "wrapped",
+        LlamaIndexLLMProvider(wrapped, name="wrapped-li"),
+        metadata={"capabilities": {"image": ["data"]}},
+    )
+
+    response = manager.chat(
+        [Message.user([TextPart("Colour?"), ImagePart(data=b64(PNG), media_type="image/png")])]
+    )
+
+    text, image = wrapped.seen[0][0].blocks
+    assert isinstance(text, TextBlock) and text.text == "Colour?"
+    assert isinstance(image, ImageBlock) and image.image_mimetype == "image/png"
+    assert base64.b64decode(image.image or b"") == PNG
+    assert response.text == "Red."
+    assert response.reasoning == (ReasoningPart("A red pixel.", "s", None, "wrapped-li"),)
+    assert response.usage == Usage(50, 9, 40)

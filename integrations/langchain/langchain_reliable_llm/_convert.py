@@ -285,7 +285,7 @@ def to_ai_message(response: ChatResponse) -> AIMessage:
     """
     metadata = _metadata(response)
     usage = usage_metadata(response.usage)
-    content = _answer_content(response)
+    content = _answer_content(response) if response.reasoning else response.text
     if not response.tool_calls:  # the common case: skip the tool-call fields' validation
         return AIMessage(content=content, usage_metadata=usage, response_metadata=metadata)
     calls, invalid = _tool_calls(response)

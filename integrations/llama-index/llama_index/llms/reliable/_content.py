@@ -167,11 +167,19 @@ def message_content(message: ChatMessage) -> str | tuple[Part, ...]:
         ConfigurationError: A block no provider takes (video, citations), media whose type
             is unknown, audio by URL, or a `CachePoint` with nothing before it.
     """
-    where = f"a {message.role.value} message"
     blocks = message.blocks
     control = message.additional_kwargs.get("cache_control")
-    if control is None and all(type(b) is TextBlock or type(b) is ToolCallBlock for b in blocks):
-        return "\n".join(b.text for b in blocks if type(b) is TextBlock)
+    if control is None:  # the common case first: text blocks only (and tool calls)
+        texts = []
+        for block in blocks:
+            kind = type(block)
+            if kind is TextBlock:
+                texts.append(block.text)  # type: ignore[union-attr]
+            elif kind is not ToolCallBlock:
+                break
+        else:
+            return "\n".join(texts)
+    where = f"a {message.role.value} message"
     parts: list[Part] = []
     for block in blocks:
         if isinstance(block, TextBlock):

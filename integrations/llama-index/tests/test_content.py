@@ -265,6 +265,7 @@ def test_metadata_reports_what_content_the_model_takes(fake_llm_server: FakeLLMS
     }
 
 
+@pytest.mark.usefixtures("event_loop_for_sync_llama_index")
 def test_image_query_through_a_query_engine_falls_back_with_the_same_bytes(
     fake_llm_server: FakeLLMServer, clock: FakeClock
 ) -> None:

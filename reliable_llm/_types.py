@@ -101,7 +101,13 @@ class Message:
                 f"message role must be one of {sorted(_ROLES)}, got {self.role!r}"
             )
         content = self.content
-        if isinstance(content, str):
+        if type(content) is str:
+            if not content.isascii():
+                check_text("message content", content)
+        elif isinstance(content, str):
+            # A str subclass (LangChain's `.text` accessor, say) is held as a plain str, so
+            # every later `type(content) is str` check holds.
+            object.__setattr__(self, "content", str(content))
             if not content.isascii():
                 check_text("message content", content)
         else:

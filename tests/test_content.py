@@ -315,3 +315,35 @@ def test_openai_style_message_dicts_carry_their_parts(clock: FakeClock) -> None:
     )
     with pytest.raises(ConfigurationError, match="has type 'video_url'"):
         manager.chat([{"role": "user", "content": [{"type": "video_url", "video_url": {}}]}])
+
+
+def test_a_str_subclass_is_held_as_plain_text() -> None:
+    """Text given as a str subclass (LangChain's text accessor) is held and keyed as text."""
+
+    class Accessor(str):
+        pass
+
+    message = Message.user(Accessor("hi"))
+    assert type(message.content) is str
+    assert cache_key("m", ChatRequest((message,))) == cache_key(
+        "m", ChatRequest((Message.user("hi"),))
+    )
+
+
+def test_reasoning_survives_the_sqlite_cache(tmp_path: object, clock: FakeClock) -> None:
+    """An answer's reasoning, stored as JSON in the SQLite cache, comes back with it."""
+    from pathlib import Path
+
+    from reliable_llm import ChatResponse
+    from reliable_llm.backends import SQLiteCache
+
+    reasoning = ReasoningPart(redacted_data="opaque", provider="anthropic")
+    cache = SQLiteCache(Path(str(tmp_path)) / "c.db")
+    try:
+        manager = LLMManager(cache_backend=cache, clock=clock)
+        manager.register_model("m", ScriptedModel([ChatResponse("a", reasoning=(reasoning,))]))
+        manager.chat([Message.user([TextPart("q"), IMAGE])])
+        again = manager.chat([Message.user([TextPart("q"), IMAGE])])
+    finally:
+        cache.close()
+    assert again.cached and again.reasoning == (reasoning,)

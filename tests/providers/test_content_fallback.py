@@ -143,11 +143,21 @@ async def test_claude_thinking_and_cache_marker_are_stripped_for_an_openai_fallb
     server.script("claude-test", overloaded(), overloaded())
     server.script("gpt-test", Reply("4077"))
     manager = _manager(server, closing, clock, "claude")
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    claude = AnthropicProvider(
+        "claude-test",
+        api_key="sk-test",
+        base_url=server.anthropic_base_url,
+        default_params={"thinking": thinking},  # enabled for this model only
+    )
+    closing.append(claude)
+    manager.register_model("claude", claude, replace=True)
 
     response = manager.chat(_claude_conversation())
 
     assert (response.text, response.model, response.fallback_from) == ("4077", "gpt", ("claude",))
     claude_body = _bodies(server, "claude-test")[0]
+    assert claude_body["thinking"] == thinking
     assert claude_body["system"] == [
         {
             "type": "text",
@@ -161,6 +171,7 @@ async def test_claude_thinking_and_cache_marker_are_stripped_for_an_openai_fallb
         "signature": SIGNATURE,
     }
     (openai_body,) = _bodies(server, "gpt-test")
+    assert "thinking" not in openai_body
     assert openai_body["messages"] == [
         {"role": "system", "content": "You are a careful mathematician."},
         {"role": "user", "content": "What is 27 * 453?"},

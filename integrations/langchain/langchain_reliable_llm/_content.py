@@ -242,6 +242,8 @@ def _part(
         return _plain_text(block)
     if kind == "reasoning":
         return _reasoning(block, provider)
+    if kind == "refusal":  # an earlier answer that declined: its words stay in the history
+        return TextPart(block.get("refusal") or "")
     if kind in _TOOL_CALL_BLOCKS:
         return None
     if kind == "non_standard":

@@ -407,3 +407,13 @@ def test_a_wrapped_langchain_model_gets_parts_and_returns_reasoning_and_cache_us
     assert (response.text, type(response.text)) == ("Red.", str)
     assert response.reasoning == (ReasoningPart("A red pixel.", "s", None, "wrapped-lc"),)
     assert response.usage == Usage(50, 9, 40, 0, 6)
+
+
+def test_a_refusal_in_history_is_sent_as_the_assistant_text() -> None:
+    """A standard ``refusal`` block of an earlier answer reaches the model as its text."""
+    _, assistant, _ = _sent(
+        HumanMessage("Tell me a secret."),
+        AIMessage([{"type": "refusal", "refusal": "I can't share that."}]),
+        HumanMessage("Fine."),
+    )
+    assert assistant.text == "I can't share that."

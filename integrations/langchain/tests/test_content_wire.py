@@ -267,3 +267,32 @@ def test_prompt_cache_usage_from_claude_reaches_usage_metadata(
         "total_tokens": 1512,
         "input_token_details": {"cache_read": 1200, "cache_creation": 300},
     }
+
+
+def test_streamed_claude_thinking_merges_into_one_signed_reasoning_block(
+    server: FakeLLMServer, providers: dict[str, Any]
+) -> None:
+    """Claude streams its thinking (thinking_delta, then signature_delta): the chunks merge
+    into one reasoning block with the signature, before the answer's text."""
+    server.script(
+        "claude-test", Reply("185", reasoning="925 / 5 = 185", signature=SIGNATURE, chunk_size=4)
+    )
+    chunks = list(_chat(providers, "claude").stream("What is 925 / 5?"))
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged += chunk
+
+    assert (
+        len([c for c in chunks if c.content_blocks and c.content_blocks[0]["type"] == "reasoning"])
+        > 1
+    )
+    assert merged.text == "185"
+    blocks = [{k: v for k, v in b.items() if k != "index"} for b in merged.content_blocks]
+    assert blocks == [
+        {
+            "type": "reasoning",
+            "reasoning": "925 / 5 = 185",
+            "extras": {"signature": SIGNATURE, "provider": "anthropic"},
+        },
+        {"type": "text", "text": "185"},
+    ]

@@ -356,3 +356,34 @@ def test_a_wrapped_llama_index_llm_gets_blocks_and_returns_reasoning() -> None:
     assert response.text == "Red."
     assert response.reasoning == (ReasoningPart("A red pixel.", "s", None, "wrapped-li"),)
     assert response.usage == Usage(50, 9, 40)
+
+
+@pytest.mark.parametrize("mode", ["chat", "stream_chat"])
+def test_claude_thinking_over_the_wire_comes_back_signed(
+    mode: str, fake_llm_server: FakeLLMServer
+) -> None:
+    """Claude's thinking, answered or streamed over HTTP, ends as a ThinkingBlock with its
+    signature ahead of the text."""
+    fake_llm_server.script(
+        "claude-test", Reply("185", reasoning="925 / 5 = 185", signature=SIGNATURE, chunk_size=4)
+    )
+    claude = AnthropicProvider(
+        "claude-test", api_key="sk-test", base_url=fake_llm_server.anthropic_base_url
+    )
+    llm = ReliableLLM(models={"claude": claude})
+    question = [_user(TextBlock(text="What is 925 / 5?"))]
+    try:
+        if mode == "chat":
+            last = llm.chat(question)
+        else:
+            *_, last = llm.stream_chat(question)
+    finally:
+        claude.close()
+
+    thinking, text = last.message.blocks
+    assert isinstance(thinking, ThinkingBlock) and isinstance(text, TextBlock)
+    assert (thinking.content, thinking.additional_information) == (
+        "925 / 5 = 185",
+        {"signature": SIGNATURE, "provider": "anthropic"},
+    )
+    assert text.text == "185"

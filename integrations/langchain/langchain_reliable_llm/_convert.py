@@ -50,8 +50,8 @@ __all__ = [
 _ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant"}
 
 
-def _content(message: BaseMessage) -> str | tuple[Part, ...]:
-    content, results = message_parts(message, type(message).__name__)
+def _content(message: BaseMessage, provider: str | None = None) -> str | tuple[Part, ...]:
+    content, results = message_parts(message, type(message).__name__, provider=provider)
     if results:
         raise ConfigurationError(
             f"a {type(message).__name__} holds Anthropic tool_result blocks; send tool results "
@@ -104,9 +104,8 @@ def from_langchain_messages(messages: Iterable[BaseMessage]) -> list[Message]:
         elif isinstance(message, AIMessage):
             # Reasoning blocks that do not name their issuer are the producing model's
             # (LangChain's ``model_provider``).
-            content, _ = message_parts(
-                message, "AIMessage", provider=message.response_metadata.get("model_provider")
-            )
+            provider = message.response_metadata.get("model_provider")
+            content = _content(message, provider)
             result.append(Message.assistant(content, _core_tool_calls(message)))
         elif isinstance(message, ToolMessage):
             result.append(Message.tool(_content(message), message.tool_call_id, name=message.name))

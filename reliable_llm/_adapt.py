@@ -55,9 +55,15 @@ def _unsupported(part: Part, caps: ModelCapabilities) -> str | None:
                 f"an image by {part.source}, and the model takes images only by {accepted} "
                 "(reliable-llm never fetches a URL itself)" + _HOW
             )
+        types = caps.image_media_types
+        if types and part.data is not None and part.media_type not in types:
+            return f"a {part.media_type} image, and the model takes only {sorted(types)}" + _HOW
     elif type(part) is AudioPart:
         if not caps.audio:
             return "audio, and the model takes no audio" + _HOW
+        formats = caps.audio_formats
+        if formats and part.format not in formats:
+            return f"{part.format} audio, and the model takes only {sorted(formats)}" + _HOW
     elif type(part) is FilePart and part.source != "text":
         if not caps.file:
             return f"a {part.media_type or 'file'} document, and the model takes none" + _HOW
@@ -91,19 +97,23 @@ class _Fitter:
         """
         if isinstance(part, ReasoningPart):
             return self._reasoning(part)
+        if isinstance(part, FilePart) and _textual(part) and not self._takes_document(part):
+            self.changes["converted", "file", "a plain-text document sent as text"] += 1
+            text = part.text if part.text is not None else (part.raw or b"").decode("utf-8")
+            part = TextPart(text, part.cache_control)
         reason = _unsupported(part, self.caps)
         if reason is not None:
             raise Unsupported(reason)
-        if type(part) is FilePart and part.text is not None:
-            caps = self.caps
-            types = caps.file_media_types
-            if not caps.file or (types and part.media_type not in types):
-                self.changes["converted", "file", "a plain-text document sent as text"] += 1
-                part = TextPart(part.text, part.cache_control)
         if part.cache_control is not None and not self.caps.prompt_caching:
             self.changes["stripped", "cache_control", "the model has no prompt caching"] += 1
             part = _without_cache_control(part)
         return part
+
+    def _takes_document(self, part: FilePart) -> bool:
+        caps = self.caps
+        types = caps.file_media_types
+        source = "data" if part.source == "text" else part.source
+        return source in caps.file and not (types and part.media_type not in types)
 
     def _reasoning(self, part: ReasoningPart) -> ReasoningPart | None:
         if not self.caps.reasoning_replay:
@@ -142,6 +152,19 @@ class _Fitter:
         if tuple(parts) == content:
             return message, ()
         return _with_content(message, tuple(parts)), tuple(moved)
+
+
+def _textual(part: FilePart) -> bool:
+    """Whether the document is text we hold (plain ``text``, or base64 UTF-8 ``text/*`` data)."""
+    if part.text is not None:
+        return True
+    if part.data is None or not (part.media_type or "").startswith("text/"):
+        return False
+    try:
+        (part.raw or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _without_cache_control(part: Part) -> Part:

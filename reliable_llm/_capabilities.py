@@ -27,7 +27,9 @@ class ModelCapabilities:
     Attributes:
         image: How the model takes images: a subset of ``"data"`` (base64), ``"url"`` and
             ``"file_id"``; empty for a model without vision.
+        image_media_types: The image media types it takes as base64 data (empty: any).
         audio: Whether it takes `AudioPart` input (base64 with a format).
+        audio_formats: The audio formats it takes (empty: any), e.g. ``{"wav", "mp3"}``.
         file: How it takes documents (PDF and other `FilePart` with a payload), like
             ``image``; empty for none (a plain-text `FilePart` is then sent as text).
         file_media_types: The document media types it takes (empty: any).
@@ -43,6 +45,8 @@ class ModelCapabilities:
     image: frozenset[str] = frozenset()
     audio: bool = False
     file: frozenset[str] = frozenset()
+    image_media_types: frozenset[str] = frozenset()
+    audio_formats: frozenset[str] = frozenset()
     file_media_types: frozenset[str] = frozenset()
     reasoning_replay: bool = False
     prompt_caching: bool = False
@@ -57,13 +61,18 @@ class ModelCapabilities:
                     f"got {value!r}"
                 )
             object.__setattr__(self, name, frozenset(value))
-        types = self.file_media_types
-        if isinstance(types, str):
-            raise ConfigurationError(
-                "ModelCapabilities.file_media_types must be a set of MIME types such as "
-                f"{{'application/pdf'}}, got the str {types!r}"
-            )
-        object.__setattr__(self, "file_media_types", frozenset(types))
+        for name, example in (
+            ("file_media_types", "{'application/pdf'}"),
+            ("image_media_types", "{'image/png', 'image/jpeg'}"),
+            ("audio_formats", "{'wav', 'mp3'}"),
+        ):
+            values = getattr(self, name)
+            if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+                raise ConfigurationError(
+                    f"ModelCapabilities.{name} must be a set of str such as {example}, got "
+                    f"{values!r}"
+                )
+            object.__setattr__(self, name, frozenset(values))
         for name in ("audio", "reasoning_replay", "prompt_caching", "tool_result_media"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(
@@ -91,6 +100,8 @@ class ModelCapabilities:
             "audio": self.audio,
             "file": sorted(self.file),
             "file_media_types": sorted(self.file_media_types),
+            "image_media_types": sorted(self.image_media_types),
+            "audio_formats": sorted(self.audio_formats),
             "reasoning_replay": self.reasoning_replay,
             "prompt_caching": self.prompt_caching,
             "tool_result_media": self.tool_result_media,

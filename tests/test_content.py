@@ -206,13 +206,17 @@ def test_anthropic_keeps_its_own_signed_reasoning_but_not_unsigned_or_foreign() 
 
 
 def test_plain_text_documents_are_sent_as_text_to_a_model_without_documents() -> None:
-    """A plain-text file becomes text for a model that takes no documents (a conversion)."""
-    request = _request(Message.user([FilePart(text="notes", title="n.txt")]))
+    """A plain-text file, given as text or as base64 text/csv data, becomes text for a model
+    that takes no such document (a conversion); Anthropic takes plain text as a document."""
+    csv = FilePart.from_bytes(b"a,b\n1,2\n", "text/csv")
+    request = _request(Message.user([FilePart(text="notes", title="n.txt"), csv]))
 
-    fitted, changes = adapt(request, "m", ModelCapabilities(), "custom")
+    fitted, changes = adapt(request, "m", OPENAI, "openai")
+    kept, _ = adapt(request, "claude", ANTHROPIC, "anthropic")
 
-    assert fitted.messages[0].content == (TextPart("notes"),)
-    assert [(c.action, c.part) for c in changes] == [("converted", "file")]
+    assert fitted.messages[0].content == (TextPart("notes"), TextPart("a,b\n1,2\n"))
+    assert [(c.action, c.part, c.times) for c in changes] == [("converted", "file", 2)]
+    assert kept.messages[0].content[0] == FilePart(text="notes", title="n.txt")
 
 
 def test_tool_result_images_move_into_a_user_turn_for_openai() -> None:
@@ -242,8 +246,10 @@ def test_tool_result_images_move_into_a_user_turn_for_openai() -> None:
         (IMAGE, ModelCapabilities(), "takes no images"),
         (ImagePart(url="https://x/y.png"), ModelCapabilities(image=frozenset({"data"})), "by url"),
         (AudioPart(PNG_B64, "wav"), ANTHROPIC, "takes no audio"),
-        (FilePart(data=PNG_B64, media_type="text/csv"), OPENAI, "text/csv"),
+        (FilePart(data=PNG_B64, media_type="application/zip"), OPENAI, "application/zip"),
         (FilePart(url="https://x/y.pdf"), OPENAI, "by url"),
+        (ImagePart(data=PNG_B64, media_type="image/bmp"), ANTHROPIC, "image/bmp image"),
+        (AudioPart(PNG_B64, "flac"), OPENAI.replace(audio=True), "flac audio"),
     ],
 )
 def test_parts_a_model_cannot_take_in_any_form_skip_it(part, caps, why) -> None:  # type: ignore[no-untyped-def]
@@ -347,3 +353,39 @@ def test_reasoning_survives_the_sqlite_cache(tmp_path: object, clock: FakeClock)
     finally:
         cache.close()
     assert again.cached and again.reasoning == (reasoning,)
+
+
+def test_a_skip_leaves_a_recovering_breaker_its_trial(clock: FakeClock) -> None:
+    """A model skipped for an image while its breaker awaits a trial is not called and the
+    trial stays free: the next text request to it is the trial, and closes the breaker."""
+    from reliable_llm import BreakerPolicy, ServerError
+
+    text_only = ScriptedModel([ServerError("down")], capabilities=ModelCapabilities())
+    manager = LLMManager(
+        max_retries=0, breaker=BreakerPolicy(failure_threshold=1, recovery_timeout=10), clock=clock
+    )
+    manager.register_model("text", text_only)
+    manager.register_model("vision", ScriptedModel(default="seen"))
+    manager.set_fallback_chain(["vision"])
+    manager.chat("hello")  # the text model fails: its breaker opens
+    clock.advance(11)  # a trial is due
+
+    seen = manager.chat([Message.user([TextPart("look"), IMAGE])])
+    after_skip = manager.get_model_info("text")["breaker"]
+    trial = manager.chat("hello again")
+
+    assert seen.text == "seen" and len(text_only.calls) == 2
+    assert (after_skip["state"], after_skip["retry_in"]) == ("open", 0)  # no trial taken
+    assert trial.model == "text" and manager.get_model_info("text")["breaker"]["state"] == "closed"
+    assert manager.get_metrics()["fallbacks"]["by_reason"]["unsupported_input"] == 1
+
+
+def test_threads_keying_one_new_image_agree() -> None:
+    """Many threads keying the same new image part at once get the same key."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    image = ImagePart.from_bytes(b"\x89PNG" + b"\2" * 200_000, "image/png")
+    request = ChatRequest((Message.user([TextPart("q"), image]),))
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: cache_key("m", request), range(32)))
+    assert len(keys) == 1

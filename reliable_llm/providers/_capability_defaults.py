@@ -14,14 +14,19 @@ from reliable_llm._capabilities import TEXT_ONLY, ModelCapabilities
 __all__ = ["ANTHROPIC", "OPENAI", "PRESET_CAPABILITIES", "openai_capabilities"]
 
 _BY_URL_OR_DATA = frozenset(("data", "url"))
+# The image types both OpenAI and Anthropic document for base64 images.
+_WEB_IMAGES = frozenset(("image/png", "image/jpeg", "image/gif", "image/webp"))
 
 OPENAI = ModelCapabilities(
     # https://platform.openai.com/docs/guides/images-vision: image_url takes a URL or a
     # base64 data URL; https://platform.openai.com/docs/guides/pdf-files: the file part takes
     # PDFs as file_data (base64 data URL) or file_id, not by URL.
     image=_BY_URL_OR_DATA,
+    image_media_types=_WEB_IMAGES,
     file=frozenset(("data", "file_id")),
     file_media_types=frozenset(("application/pdf",)),
+    # input_audio's format is "wav" or "mp3" (ChatCompletionContentPartInputAudioParam).
+    audio_formats=frozenset(("wav", "mp3")),
 )
 """OpenAI Chat Completions (and Azure OpenAI): images, PDFs; tool results carry text only;
 no reasoning replay (reasoning is not returned on this API) and no cache markers (caching is
@@ -33,6 +38,7 @@ ANTHROPIC = ModelCapabilities(
     # .../extended-thinking (thinking blocks passed back unmodified with their signatures),
     # .../prompt-caching (cache_control on blocks, system and tool results).
     image=frozenset(("data", "url", "file_id")),
+    image_media_types=_WEB_IMAGES,
     file=frozenset(("data", "url", "file_id")),
     file_media_types=frozenset(("application/pdf", "text/plain")),
     reasoning_replay=True,

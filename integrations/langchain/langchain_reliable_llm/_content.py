@@ -217,6 +217,9 @@ def _native(value: Mapping[str, Any], where: str) -> Part | ToolResult | None:
         else:
             result = "" if content is None else str(content)
         return ToolResult(str(value.get("tool_use_id") or ""), result)
+    if kind == "image_url" and isinstance(value.get("image_url"), str):
+        # LangChain's older shorthand, ``"image_url": "<url or data URL>"``.
+        return ImagePart(url=value["image_url"], cache_control=_cache_control(value))
     if kind in _TOOL_CALL_BLOCKS:
         return None
     raise ConfigurationError(

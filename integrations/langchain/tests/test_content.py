@@ -91,7 +91,8 @@ def test_standard_blocks_by_base64_url_and_id_become_parts() -> None:
 
 
 def test_openai_chat_completions_parts_become_parts() -> None:
-    """OpenAI's image_url (data URL, detail), input_audio and file parts arrive as parts."""
+    """OpenAI's image_url (data URL, detail; LangChain's older string form), input_audio and
+    file parts arrive as parts."""
     (message,) = _sent(
         HumanMessage(
             [
@@ -100,6 +101,7 @@ def test_openai_chat_completions_parts_become_parts() -> None:
                     "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "low"},
                 },
                 {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                {"type": "image_url", "image_url": "https://example.com/dog.png"},
                 {"type": "input_audio", "input_audio": {"data": WAV, "format": "wav"}},
                 {
                     "type": "file",
@@ -114,6 +116,7 @@ def test_openai_chat_completions_parts_become_parts() -> None:
     assert message.content == (
         ImagePart(data=PNG, media_type="image/png", detail="low"),
         ImagePart(url="https://example.com/cat.png"),
+        ImagePart(url="https://example.com/dog.png"),
         AudioPart(WAV, "wav"),
         FilePart(data=PDF, media_type="application/pdf", filename="a.pdf"),
     )

@@ -194,7 +194,7 @@ class LangChainChatProvider(Provider):
     ) -> Iterator[StreamChunk]:
         """Call the model's ``stream``."""
         model, kwargs = self._runnable(request)
-        folder = _ChunkFolder()
+        folder = _ChunkFolder(self.provider_name)
         try:
             for chunk in model.stream(self._messages(request), config=_QUIET, **kwargs):
                 piece = folder.add(chunk)
@@ -209,7 +209,7 @@ class LangChainChatProvider(Provider):
     ) -> AsyncIterator[StreamChunk]:
         """Call the model's ``astream``."""
         model, kwargs = self._runnable(request)
-        folder = _ChunkFolder()
+        folder = _ChunkFolder(self.provider_name)
         try:
             async for chunk in model.astream(self._messages(request), config=_QUIET, **kwargs):
                 piece = folder.add(chunk)
@@ -239,20 +239,34 @@ class _ChunkFolder:
 
     Tool-call chunks go through the core's `ToolCallAssembler`, so each delta carries its
     call's slot: parallel calls numbered alike, or not numbered at all, stay apart.
+    Reasoning in a chunk's content blocks streams as ``reasoning`` text; chunks with block
+    content are also merged, so the last chunk carries the whole reasoning parts (with the
+    signatures that arrive apart from the text).
     """
 
-    __slots__ = ("_calls", "finish_reason", "has_calls", "usage")
+    __slots__ = ("_calls", "_merged", "finish_reason", "has_calls", "issuer", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, issuer: str = "") -> None:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.has_calls = False
+        self.issuer = issuer
         self._calls = ToolCallAssembler()
+        self._merged: AIMessageChunk | None = None
 
     def _delta(self, call: Any) -> ToolCallDelta:
         id, name, arguments = call.get("id"), call.get("name"), call.get("args") or ""
         slot = self._calls.add(call.get("index"), id, name, arguments)
         return ToolCallDelta(slot, id, name, arguments)
+
+    def _reasoning(self, chunk: AIMessageChunk) -> str:
+        """The chunk's reasoning text; block content is kept for the final parts."""
+        self._merged = chunk if self._merged is None else self._merged + chunk
+        return "".join(
+            str(block.get("reasoning") or "")
+            for block in chunk.content_blocks
+            if block.get("type") == "reasoning"
+        )
 
     def add(self, chunk: AIMessageChunk) -> StreamChunk | None:
         usage = _usage(chunk)
@@ -264,10 +278,13 @@ class _ChunkFolder:
         deltas = tuple(self._delta(c) for c in chunk.tool_call_chunks)
         self.has_calls = self.has_calls or bool(deltas)
         text = str(chunk.text)
-        if not text and not deltas:
+        reasoning = self._reasoning(chunk) if isinstance(chunk.content, list) else ""
+        if not text and not deltas and not reasoning:
             return None
-        return StreamChunk(text=text, tool_call_deltas=deltas)
+        return StreamChunk(text=text, tool_call_deltas=deltas, reasoning=reasoning)
 
     def last(self) -> StreamChunk:
         finish = self.finish_reason or ("tool_calls" if self.has_calls else "stop")
-        return StreamChunk(finish_reason=finish, usage=self.usage)
+        merged = self._merged
+        parts = () if merged is None else answer_reasoning(merged, self.issuer)
+        return StreamChunk(finish_reason=finish, usage=self.usage, reasoning_parts=parts)

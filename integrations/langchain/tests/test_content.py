@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.language_models import BaseChatModel, GenericFakeChatModel
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -19,6 +19,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_reliable_llm import LangChainChatProvider, ReliableChatModel
 from sample_media import b64, pdf_bytes, png_bytes, wav_bytes
 
@@ -420,3 +421,44 @@ def test_a_refusal_in_history_is_sent_as_the_assistant_text() -> None:
         HumanMessage("Fine."),
     )
     assert assistant.text == "I can't share that."
+
+
+class _StreamingThinker(BaseChatModel):
+    """Streams Anthropic-style thinking chunks (text, then the signature), then text."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "thinker"
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        raise NotImplementedError
+
+    def _stream(
+        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        anthropic = {"model_provider": "anthropic"}
+        for content in (
+            [{"type": "thinking", "thinking": "Add two ", "index": 0}],
+            [{"type": "thinking", "thinking": "and two.", "index": 0}],
+            [{"type": "thinking", "signature": "sig-9", "index": 0}],
+            [{"type": "text", "text": "4", "index": 1}],
+        ):
+            message = AIMessageChunk(content=content, response_metadata=anthropic)  # type: ignore[arg-type]
+            yield ChatGenerationChunk(message=message)
+
+
+def test_a_wrapped_langchain_models_streamed_thinking_arrives_whole() -> None:
+    """A wrapped model's streamed thinking streams as reasoning text and ends as one part
+    with the signature that came in its own chunk."""
+    manager = LLMManager()
+    manager.register_model("wrapped", LangChainChatProvider(_StreamingThinker(), name="claude-lc"))
+
+    stream = manager.stream([Message.user("2+2?")])
+    pieces = [chunk.reasoning for chunk in stream if chunk.reasoning]
+
+    assert pieces == ["Add two ", "and two."]
+    assert stream.response is not None
+    assert stream.response.text == "4"
+    assert stream.response.reasoning == (
+        ReasoningPart("Add two and two.", "sig-9", None, "claude-lc"),
+    )

@@ -15,6 +15,7 @@ from llama_index.core.base.llms.types import (
     CacheControl,
     CachePoint,
     ChatMessage,
+    ChatResponseGen,
     CompletionResponse,
     CompletionResponseGen,
     DocumentBlock,
@@ -387,3 +388,33 @@ def test_claude_thinking_over_the_wire_comes_back_signed(
         {"signature": SIGNATURE, "provider": "anthropic"},
     )
     assert text.text == "185"
+
+
+class _StreamingThinkingLLM(_ThinkingLLM):
+    """Streams cumulative responses whose blocks hold the thinking, then the text."""
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Any, **kwargs: Any) -> ChatResponseGen:
+        def gen() -> Iterator[LIChatResponse]:
+            thinking = ThinkingBlock(
+                content="A red pixel.", additional_information={"signature": "s"}
+            )
+            for text in ("Re", "Red."):
+                blocks = [thinking, TextBlock(text=text)]
+                message = ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks)
+                yield LIChatResponse(message=message, delta=text[-2:] if text == "Red." else text)
+
+        return gen()
+
+
+def test_a_wrapped_llama_index_llms_streamed_thinking_comes_back() -> None:
+    """A wrapped LLM's stream ends with its thinking as a signed reasoning part."""
+    manager = LLMManager()
+    manager.register_model("wrapped", LlamaIndexLLMProvider(_StreamingThinkingLLM(), name="li"))
+
+    stream = manager.stream([Message.user("Colour?")])
+    text = "".join(chunk.text for chunk in stream)
+
+    assert text == "Red."
+    assert stream.response is not None
+    assert stream.response.reasoning == (ReasoningPart("A red pixel.", "s", None, "li"),)

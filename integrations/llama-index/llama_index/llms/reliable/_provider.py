@@ -189,6 +189,8 @@ class LlamaIndexLLMProvider(Provider):
             ),
             finish_reason="tool_calls" if calls else "stop",
             usage=None if last is None else _usage(last),
+            # The last cumulative response holds the whole thinking blocks.
+            reasoning_parts=() if last is None else _reasoning(last, self.provider_name),
         )
 
     @staticmethod

@@ -103,6 +103,13 @@ class LangChainChatProvider(Provider):
     `classify_langchain_error`; unrecognised exceptions propagate unchanged, for the
     manager's ``classify_error`` to judge.
 
+    Content: the wrapped model is taken to read text only, since no wrapper can know what
+    it accepts; declare more at registration (``metadata={"capabilities": {"image":
+    ["data", "url"]}}``, see `reliable_llm.ModelCapabilities`) and parts reach it as
+    LangChain's standard content blocks. Its reasoning (``reasoning`` content blocks, as
+    LangChain parses each integration's output) and prompt-cache and reasoning token counts
+    come back in the response, issued by this provider's ``name``.
+
     Args:
         chat_model: The LangChain chat model to serve.
         disable_retries: Turn the model's own retries off (recommended).

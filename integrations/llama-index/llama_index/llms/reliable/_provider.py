@@ -101,6 +101,12 @@ class LlamaIndexLLMProvider(Provider):
     nested reliable-llm LLM, say) passes through unchanged. Turn off the wrapped LLM's own
     retries (``max_retries=0`` on most integrations) so that only the manager retries.
 
+    Content: the wrapped LLM is taken to read text only, since no wrapper can know what it
+    accepts; declare more at registration (``metadata={"capabilities": {"image": ["data"]}}``,
+    see `reliable_llm.ModelCapabilities`) and parts reach it as `ImageBlock`, `AudioBlock`,
+    `DocumentBlock`, `ThinkingBlock` and `CachePoint` blocks. Its `ThinkingBlock`s come back
+    as the response's reasoning, issued by this provider's ``name``.
+
     Args:
         llm: The LlamaIndex LLM to serve.
         name: Provider name reported in responses and metrics.

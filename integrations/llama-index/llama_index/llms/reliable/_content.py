@@ -67,7 +67,13 @@ def _payload(raw: bytes | IOBase | None, path: object) -> str | None:
         raw.seek(0)
         return base64.b64encode(raw.read()).decode("ascii")
     if isinstance(raw, bytes) and raw:
-        return resolve_binary(raw_bytes=raw, as_base64=True).read().decode("ascii")
+        # LlamaIndex's blocks store their bytes base64-encoded when built; the core checks
+        # the base64 strictly, so it is not decoded and re-encoded here (one pass saved per
+        # payload). Bytes that are not even ASCII are raw, and are encoded.
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError:
+            return base64.b64encode(raw).decode("ascii")
     if path is not None:
         return resolve_binary(path=str(path), as_base64=True).read().decode("ascii")
     return None

@@ -331,6 +331,11 @@ def answer_reasoning(message: AIMessage, issuer: str) -> tuple[ReasoningPart, ..
     parts = []
     for standard in message.content_blocks:
         block: Mapping[str, Any] = standard
+        value = block.get("value")
+        if isinstance(value, Mapping) and value.get("type") == "redacted_thinking":
+            # LangChain leaves Anthropic's redacted thinking provider-specific.
+            parts.append(ReasoningPart(redacted_data=value.get("data"), provider=issuer))
+            continue
         if block.get("type") != "reasoning":
             continue
         extras: Mapping[str, Any] = block.get("extras") or {}

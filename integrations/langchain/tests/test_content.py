@@ -372,7 +372,8 @@ def test_usage_without_details_has_no_detail_keys() -> None:
 
 def test_a_wrapped_langchain_model_gets_parts_and_returns_reasoning_and_cache_usage() -> None:
     """A LangChain model registered with declared capabilities receives the image as a
-    standard block; its reasoning and prompt-cache usage come back in the core response."""
+    standard block; its reasoning (redacted too) and prompt-cache usage come back in the
+    core response."""
     seen: list[list[BaseMessage]] = []
 
     class Recording(GenericFakeChatModel):
@@ -383,6 +384,7 @@ def test_a_wrapped_langchain_model_gets_parts_and_returns_reasoning_and_cache_us
     answer = AIMessage(
         [
             {"type": "reasoning", "reasoning": "A red pixel.", "extras": {"signature": "s"}},
+            {"type": "redacted_thinking", "data": "EmwK"},
             {"type": "text", "text": "Red."},
         ],
         usage_metadata={
@@ -409,7 +411,10 @@ def test_a_wrapped_langchain_model_gets_parts_and_returns_reasoning_and_cache_us
         {"type": "image", "base64": PNG, "mime_type": "image/png"},
     ]
     assert (response.text, type(response.text)) == ("Red.", str)
-    assert response.reasoning == (ReasoningPart("A red pixel.", "s", None, "wrapped-lc"),)
+    assert response.reasoning == (
+        ReasoningPart("A red pixel.", "s", None, "wrapped-lc"),
+        ReasoningPart(redacted_data="EmwK", provider="wrapped-lc"),
+    )
     assert response.usage == Usage(50, 9, 40, 0, 6)
 
 

@@ -18,6 +18,7 @@ A text-only request never comes here (`Plan.has_parts` is False).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 from reliable_llm._capabilities import ModelCapabilities
@@ -44,8 +45,19 @@ class Unsupported(Exception):
     """The model cannot take a part of the request; the message says which and why."""
 
 
-def _unsupported(part: Part, caps: ModelCapabilities) -> str | None:
+def _unsupported(part: Part, caps: ModelCapabilities, issuer: str) -> str | None:
     """Why the model cannot take ``part`` as given, or None when it can."""
+    if (
+        isinstance(part, ImagePart | FilePart)
+        and part.file_id is not None
+        and part.provider is not None
+        and part.provider != issuer
+    ):
+        return (
+            f"a file id issued by {part.provider}, which only {part.provider} can read "
+            "(reliable-llm never downloads a file); pass the file's bytes as data= for a route "
+            "across providers"
+        )
     if type(part) is ImagePart:
         if not caps.image:
             return "an image, and the model takes no images" + _HOW
@@ -101,7 +113,7 @@ class _Fitter:
             self.changes["converted", "file", "a plain-text document sent as text"] += 1
             text = part.text if part.text is not None else (part.raw or b"").decode("utf-8")
             part = TextPart(text, part.cache_control)
-        reason = _unsupported(part, self.caps)
+        reason = _unsupported(part, self.caps, self.issuer)
         if reason is not None:
             raise Unsupported(reason)
         if part.cache_control is not None and not self.caps.prompt_caching:
@@ -168,16 +180,13 @@ def _textual(part: FilePart) -> bool:
 
 
 def _without_cache_control(part: Part) -> Part:
-    if type(part) is TextPart:
-        return TextPart(part.text)
-    if type(part) is ImagePart:
-        return ImagePart(part.url, part.data, part.media_type, part.file_id, part.detail)
-    if type(part) is AudioPart:
-        return AudioPart(part.data, part.format)
-    assert type(part) is FilePart
-    return FilePart(
-        part.data, part.media_type, part.url, part.file_id, part.text, part.filename, part.title
-    )
+    """A copy of ``part`` without its marker: not rebuilt (the part was checked when built,
+    and a 1 MB payload need not be validated again), its payload digest kept."""
+    clone = object.__new__(type(part))
+    for field in dataclasses.fields(part):
+        name = field.name
+        object.__setattr__(clone, name, None if name == "cache_control" else getattr(part, name))
+    return clone
 
 
 def _with_content(message: Message, parts: tuple[Part, ...]) -> Message:

@@ -4,10 +4,11 @@ A `Message`'s ``content`` is either a ``str`` (plain text, the common case, unch
 tuple of parts, in order::
 
     TextPart(text, cache_control=None)
-    ImagePart(url=... | data=<base64> + media_type | file_id=..., detail=None, cache_control=None)
+    ImagePart(url=... | data=<base64> + media_type | file_id=..., detail=None, cache_control=None,
+              provider=None)
     AudioPart(data=<base64>, format="wav" | "mp3" | ..., cache_control=None)
     FilePart(data=<base64> + media_type | url=... | file_id=... | text=..., filename=None,
-             title=None, cache_control=None)
+             title=None, cache_control=None, provider=None)
     ReasoningPart(text="", signature=None, redacted_data=None, provider=None)
 
 Names follow the field: ``media_type`` and ``cache_control`` as in Anthropic's Messages API
@@ -24,7 +25,8 @@ naming the field and the fix. Binary payloads are base64 text (``data``), as bot
 them; build one from raw bytes with ``ImagePart.from_bytes(...)`` (and the same on
 `AudioPart` and `FilePart`). A ``data:`` URL given as ``url`` is split into ``data`` and
 ``media_type``, so each payload has one form. A part's ``repr`` shows the size and SHA-256
-of its payload, never the payload.
+of its payload, never the payload. ``provider`` on an image or file names the provider that
+issued its ``file_id`` (a file id is only valid there).
 
 `CacheControl` marks the end of a prompt prefix the provider should cache (Anthropic's
 ``{"type": "ephemeral", "ttl": ...}``): an optimisation, dropped for models without prompt
@@ -244,6 +246,8 @@ class _Binary:
 class ImagePart(_Binary):
     """An image, by ``url``, by base64 ``data`` with its ``media_type``, or by ``file_id``.
 
+    ``provider`` names the provider that issued ``file_id`` (``"openai"``, ``"anthropic"``):
+    a file id is only valid there, so other providers' models are skipped for it.
     A ``data:`` URL passed as ``url`` becomes ``data`` and ``media_type``. ``detail`` is
     OpenAI's resolution hint (``"auto"``, ``"low"``, ``"high"``, ``"original"``); other
     wires ignore it.
@@ -259,6 +263,7 @@ class ImagePart(_Binary):
     file_id: str | None = None
     detail: Literal["auto", "low", "high", "original"] | None = None
     cache_control: CacheControl | None = None
+    provider: str | None = None
     _digest: str | None = field(default=None, init=False, compare=False, hash=False)
 
     kind: ClassVar[str] = "image"
@@ -281,6 +286,7 @@ class ImagePart(_Binary):
             _media_type(owner, self.media_type, "image/")
         if source == "file_id":
             _text(owner, "file_id", self.file_id)
+        _optional_text(owner, "provider", self.provider)
         if self.detail is not None and self.detail not in _IMAGE_DETAILS:
             raise ConfigurationError(
                 "ImagePart.detail must be 'auto', 'low', 'high', 'original' or None, got "
@@ -315,10 +321,13 @@ class ImagePart(_Binary):
             self.file_id,
             self.detail,
             None if control is None else control.ttl or "",
+            self.provider,
         ]
 
     def __repr__(self) -> str:
-        return _repr(self, ("url", "data", "media_type", "file_id", "detail", "cache_control"))
+        return _repr(
+            self, ("url", "data", "media_type", "file_id", "detail", "cache_control", "provider")
+        )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -371,7 +380,8 @@ class FilePart(_Binary):
 
     ``filename`` is sent where the wire carries one (OpenAI's ``file``); ``title`` where it
     carries one (Anthropic's ``document``). Models that take no documents get a plain-text
-    file as text; other files need a model that takes documents.
+    file as text; other files need a model that takes documents. ``provider`` names the
+    provider that issued ``file_id``: a file id is only valid there.
 
     Raises:
         ConfigurationError: Not exactly one source, invalid base64, a malformed data URL, or
@@ -386,6 +396,7 @@ class FilePart(_Binary):
     filename: str | None = None
     title: str | None = None
     cache_control: CacheControl | None = None
+    provider: str | None = None
     _digest: str | None = field(default=None, init=False, compare=False, hash=False)
 
     kind: ClassVar[str] = "file"
@@ -416,6 +427,7 @@ class FilePart(_Binary):
             _text(owner, "file_id", self.file_id)
         _optional_text(owner, "filename", self.filename)
         _optional_text(owner, "title", self.title)
+        _optional_text(owner, "provider", self.provider)
         _cache_control(owner, self.cache_control)
 
     @classmethod
@@ -446,12 +458,23 @@ class FilePart(_Binary):
             self.filename,
             self.title,
             None if control is None else control.ttl or "",
+            self.provider,
         ]
 
     def __repr__(self) -> str:
         return _repr(
             self,
-            ("data", "media_type", "url", "file_id", "text", "filename", "title", "cache_control"),
+            (
+                "data",
+                "media_type",
+                "url",
+                "file_id",
+                "text",
+                "filename",
+                "title",
+                "cache_control",
+                "provider",
+            ),
         )
 
 

@@ -250,14 +250,16 @@ def test_tool_result_images_move_into_a_user_turn_for_openai() -> None:
         (FilePart(url="https://x/y.pdf"), OPENAI, "by url"),
         (ImagePart(data=PNG_B64, media_type="image/bmp"), ANTHROPIC, "image/bmp image"),
         (AudioPart(PNG_B64, "flac"), OPENAI.replace(audio=True), "flac audio"),
+        (FilePart(file_id="file-abc", provider="openai"), ANTHROPIC, "issued by openai"),
     ],
 )
 def test_parts_a_model_cannot_take_in_any_form_skip_it(part, caps, why) -> None:  # type: ignore[no-untyped-def]
     """An image for a model without vision, a URL for a data-only model, audio or a document
-    it cannot read: the model is skipped, with the reason and how to declare otherwise."""
+    it cannot read, another provider's file id: the model is skipped, with the reason and the
+    fix (declare the capability, or send the bytes)."""
     with pytest.raises(Unsupported, match=why) as caught:
         adapt(_request(Message.user([part])), "m", caps, "p")
-    assert "metadata={'capabilities'" in str(caught.value)
+    assert "metadata={'capabilities'" in str(caught.value) or "as data=" in str(caught.value)
 
 
 def test_capabilities_are_declared_at_registration(clock: FakeClock) -> None:
@@ -389,3 +391,18 @@ def test_threads_keying_one_new_image_agree() -> None:
     with ThreadPoolExecutor(8) as pool:
         keys = set(pool.map(lambda _: cache_key("m", request), range(32)))
     assert len(keys) == 1
+
+
+def test_a_file_id_goes_to_its_issuer_and_a_marker_is_dropped_without_rebuilding() -> None:
+    """Anthropic takes a file id Anthropic issued; an image's cache marker is dropped for
+    OpenAI without re-validating the payload, its digest kept."""
+    own = FilePart(file_id="file_011", provider="anthropic")
+    marked = ImagePart(data=PNG_B64, media_type="image/png", cache_control=CacheControl())
+    digest = marked.digest()
+
+    kept, _ = adapt(_request(Message.user([own])), "claude", ANTHROPIC, "anthropic")
+    fitted, _ = adapt(_request(Message.user([marked])), "gpt", OPENAI, "openai")
+
+    assert kept.messages[0].content == (own,)
+    (image,) = fitted.messages[0].content
+    assert image == IMAGE and image.cache_control is None and image._digest == digest

@@ -91,6 +91,10 @@ def _part(part: Part) -> dict[str, Any] | None:
     if kind is TextPart:
         return {"type": "text", "text": part.text}  # type: ignore[union-attr]
     if kind is ImagePart:
+        if part.file_id is not None:  # type: ignore[union-attr]
+            raise InvalidRequestError(
+                "OpenAI Chat Completions takes images by URL or base64 data, not by file id"
+            )
         image: dict[str, Any] = {"url": part.data_url or part.url}  # type: ignore[union-attr]
         if part.detail is not None:  # type: ignore[union-attr]
             image["detail"] = part.detail  # type: ignore[union-attr]

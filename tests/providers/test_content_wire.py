@@ -93,10 +93,13 @@ def test_openai_turns_other_than_user_carry_their_text() -> None:
     assert [m["content"] for m in messages] == ["be brief", "ok", "42"]
 
 
-def test_openai_takes_no_document_by_url() -> None:
-    """A PDF by URL has no Chat Completions form: an InvalidRequestError, never a bad body."""
+def test_openai_takes_no_document_by_url_nor_image_by_file_id() -> None:
+    """A PDF by URL or an image by file id has no Chat Completions form: an
+    InvalidRequestError (for a model declared to take them), never a malformed body."""
     with pytest.raises(InvalidRequestError, match="not by URL"):
         _openai(Message.user([FilePart(url="https://example.com/a.pdf")]))
+    with pytest.raises(InvalidRequestError, match="not by file id"):
+        _openai(Message.user([ImagePart(file_id="file-1")]))
 
 
 def test_anthropic_blocks() -> None:

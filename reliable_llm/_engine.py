@@ -55,7 +55,12 @@ class Engine:
         for index, entry in enumerate(plan.entries):
             if plan.has_parts and (skipped := plan.fit(entry)) is not None:
                 failure = skipped  # cannot take the request's content: not called
-            elif (ticket := entry.breaker.admit(plan.per_attempt)) is _REJECTED:
+            elif (ticket := entry.breaker.admit(plan.per_attempt)) is _REJECTED and (
+                # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 failure = entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
@@ -97,7 +102,12 @@ class Engine:
         for index, entry in enumerate(plan.entries):
             if plan.has_parts and (skipped := plan.fit(entry)) is not None:
                 failure = skipped  # cannot take the request's content: not called
-            elif (ticket := entry.breaker.admit(plan.per_attempt)) is _REJECTED:
+            elif (ticket := entry.breaker.admit(plan.per_attempt)) is _REJECTED and (
+                # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 failure = entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
@@ -139,7 +149,11 @@ class Engine:
                     break
                 continue
             ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break
                 continue
@@ -207,7 +221,11 @@ class Engine:
                     break
                 continue
             ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break
                 continue

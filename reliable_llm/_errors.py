@@ -256,6 +256,7 @@ class FailureReason(enum.StrEnum):
     CIRCUIT_OPENED = "circuit_opened"
     RETRY_AFTER_EXCEEDS_DEADLINE = "retry_after_exceeds_deadline"
     BACKOFF_EXCEEDS_DEADLINE = "backoff_exceeds_deadline"
+    RETRY_BUDGET_EXHAUSTED = "retry_budget_exhausted"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     UNSUPPORTED_INPUT = "unsupported_input"
     """The request carries a content part the model cannot take (an image for a model

@@ -34,6 +34,7 @@ from reliable_llm._provider import Provider
 from reliable_llm._registry import ModelEntry, Registry, as_provider
 from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
 from reliable_llm._request import MessagesInput, check_flag, check_prompt
+from reliable_llm._retry_budget import RetryBudget
 from reliable_llm._serving import Server
 from reliable_llm._types import ChatResponse
 
@@ -110,7 +111,8 @@ class LLMManager:
         for hook in hooks:
             check_hook(hook)
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
-        engine = Engine(self.clock, random or _random.random, self._emit)
+        self._random = random or _random.random
+        engine = Engine(self.clock, self._random, self._emit)
         self._server = Server(engine, self.cache, self.clock, self._emit)
         # Plans are built by `plan_call` (the one place); a partial keeps the call cheap.
         self._plan = functools.partial(plan_call, self)
@@ -187,15 +189,21 @@ class LLMManager:
         provider.warm()
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
+        retry = retry or self.retry_policy
         entry = ModelEntry(
             name=name,
             provider=provider,
             metadata=dict(metadata or {}),
             breaker=ModelBreaker(
-                name, breaker or self.breaker_policy, self.clock, self._on_breaker_change
+                name,
+                breaker or self.breaker_policy,
+                self.clock,
+                self._on_breaker_change,
+                self._random,
             ),
-            retry=retry or self.retry_policy,
+            retry=retry,
             classifier=classify_error,
+            budget=RetryBudget.for_policy(retry, self.clock),
         )
         self._registry.add(entry, replace, lambda: self.metrics.track(name))
 
@@ -254,7 +262,11 @@ class LLMManager:
         Returns a dict with ``name``, ``metadata``, ``provider`` (secret-free description),
         ``capabilities`` (the content parts it takes, `ModelCapabilities.to_dict`),
         ``is_active``, ``breaker`` (``state``, ``failure_count``, ``failure_threshold``,
-        ``recovery_timeout``, ``retry_in``), and the counters ``attempts``,
+        ``recovery_timeout``, ``retry_in``, ``open_time``, ``ejections``, ``window_calls``,
+        ``failure_rate``, ``slow_call_rate``, ``panic_trials``: see
+        `BreakerPolicy`), ``retry_budget`` (None, or ``percent``, ``window`` seconds,
+        ``requests``, ``retries`` and ``allowed`` retries in the window), and the counters
+        ``attempts``,
         ``success_count``, ``failure_count``, ``cancelled_attempts``, ``retries``,
         ``requests_served``,
         ``avg_latency``, ``p95_latency``, ``latency``, ``last_used``, ``last_error_type``,
@@ -273,6 +285,7 @@ class LLMManager:
             "capabilities": entry.capabilities.to_dict(),
             "is_active": model_name == self._registry.active,
             "breaker": entry.breaker.snapshot(),
+            "retry_budget": None if entry.budget is None else entry.budget.snapshot(),
             **stats,
         }
 
@@ -286,13 +299,19 @@ class LLMManager:
         ``fallbacks`` (``total``, ``by_pair`` as ``"from->to"``, ``by_reason``),
         ``breaker_transitions``, ``latency`` (``avg``, ``p50``, ``p95``, ``p99`` seconds of
         uncached requests), ``tokens`` (``input``, ``output``, ``total``), ``models`` (per model:
-        the counters of `get_model_info` and ``breaker_state``), ``active_model`` and
-        ``fallback_chain``. Latency percentiles cover the most recent 2,048 requests.
+        the counters of `get_model_info`, ``breaker_state``, ``breaker_ejections`` and
+        ``breaker_failure_rate``, a percentage or None without a sliding window),
+        ``active_model`` and ``fallback_chain``. Latency percentiles cover the most recent
+        2,048 requests.
         """
         snapshot = MetricsSnapshot(self.metrics.snapshot(cache_size(self.cache)))
         registry = self._registry
         for name, entry in registry.models.items():
-            snapshot["models"][name]["breaker_state"] = entry.breaker.state.value
+            breaker = entry.breaker
+            model = snapshot["models"][name]
+            model["breaker_state"] = breaker.state.value
+            model["breaker_ejections"] = breaker.ejections
+            model["breaker_failure_rate"] = breaker.rates()[1]
         snapshot["active_model"] = registry.active
         snapshot["fallback_chain"] = list(registry.chain)
         return snapshot

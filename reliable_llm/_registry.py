@@ -21,6 +21,7 @@ from reliable_llm._errors import (
 from reliable_llm._policies import RetryPolicy
 from reliable_llm._prices import Prices, prices_from_metadata
 from reliable_llm._provider import Provider
+from reliable_llm._retry_budget import RetryBudget
 
 __all__ = ["ModelEntry", "Registry", "as_provider", "check_chain"]
 
@@ -40,6 +41,7 @@ class ModelEntry:
     breaker: ModelBreaker
     retry: RetryPolicy
     classifier: ErrorClassifier | None
+    budget: RetryBudget | None = None  # the retry budget ``retry`` asks for, if any
     description: Mapping[str, Any] = field(default_factory=dict)
     circuit_open: ModelFailure = field(init=False)
     prices: Prices | None = field(init=False)

@@ -1,4 +1,9 @@
-"""What `ReliableLLM.metadata` says about a registered model."""
+"""What a `ReliableLLM` reports: what a registered model can do, and how an answer was obtained.
+
+`model_metadata` is LlamaIndex's `LLMMetadata` for the model tried first; `response_info` is
+the ``additional_kwargs`` of every response, under the same keys as the LangChain adapter's
+``response_metadata`` (`langchain_reliable_llm._metadata`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,10 @@ from llama_index.core.base.llms.types import LLMMetadata
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
 
-__all__ = ["ReliableLLMMetadata", "model_metadata"]
+from reliable_llm import ChatResponse
+from reliable_llm.adapters import attempt_records
+
+__all__ = ["ReliableLLMMetadata", "model_metadata", "response_info"]
 
 
 class ReliableLLMMetadata(LLMMetadata):
@@ -88,3 +96,45 @@ def model_metadata(
         supports_pdf_input=bool(capabilities.get("file")),
         supports_prompt_caching=bool(capabilities.get("prompt_caching")),
     )
+
+
+def response_info(response: ChatResponse) -> dict[str, Any]:
+    """How ``response`` was obtained, for a LlamaIndex response's ``additional_kwargs``.
+
+    The LangChain adapter's ``response_metadata`` keys with the same meanings: ``model`` (the
+    registered model that answered), ``provider``, ``provider_model`` (the provider's model
+    id, when it said), ``finish_reason``, ``cached``, ``fallback_from`` (the models given up
+    before ``model``, as the core reports them: none for a cache hit), ``fallbacks`` (how
+    many), ``attempts`` (every upstream call), ``cost`` and ``id`` when known, and
+    ``content_changes`` when the route changed the request's content for a model it tried;
+    then token counts (``prompt_tokens``, ``completion_tokens``, ``total_tokens``, and, when
+    the provider reported them, ``cache_read_tokens`` and ``cache_creation_tokens``: input
+    tokens read from / written to the prompt cache, and ``reasoning_tokens``).
+    """
+    fallback_from = response.fallback_from
+    info: dict[str, Any] = {
+        "model": response.model,
+        "provider": response.provider,
+        "provider_model": response.provider_model,
+        "finish_reason": response.finish_reason,
+        "cached": response.cached,
+        "fallback_from": list(fallback_from),
+        "fallbacks": len(fallback_from),
+        "attempts": attempt_records(response),
+    }
+    if response.cost is not None:
+        info["cost"] = response.cost
+    if response.response_id is not None:
+        info["id"] = response.response_id
+    if response.content_changes:
+        info["content_changes"] = [change._asdict() for change in response.content_changes]
+    usage = response.usage
+    if usage is not None:
+        info["prompt_tokens"] = usage.input_tokens
+        info["completion_tokens"] = usage.output_tokens
+        info["total_tokens"] = usage.total_tokens
+        if usage.cache_read_tokens or usage.cache_creation_tokens or usage.reasoning_tokens:
+            info["cache_read_tokens"] = usage.cache_read_tokens
+            info["cache_creation_tokens"] = usage.cache_creation_tokens
+            info["reasoning_tokens"] = usage.reasoning_tokens
+    return info

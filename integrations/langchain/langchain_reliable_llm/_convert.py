@@ -86,15 +86,20 @@ def from_langchain_messages(messages: Iterable[BaseMessage]) -> list[Message]:
         if type(message) is HumanMessage and isinstance(message.content, str):
             result.append(Message.user(message.content, name=message.name))
         elif isinstance(message, SystemMessage):
-            result.append(Message.system(_content(message)))
+            system = message.content
+            result.append(Message.system(system if type(system) is str else _content(message)))
         elif isinstance(message, HumanMessage):
             _human(message, result)
         elif isinstance(message, AIMessage):
             # Reasoning blocks that do not name their issuer are the producing model's
             # (LangChain's ``model_provider``).
-            provider = message.response_metadata.get("model_provider")
-            content = _content(message, provider)
-            result.append(Message.assistant(content, _core_tool_calls(message)))
+            text = message.content
+            if type(text) is str:
+                result.append(Message.assistant(text, _core_tool_calls(message)))
+            else:
+                provider = message.response_metadata.get("model_provider")
+                parts = _content(message, provider)
+                result.append(Message.assistant(parts, _core_tool_calls(message)))
         elif isinstance(message, ToolMessage):
             result.append(Message.tool(_content(message), message.tool_call_id, name=message.name))
         elif isinstance(message, ChatMessage) and _ROLES.get(message.role) == "user":

@@ -77,7 +77,7 @@ class Engine:
         raise plan.error()
 
     def _complete(self, tries: ModelAttempts) -> ChatResponse | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         plan = tries.plan
         request = plan.fitted if plan.has_parts else plan.request
         inline = provider.enforces_timeout
@@ -124,7 +124,7 @@ class Engine:
         raise plan.error()
 
     async def _acomplete(self, tries: ModelAttempts) -> ChatResponse | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         plan = tries.plan
         request = plan.fitted if plan.has_parts else plan.request
         while (timeout := tries.start()) is not None:
@@ -186,7 +186,7 @@ class Engine:
         raise plan.error()
 
     def _open(self, tries: ModelAttempts) -> tuple[_Source, StreamChunk | None] | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         plan = tries.plan
         request = plan.fitted if plan.has_parts else plan.request
         while (timeout := tries.start()) is not None:
@@ -262,7 +262,7 @@ class Engine:
     async def _aopen(
         self, tries: ModelAttempts
     ) -> tuple[AsyncIterator[StreamChunk], StreamChunk | None] | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         plan = tries.plan
         request = plan.fitted if plan.has_parts else plan.request
         while (timeout := tries.start()) is not None:

@@ -28,6 +28,7 @@ from reliable_llm._types import Attempt, ChatRequest, Message
 
 if TYPE_CHECKING:
     from reliable_llm._manager import LLMManager
+    from reliable_llm._tracing import RequestTrace
 
 __all__ = ["Plan", "plan_call"]
 
@@ -60,6 +61,7 @@ class Plan:
         "started",
         "stream_idle",
         "total",
+        "trace",
         "ttl",
     )
 
@@ -99,6 +101,7 @@ class Plan:
         # The request fitted to the model being tried: set by `fit` before any attempt reads
         # it, and only then (a text-only request never stores it).
         self.fitted: ChatRequest
+        self.trace: RequestTrace | None = None  # set by a tracer (`_tracing`) while it runs
 
     @property
     def route(self) -> tuple[str, ...]:

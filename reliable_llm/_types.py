@@ -304,6 +304,9 @@ class ChatResponse:
             reported usage; None without prices or usage, and for a cached answer.
         response_id: The provider's id of the answer (``chatcmpl-...``, ``msg_...``), when it
             sent one; None for a cached answer.
+        fallback_reasons: Why each model of ``fallback_from`` was given up, in the same
+            order (`FailureReason` values: ``"retries_exhausted"``, ``"non_retryable"``,
+            ``"circuit_open"``, ``"deadline_exceeded"``, ...).
         reasoning: The model's reasoning, in order, as its provider issued it (text,
             signature or redacted data); `message` carries it back into a conversation.
         content_changes: What the route changed in the request's content for the models it
@@ -322,6 +325,7 @@ class ChatResponse:
     fallback_from: tuple[str, ...] = ()
     cost: float | None = None
     response_id: str | None = None
+    fallback_reasons: tuple[str, ...] = ()
     reasoning: tuple[ReasoningPart, ...] = ()
     content_changes: tuple[ContentChange, ...] = ()
 

@@ -245,6 +245,7 @@ async def test_a_text_only_model_is_skipped_for_an_image_without_blame(
     response = await ask(manager, mode, [Message.user([ImagePart.from_bytes(PNG, "image/png")])])
 
     assert (response.text, response.fallback_from) == ("A pixel.", ("text",))
+    assert response.fallback_reasons == ("unsupported_input",)
     assert text_only.calls == []
     assert manager.get_model_info("text")["breaker"]["failure_count"] == 0
     (skip,) = [c for c in response.content_changes if c.action == "skipped"]

@@ -40,6 +40,7 @@ def test_public_surface_is_pinned() -> None:
         "ReliableFallbackEvent",
         "ReliableLLM",
         "ReliableLLMMetadata",
+        "ReliableRequestEvent",
         "ReliableRetryEvent",
         "classify_llm_error",
     ]

@@ -6,7 +6,7 @@
 takes (``supports_vision``, ...).
 `LlamaIndexLLMProvider` registers any existing LlamaIndex LLM as a model of a manager.
 The ``Reliable*Event`` classes are the instrumentation events emitted for retries,
-fallbacks, breaker transitions and cache hits.
+fallbacks, breaker transitions, cache hits and each finished request.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from llama_index.llms.reliable._events import (
     ReliableBreakerTransitionEvent,
     ReliableCacheHitEvent,
     ReliableFallbackEvent,
+    ReliableRequestEvent,
     ReliableRetryEvent,
 )
 from llama_index.llms.reliable._llm import ReliableLLM
@@ -29,6 +30,7 @@ __all__ = [
     "ReliableFallbackEvent",
     "ReliableLLM",
     "ReliableLLMMetadata",
+    "ReliableRequestEvent",
     "ReliableRetryEvent",
     "classify_llm_error",
 ]

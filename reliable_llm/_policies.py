@@ -241,12 +241,29 @@ class BreakerPolicy:
             "BreakerPolicy.sliding_window_size must be an int from 1 to 100000 (calls, or "
             f"seconds when time_based), got {self.sliding_window_size!r}",
         )
+        # Settings no rule reads are reported first: they explain any conflict between them.
+        unused = [
+            name
+            for name, default in _WINDOW_DEFAULTS.items()
+            if getattr(self, name) != default and not self.windowed
+        ]
+        _check(
+            not unused,
+            f"BreakerPolicy sets {', '.join(unused)} but no rule reads the sliding window; "
+            "set failure_rate_threshold or slow_call_duration_threshold too",
+        )
+        default = (
+            " (the default)"
+            if self.minimum_number_of_calls == _WINDOW_DEFAULTS["minimum_number_of_calls"]
+            else ""
+        )
         _check(
             self.sliding_window_type == "time_based"
             or self.minimum_number_of_calls <= self.sliding_window_size,
-            f"BreakerPolicy.minimum_number_of_calls ({self.minimum_number_of_calls!r}) must "
-            f"not exceed a count_based sliding_window_size ({self.sliding_window_size!r}): "
-            "the window could never hold enough calls to open the breaker",
+            f"BreakerPolicy.minimum_number_of_calls ({self.minimum_number_of_calls!r}{default}) "
+            f"must not exceed a count_based sliding_window_size ({self.sliding_window_size!r}): "
+            "the window could never hold enough calls to open the breaker; set "
+            f"minimum_number_of_calls <= {self.sliding_window_size!r}",
         )
         _check(
             self.slow_call_duration_threshold is None
@@ -276,16 +293,6 @@ class BreakerPolicy:
             _is_number(self.recovery_jitter) and self.recovery_jitter >= 0,
             "BreakerPolicy.recovery_jitter must be a finite number of seconds >= 0, "
             f"got {self.recovery_jitter!r}",
-        )
-        unused = [
-            name
-            for name, default in _WINDOW_DEFAULTS.items()
-            if getattr(self, name) != default and not self.windowed
-        ]
-        _check(
-            not unused,
-            f"BreakerPolicy sets {', '.join(unused)} but no rule reads the sliding window; "
-            "set failure_rate_threshold or slow_call_duration_threshold too",
         )
         _check(
             self.panic_threshold is None or _is_percentage(self.panic_threshold),

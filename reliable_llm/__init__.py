@@ -14,6 +14,7 @@ from reliable_llm._callable import CallableProvider
 from reliable_llm._chatstream import AsyncChatStream, ChatStream
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
+from reliable_llm._deployments import Deployment
 from reliable_llm._error_rules import ErrorRule, add_error_rule, error_rules, remove_error_rule
 from reliable_llm._errors import (
     AllModelsFailedError,
@@ -26,6 +27,7 @@ from reliable_llm._errors import (
     EmptyResponseError,
     FailureReason,
     InvalidRequestError,
+    LocalRateLimitError,
     MissingAPIKeyError,
     ModelFailure,
     ModelNotFoundError,
@@ -86,6 +88,7 @@ __all__ = [
     "ConfigurationError",
     "ContentPolicyError",
     "ContextWindowExceededError",
+    "Deployment",
     "EmptyResponseError",
     "ErrorClassifier",
     "ErrorRule",
@@ -93,6 +96,7 @@ __all__ = [
     "InMemoryCache",
     "InvalidRequestError",
     "LLMManager",
+    "LocalRateLimitError",
     "Message",
     "MetricsHistory",
     "MetricsSnapshot",

@@ -41,6 +41,7 @@ from reliable_llm._errors import (
     StreamInterruptedError,
 )
 from reliable_llm._events import RetryScheduled
+from reliable_llm._gate import CapacityExceeded, at_capacity
 from reliable_llm._types import Attempt, ChatResponse
 
 if TYPE_CHECKING:
@@ -148,6 +149,8 @@ class ModelAttempts:
         if isinstance(exc, ConfigurationError | UnicodeEncodeError):
             self.in_flight = False  # never a call the model could answer: not an attempt
             raise _local(exc)
+        if type(exc) is CapacityExceeded:  # a deployment's own limit: nothing was sent
+            return at_capacity(self, exc)
         error = self._classify(exc)
         self._record(error)
         entry = self.entry

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reliable_llm._breaker import ModelBreaker
 from reliable_llm._callable import CallableProvider
@@ -21,12 +21,21 @@ from reliable_llm._policies import RetryPolicy
 from reliable_llm._prices import Prices, prices_from_metadata
 from reliable_llm._provider import Provider
 
-__all__ = ["ModelEntry", "Registry", "as_provider", "check_chain"]
+if TYPE_CHECKING:
+    from reliable_llm._deployments import DeploymentGroup
+
+__all__ = ["ModelEntry", "Registry", "as_provider", "check_chain", "check_name", "expand"]
 
 
 @dataclass(slots=True, eq=False)
 class ModelEntry:
-    """A registered model: its provider, metadata, breaker and policies."""
+    """A registered model (or one deployment of a group): its provider, metadata, breaker and
+    policies.
+
+    ``group`` is set on a deployment group's own entry (routes expand it into its
+    deployments); ``member_of`` on each deployment's entry. ``route_name`` is the registered
+    name a request asks for: the group's name for a deployment, else ``name``.
+    """
 
     name: str
     provider: Provider
@@ -35,10 +44,14 @@ class ModelEntry:
     retry: RetryPolicy
     classifier: ErrorClassifier | None
     description: Mapping[str, Any] = field(default_factory=dict)
+    group: DeploymentGroup | None = None
+    member_of: DeploymentGroup | None = None
     circuit_open: ModelFailure = field(init=False)
     prices: Prices | None = field(init=False)
+    route_name: str = field(init=False)
 
     def __post_init__(self) -> None:
+        self.route_name = self.name if self.member_of is None else self.member_of.name
         self.prices = prices_from_metadata(self.name, self.metadata)
         # Immutable, so one instance serves every request that skips this model while open.
         self.circuit_open = ModelFailure(self.name, FailureReason.CIRCUIT_OPEN)
@@ -52,6 +65,12 @@ class ModelEntry:
         )
 
 
+def check_name(name: object) -> None:
+    """Raise `ConfigurationError` unless ``name`` can be a registered model's name."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(f"model name must be a non-empty str, got {name!r}")
+
+
 def as_provider(name: object, model: object) -> Provider:
     """Validate a registration and return the model as a `Provider`.
 
@@ -59,8 +78,7 @@ def as_provider(name: object, model: object) -> Provider:
         ConfigurationError: An empty name, a bad model string, or a model that is neither a
             Provider, a callable nor a ``"<preset>:<model>"`` string.
     """
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigurationError(f"model name must be a non-empty str, got {name!r}")
+    check_name(name)
     if isinstance(model, Provider):
         return model
     if isinstance(model, str):  # "<preset>:<model>", e.g. "openai:gpt-4o-mini"
@@ -108,24 +126,53 @@ class Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.models: dict[str, ModelEntry] = {}
+        self.deployments: dict[str, ModelEntry] = {}  # deployment id -> entry, every group's
         self.active: str | None = None
         self.chain: tuple[str, ...] = ()
+        # The default route, ready to serve; empty when it holds a deployment group (each
+        # request then orders the group's deployments afresh: see `route_for`).
         self.route: tuple[ModelEntry, ...] = ()
         self.route_names: tuple[str, ...] = ()
+        self._template: tuple[ModelEntry, ...] = ()  # the default route, groups unexpanded
 
-    def add(self, entry: ModelEntry, replace: bool, on_added: Callable[[], None]) -> None:
-        """Register ``entry``; the first model registered becomes the active one.
+    def add(
+        self,
+        entry: ModelEntry,
+        replace: bool,
+        on_added: Callable[[ModelEntry | None], None],
+        members: Sequence[ModelEntry] = (),
+    ) -> None:
+        """Register ``entry`` (with its deployments, for a group); the first model registered
+        becomes the active one. ``on_added`` gets the entry replaced, if any.
 
         Raises:
-            ConfigurationError: The name is taken and ``replace`` is False.
+            ConfigurationError: The name is taken and ``replace`` is False, or a deployment id
+                is a registered name.
         """
         with self._lock:
             if entry.name in self.models and not replace:
                 raise ConfigurationError(
                     f"model {entry.name!r} is already registered; pass replace=True to replace it"
                 )
+            if entry.name in self.deployments:
+                raise ConfigurationError(
+                    f"model name {entry.name!r} is the id of a deployment of group "
+                    f"{self.deployments[entry.name].route_name!r}; choose another name"
+                )
+            for member in members:
+                if member.name in self.models:
+                    raise ConfigurationError(
+                        f"deployment id {member.name!r} is a registered model name; "
+                        "give the deployment another name"
+                    )
+            old = self.models.get(entry.name)
+            if old is not None and old.group is not None:
+                for member in old.group.members:
+                    self.deployments.pop(member.name, None)
             self.models[entry.name] = entry
-            on_added()
+            for member in members:
+                self.deployments[member.name] = member
+            on_added(old)
             if self.active is None:
                 self.active = entry.name
             self._rebuild()
@@ -137,6 +184,17 @@ class Registry:
             UnknownModelError: No such model.
         """
         entry = self.models.get(name)
+        if entry is None:
+            raise UnknownModelError(name, list(self.models))
+        return entry
+
+    def entry_or_deployment(self, name: str) -> ModelEntry:
+        """The entry registered as ``name``, or the deployment with that id.
+
+        Raises:
+            UnknownModelError: Neither.
+        """
+        entry = self.models.get(name) or self.deployments.get(name)
         if entry is None:
             raise UnknownModelError(name, list(self.models))
         return entry
@@ -158,8 +216,11 @@ class Registry:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        self.route = self.resolve(self.active, self.chain) if self.active else ()
-        self.route_names = tuple(e.name for e in self.route)
+        template = self.resolve(self.active, self.chain) if self.active else ()
+        self._template = template
+        grouped = any(e.group is not None for e in template)
+        self.route = () if grouped else template
+        self.route_names = tuple(e.name for e in template)
 
     def resolve(self, first: str, chain: Iterable[str]) -> tuple[ModelEntry, ...]:
         """``first`` then ``chain``, each model once."""
@@ -179,8 +240,14 @@ class Registry:
             ConfigurationError: No active model and no ``model`` override.
             UnknownModelError: An override names an unregistered model.
         """
-        if model is None and fallback_chain is None and self.route:
-            return self.route
+        return expand(self.template_for(model, fallback_chain))
+
+    def template_for(
+        self, model: str | None, fallback_chain: Sequence[str] | None
+    ) -> tuple[ModelEntry, ...]:
+        """The route of one request with deployment groups unexpanded (see `route_for`)."""
+        if model is None and fallback_chain is None and self._template:
+            return self._template
         first = model if model is not None else self.active
         if first is None:
             raise ConfigurationError(
@@ -189,3 +256,16 @@ class Registry:
             )
         chain = self.chain if fallback_chain is None else check_chain(fallback_chain)
         return self.resolve(first, chain)
+
+
+def expand(template: tuple[ModelEntry, ...]) -> tuple[ModelEntry, ...]:
+    """The route with each deployment group replaced by its deployments, in the order the
+    group's strategy gives this request."""
+    route: list[ModelEntry] = []
+    for entry in template:
+        group = entry.group
+        if group is None:
+            route.append(entry)
+        else:
+            route.extend(group.order())
+    return tuple(route)

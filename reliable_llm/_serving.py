@@ -37,7 +37,8 @@ def _slot(plan: Plan) -> tuple[object, ...]:
     A request with another fallback chain or another ``timeout=`` runs its own plan.
     """
     # The budget as given, not deadline - started: float rounding would tell equals apart.
-    return (plan.key, plan.entries, plan.total)
+    # The route as registered: a deployment group's order differs from request to request.
+    return (plan.key, plan.template, plan.total)
 
 
 class Server:

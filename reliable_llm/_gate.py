@@ -1,0 +1,363 @@
+"""The gate in front of one deployment: its rate limits, its bulkhead and its latency record.
+
+`GatedProvider` wraps a deployment's provider. Before a call goes upstream it takes a bulkhead
+slot and a rate-limit reservation, or raises `CapacityExceeded` without sending anything; when
+the call ends, however it ends (answer, error, timeout, cancellation, an abandoned stream,
+``KeyboardInterrupt``), a ``finally`` gives the slot back and settles the reservation with the
+tokens the provider reported. The slot is held for as long as the upstream call really runs,
+so a blocking call that the manager stopped waiting for keeps its slot until it returns.
+
+`at_capacity` is the attempt loop's decision for a refused call (`ModelAttempts.failed`): it is
+not an attempt and never reaches the breaker; the deployment is skipped for the next model of
+the route, or, when no model after it could serve, the request waits for the capacity within
+its deadline; else the request fails with `LocalRateLimitError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from reliable_llm._breaker import BreakerState
+from reliable_llm._bulkhead import Bulkhead
+from reliable_llm._clock import Clock
+from reliable_llm._errors import FailureReason, ModelFailure
+from reliable_llm._provider import Provider
+from reliable_llm._ratelimit import LocalRateLimiter, RateLimiter, Refusal, Reservation
+from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk, Usage
+
+if TYPE_CHECKING:
+    from reliable_llm._attempts import ModelAttempts
+
+__all__ = [
+    "MAX_CONCURRENT_CALLS",
+    "CapacityExceeded",
+    "DeploymentState",
+    "GatedProvider",
+    "at_capacity",
+    "estimate_tokens",
+]
+
+logger = logging.getLogger("reliable_llm")
+
+MAX_CONCURRENT_CALLS = "max_concurrent_calls"
+"""The limit a full bulkhead reports (rate limits report ``"rpm"`` or ``"tpm"``)."""
+
+CHARS_PER_TOKEN = 4
+"""OpenAI's rule of thumb for English text; used only to estimate a request before sending."""
+
+LATENCY_WEIGHT = 0.3
+"""Weight of the newest sample in a deployment's decaying latency average."""
+
+_MIN_WAIT = 0.001  # seconds: a wait that rounds to zero still yields
+_POLL_MIN, _POLL_MAX, _POLL_UNKNOWN = 0.001, 0.1, 0.01  # seconds between bulkhead checks
+_OPEN = BreakerState.OPEN
+
+
+class CapacityExceeded(Exception):
+    """A deployment refused a call at a client-side limit; nothing was sent upstream.
+
+    Attributes:
+        deployment: The deployment id.
+        limit: ``"rpm"``, ``"tpm"`` or ``"max_concurrent_calls"``.
+        retry_in: Seconds until the deployment has room (an estimate for a bulkhead).
+    """
+
+    def __init__(self, deployment: str, limit: str, retry_in: float) -> None:
+        super().__init__(f"deployment {deployment!r} is at its {limit} limit")
+        self.deployment = deployment
+        self.limit = limit
+        self.retry_in = retry_in
+
+
+def estimate_tokens(request: ChatRequest) -> int:
+    """The tokens a request may use, estimated before it is sent.
+
+    ``ceil(characters / 4)`` of its message texts, tool-call arguments and tool definitions,
+    plus ``max_tokens`` when set: how Azure OpenAI reserves tokens-per-minute quota for a
+    request as it arrives (prompt estimate plus ``max_tokens``). The provider's reported usage
+    replaces the estimate when the call ends.
+    """
+    chars = 0
+    for message in request.messages:
+        content: Any = message.content
+        if type(content) is str:
+            chars += len(content)
+        else:  # content parts: count the text they carry
+            for part in content:
+                text = getattr(part, "text", None)
+                if isinstance(text, str):
+                    chars += len(text)
+        for call in message.tool_calls:
+            chars += len(call.name) + len(call.arguments)
+    for tool in request.tools:
+        chars += len(tool.name) + len(tool.description) + len(repr(tool.parameters))
+    tokens = -(-chars // CHARS_PER_TOKEN) + (request.max_tokens or 0)
+    return tokens if tokens > 0 else 1
+
+
+class DeploymentState:
+    """What routing knows of one deployment: limits, calls in flight, recent latency.
+
+    ``latency`` is a decaying average of seconds per call (time to the first chunk for a
+    stream); a failed call counts as twice the average (or its own duration if longer), so a
+    deployment that fails fast does not look fast. None until the first call.
+    """
+
+    __slots__ = ("bulkhead", "full_until", "index", "latency", "limiter", "name", "weight")
+
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        weight: float,
+        limiter: RateLimiter | None,
+        bulkhead: Bulkhead | None,
+    ) -> None:
+        self.name = name
+        self.index = index
+        self.weight = weight
+        self.limiter = limiter
+        self.bulkhead = bulkhead
+        self.latency: float | None = None
+        self.full_until = -math.inf  # refused a call; known full until then (clock seconds)
+
+    def observe(self, seconds: float, ok: bool) -> None:
+        """Fold one call's duration into the latency average."""
+        average = self.latency
+        if average is None:
+            self.latency = seconds if ok else 2 * seconds
+            return
+        if not ok:
+            seconds = max(seconds, 2 * average)
+        self.latency = average + LATENCY_WEIGHT * (seconds - average)
+
+    def bulkhead_wait(self) -> float:
+        """Seconds before a full bulkhead is worth checking again: about when a slot frees."""
+        bulkhead = self.bulkhead
+        average = self.latency
+        if average is None or bulkhead is None or not bulkhead.limit:
+            return _POLL_UNKNOWN
+        return min(max(average / bulkhead.limit, _POLL_MIN), _POLL_MAX)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Weight, limits, calls in flight and latency average, as a plain dict."""
+        facts: dict[str, Any] = {"weight": self.weight, "latency_average": self.latency}
+        limiter = self.limiter
+        if isinstance(limiter, LocalRateLimiter):
+            facts["rate_limits"] = limiter.snapshot()
+        if self.bulkhead is not None:
+            facts["bulkhead"] = self.bulkhead.snapshot()
+        return facts
+
+
+def _total(usage: Usage | None) -> int | None:
+    return None if usage is None else usage.input_tokens + usage.output_tokens
+
+
+class GatedProvider(Provider):
+    """A deployment's provider behind its bulkhead and rate limits (see the module docstring).
+
+    Everything else (``model``, ``check_request``, ``close``, ...) is the wrapped provider's.
+    """
+
+    def __init__(self, inner: Provider, state: DeploymentState, clock: Clock) -> None:
+        self.inner = inner
+        self.state = state
+        self._clock = clock
+        self.provider_name = inner.provider_name
+        self.enforces_timeout = inner.enforces_timeout
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (during construction or unpickling)
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def warm(self) -> None:
+        self.inner.warm()
+
+    def describe(self) -> dict[str, object]:
+        return self.inner.describe()
+
+    def _admit(self, request: ChatRequest) -> Reservation | None:
+        """Take a slot and a reservation, or raise `CapacityExceeded` holding neither."""
+        state = self.state
+        bulkhead = state.bulkhead
+        if bulkhead is not None and not bulkhead.try_acquire():
+            raise CapacityExceeded(state.name, MAX_CONCURRENT_CALLS, state.bulkhead_wait())
+        limiter = state.limiter
+        if limiter is None:
+            return None
+        got = limiter.try_acquire(estimate_tokens(request))
+        if type(got) is Refusal:
+            if bulkhead is not None:
+                bulkhead.release()
+            raise CapacityExceeded(state.name, got.limit, got.retry_in)
+        return got  # type: ignore[return-value]
+
+    def _done(
+        self, reservation: Reservation | None, tokens: int | None, seconds: float, ok: bool
+    ) -> None:
+        """Give back what `_admit` took; runs exactly once per admitted call."""
+        state = self.state
+        try:
+            if reservation is not None and tokens is not None:
+                limiter = state.limiter
+                assert limiter is not None
+                limiter.settle(reservation, tokens)
+            state.observe(seconds, ok)
+        finally:
+            if state.bulkhead is not None:
+                state.bulkhead.release()
+
+    def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
+        reservation = self._admit(request)
+        clock = self._clock
+        started = clock.monotonic()
+        response = None
+        try:
+            response = self.inner.complete(request, timeout=timeout)
+        finally:
+            ok = response is not None
+            self._done(
+                reservation,
+                _total(response.usage) if ok else None,  # type: ignore[union-attr]
+                clock.monotonic() - started,
+                ok,
+            )
+        return response
+
+    async def acomplete(
+        self, request: ChatRequest, *, timeout: float | None = None
+    ) -> ChatResponse:
+        reservation = self._admit(request)
+        clock = self._clock
+        started = clock.monotonic()
+        response = None
+        try:
+            response = await self.inner.acomplete(request, timeout=timeout)
+        finally:
+            ok = response is not None
+            self._done(
+                reservation,
+                _total(response.usage) if ok else None,  # type: ignore[union-attr]
+                clock.monotonic() - started,
+                ok,
+            )
+        return response
+
+    def stream(
+        self, request: ChatRequest, *, timeout: float | None = None
+    ) -> Iterator[StreamChunk]:
+        # A generator: nothing is taken until the first chunk is asked for, and whatever was
+        # taken is given back when the stream ends or is closed.
+        reservation = self._admit(request)
+        clock = self._clock
+        started = clock.monotonic()
+        first: float | None = None
+        usage: Usage | None = None
+        iterator: Iterator[StreamChunk] | None = None
+        try:
+            iterator = iter(self.inner.stream(request, timeout=timeout))
+            for chunk in iterator:
+                if first is None:
+                    first = clock.monotonic() - started
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                yield chunk
+        finally:
+            try:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                ok = first is not None
+                seconds = first if first is not None else clock.monotonic() - started
+                self._done(reservation, _total(usage), seconds, ok)
+
+    async def astream(
+        self, request: ChatRequest, *, timeout: float | None = None
+    ) -> AsyncIterator[StreamChunk]:
+        reservation = self._admit(request)
+        clock = self._clock
+        started = clock.monotonic()
+        first: float | None = None
+        usage: Usage | None = None
+        iterator: AsyncIterator[StreamChunk] | None = None
+        try:
+            iterator = aiter(self.inner.astream(request, timeout=timeout))
+            async for chunk in iterator:
+                if first is None:
+                    first = clock.monotonic() - started
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                yield chunk
+        finally:
+            ok = first is not None
+            seconds = first if first is not None else clock.monotonic() - started
+            self._done(reservation, _total(usage), seconds, ok)  # before any await
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def __repr__(self) -> str:
+        return f"GatedProvider({self.inner!r}, deployment={self.state.name!r})"
+
+
+def _could_serve(entry: Any, now: float) -> bool:
+    """Whether a later model of the route might take the request now (a cheap guess)."""
+    breaker = entry.breaker
+    if breaker.state is _OPEN and breaker.retry_in() > 0:
+        return False
+    state = getattr(entry.provider, "state", None)
+    return not (isinstance(state, DeploymentState) and state.full_until > now)
+
+
+def _should_wait(later: tuple[Any, ...], now: float, ready_at: float) -> bool:
+    """Whether to wait for this deployment: no later model of the route could serve now, and
+    none of the later ones known to be full has room sooner (that one waits instead)."""
+    for entry in later:
+        if _could_serve(entry, now):
+            return False
+        state = getattr(entry.provider, "state", None)
+        if isinstance(state, DeploymentState) and now < state.full_until < ready_at:
+            return False
+    return True
+
+
+def at_capacity(tries: ModelAttempts, exc: CapacityExceeded) -> float | None:
+    """Decide for a call its deployment refused: seconds to wait before trying it again, or
+    None to give the deployment up (``tries.failure`` says why)."""
+    tries.number -= 1  # nothing was sent: not an attempt
+    tries.in_flight = False
+    plan = tries.plan
+    entry = tries.entry
+    now = tries.engine.clock.monotonic()
+    wait = exc.retry_in
+    state = getattr(entry.provider, "state", None)
+    if isinstance(state, DeploymentState):
+        state.full_until = max(state.full_until, now + wait)
+        group = entry.member_of
+        if group is not None:
+            group.note_full(state.full_until)
+    plan.note_capacity(exc.limit, now + wait, now)
+    entries = plan.entries
+    later = entries[entries.index(entry) + 1 :]
+    if _should_wait(later, now, now + wait) and wait < plan.deadline - now:
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "deployment %r is at its %s limit; waiting %.3fs for capacity",
+                entry.name,
+                exc.limit,
+                wait,
+            )
+        return max(wait, _MIN_WAIT)
+    reason = (
+        FailureReason.BULKHEAD_FULL
+        if exc.limit == MAX_CONCURRENT_CALLS
+        else FailureReason.RATE_LIMITED_LOCALLY
+    )
+    tries.failure = ModelFailure(entry.name, reason, tuple(tries.errors))
+    return None

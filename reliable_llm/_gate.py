@@ -15,6 +15,7 @@ its deadline; else the request fails with `LocalRateLimitError`.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 from collections.abc import AsyncIterator, Iterator
@@ -54,6 +55,13 @@ LATENCY_WEIGHT = 0.3
 _MIN_WAIT = 0.001  # seconds: a wait that rounds to zero still yields
 _POLL_MIN, _POLL_MAX, _POLL_UNKNOWN = 0.001, 0.1, 0.01  # seconds between bulkhead checks
 _OPEN = BreakerState.OPEN
+
+# Leave for the next call of one request to wait for a slot of one deployment: (the request,
+# the deployment's state, the clock time to wait until). Set by `at_capacity`, read by the
+# gate; the request's identity keeps it from applying to any other call in the same context.
+_SLOT_WAIT: contextvars.ContextVar[tuple[object, object, float] | None] = contextvars.ContextVar(
+    "reliable_llm_slot_wait", default=None
+)
 
 
 class CapacityExceeded(Exception):
@@ -181,19 +189,50 @@ class GatedProvider(Provider):
     def describe(self) -> dict[str, object]:
         return self.inner.describe()
 
-    def _admit(self, request: ChatRequest) -> Reservation | None:
-        """Take a slot and a reservation, or raise `CapacityExceeded` holding neither."""
+    def _slot_budget(self, request: ChatRequest, timeout: float | None) -> float:
+        """Seconds this call may wait for a bulkhead slot: 0 unless the routing layer left
+        leave for this request at this deployment; at most half the attempt's timeout, so
+        the wait ends (and is retried) before the attempt could time out."""
+        leave = _SLOT_WAIT.get()
+        if leave is None or leave[0] is not request or leave[1] is not self.state:
+            return 0.0
+        budget = leave[2] - self._clock.monotonic()
+        if timeout is not None:
+            budget = min(budget, timeout / 2)
+        return budget
+
+    def _full(self) -> CapacityExceeded:
         state = self.state
-        bulkhead = state.bulkhead
+        return CapacityExceeded(state.name, MAX_CONCURRENT_CALLS, state.bulkhead_wait())
+
+    def _admit(self, request: ChatRequest, timeout: float | None) -> Reservation | None:
+        """Take a slot and a reservation, or raise `CapacityExceeded` holding neither."""
+        bulkhead = self.state.bulkhead
         if bulkhead is not None and not bulkhead.try_acquire():
-            raise CapacityExceeded(state.name, MAX_CONCURRENT_CALLS, state.bulkhead_wait())
+            budget = self._slot_budget(request, timeout)
+            if budget <= 0 or not bulkhead.wait(budget):
+                raise self._full()
+        return self._reserve(request)
+
+    async def _aadmit(self, request: ChatRequest, timeout: float | None) -> Reservation | None:
+        """Async twin of `_admit`: a wait for a slot suspends the task, not the loop."""
+        bulkhead = self.state.bulkhead
+        if bulkhead is not None and not bulkhead.try_acquire():
+            budget = self._slot_budget(request, timeout)
+            if budget <= 0 or not await bulkhead.await_slot(budget):
+                raise self._full()
+        return self._reserve(request)
+
+    def _reserve(self, request: ChatRequest) -> Reservation | None:
+        """The rate-limit reservation of a call holding its slot (given back if refused)."""
+        state = self.state
         limiter = state.limiter
         if limiter is None:
             return None
         got = limiter.try_acquire(estimate_tokens(request))
         if type(got) is Refusal:
-            if bulkhead is not None:
-                bulkhead.release()
+            if state.bulkhead is not None:
+                state.bulkhead.release()
             raise CapacityExceeded(state.name, got.limit, got.retry_in)
         return got  # type: ignore[return-value]
 
@@ -213,7 +252,7 @@ class GatedProvider(Provider):
                 state.bulkhead.release()
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
-        reservation = self._admit(request)
+        reservation = self._admit(request, timeout)
         clock = self._clock
         started = clock.monotonic()
         response = None
@@ -232,7 +271,7 @@ class GatedProvider(Provider):
     async def acomplete(
         self, request: ChatRequest, *, timeout: float | None = None
     ) -> ChatResponse:
-        reservation = self._admit(request)
+        reservation = await self._aadmit(request, timeout)
         clock = self._clock
         started = clock.monotonic()
         response = None
@@ -253,7 +292,7 @@ class GatedProvider(Provider):
     ) -> Iterator[StreamChunk]:
         # A generator: nothing is taken until the first chunk is asked for, and whatever was
         # taken is given back when the stream ends or is closed.
-        reservation = self._admit(request)
+        reservation = self._admit(request, timeout)
         clock = self._clock
         started = clock.monotonic()
         first: float | None = None
@@ -280,7 +319,7 @@ class GatedProvider(Provider):
     async def astream(
         self, request: ChatRequest, *, timeout: float | None = None
     ) -> AsyncIterator[StreamChunk]:
-        reservation = self._admit(request)
+        reservation = await self._aadmit(request, timeout)
         clock = self._clock
         started = clock.monotonic()
         first: float | None = None
@@ -348,11 +387,13 @@ def at_capacity(tries: ModelAttempts, exc: CapacityExceeded) -> float | None:
     if _should_wait(later, now, now + wait) and wait < plan.deadline - now:
         if logger.isEnabledFor(logging.INFO):
             logger.info(
-                "deployment %r is at its %s limit; waiting %.3fs for capacity",
-                entry.name,
-                exc.limit,
-                wait,
+                "deployment %r is at its %s limit; waiting for capacity", entry.name, exc.limit
             )
+        if exc.limit == MAX_CONCURRENT_CALLS and isinstance(state, DeploymentState):
+            # A slot frees when a call ends, not at a known time: the next call waits for
+            # it at the bulkhead (woken when a slot is given back) within the deadline.
+            _SLOT_WAIT.set((plan.request, state, plan.deadline))
+            return 0.0
         return max(wait, _MIN_WAIT)
     reason = (
         FailureReason.BULKHEAD_FULL

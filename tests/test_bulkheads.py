@@ -103,7 +103,7 @@ def test_the_maximum_holds_under_threads(clock: FakeClock) -> None:
         for i in range(20):
             try:
                 manager.generate(f"{threading.get_ident()}-{i}", timeout=10**6)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
     threads = [threading.Thread(target=caller) for _ in range(32)]

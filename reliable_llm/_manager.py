@@ -453,18 +453,14 @@ class LLMManager:
         snapshot = MetricsSnapshot(self.metrics.snapshot(cache_size(self.cache)))
         registry = self._registry
         models = snapshot["models"]
-        groups: dict[str, list[str]] = {}
-        for name, entry in list(registry.models.items()):
-            group = entry.group
-            if group is None:
-                if name in models:
-                    models[name]["breaker_state"] = entry.breaker.state.value
-                continue
-            groups[name] = [m.name for m in group.members]
-            for member in group.members:
-                if member.name in models:
-                    models[member.name]["breaker_state"] = member.breaker.state.value
-        snapshot["deployment_groups"] = groups
+        for entry in registry.serving():
+            if entry.name in models:
+                models[entry.name]["breaker_state"] = entry.breaker.state.value
+        snapshot["deployment_groups"] = {
+            name: [m.name for m in entry.group.members]
+            for name, entry in list(registry.models.items())
+            if entry.group is not None
+        }
         snapshot["active_model"] = registry.active
         snapshot["fallback_chain"] = list(registry.chain)
         return snapshot
@@ -488,7 +484,8 @@ class LLMManager:
         self.cache.clear()
 
     def close(self) -> None:
-        """Close the connections of every registered model's provider (those it created).
+        """Close the connections of every registered model's provider (those it created;
+        for a deployment group, each deployment's).
 
         A provider keeps working after this: its next call opens new connections. Also
         ``with LLMManager() as manager: ...``.
@@ -643,7 +640,7 @@ class LLMManager:
 
     def __repr__(self) -> str:
         registry = self._registry
-        states = ", ".join(f"{n}:{e.breaker.state.value}" for n, e in registry.models.items())
+        states = ", ".join(f"{e.name}:{e.breaker.state.value}" for e in registry.serving())
         return (
             f"LLMManager(active={registry.active!r}, fallback_chain={list(registry.chain)}, "
             f"models=[{states}], caching={self.enable_caching})"

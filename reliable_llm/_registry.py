@@ -188,6 +188,18 @@ class Registry:
             raise UnknownModelError(name, list(self.models))
         return entry
 
+    def serving(self) -> list[ModelEntry]:
+        """The entries that take calls, each with its own breaker: every plain model and
+        every deployment of a group (in registration order)."""
+        entries: list[ModelEntry] = []
+        for entry in list(self.models.values()):
+            group = entry.group
+            if group is None:
+                entries.append(entry)
+            else:
+                entries.extend(group.members)
+        return entries
+
     def entry_or_deployment(self, name: str) -> ModelEntry:
         """The entry registered as ``name``, or the deployment with that id.
 

@@ -351,3 +351,38 @@ def test_scripted_reply_latency_counts_as_the_deployment_latency(clock: FakeCloc
     assert manager.get_model_info("g[0]")["latency_average"] == pytest.approx(1.0)
     manager.chat("two")
     assert manager.get_model_info("g[0]")["latency_average"] == pytest.approx(1.3)
+
+
+def test_readme_deployment_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's deployment-group example runs as written and prints what it says."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Deployment groups, rate limits and bulkheads", 1)[1]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] in ("gpt-4o[eastus]", "gpt-4o[westus]")
+    assert lines[1] == "{'gpt-4o': ['gpt-4o[eastus]', 'gpt-4o[westus]']}"
+    assert lines[2:] == ["600", "rpm 60"]
+
+
+def test_prometheus_reports_each_deployment_breaker(clock: FakeClock) -> None:
+    """The Prometheus breaker gauge has one series per deployment, none for the group."""
+    from prometheus_client import CollectorRegistry
+
+    import reliable_llm.prometheus
+
+    manager = _manager(clock)
+    manager.register_model("g", [ScriptedModel(), ScriptedModel()])
+    registry = CollectorRegistry()
+    reliable_llm.prometheus.instrument(manager, registry=registry)
+    manager.chat("hi")
+    models = {
+        sample.labels["model"]
+        for metric in registry.collect()
+        if metric.name == "reliable_llm_breaker_state"
+        for sample in metric.samples
+    }
+    assert models == {"g[0]", "g[1]"}

@@ -313,9 +313,12 @@ def deployment_state(
 
 def gate(provider: Provider, state: DeploymentState, strategy: str, clock: Clock) -> Provider:
     """The provider a deployment is called through: gated when anything must be counted."""
-    if state.limiter is None and state.bulkhead is None and strategy != "lowest_latency":
-        return provider  # a plain weighted deployment: called directly, at no extra cost
-    return GatedProvider(provider, state, clock)
+    timed = strategy == "lowest_latency"
+    if state.limiter is None and state.bulkhead is None and not timed:
+        return provider  # a plain deployment: called directly, at no extra cost
+    limiter = state.limiter
+    count_tokens = limiter is not None and (limiter.tpm is not None or strategy == "lowest_usage")
+    return GatedProvider(provider, state, clock, timed=timed, count_tokens=count_tokens)
 
 
 class GroupProvider(Provider):

@@ -161,20 +161,34 @@ class DeploymentState:
         return facts
 
 
-def _total(usage: Usage | None) -> int | None:
-    return None if usage is None else usage.input_tokens + usage.output_tokens
-
-
 class GatedProvider(Provider):
     """A deployment's provider behind its bulkhead and rate limits (see the module docstring).
 
     Everything else (``model``, ``check_request``, ``close``, ...) is the wrapped provider's.
+
+    Args:
+        inner: The deployment's own provider.
+        state: Its routing state (limiter, bulkhead, latency average).
+        clock: The manager's clock.
+        timed: Whether to keep the latency average (the ``lowest_latency`` strategy reads it).
+        count_tokens: Whether to estimate each request's tokens (a tokens-per-minute limit,
+            or the ``lowest_usage`` strategy, needs them; a requests-only limit does not).
     """
 
-    def __init__(self, inner: Provider, state: DeploymentState, clock: Clock) -> None:
+    def __init__(
+        self,
+        inner: Provider,
+        state: DeploymentState,
+        clock: Clock,
+        *,
+        timed: bool = True,
+        count_tokens: bool = True,
+    ) -> None:
         self.inner = inner
         self.state = state
         self._clock = clock
+        self._timed = timed
+        self._count_tokens = count_tokens
         self.provider_name = inner.provider_name
         self.enforces_timeout = inner.enforces_timeout
 
@@ -188,6 +202,8 @@ class GatedProvider(Provider):
 
     def describe(self) -> dict[str, object]:
         return self.inner.describe()
+
+    # -- taking and giving back -------------------------------------------------------------
 
     def _slot_budget(self, request: ChatRequest, timeout: float | None) -> float:
         """Seconds this call may wait for a bulkhead slot: 0 unless the routing layer left
@@ -205,86 +221,80 @@ class GatedProvider(Provider):
         state = self.state
         return CapacityExceeded(state.name, MAX_CONCURRENT_CALLS, state.bulkhead_wait())
 
-    def _admit(self, request: ChatRequest, timeout: float | None) -> Reservation | None:
-        """Take a slot and a reservation, or raise `CapacityExceeded` holding neither."""
+    def _wait_for_slot(self, request: ChatRequest, timeout: float | None) -> None:
         bulkhead = self.state.bulkhead
-        if bulkhead is not None and not bulkhead.try_acquire():
-            budget = self._slot_budget(request, timeout)
-            if budget <= 0 or not bulkhead.wait(budget):
-                raise self._full()
-        return self._reserve(request)
+        assert bulkhead is not None
+        budget = self._slot_budget(request, timeout)
+        if budget <= 0 or not bulkhead.wait(budget):
+            raise self._full()
 
-    async def _aadmit(self, request: ChatRequest, timeout: float | None) -> Reservation | None:
-        """Async twin of `_admit`: a wait for a slot suspends the task, not the loop."""
+    async def _await_slot(self, request: ChatRequest, timeout: float | None) -> None:
         bulkhead = self.state.bulkhead
-        if bulkhead is not None and not bulkhead.try_acquire():
-            budget = self._slot_budget(request, timeout)
-            if budget <= 0 or not await bulkhead.await_slot(budget):
-                raise self._full()
-        return self._reserve(request)
+        assert bulkhead is not None
+        budget = self._slot_budget(request, timeout)
+        if budget <= 0 or not await bulkhead.await_slot(budget):
+            raise self._full()
 
     def _reserve(self, request: ChatRequest) -> Reservation | None:
-        """The rate-limit reservation of a call holding its slot (given back if refused)."""
+        """The rate-limit reservation of a call holding its slot (the slot is given back if
+        the call is refused)."""
         state = self.state
         limiter = state.limiter
         if limiter is None:
             return None
-        got = limiter.try_acquire(estimate_tokens(request))
+        got = limiter.try_acquire(estimate_tokens(request) if self._count_tokens else 1)
         if type(got) is Refusal:
             if state.bulkhead is not None:
                 state.bulkhead.release()
             raise CapacityExceeded(state.name, got.limit, got.retry_in)
         return got  # type: ignore[return-value]
 
-    def _done(
-        self, reservation: Reservation | None, tokens: int | None, seconds: float, ok: bool
-    ) -> None:
-        """Give back what `_admit` took; runs exactly once per admitted call."""
-        state = self.state
-        try:
-            if reservation is not None and tokens is not None:
-                limiter = state.limiter
-                assert limiter is not None
-                limiter.settle(reservation, tokens)
-            state.observe(seconds, ok)
-        finally:
-            if state.bulkhead is not None:
-                state.bulkhead.release()
+    def _settle(self, reservation: Reservation | None, usage: Usage | None) -> None:
+        if reservation is not None and usage is not None and self._count_tokens:
+            limiter = self.state.limiter
+            assert limiter is not None
+            limiter.settle(reservation, usage.input_tokens + usage.output_tokens)
+
+    # -- the calls ----------------------------------------------------------------------------
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
-        reservation = self._admit(request, timeout)
-        clock = self._clock
-        started = clock.monotonic()
+        state = self.state
+        bulkhead = state.bulkhead
+        if bulkhead is not None and not bulkhead.try_acquire():
+            self._wait_for_slot(request, timeout)
+        reservation = self._reserve(request)
+        timed = self._timed
+        started = self._clock.monotonic() if timed else 0.0
         response = None
         try:
             response = self.inner.complete(request, timeout=timeout)
+            self._settle(reservation, response.usage)
         finally:
-            ok = response is not None
-            self._done(
-                reservation,
-                _total(response.usage) if ok else None,  # type: ignore[union-attr]
-                clock.monotonic() - started,
-                ok,
-            )
+            if bulkhead is not None:
+                bulkhead.release()
+            if timed:
+                state.observe(self._clock.monotonic() - started, response is not None)
         return response
 
     async def acomplete(
         self, request: ChatRequest, *, timeout: float | None = None
     ) -> ChatResponse:
-        reservation = await self._aadmit(request, timeout)
-        clock = self._clock
-        started = clock.monotonic()
+        state = self.state
+        bulkhead = state.bulkhead
+        if bulkhead is not None and not bulkhead.try_acquire():
+            await self._await_slot(request, timeout)
+        reservation = self._reserve(request)
+        timed = self._timed
+        started = self._clock.monotonic() if timed else 0.0
         response = None
         try:
             response = await self.inner.acomplete(request, timeout=timeout)
+            self._settle(reservation, response.usage)
         finally:
-            ok = response is not None
-            self._done(
-                reservation,
-                _total(response.usage) if ok else None,  # type: ignore[union-attr]
-                clock.monotonic() - started,
-                ok,
-            )
+            if bulkhead is not None:
+                bulkhead.release()
+            if timed:
+                state.observe(self._clock.monotonic() - started, response is not None)
         return response
 
     def stream(
@@ -292,7 +302,11 @@ class GatedProvider(Provider):
     ) -> Iterator[StreamChunk]:
         # A generator: nothing is taken until the first chunk is asked for, and whatever was
         # taken is given back when the stream ends or is closed.
-        reservation = self._admit(request, timeout)
+        state = self.state
+        bulkhead = state.bulkhead
+        if bulkhead is not None and not bulkhead.try_acquire():
+            self._wait_for_slot(request, timeout)
+        reservation = self._reserve(request)
         clock = self._clock
         started = clock.monotonic()
         first: float | None = None
@@ -312,14 +326,16 @@ class GatedProvider(Provider):
                 if close is not None:
                     close()
             finally:
-                ok = first is not None
-                seconds = first if first is not None else clock.monotonic() - started
-                self._done(reservation, _total(usage), seconds, ok)
+                self._finish_stream(bulkhead, reservation, usage, first, started)
 
     async def astream(
         self, request: ChatRequest, *, timeout: float | None = None
     ) -> AsyncIterator[StreamChunk]:
-        reservation = await self._aadmit(request, timeout)
+        state = self.state
+        bulkhead = state.bulkhead
+        if bulkhead is not None and not bulkhead.try_acquire():
+            await self._await_slot(request, timeout)
+        reservation = self._reserve(request)
         clock = self._clock
         started = clock.monotonic()
         first: float | None = None
@@ -334,12 +350,28 @@ class GatedProvider(Provider):
                     usage = chunk.usage
                 yield chunk
         finally:
-            ok = first is not None
-            seconds = first if first is not None else clock.monotonic() - started
-            self._done(reservation, _total(usage), seconds, ok)  # before any await
+            self._finish_stream(bulkhead, reservation, usage, first, started)  # before awaits
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    def _finish_stream(
+        self,
+        bulkhead: Bulkhead | None,
+        reservation: Reservation | None,
+        usage: Usage | None,
+        first: float | None,
+        started: float,
+    ) -> None:
+        """Give back a stream's slot and settle its tokens; its latency is the first chunk's."""
+        try:
+            self._settle(reservation, usage)
+            if self._timed:
+                seconds = first if first is not None else self._clock.monotonic() - started
+                self.state.observe(seconds, first is not None)
+        finally:
+            if bulkhead is not None:
+                bulkhead.release()
 
     def __repr__(self) -> str:
         return f"GatedProvider({self.inner!r}, deployment={self.state.name!r})"

@@ -38,18 +38,8 @@ REQUESTS_PER_MINUTE = "rpm"
 TOKENS_PER_MINUTE = "tpm"
 
 
-class Reservation:
-    """One admitted call's place in the window: when it started and its tokens so far."""
-
-    __slots__ = ("at", "live", "tokens")
-
-    def __init__(self, at: float, tokens: int) -> None:
-        self.at = at
-        self.tokens = tokens
-        self.live = True  # False once it has left the window (or was cancelled)
-
-    def __repr__(self) -> str:
-        return f"Reservation(at={self.at:g}, tokens={self.tokens})"
+Reservation = int
+"""An admitted call's place in the window: its sequence number (see `LocalRateLimiter`)."""
 
 
 class Refusal:
@@ -80,10 +70,6 @@ class RateLimiter(Protocol):
         """Replace an admitted call's estimate with the tokens it really used."""
         ...
 
-    def cancel(self, reservation: Reservation) -> None:
-        """Give back an admitted call that was never sent."""
-        ...
-
     def usage(self) -> tuple[int, int]:
         """Requests and tokens counted in the current window."""
         ...
@@ -111,87 +97,90 @@ class LocalRateLimiter:
     reads the counts). Thread-safe; the lock is held for a few instructions and never while
     waiting, so it is also safe on an event loop.
 
+    The window is two deques, of admission times and of token counts, with a reservation
+    being a call's sequence number: no object per call for the garbage collector to walk,
+    however many calls the minute holds.
+
     Args:
         rpm: Requests per minute, or None.
         tpm: Tokens per minute (input plus output), or None.
         clock: The manager's clock.
     """
 
-    __slots__ = ("_clock", "_lock", "_log", "_tokens", "rpm", "tpm")
+    __slots__ = ("_clock", "_counts", "_first", "_lock", "_times", "_tokens", "rpm", "tpm")
 
     def __init__(self, rpm: int | None, tpm: int | None, clock: Clock) -> None:
         self.rpm = check_limit("rpm", rpm)
         self.tpm = check_limit("tpm", tpm)
         self._clock = clock
         self._lock = threading.Lock()
-        self._log: deque[Reservation] = deque()  # admitted calls, oldest first
-        self._tokens = 0  # sum of the tokens of the calls in the log
+        self._times: deque[float] = deque()  # admission time of each call, oldest first
+        self._counts: deque[int] = deque()  # its tokens: the estimate, then the reported usage
+        self._first = 0  # sequence number of the oldest call in the window
+        self._tokens = 0  # sum of _counts
 
     def _evict(self, now: float) -> None:
-        log = self._log
+        times = self._times
+        counts = self._counts
         horizon = now - WINDOW
-        while log and log[0].at <= horizon:
-            gone = log.popleft()
-            gone.live = False
-            self._tokens -= gone.tokens
+        while times and times[0] <= horizon:
+            times.popleft()
+            self._tokens -= counts.popleft()
+            self._first += 1
 
     def try_acquire(self, tokens: int) -> Reservation | Refusal:
         """Admit one call of ``tokens`` estimated tokens, or refuse it.
 
         Returns:
-            A `Reservation` (settle or cancel it when the call ends), or a `Refusal` with the
-            seconds until the call would fit (``math.inf`` when ``tokens`` alone exceed the
+            A `Reservation` (`settle` it when the call ends), or a `Refusal` with the seconds
+            until the call would fit (``math.inf`` when ``tokens`` alone exceed the
             tokens-per-minute limit).
         """
-        now = self._clock.monotonic()
         with self._lock:
-            self._evict(now)
-            log = self._log
+            # Read under the lock, so the window stays in time order whoever calls.
+            now = self._clock.monotonic()
+            times = self._times
+            if times and times[0] <= now - WINDOW:
+                self._evict(now)
+            n = len(times)
             rpm = self.rpm
-            if rpm is not None and len(log) >= rpm:
+            if rpm is not None and n >= rpm:
                 # The call fits once the oldest calls beyond the limit have left the window.
-                return Refusal(REQUESTS_PER_MINUTE, log[len(log) - rpm].at + WINDOW - now)
+                return Refusal(REQUESTS_PER_MINUTE, times[n - rpm] + WINDOW - now)
             tpm = self.tpm
             if tpm is not None and self._tokens + tokens > tpm:
                 return Refusal(TOKENS_PER_MINUTE, self._token_wait(tokens, tpm, now))
-            reservation = Reservation(now, tokens)
-            log.append(reservation)
+            times.append(now)
+            self._counts.append(tokens)
             self._tokens += tokens
-            return reservation
+            return self._first + n
 
     def _token_wait(self, tokens: int, tpm: int, now: float) -> float:
         """Seconds until enough old calls leave the window for ``tokens`` more to fit."""
         if tokens > tpm:
             return math.inf
         excess = self._tokens + tokens - tpm
-        for reservation in self._log:
-            excess -= reservation.tokens
+        for at, count in zip(self._times, self._counts, strict=True):
+            excess -= count
             if excess <= 0:
-                return reservation.at + WINDOW - now
-        return 0.0  # unreachable: the whole log leaving frees every token
+                return at + WINDOW - now
+        return 0.0  # unreachable: the whole window leaving frees every token
 
     def settle(self, reservation: Reservation, tokens: int) -> None:
-        """Count ``tokens`` (as reported by the provider) instead of the call's estimate."""
+        """Count ``tokens`` (as reported by the provider) instead of the call's estimate; a
+        call that has left the window already is not counted any more."""
         with self._lock:
-            if reservation.live:
-                self._tokens += tokens - reservation.tokens
-            reservation.tokens = tokens
-
-    def cancel(self, reservation: Reservation) -> None:
-        """Remove a call that was admitted but never sent."""
-        with self._lock:
-            if not reservation.live:
-                return
-            reservation.live = False
-            self._log.remove(reservation)
-            self._tokens -= reservation.tokens
+            index = reservation - self._first
+            counts = self._counts
+            if 0 <= index < len(counts):
+                self._tokens += tokens - counts[index]
+                counts[index] = tokens
 
     def usage(self) -> tuple[int, int]:
         """Requests and tokens in the last minute."""
-        now = self._clock.monotonic()
         with self._lock:
-            self._evict(now)
-            return len(self._log), self._tokens
+            self._evict(self._clock.monotonic())
+            return len(self._times), self._tokens
 
     def snapshot(self) -> dict[str, int | None]:
         """Limits and current usage, for `LLMManager.get_model_info`."""

@@ -273,6 +273,9 @@ class Registry:
 def expand(template: tuple[ModelEntry, ...]) -> tuple[ModelEntry, ...]:
     """The route with each deployment group replaced by its deployments, in the order the
     group's strategy gives this request."""
+    if len(template) == 1:  # one group and no fallback: its order is the route
+        group = template[0].group
+        return template if group is None else group.order()
     route: list[ModelEntry] = []
     for entry in template:
         group = entry.group

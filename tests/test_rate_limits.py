@@ -22,7 +22,7 @@ from reliable_llm import (
     Usage,
 )
 from reliable_llm._gate import estimate_tokens
-from reliable_llm._ratelimit import LocalRateLimiter, Refusal, Reservation
+from reliable_llm._ratelimit import LocalRateLimiter, Refusal
 from reliable_llm._types import ChatRequest, Message
 from reliable_llm.providers import OpenAIProvider
 from reliable_llm.testing import FakeClock, ScriptedModel
@@ -222,19 +222,20 @@ def test_estimate_counts_text_tool_calls_tools_and_max_tokens() -> None:
 
 
 def test_settling_moves_a_reservation_to_the_reported_tokens(clock: FakeClock) -> None:
-    """A reservation settled for fewer tokens frees the difference at once; cancel frees all."""
+    """A reservation settled for fewer tokens frees the difference at once."""
     limiter = LocalRateLimiter(None, 100, clock)
     first = limiter.try_acquire(80)
-    assert isinstance(first, Reservation)
+    assert not isinstance(first, Refusal)
     assert isinstance(limiter.try_acquire(30), Refusal)
     limiter.settle(first, 50)
     second = limiter.try_acquire(30)
-    assert isinstance(second, Reservation) and limiter.usage() == (2, 80)
-    limiter.cancel(second)
-    assert limiter.usage() == (1, 50)
+    assert not isinstance(second, Refusal) and limiter.usage() == (2, 80)
     clock.advance(60.0)
     limiter.settle(first, 10)  # left the window already: nothing changes
     assert limiter.usage() == (0, 0)
+    third = limiter.try_acquire(100)
+    limiter.settle(second, 5)  # gone too: the new call's count is untouched
+    assert not isinstance(third, Refusal) and limiter.usage() == (1, 100)
 
 
 def test_local_rate_limit_error_pickles_with_its_facts() -> None:

@@ -262,13 +262,14 @@ class GatedProvider(Provider):
         bulkhead = state.bulkhead
         if bulkhead is not None and not bulkhead.try_acquire():
             self._wait_for_slot(request, timeout)
-        reservation = self._reserve(request)
+        reservation = None if state.limiter is None else self._reserve(request)
         timed = self._timed
         started = self._clock.monotonic() if timed else 0.0
         response = None
         try:
             response = self.inner.complete(request, timeout=timeout)
-            self._settle(reservation, response.usage)
+            if reservation is not None and self._count_tokens:
+                self._settle(reservation, response.usage)
         finally:
             if bulkhead is not None:
                 bulkhead.release()
@@ -283,13 +284,14 @@ class GatedProvider(Provider):
         bulkhead = state.bulkhead
         if bulkhead is not None and not bulkhead.try_acquire():
             await self._await_slot(request, timeout)
-        reservation = self._reserve(request)
+        reservation = None if state.limiter is None else self._reserve(request)
         timed = self._timed
         started = self._clock.monotonic() if timed else 0.0
         response = None
         try:
             response = await self.inner.acomplete(request, timeout=timeout)
-            self._settle(reservation, response.usage)
+            if reservation is not None and self._count_tokens:
+                self._settle(reservation, response.usage)
         finally:
             if bulkhead is not None:
                 bulkhead.release()

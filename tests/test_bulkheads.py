@@ -292,3 +292,29 @@ def test_keyboard_interrupt_in_the_model_gives_the_slot_back(
             manager.chat("hi")
     assert _in_flight(manager, "g[0]") == 0
     assert manager.get_model_info("g[0]")["rate_limits"]["requests"] == 1
+
+
+def test_a_blocked_thread_waits_for_a_slot_and_is_woken_when_it_frees() -> None:
+    """A sync caller at a full bulkhead waits (not polls) and runs once the holder returns."""
+    release = threading.Event()
+    order: list[str] = []
+
+    def model(prompt: str, **kwargs: Any) -> str:
+        if prompt == "first":
+            release.wait(5)
+        order.append(prompt)
+        return prompt
+
+    manager = LLMManager(enable_caching=False)
+    manager.register_model(
+        "g", [Deployment(CallableProvider(model, enforces_timeout=True), max_concurrent_calls=1)]
+    )
+    holder = threading.Thread(target=manager.generate, args=("first",))
+    holder.start()
+    while _in_flight(manager, "g[0]") == 0:
+        time.sleep(0.001)
+    threading.Timer(0.02, release.set).start()
+    assert manager.generate("second", timeout=5) == "second"
+    holder.join()
+    assert order == ["first", "second"]
+    assert manager.get_model_info("g[0]")["bulkhead"]["peak"] == 1

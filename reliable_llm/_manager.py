@@ -380,11 +380,12 @@ class LLMManager:
         ``breaker_opens`` and ``tokens``.
 
         For a deployment group: ``strategy``, and ``deployments``, each deployment's own
-        dict by id (the keys above plus ``group``, ``weight``, ``latency_average`` and, when
-        it has limits, ``rate_limits`` (``rpm``, ``tpm`` and the ``requests`` and ``tokens``
-        of the last minute) and ``bulkhead`` (``max_concurrent_calls``, ``in_flight``,
-        ``peak``)); its counters are the sums of its deployments'. A deployment id
-        (``"gpt-4o[0]"``) gives that deployment's dict.
+        dict by id (the keys above plus ``group``, ``weight``, ``latency_average`` (seconds,
+        kept under the ``lowest_latency`` strategy, else None) and, when it has limits (or
+        its strategy counts them), ``rate_limits`` (``rpm``, ``tpm`` and the ``requests`` and
+        ``tokens`` of the last minute) and ``bulkhead`` (``max_concurrent_calls``,
+        ``in_flight``, ``peak``)); its counters are the sums of its deployments'. A
+        deployment id (``"gpt-4o[0]"``) gives that deployment's dict.
 
         Raises:
             UnknownModelError: ``model_name`` is neither registered nor a deployment id.

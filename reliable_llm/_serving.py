@@ -41,14 +41,27 @@ def _slot(plan: Plan) -> tuple[object, ...]:
     return (plan.key, plan.template, plan.total)
 
 
+def _decoded(value: Mapping[str, Any]) -> ChatResponse | None:
+    """The response stored in a cache entry, or None when the entry cannot be read."""
+    try:
+        return decode_response(value)
+    except Exception:  # junk that fails even to be read (a hostile mapping, say)
+        return None
+
+
 class Server:
     """Serves plans through the cache and the engine, emitting request-level events."""
 
-    __slots__ = ("cache", "clock", "emit", "engine", "flight", "records")
+    __slots__ = ("_aget", "_aset", "cache", "clock", "emit", "engine", "flight", "records")
 
     def __init__(self, engine: Engine, cache: CacheBackend, clock: Clock, emit: EventHook) -> None:
         self.engine = engine
         self.cache = cache
+        # A backend that does I/O offers async twins (``aget``/``aset``/``adelete``): the
+        # async drivers await them, so the event loop never waits on a disk or a socket.
+        # The in-memory cache has none and is called directly: an await would only cost.
+        self._aget = getattr(cache, "aget", None)
+        self._aset = getattr(cache, "aset", None)
         self.clock = clock
         self.emit = emit
         self.flight: SingleFlight[ChatResponse] = SingleFlight()
@@ -74,17 +87,44 @@ class Server:
             return None
         if value is None:
             return None
-        try:
-            response = decode_response(value)
-        except Exception:  # junk that fails even to be read (a hostile mapping, say)
-            response = None
+        response = _decoded(value)
         if response is None:
-            self._evict(plan, key, value)
+            self._unreadable(plan, value)
+            try:
+                self._delete(key)
+            except Exception as exc:
+                self._cache_failed(plan, "delete", exc)
             return None
         self.emit(CacheHit(plan.requested, response.model))
         return response
 
-    def _evict(self, plan: Plan, key: str, value: Mapping[str, Any]) -> None:
+    async def alookup(self, plan: Plan) -> ChatResponse | None:
+        """Async twin of `lookup`: awaits the backend's ``aget`` when it has one."""
+        aget = self._aget
+        if aget is None:
+            return self.lookup(plan)
+        key = plan.key
+        assert key is not None
+        try:
+            value = await aget(key)
+        except Exception as exc:
+            self._cache_failed(plan, "get", exc)
+            return None
+        if value is None:
+            return None
+        response = _decoded(value)
+        if response is None:
+            self._unreadable(plan, value)
+            adelete = getattr(self.cache, "adelete", None)
+            try:
+                await adelete(key) if adelete is not None else self._delete(key)
+            except Exception as exc:
+                self._cache_failed(plan, "delete", exc)
+            return None
+        self.emit(CacheHit(plan.requested, response.model))
+        return response
+
+    def _unreadable(self, plan: Plan, value: Mapping[str, Any]) -> None:
         # Only the shape is reported: an entry's content (answers) stays out of logs.
         try:
             shape: object = sorted(map(str, value))[:8] if isinstance(value, Mapping) else None
@@ -92,18 +132,33 @@ class Server:
             shape = None
         shape = shape or type(value).__name__
         self._cache_failed(plan, "decode", ValueError(f"unreadable entry (keys {shape})"))
+
+    def _delete(self, key: str) -> None:
         delete = getattr(self.cache, "delete", None)
         if delete is not None:
-            try:
-                delete(key)
-            except Exception as exc:
-                self._cache_failed(plan, "delete", exc)
+            delete(key)
 
     def _store(self, plan: Plan, response: ChatResponse) -> None:
         if plan.key is None or response.cached or response.finish_reason not in _CACHEABLE_FINISH:
             return
         try:
             self.cache.set(plan.key, response.to_dict(), plan.ttl)
+        except Exception as exc:
+            self._cache_failed(plan, "set", exc)
+
+    async def _astore(self, plan: Plan, response: ChatResponse) -> None:
+        aset = self._aset
+        if aset is None:
+            self._store(plan, response)
+            return
+        if plan.key is None or response.cached or response.finish_reason not in _CACHEABLE_FINISH:
+            return
+        import asyncio
+
+        # Shielded: a caller cancelled while the answer is being written still leaves it
+        # written for the next request; the cancellation reaches the caller all the same.
+        try:
+            await asyncio.shield(aset(plan.key, response.to_dict(), plan.ttl))
         except Exception as exc:
             self._cache_failed(plan, "set", exc)
 
@@ -162,7 +217,10 @@ class Server:
             raise
         finally:
             self._finished(plan, response, cancelled, False, None)
-        self._store(plan, response)
+        if self._aset is None:  # the in-memory cache: no coroutine to create and await
+            self._store(plan, response)
+        else:
+            await self._astore(plan, response)
         return response
 
     def _followed(self, plan: Plan, shared: ChatResponse) -> ChatResponse:
@@ -212,7 +270,7 @@ class Server:
         """Async twin of `serve`."""
         if plan.key is None:
             return await self._arun(plan)
-        cached = self.lookup(plan)
+        cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
         if cached is not None:
             return cached
         try:
@@ -227,7 +285,7 @@ class Server:
         if shared is not None:
             return self._followed(plan, shared)
         try:
-            response = self.lookup(plan) if flight is not None else None
+            response = await self.alookup(plan) if flight is not None else None
             if response is None:
                 self.emit(CacheMiss(plan.requested))
                 response = await self._arun(plan)
@@ -266,7 +324,7 @@ class Server:
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
         if plan.key is not None:
-            cached = self.lookup(plan)
+            cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
             if cached is not None:
                 state.response = cached
                 for chunk in response_to_chunks(cached, cached=True):
@@ -290,4 +348,4 @@ class Server:
             usage = None if partial is None else partial.usage
             self._finished(plan, state.response, cancelled, True, usage)
         assert state.response is not None
-        self._store(plan, state.response)
+        await self._astore(plan, state.response)

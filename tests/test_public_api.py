@@ -90,6 +90,15 @@ def test_testing_kit_surface() -> None:
     assert reliable_llm.testing.__all__ == ["FakeClock", "Reply", "ScriptedModel", "StreamBreak"]
 
 
+def test_backends_surface_loads_lazily() -> None:
+    """`reliable_llm.backends` names its backends and imports none (nor sqlite3) until used."""
+    import reliable_llm.backends
+
+    assert reliable_llm.backends.__all__ == sorted(reliable_llm.backends.__all__)
+    assert "SQLiteCache" in reliable_llm.backends.__all__
+    assert _modules_loaded_by("import reliable_llm.backends", ("sqlite3", "redis")) == []
+
+
 def _modules_loaded_by(statement: str, names: tuple[str, ...]) -> list[str]:
     code = f"import sys; {statement}; print([m for m in {names!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

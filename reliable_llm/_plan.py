@@ -73,11 +73,11 @@ class Plan:
         stream_idle: float,
         key: str | None,
         ttl: float | None,
-        template: tuple[ModelEntry, ...] | None = None,
+        template: tuple[ModelEntry, ...],
     ) -> None:
         self.requested = entries[0].route_name
         self.entries = entries
-        self.template = entries if template is None else template
+        self.template = template
         # A bare prompt (already checked) becomes a request only if the cache cannot answer.
         if type(request) is str:
             self._prompt: str | None = request

@@ -363,10 +363,12 @@ class LLMManager:
         ``provider`` (the provider's secret-free description). Re-registering the model
         yields a new mapping, so a cache keyed on it by identity never goes stale.
 
+        A deployment id (``"gpt-4o[0]"``) describes that deployment of a group.
+
         Raises:
-            UnknownModelError: ``model_name`` is not registered.
+            UnknownModelError: ``model_name`` is neither registered nor a deployment id.
         """
-        return self._registry.entry(model_name).description
+        return self._registry.entry_or_deployment(model_name).description
 
     def get_model_info(self, model_name: str) -> dict[str, Any]:
         """Metadata, breaker state and statistics of one model.

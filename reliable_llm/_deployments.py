@@ -179,6 +179,7 @@ class DeploymentGroup:
         self._table = _STALE
         self._full_until = -math.inf  # some deployment refused a call; known full until then
         self._pick = getattr(self, f"_pick_{self.strategy}")
+        self._weighted = self.strategy == "weighted"
 
     def attach(self, members: Sequence[Any], states: Sequence[DeploymentState]) -> None:
         """Set the deployments (their entries, in order) once they are built."""
@@ -231,7 +232,16 @@ class DeploymentGroup:
         table = self._table
         if now >= table.recheck_at:
             table = self._rebuild(now)
-        order = self._orders[self._pick(table)]
+        if self._weighted:  # the default strategy, inline: one random number, one bisection
+            eligible = table.eligible
+            if len(eligible) == 1:
+                pick = eligible[0]
+            else:
+                at = bisect.bisect_right(table.cumulative, self._random() * table.total)
+                pick = eligible[at if at < len(eligible) else -1]
+        else:
+            pick = self._pick(table)
+        order = self._orders[pick]
         if now < self._full_until:
             order = self._available_first(order, now)
         return order

@@ -181,6 +181,9 @@ def plan_call(
     registry = manager._registry
     if model is None and fallback_chain is None and registry.route:
         route = template = registry.route
+    elif model is None and fallback_chain is None and registry.grouped is not None:
+        template, order = registry.grouped  # a deployment group: its order for this request
+        route = order()
     else:
         template = registry.template_for(model, fallback_chain)
         route = expand(template)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -134,6 +135,11 @@ class Registry:
         self.route: tuple[ModelEntry, ...] = ()
         self.route_names: tuple[str, ...] = ()
         self._template: tuple[ModelEntry, ...] = ()  # the default route, groups unexpanded
+        # When the default route holds a group: (that route unexpanded, a function giving one
+        # request's expansion); None otherwise. One tuple, so readers see a consistent pair.
+        self.grouped: tuple[tuple[ModelEntry, ...], Callable[[], tuple[ModelEntry, ...]]] | None = (
+            None
+        )
 
     def add(
         self,
@@ -231,6 +237,12 @@ class Registry:
         template = self.resolve(self.active, self.chain) if self.active else ()
         self._template = template
         grouped = any(e.group is not None for e in template)
+        if not grouped:
+            self.grouped = None
+        elif len(template) == 1:
+            self.grouped = (template, template[0].group.order)  # type: ignore[union-attr]
+        else:
+            self.grouped = (template, functools.partial(expand, template))
         self.route = () if grouped else template
         self.route_names = tuple(e.name for e in template)
 

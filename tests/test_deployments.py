@@ -386,3 +386,15 @@ def test_prometheus_reports_each_deployment_breaker(clock: FakeClock) -> None:
         for sample in metric.samples
     }
     assert models == {"g[0]", "g[1]"}
+
+
+def test_a_group_later_in_the_route_serves_after_the_primary_fails(clock: FakeClock) -> None:
+    """Route primary -> group: the primary's failure falls back to one of the deployments."""
+    manager = _manager(clock, max_retries=0)
+    manager.register_model("primary", ScriptedModel(default=ServerError("down")))
+    manager.register_model("g", [ScriptedModel(default="g0"), ScriptedModel(default="g1")])
+    manager.set_fallback_chain(["g"])
+    assert manager.route == ("primary", "g")
+    served = Counter(manager.chat("hi").model for _ in range(40))
+    assert set(served) == {"g[0]", "g[1]"}
+    assert manager.get_metrics()["fallbacks"]["total"] == 40

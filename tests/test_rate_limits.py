@@ -248,3 +248,29 @@ def test_local_rate_limit_error_pickles_with_its_facts() -> None:
         12.5,
         str(error),
     )
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_stream_settles_its_tokens_from_the_final_chunk_usage(
+    asynchronous: bool, clock: FakeClock
+) -> None:
+    """A streamed answer counts the usage its last chunk reported, not the estimate."""
+    manager = _manager(clock)
+    answer = ChatResponse("streamed answer", usage=Usage(7, 5))
+    manager.register_model("g", [Deployment(ScriptedModel(default=answer), tpm=10_000)])
+    if asynchronous:
+
+        async def run() -> None:
+            async for _chunk in manager.astream("hi", max_tokens=900):
+                pass
+
+        asyncio.run(run())
+    else:
+        for _chunk in manager.stream("hi", max_tokens=900):
+            pass
+    assert manager.get_model_info("g[0]")["rate_limits"] == {
+        "rpm": None,
+        "tpm": 10_000,
+        "requests": 1,
+        "tokens": 12,
+    }

@@ -118,7 +118,12 @@ class Bulkhead:
                 return True
             again = True
             left = deadline - time.monotonic()
-            if left <= 0 or not event.wait(left):
+            try:
+                woken = left > 0 and event.wait(left)
+            except BaseException:  # KeyboardInterrupt while waiting: leave the queue
+                self._withdraw(event.set)
+                raise
+            if not woken:
                 self._withdraw(event.set)
                 return False
 

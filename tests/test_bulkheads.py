@@ -21,6 +21,7 @@ from reliable_llm import (
     ServerError,
     TimeoutPolicy,
 )
+from reliable_llm._bulkhead import Bulkhead
 from reliable_llm.testing import FakeClock, ScriptedModel
 
 
@@ -318,3 +319,43 @@ def test_a_blocked_thread_waits_for_a_slot_and_is_woken_when_it_frees() -> None:
     holder.join()
     assert order == ["first", "second"]
     assert manager.get_model_info("g[0]")["bulkhead"]["peak"] == 1
+
+
+@pytest.mark.parametrize("how", ["timeout", "interrupt", "cancel"])
+def test_a_waiter_that_gives_up_passes_its_wake_up_on(how: str) -> None:
+    """A waiter that times out, is interrupted or cancelled never swallows a freed slot."""
+    bulkhead = Bulkhead(1)
+    assert bulkhead.try_acquire()
+    if how == "cancel":
+
+        async def run() -> None:
+            task = asyncio.create_task(bulkhead.await_slot(5))
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(run())
+    elif how == "interrupt":
+        import signal
+
+        previous = signal.signal(
+            signal.SIGALRM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt)
+        )
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            with pytest.raises(KeyboardInterrupt):
+                bulkhead.wait(5)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    else:
+        assert bulkhead.wait(0.005) is False
+    woken: list[bool] = []
+    waiter = threading.Thread(target=lambda: woken.append(bulkhead.wait(5)))
+    waiter.start()
+    while not bulkhead._waiters:
+        time.sleep(0.001)
+    bulkhead.release()  # must reach the live waiter, not the one that gave up
+    waiter.join(5)
+    assert woken == [True] and bulkhead.in_flight == 1

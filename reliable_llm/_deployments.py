@@ -28,7 +28,7 @@ from reliable_llm._clock import Clock
 from reliable_llm._errors import ConfigurationError
 from reliable_llm._gate import DeploymentState, GatedProvider
 from reliable_llm._provider import Provider
-from reliable_llm._ratelimit import LocalRateLimiter, check_limit
+from reliable_llm._ratelimit import LocalRateLimiter, RateLimiter, check_limit
 from reliable_llm._types import ChatRequest, ChatResponse
 
 __all__ = ["STRATEGIES", "Deployment", "DeploymentGroup", "GroupProvider", "check_strategy"]
@@ -304,17 +304,24 @@ class DeploymentGroup:
 
 
 def deployment_state(
-    spec: Deployment, name: str, index: int, strategy: str, clock: Clock
+    spec: Deployment,
+    name: str,
+    index: int,
+    strategy: str,
+    clock: Clock,
+    make_limiter: Callable[[int | None, int | None, Clock], RateLimiter] = LocalRateLimiter,
 ) -> DeploymentState:
     """The routing state of one deployment: the limiter and bulkhead it needs, if any.
 
     ``least_in_flight`` needs every deployment's calls in flight counted, ``lowest_usage``
     every deployment's tokens, so those strategies give each deployment a counting bulkhead
-    or limiter even without a limit.
+    or limiter even without a limit. ``make_limiter(rpm, tpm, clock)`` builds the limiter:
+    the seam where a limiter shared by many processes (a `RateLimiter`) replaces the
+    in-process one.
     """
     limiter = None
     if spec.rpm is not None or spec.tpm is not None or strategy == "lowest_usage":
-        limiter = LocalRateLimiter(spec.rpm, spec.tpm, clock)
+        limiter = make_limiter(spec.rpm, spec.tpm, clock)
     bulkhead = None
     if spec.max_concurrent_calls is not None or strategy == "least_in_flight":
         bulkhead = Bulkhead(spec.max_concurrent_calls)

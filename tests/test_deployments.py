@@ -398,3 +398,22 @@ def test_a_group_later_in_the_route_serves_after_the_primary_fails(clock: FakeCl
     served = Counter(manager.chat("hi").model for _ in range(40))
     assert set(served) == {"g[0]", "g[1]"}
     assert manager.get_metrics()["fallbacks"]["total"] == 40
+
+
+def test_closing_the_manager_closes_every_deployment(clock: FakeClock) -> None:
+    """close() and aclose() reach each deployment's provider, gated or not."""
+
+    class Closable(ScriptedModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    models = [Closable(), Closable()]
+    manager = _manager(clock)
+    manager.register_model("g", [models[0], Deployment(models[1], rpm=10)])
+    manager.close()
+    asyncio.run(manager.aclose())
+    assert [m.closed for m in models] == [2, 2]

@@ -19,7 +19,7 @@ import contextvars
 import logging
 import math
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from reliable_llm._breaker import BreakerState
 from reliable_llm._bulkhead import Bulkhead
@@ -88,9 +88,16 @@ def estimate_tokens(request: ChatRequest) -> int:
     request as it arrives (prompt estimate plus ``max_tokens``). The provider's reported usage
     replaces the estimate when the call ends.
     """
-    chars = 0
-    for message in request.messages:
+    messages = request.messages
+    if len(messages) == 1 and not request.tools:  # one plain message: the common case
+        message = messages[0]
         content: Any = message.content
+        if type(content) is str and not message.tool_calls:
+            tokens = -(-len(content) // CHARS_PER_TOKEN) + (request.max_tokens or 0)
+            return tokens if tokens > 0 else 1
+    chars = 0
+    for message in messages:
+        content = message.content
         if type(content) is str:
             chars += len(content)
         else:  # content parts: count the text they carry
@@ -244,10 +251,15 @@ class GatedProvider(Provider):
             return None
         got = limiter.try_acquire(estimate_tokens(request) if self._count_tokens else 1)
         if type(got) is Refusal:
-            if state.bulkhead is not None:
-                state.bulkhead.release()
-            raise CapacityExceeded(state.name, got.limit, got.retry_in)
+            self._refused(got)
         return got  # type: ignore[return-value]
+
+    def _refused(self, refusal: Refusal) -> NoReturn:
+        """The limiter refused a call holding a bulkhead slot: give the slot back, raise."""
+        state = self.state
+        if state.bulkhead is not None:
+            state.bulkhead.release()
+        raise CapacityExceeded(state.name, refusal.limit, refusal.retry_in)
 
     def _settle(self, reservation: Reservation | None, usage: Usage | None) -> None:
         if reservation is not None and usage is not None and self._count_tokens:
@@ -262,7 +274,13 @@ class GatedProvider(Provider):
         bulkhead = state.bulkhead
         if bulkhead is not None and not bulkhead.try_acquire():
             self._wait_for_slot(request, timeout)
-        reservation = None if state.limiter is None else self._reserve(request)
+        limiter = state.limiter
+        reservation: Reservation | None = None
+        if limiter is not None:
+            got = limiter.try_acquire(estimate_tokens(request) if self._count_tokens else 1)
+            if type(got) is Refusal:
+                self._refused(got)
+            reservation = got  # type: ignore[assignment]
         timed = self._timed
         started = self._clock.monotonic() if timed else 0.0
         response = None
@@ -284,7 +302,13 @@ class GatedProvider(Provider):
         bulkhead = state.bulkhead
         if bulkhead is not None and not bulkhead.try_acquire():
             await self._await_slot(request, timeout)
-        reservation = None if state.limiter is None else self._reserve(request)
+        limiter = state.limiter
+        reservation: Reservation | None = None
+        if limiter is not None:
+            got = limiter.try_acquire(estimate_tokens(request) if self._count_tokens else 1)
+            if type(got) is Refusal:
+                self._refused(got)
+            reservation = got  # type: ignore[assignment]
         timed = self._timed
         started = self._clock.monotonic() if timed else 0.0
         response = None

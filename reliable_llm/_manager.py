@@ -234,17 +234,33 @@ class LLMManager:
         provider.warm()
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
-        entry = ModelEntry(
+        entry = self._entry(
+            name, provider, metadata, retry, breaker, classify_error, self._on_breaker_change
+        )
+        self._registry.add(entry, replace, lambda old: self._track(name, (name,), old))
+
+    def _entry(
+        self,
+        name: str,
+        provider: Provider,
+        metadata: Mapping[str, Any] | None,
+        retry: RetryPolicy | None,
+        breaker: BreakerPolicy | None,
+        classify_error: ErrorClassifier | None,
+        on_change: Callable[[str, BreakerState, BreakerState], None] | None,
+        **group: Any,
+    ) -> ModelEntry:
+        """The registry entry of a model, or of one deployment of a group (``member_of=``),
+        or of a group itself (``group=``): the one place an entry is built."""
+        return ModelEntry(
             name=name,
             provider=provider,
             metadata=dict(metadata or {}),
-            breaker=ModelBreaker(
-                name, breaker or self.breaker_policy, self.clock, self._on_breaker_change
-            ),
+            breaker=ModelBreaker(name, breaker or self.breaker_policy, self.clock, on_change),
             retry=retry or self.retry_policy,
             classifier=classify_error,
+            **group,
         )
-        self._registry.add(entry, replace, lambda old: self._track(name, (name,), old))
 
     def _track(self, name: str, reported: Sequence[str], old: ModelEntry | None) -> None:
         """Report ``reported`` (a model, or a group's deployments) in the metrics from now on,
@@ -276,7 +292,6 @@ class LLMManager:
         strategy = check_strategy("weighted" if strategy is None else strategy)
         specs = as_deployments(name, models)
         group = DeploymentGroup(name, strategy, self.clock, self._random)
-        policy = breaker or self.breaker_policy
         members: list[ModelEntry] = []
         states = []
         for index, spec in enumerate(specs):
@@ -286,27 +301,22 @@ class LLMManager:
             state = deployment_state(spec, member_id, index, strategy, self.clock)
             states.append(state)
             members.append(
-                ModelEntry(
-                    name=member_id,
-                    provider=gate(provider, state, strategy, self.clock),
-                    metadata={**(metadata or {}), **(spec.metadata or {})},
-                    breaker=ModelBreaker(
-                        member_id, policy, self.clock, self._group_listener(group, index)
-                    ),
-                    retry=retry or self.retry_policy,
-                    classifier=classify_error,
+                self._entry(
+                    member_id,
+                    gate(provider, state, strategy, self.clock),
+                    {**(metadata or {}), **(spec.metadata or {})},
+                    retry,
+                    breaker,
+                    classify_error,
+                    self._group_listener(group, index),
                     member_of=group,
                 )
             )
         group.attach(members, states)
-        entry = ModelEntry(
-            name=name,
-            provider=GroupProvider(group),
-            metadata=dict(metadata or {}),
-            breaker=ModelBreaker(name, policy, self.clock),  # unused: each deployment has its own
-            retry=retry or self.retry_policy,
-            classifier=classify_error,
-            group=group,
+        # The group's own entry describes it; requests use its deployments' entries (and
+        # breakers: the group's breaker is never consulted).
+        entry = self._entry(
+            name, GroupProvider(group), metadata, retry, breaker, classify_error, None, group=group
         )
         ids = tuple(m.name for m in members)
         self._registry.add(entry, replace, lambda old: self._track(name, ids, old), members)

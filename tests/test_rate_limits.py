@@ -171,23 +171,27 @@ def test_rate_limits_hold_with_concurrent_threads(clock: FakeClock) -> None:
     assert model.call_count == 25
 
 
-def test_rate_limits_hold_with_concurrent_asyncio_tasks(clock: FakeClock) -> None:
-    """300 tasks against two deployments of rpm=40: 80 calls go out, 40 to each."""
+@pytest.mark.parametrize(("limits", "each"), [({"rpm": 40}, 40), ({"rpm": 40, "tpm": 2000}, 25)])
+def test_rate_limits_hold_with_concurrent_asyncio_tasks(
+    limits: dict[str, int], each: int, clock: FakeClock
+) -> None:
+    """300 tasks against two deployments: each takes exactly what its limits allow."""
     manager = _manager(clock)
-    models = [ScriptedModel(), ScriptedModel()]
-    manager.register_model("g", [Deployment(m, rpm=40) for m in models])
+    answer = ChatResponse("ok", usage=Usage(40, 40))  # 80 tokens, as estimated below
+    models = [ScriptedModel(default=answer), ScriptedModel(default=answer)]
+    manager.register_model("g", [Deployment(m, **limits) for m in models])
 
     async def one() -> str:
         try:
-            return (await manager.achat("hi", timeout=1)).model
+            return (await manager.achat("hi", max_tokens=79, timeout=1)).model
         except LocalRateLimitError:
             return "limited"
 
     async def run() -> Counter[str]:
         return Counter(await asyncio.gather(*(one() for _ in range(300))))
 
-    assert asyncio.run(run()) == {"g[0]": 40, "g[1]": 40, "limited": 220}
-    assert [m.call_count for m in models] == [40, 40]
+    assert asyncio.run(run()) == {"g[0]": each, "g[1]": each, "limited": 300 - 2 * each}
+    assert [m.call_count for m in models] == [each, each]
 
 
 def test_waiting_tasks_never_exceed_the_rate_over_any_minute(clock: FakeClock) -> None:

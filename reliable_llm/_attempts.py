@@ -31,6 +31,7 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from reliable_llm._breaker import Admission, BreakerState, Ticket, Trial
+from reliable_llm._capacity import at_capacity
 from reliable_llm._classify import classify_exception
 from reliable_llm._decisions import next_step
 from reliable_llm._errors import (
@@ -41,7 +42,7 @@ from reliable_llm._errors import (
     StreamInterruptedError,
 )
 from reliable_llm._events import RetryScheduled
-from reliable_llm._gate import CapacityExceeded, at_capacity
+from reliable_llm._gate import CapacityExceeded
 from reliable_llm._types import Attempt, ChatResponse
 
 if TYPE_CHECKING:

@@ -7,41 +7,33 @@ the call ends, however it ends (answer, error, timeout, cancellation, an abandon
 tokens the provider reported. The slot is held for as long as the upstream call really runs,
 so a blocking call that the manager stopped waiting for keeps its slot until it returns.
 
-`at_capacity` is the attempt loop's decision for a refused call (`ModelAttempts.failed`): it is
-not an attempt and never reaches the breaker; the deployment is skipped for the next model of
-the route, or, when no model after it could serve, the request waits for the capacity within
-its deadline; else the request fails with `LocalRateLimitError`.
+What a refused call leads to (skip the deployment, wait, or fail) is decided by
+`reliable_llm._capacity.at_capacity`; when it decides to wait for a slot, it leaves word in
+`SLOT_WAIT` and the gate waits at the bulkhead on the request's next call.
 """
 
 from __future__ import annotations
 
 import contextvars
-import logging
 import math
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from reliable_llm._breaker import BreakerState
 from reliable_llm._bulkhead import Bulkhead
 from reliable_llm._clock import Clock
-from reliable_llm._errors import FailureReason, ModelFailure
 from reliable_llm._provider import Provider
 from reliable_llm._ratelimit import LocalRateLimiter, RateLimiter, Refusal, Reservation
 from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk, Usage
 
-if TYPE_CHECKING:
-    from reliable_llm._attempts import ModelAttempts
-
 __all__ = [
     "MAX_CONCURRENT_CALLS",
+    "SLOT_WAIT",
     "CapacityExceeded",
     "DeploymentState",
     "GatedProvider",
-    "at_capacity",
     "estimate_tokens",
 ]
 
-logger = logging.getLogger("reliable_llm")
 
 MAX_CONCURRENT_CALLS = "max_concurrent_calls"
 """The limit a full bulkhead reports (rate limits report ``"rpm"`` or ``"tpm"``)."""
@@ -52,14 +44,14 @@ CHARS_PER_TOKEN = 4
 LATENCY_WEIGHT = 0.3
 """Weight of the newest sample in a deployment's decaying latency average."""
 
-_MIN_WAIT = 0.001  # seconds: a wait that rounds to zero still yields
-_POLL_MIN, _POLL_MAX, _POLL_UNKNOWN = 0.001, 0.1, 0.01  # seconds between bulkhead checks
-_OPEN = BreakerState.OPEN
+# Seconds a full bulkhead is expected to stay full (the average latency over the slots,
+# within these bounds): what a refusal reports as its ``retry_in``.
+_POLL_MIN, _POLL_MAX, _POLL_UNKNOWN = 0.001, 0.1, 0.01
 
 # Leave for the next call of one request to wait for a slot of one deployment: (the request,
 # the deployment's state, the clock time to wait until). Set by `at_capacity`, read by the
 # gate; the request's identity keeps it from applying to any other call in the same context.
-_SLOT_WAIT: contextvars.ContextVar[tuple[object, object, float] | None] = contextvars.ContextVar(
+SLOT_WAIT: contextvars.ContextVar[tuple[object, object, float] | None] = contextvars.ContextVar(
     "reliable_llm_slot_wait", default=None
 )
 
@@ -216,7 +208,7 @@ class GatedProvider(Provider):
         """Seconds this call may wait for a bulkhead slot: 0 unless the routing layer left
         leave for this request at this deployment; at most half the attempt's timeout, so
         the wait ends (and is retried) before the attempt could time out."""
-        leave = _SLOT_WAIT.get()
+        leave = SLOT_WAIT.get()
         if leave is None or leave[0] is not request or leave[1] is not self.state:
             return 0.0
         budget = leave[2] - self._clock.monotonic()
@@ -401,62 +393,3 @@ class GatedProvider(Provider):
 
     def __repr__(self) -> str:
         return f"GatedProvider({self.inner!r}, deployment={self.state.name!r})"
-
-
-def _could_serve(entry: Any, now: float) -> bool:
-    """Whether a later model of the route might take the request now (a cheap guess)."""
-    breaker = entry.breaker
-    if breaker.state is _OPEN and breaker.retry_in() > 0:
-        return False
-    state = getattr(entry.provider, "state", None)
-    return not (isinstance(state, DeploymentState) and state.full_until > now)
-
-
-def _should_wait(later: tuple[Any, ...], now: float, ready_at: float) -> bool:
-    """Whether to wait for this deployment: no later model of the route could serve now, and
-    none of the later ones known to be full has room sooner (that one waits instead)."""
-    for entry in later:
-        if _could_serve(entry, now):
-            return False
-        state = getattr(entry.provider, "state", None)
-        if isinstance(state, DeploymentState) and now < state.full_until < ready_at:
-            return False
-    return True
-
-
-def at_capacity(tries: ModelAttempts, exc: CapacityExceeded) -> float | None:
-    """Decide for a call its deployment refused: seconds to wait before trying it again, or
-    None to give the deployment up (``tries.failure`` says why)."""
-    tries.number -= 1  # nothing was sent: not an attempt
-    tries.in_flight = False
-    plan = tries.plan
-    entry = tries.entry
-    now = tries.engine.clock.monotonic()
-    wait = exc.retry_in
-    state = getattr(entry.provider, "state", None)
-    if isinstance(state, DeploymentState):
-        state.full_until = max(state.full_until, now + wait)
-        group = entry.member_of
-        if group is not None:
-            group.note_full(state.full_until)
-    plan.note_capacity(exc.limit, now + wait, now)
-    entries = plan.entries
-    later = entries[entries.index(entry) + 1 :]
-    if _should_wait(later, now, now + wait) and wait < plan.deadline - now:
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "deployment %r is at its %s limit; waiting for capacity", entry.name, exc.limit
-            )
-        if exc.limit == MAX_CONCURRENT_CALLS and isinstance(state, DeploymentState):
-            # A slot frees when a call ends, not at a known time: the next call waits for
-            # it at the bulkhead (woken when a slot is given back) within the deadline.
-            _SLOT_WAIT.set((plan.request, state, plan.deadline))
-            return 0.0
-        return max(wait, _MIN_WAIT)
-    reason = (
-        FailureReason.BULKHEAD_FULL
-        if exc.limit == MAX_CONCURRENT_CALLS
-        else FailureReason.RATE_LIMITED_LOCALLY
-    )
-    tries.failure = ModelFailure(entry.name, reason, tuple(tries.errors))
-    return None

@@ -158,7 +158,8 @@ def test_the_last_deployment_waits_for_a_slot_within_the_deadline() -> None:
         first = asyncio.create_task(manager.agenerate("first"))
         await asyncio.sleep(0)
         second = asyncio.create_task(manager.agenerate("second", timeout=5))
-        await asyncio.sleep(0.03)  # the second polls the full bulkhead meanwhile
+        for _ in range(20):  # the second is queued at the full bulkhead meanwhile
+            await asyncio.sleep(0)
         assert not second.done()
         release.set()
         return await first, await second
@@ -314,7 +315,14 @@ def test_a_blocked_thread_waits_for_a_slot_and_is_woken_when_it_frees() -> None:
     holder.start()
     while _in_flight(manager, "g[0]") == 0:
         time.sleep(0.001)
-    threading.Timer(0.02, release.set).start()
+    state = manager._registry.deployments["g[0]"].provider.state  # type: ignore[attr-defined]
+
+    def release_once_queued() -> None:
+        while not state.bulkhead._waiters:  # the second caller is waiting at the bulkhead
+            time.sleep(0.001)
+        release.set()
+
+    threading.Thread(target=release_once_queued).start()
     assert manager.generate("second", timeout=5) == "second"
     holder.join()
     assert order == ["first", "second"]

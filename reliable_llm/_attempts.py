@@ -31,7 +31,7 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from reliable_llm._breaker import Admission, BreakerState, Ticket, Trial
-from reliable_llm._capacity import at_capacity
+from reliable_llm._capacity import at_capacity, sibling_left
 from reliable_llm._classify import classify_exception
 from reliable_llm._decisions import next_step
 from reliable_llm._errors import (
@@ -170,6 +170,11 @@ class ModelAttempts:
         )
         if isinstance(step, FailureReason):
             self.failure = ModelFailure(entry.name, step, tuple(self.errors))
+            return None
+        if entry.member_of is not None and sibling_left(entry, plan.entries, now):
+            # One deployment of a group failed: a sibling answers now, without the backoff
+            # (the last deployment standing keeps its retries).
+            self.failure = ModelFailure(entry.name, FailureReason.HANDED_OVER, tuple(self.errors))
             return None
         error_name = type(error).__name__
         engine.emit(RetryScheduled(entry.name, self.number, step, error_name))

@@ -22,12 +22,27 @@ from reliable_llm._gate import MAX_CONCURRENT_CALLS, SLOT_WAIT, CapacityExceeded
 if TYPE_CHECKING:
     from reliable_llm._attempts import ModelAttempts
 
-__all__ = ["at_capacity"]
+__all__ = ["at_capacity", "sibling_left"]
 
 logger = logging.getLogger("reliable_llm")
 
 _MIN_WAIT = 0.001  # seconds: a wait that rounds to zero still yields
 _OPEN = BreakerState.OPEN
+_CLOSED = BreakerState.CLOSED
+
+
+def sibling_left(entry: Any, entries: tuple[Any, ...], now: float) -> bool:
+    """Whether a deployment after ``entry`` in the route, of the same group, is ready to take
+    the request now: its breaker closed and no limit known to be reached."""
+    group = entry.member_of
+    for later in entries[entries.index(entry) + 1 :]:
+        if later.member_of is not group:  # a group's deployments are adjacent in a route
+            return False
+        if later.breaker.state is _CLOSED:
+            state = getattr(later.provider, "state", None)
+            if not (isinstance(state, DeploymentState) and state.full_until > now):
+                return True
+    return False
 
 
 def _could_serve(entry: Any, now: float) -> bool:

@@ -259,6 +259,7 @@ class FailureReason(enum.StrEnum):
     RETRY_AFTER_EXCEEDS_DEADLINE = "retry_after_exceeds_deadline"
     BACKOFF_EXCEEDS_DEADLINE = "backoff_exceeds_deadline"
     DEADLINE_EXCEEDED = "deadline_exceeded"
+    HANDED_OVER = "handed_over"
     RATE_LIMITED_LOCALLY = "rate_limited_locally"
     BULKHEAD_FULL = "bulkhead_full"
 

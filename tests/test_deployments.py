@@ -417,3 +417,52 @@ def test_closing_the_manager_closes_every_deployment(clock: FakeClock) -> None:
     manager.close()
     asyncio.run(manager.aclose())
     assert [m.closed for m in models] == [2, 2]
+
+
+def test_a_transient_failure_hands_over_to_a_sibling_without_backoff(clock: FakeClock) -> None:
+    """A 503 on one deployment goes to the next at once; no retry waits on the failing one."""
+    manager = LLMManager(clock=clock, random=lambda: 0.0, enable_caching=False, max_retries=3)
+    manager.register_model(
+        "g", [ScriptedModel([ServerError("503")], default="zero"), ScriptedModel(default="one")]
+    )
+    response = manager.chat("hi")
+    assert response.text == "one" and clock.sleeps == []
+    assert [(a.model, a.error is None) for a in response.attempts] == [
+        ("g[0]", False),
+        ("g[1]", True),
+    ]
+    assert manager.get_metrics()["fallbacks"]["by_reason"] == {"handed_over": 1}
+
+
+def test_the_last_deployment_standing_keeps_its_retries(clock: FakeClock) -> None:
+    """With every sibling tried, the last deployment retries with backoff as a model would."""
+    manager = LLMManager(clock=clock, random=lambda: 0.0, enable_caching=False, max_retries=2)
+    down = ServerError("503")
+    manager.register_model(
+        "g", [ScriptedModel(default=down), ScriptedModel([down, down], default="back")]
+    )
+    response = manager.chat("hi", timeout=60)
+    assert response.text == "back"
+    assert [a.model for a in response.attempts] == ["g[0]", "g[1]", "g[1]", "g[1]"]
+    assert len(clock.sleeps) == 2  # g[1]'s two backoffs; none on g[0]
+
+
+def test_no_hand_over_to_a_sibling_whose_breaker_is_open(clock: FakeClock) -> None:
+    """When the sibling is open, the failing deployment retries instead of handing over."""
+    manager = LLMManager(
+        clock=clock,
+        random=lambda: 0.999,  # picks the last eligible deployment first
+        enable_caching=False,
+        max_retries=1,
+        breaker=BreakerPolicy(2, 600.0),
+    )
+    flaky = ScriptedModel(default="recovered")
+    manager.register_model("g", [flaky, ScriptedModel(default=ServerError("down"))])
+    for _ in range(2):  # g[1] fails first each time and hands over; the second opens it
+        assert manager.chat("hi").text == "recovered"
+    assert manager.get_model_info("g[1]")["breaker"]["state"] == "open"
+    flaky.push(ServerError("blip"))
+    response = manager.chat("hi")
+    assert response.text == "recovered"
+    assert [a.model for a in response.attempts] == ["g[0]", "g[0]"]
+    assert len(clock.sleeps) == 1

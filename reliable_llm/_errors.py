@@ -259,9 +259,9 @@ class FailureReason(enum.StrEnum):
     RETRY_AFTER_EXCEEDS_DEADLINE = "retry_after_exceeds_deadline"
     BACKOFF_EXCEEDS_DEADLINE = "backoff_exceeds_deadline"
     DEADLINE_EXCEEDED = "deadline_exceeded"
-    HANDED_OVER = "handed_over"
-    RATE_LIMITED_LOCALLY = "rate_limited_locally"
-    BULKHEAD_FULL = "bulkhead_full"
+    HANDED_OVER = "handed_over"  # a transient failure handed over to a healthy next model
+    RATE_LIMITED_LOCALLY = "rate_limited_locally"  # a deployment at its rpm/tpm limit
+    BULKHEAD_FULL = "bulkhead_full"  # a deployment at its calls-in-flight limit
 
 
 class ModelFailure(NamedTuple):

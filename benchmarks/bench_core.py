@@ -12,7 +12,14 @@ import sys
 import time
 from collections.abc import Callable
 
-from reliable_llm import BreakerPolicy, CallableProvider, Deployment, LLMManager, ServerError
+from reliable_llm import (
+    BreakerPolicy,
+    CallableProvider,
+    Deployment,
+    LLMManager,
+    RetryPolicy,
+    ServerError,
+)
 
 REPEATS = 7
 N = 20_000
@@ -209,6 +216,54 @@ def bench_observability() -> list[tuple[str, float, float, float | None]]:
     return [(name, base * 1e6, managed * 1e6, budget) for name, base, managed, budget in rows]
 
 
+def bench_breaker_rules(n: int = N) -> list[tuple[str, float, float, float | None]]:
+    """(name, default-policy manager µs, opt-in-rules manager µs, budget µs) per path.
+
+    The opt-in breaker rules (a failure-rate and slow-call window, a growing jittered open
+    time, a panic threshold) and the retry budget, against the same path with the defaults.
+    """
+    rules = BreakerPolicy(
+        failure_rate_threshold=50,
+        minimum_number_of_calls=20,
+        sliding_window_size=100,
+        slow_call_duration_threshold=10.0,
+        max_recovery_timeout=600,
+        recovery_jitter=5,
+        panic_threshold=50,
+    )
+    budget = RetryPolicy(max_retries=0, retry_budget_percent=20)
+
+    plain = _manager(enable_caching=False)
+    plain.register_model("m", _inline(_model))
+    ruled = _manager(enable_caching=False, breaker=rules, retry=budget)
+    ruled.register_model("m", _inline(_model))
+
+    def tripped(policy: BreakerPolicy) -> LLMManager:
+        made = _manager(enable_caching=False, breaker=policy)
+        made.register_model("primary", _inline(_failing))
+        made.register_model("backup", _inline(_model))
+        made.set_fallback_chain(["backup"])
+        made.generate("trip")
+        return made
+
+    # Half the route open: not a panic (50% closed is not below the 50% threshold).
+    open_plain = tripped(BreakerPolicy(1, recovery_timeout=1e9))
+    open_ruled = tripped(BreakerPolicy(1, recovery_timeout=1e9, panic_threshold=50))
+    rows = [
+        (
+            "success, every rule and the budget on",
+            *_compare(lambda: plain.generate("hi"), lambda: ruled.generate("hi"), n),
+            3,
+        ),
+        (
+            "breaker open, panic threshold set",
+            *_compare(lambda: open_plain.generate("hi"), lambda: open_ruled.generate("hi"), n),
+            1,
+        ),
+    ]
+    return [(name, base * 1e6, managed * 1e6, limit) for name, base, managed, limit in rows]
+
+
 async def _slow(prompt: str, **kwargs: object) -> str:
     await asyncio.sleep(0.05)
     return "ok"
@@ -281,6 +336,12 @@ def main() -> None:
             print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f}   (reported)")
             continue
         verdict = "ok" if overhead <= budget else "OVER"
+        print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}")
+    print("breaker rules: the same call with the opt-in breaker rules on, over the defaults")
+    print(f"  {'path':36} {'default µs':>10} {'rules µs':>11} {'overhead µs':>12} {'budget':>7}")
+    for name, base, managed, budget in bench_breaker_rules():
+        overhead = managed - base
+        verdict = "ok" if budget is None or overhead <= budget else "OVER"
         print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}")
     base, through = bench_concurrency()
     print(

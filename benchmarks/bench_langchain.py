@@ -26,9 +26,15 @@ _ANSWER = "The quick brown fox jumps over the lazy dog."
 
 
 class _InstantModel(Provider):
-    """Answers every request at once with the same text and usage."""
+    """Answers every request at once with the same text and usage.
+
+    In process and without I/O, it cannot outlive a timeout, so it says so
+    (``enforces_timeout``) and is called in the caller's thread, as a user's in-process model
+    that declares it is (and as ``bench_core`` calls its models).
+    """
 
     provider_name = "instant"
+    enforces_timeout = True
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
         return ChatResponse(text=_ANSWER, usage=Usage(5, 9))
@@ -43,6 +49,7 @@ class _DownModel(Provider):
     """Fails every request at once with a 503."""
 
     provider_name = "down"
+    enforces_timeout = True  # in process, as _InstantModel
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
         raise ServerError("service unavailable", status_code=503)
@@ -57,6 +64,18 @@ def _reliable(*, caching: bool) -> ReliableChatModel:
     """Two models, the second a fallback for the first, as a user configures them."""
     return ReliableChatModel(
         models={"primary": _InstantModel(), "backup": _InstantModel()}, enable_caching=caching
+    )
+
+
+class _BoundedModel(_InstantModel):
+    """The same model without the declaration: each call crosses to a worker thread."""
+
+    enforces_timeout = False
+
+
+def _reliable_bounded() -> ReliableChatModel:
+    return ReliableChatModel(
+        models={"primary": _BoundedModel(), "backup": _BoundedModel()}, enable_caching=False
     )
 
 
@@ -117,6 +136,7 @@ def run(calls: int = 300, rounds: int = 7) -> list[tuple[str, float]]:
     cached = _reliable(caching=True)
     down = _reliable_primary_down()
     down_baseline = _baseline_primary_down()
+    bounded = _reliable_bounded()
     return [
         (
             "langchain invoke, fallback configured / GenericFakeChatModel (target <= 1.20)",
@@ -132,6 +152,12 @@ def run(calls: int = 300, rounds: int = 7) -> list[tuple[str, float]]:
             "langchain invoke, primary raises / with_fallbacks (target <= 0.50)",
             _ratio(
                 lambda: down.invoke("Hello"), lambda: down_baseline.invoke("Hello"), calls, rounds
+            ),
+        ),
+        (
+            "langchain invoke, model without enforces_timeout (thread hand-off) / GenericFake",
+            _ratio(
+                lambda: bounded.invoke("Hello"), lambda: baseline.invoke("Hello"), calls, rounds
             ),
         ),
     ]

@@ -87,6 +87,8 @@ class ModelAttempts:
         self.errors: list[ProviderError] = []
         self.failure: ModelFailure | None = None
         self.first_chunk: float | None = None  # set by the stream drivers once a stream opens
+        if entry.budget:
+            entry.budget.deposit()  # one request to this model, for its retry budget
 
     def start(self) -> float | None:
         """Begin the next attempt: its timeout in seconds, or None when the deadline passed."""
@@ -131,12 +133,12 @@ class ModelAttempts:
     def _record(self, error: ProviderError) -> None:
         engine = self.engine
         self.in_flight = False
-        self.entry.breaker.record(self.admission, error)
-        self.errors.append(error)
         started = self.started
         attempt = Attempt(
             self.entry.name, self.number, engine.clock.monotonic() - started, error, False, started
         )
+        self.entry.breaker.record(self.admission, error, attempt)
+        self.errors.append(error)
         self.plan.attempts.append(attempt)
         engine.emit(attempt)
 
@@ -167,6 +169,7 @@ class ModelAttempts:
             engine.random(),
             now - self.started,
             entry is not plan.entries[-1],
+            entry.budget,
         )
         if isinstance(step, FailureReason):
             self.failure = ModelFailure(entry.name, step, tuple(self.errors))
@@ -195,7 +198,6 @@ class ModelAttempts:
         engine = self.engine
         plan = self.plan
         self.in_flight = False
-        entry.breaker.record_success(self.admission)
         started = self.started
         attempt = Attempt(
             entry.name,
@@ -206,6 +208,7 @@ class ModelAttempts:
             started,
             self.first_chunk,
         )
+        entry.breaker.record_success(self.admission, attempt)
         plan.attempts.append(attempt)
         engine.emit(attempt)
         prices = entry.prices

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from reliable_llm._errors import FailureReason, ProviderError
 from reliable_llm._policies import RetryPolicy
+
+if TYPE_CHECKING:
+    from reliable_llm._retry_budget import RetryBudget
 
 __all__ = ["next_step"]
 
@@ -17,6 +22,7 @@ def next_step(
     random_fraction: float,
     attempt_duration: float = 0.0,
     others_left: bool = False,
+    budget: RetryBudget | None = None,
 ) -> float | FailureReason:
     """After attempt number ``attempt`` (1-based) failed: the delay before retrying, or why to stop.
 
@@ -34,6 +40,10 @@ def next_step(
         random_fraction: A random number in [0, 1) for jitter.
         attempt_duration: Seconds the failed attempt took.
         others_left: Whether a later model of the route may still be tried.
+        budget: The model's retry budget, if its policy sets one. Asked last, once every
+            other rule allows the retry; the one side effect of this function is that a
+            retry it allows is counted against the budget (atomically, so concurrent
+            requests cannot overdraw it).
     """
     if time_left <= 0:
         return FailureReason.DEADLINE_EXCEEDED
@@ -54,4 +64,6 @@ def next_step(
         # The retry does not fit this request's time left: give this model up, not the
         # request; the next model may still answer in the time that remains.
         return FailureReason.BACKOFF_EXCEEDS_DEADLINE
+    if budget and not budget.try_spend():
+        return FailureReason.RETRY_BUDGET_EXHAUSTED
     return delay

@@ -54,7 +54,11 @@ class Engine:
         """Serve the plan with blocking calls."""
         for index, entry in enumerate(plan.entries):
             ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 failure = entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
@@ -94,7 +98,11 @@ class Engine:
         """Serve the plan without blocking the event loop."""
         for index, entry in enumerate(plan.entries):
             ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 failure = entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
@@ -131,7 +139,11 @@ class Engine:
         """Stream from the first model that yields a chunk; ``state`` gets the whole answer."""
         for index, entry in enumerate(plan.entries):
             ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break
                 continue
@@ -194,7 +206,11 @@ class Engine:
         """Async twin of `stream`."""
         for index, entry in enumerate(plan.entries):
             ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                is _REJECTED
+            ):
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     break
                 continue

@@ -258,6 +258,7 @@ class FailureReason(enum.StrEnum):
     CIRCUIT_OPENED = "circuit_opened"
     RETRY_AFTER_EXCEEDS_DEADLINE = "retry_after_exceeds_deadline"
     BACKOFF_EXCEEDS_DEADLINE = "backoff_exceeds_deadline"
+    RETRY_BUDGET_EXHAUSTED = "retry_budget_exhausted"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     HANDED_OVER = "handed_over"  # a transient failure handed over to a healthy next model
     RATE_LIMITED_LOCALLY = "rate_limited_locally"  # a deployment at its rpm/tpm limit

@@ -44,6 +44,7 @@ from reliable_llm._provider import Provider
 from reliable_llm._registry import ModelEntry, Registry, as_provider, check_name
 from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
 from reliable_llm._request import MessagesInput, check_flag, check_prompt
+from reliable_llm._retry_budget import RetryBudget
 from reliable_llm._serving import Server
 from reliable_llm._types import ChatResponse
 
@@ -252,13 +253,21 @@ class LLMManager:
     ) -> ModelEntry:
         """The registry entry of a model, or of one deployment of a group (``member_of=``),
         or of a group itself (``group=``): the one place an entry is built."""
+        retry = retry or self.retry_policy
         return ModelEntry(
             name=name,
             provider=provider,
             metadata=dict(metadata or {}),
-            breaker=ModelBreaker(name, breaker or self.breaker_policy, self.clock, on_change),
-            retry=retry or self.retry_policy,
+            breaker=ModelBreaker(
+                name,
+                breaker or self.breaker_policy,
+                self.clock,
+                on_change,
+                self._random,
+            ),
+            retry=retry,
             classifier=classify_error,
+            budget=RetryBudget.for_policy(retry, self.clock),
             **group,
         )
 
@@ -385,7 +394,11 @@ class LLMManager:
 
         Returns a dict with ``name``, ``metadata``, ``provider`` (secret-free description),
         ``is_active``, ``breaker`` (``state``, ``failure_count``, ``failure_threshold``,
-        ``recovery_timeout``, ``retry_in``), and the counters ``attempts``,
+        ``recovery_timeout``, ``retry_in``, ``open_time``, ``ejections``, ``window_calls``,
+        ``failure_rate``, ``slow_call_rate``, ``panic_trials``: see
+        `BreakerPolicy`), ``retry_budget`` (None, or ``percent``, ``window`` seconds,
+        ``requests``, ``retries`` and ``allowed`` retries in the window), and the counters
+        ``attempts``,
         ``success_count``, ``failure_count``, ``cancelled_attempts``, ``retries``,
         ``requests_served``,
         ``avg_latency``, ``p95_latency``, ``latency``, ``last_used``, ``last_error_type``,
@@ -437,6 +450,7 @@ class LLMManager:
             "provider": entry.provider.describe(),
             "is_active": entry.route_name == self._registry.active,
             "breaker": entry.breaker.snapshot(),
+            "retry_budget": None if entry.budget is None else entry.budget.snapshot(),
             **stats,
         }
         state = getattr(entry.provider, "state", None)
@@ -458,17 +472,23 @@ class LLMManager:
         ``fallbacks`` (``total``, ``by_pair`` as ``"from->to"``, ``by_reason``),
         ``breaker_transitions``, ``latency`` (``avg``, ``p50``, ``p95``, ``p99`` seconds of
         uncached requests), ``tokens`` (``input``, ``output``, ``total``), ``models`` (per model,
-        and per deployment of a group by its id: the counters of `get_model_info` and
-        ``breaker_state``), ``deployment_groups`` (each group's deployment ids),
+        and per deployment of a group by its id: the counters of `get_model_info`,
+        ``breaker_state``, ``breaker_ejections`` and ``breaker_failure_rate``, a percentage or
+        None without a sliding window), ``deployment_groups`` (each group's deployment ids),
         ``active_model`` and ``fallback_chain``. Latency percentiles cover the most recent
         2,048 requests.
         """
         snapshot = MetricsSnapshot(self.metrics.snapshot(cache_size(self.cache)))
         registry = self._registry
         models = snapshot["models"]
-        for entry in registry.serving():
-            if entry.name in models:
-                models[entry.name]["breaker_state"] = entry.breaker.state.value
+        for entry in registry.serving():  # each model, and each deployment of a group
+            model = models.get(entry.name)
+            if model is None:
+                continue
+            breaker = entry.breaker
+            model["breaker_state"] = breaker.state.value
+            model["breaker_ejections"] = breaker.ejections
+            model["breaker_failure_rate"] = breaker.rates()[1]
         snapshot["deployment_groups"] = {
             name: [m.name for m in entry.group.members]
             for name, entry in list(registry.models.items())

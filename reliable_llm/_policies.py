@@ -36,6 +36,10 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_percentage(value: object) -> bool:
+    return _is_number(value) and 0 < value <= 100  # type: ignore[operator]
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How one model is retried before the manager falls back to the next.
@@ -52,6 +56,18 @@ class RetryPolicy:
         max_delay: Cap on one computed wait, in seconds.
         jitter: Fraction in [0, 1] of each wait that is randomized away.
         max_retry_after: Longest ``Retry-After`` hint honoured; longer hints give the model up.
+        retry_budget_percent: Opt-in retry budget: the retries of this model within the last
+            ``retry_budget_window`` seconds may be at most this percentage of its requests in
+            that window (Envoy's ``retry_budget.budget_percent``, whose default is 20.0), so
+            retries cannot multiply the load on a struggling provider. A retry the budget
+            does not allow gives the model up (reason ``retry_budget_exhausted``). None (the
+            default): no budget.
+        retry_budget_min_retries: Retries always allowed per window however low the traffic
+            (Envoy's ``min_retry_concurrency``, default 3; counted per window, as Linkerd's
+            and Finagle's budgets count ``minRetriesPerSecond``).
+        retry_budget_window: Seconds of recent requests and retries the budget counts (the
+            ``ttl`` of Linkerd's and Finagle's retry budgets, default 10 s), in 20 buckets,
+            so between 95% and 100% of that span.
     """
 
     max_retries: int = 3
@@ -60,6 +76,9 @@ class RetryPolicy:
     max_delay: float = 30.0
     jitter: float = 0.25
     max_retry_after: float = 60.0
+    retry_budget_percent: float | None = None
+    retry_budget_min_retries: int = 3
+    retry_budget_window: float = 10.0
 
     def __post_init__(self) -> None:
         _check(
@@ -88,6 +107,28 @@ class RetryPolicy:
             "RetryPolicy.max_retry_after must be a finite number >= 0, "
             f"got {self.max_retry_after!r}",
         )
+        _check(
+            self.retry_budget_percent is None
+            or (_is_number(self.retry_budget_percent) and 0 <= self.retry_budget_percent <= 100),
+            "RetryPolicy.retry_budget_percent must be None (no budget) or a percentage from 0 "
+            f"to 100 such as 20.0, got {self.retry_budget_percent!r}",
+        )
+        _check(
+            _is_count(self.retry_budget_min_retries) and self.retry_budget_min_retries >= 0,
+            "RetryPolicy.retry_budget_min_retries must be an int >= 0, "
+            f"got {self.retry_budget_min_retries!r}",
+        )
+        _check(
+            _is_number(self.retry_budget_window) and self.retry_budget_window > 0,
+            "RetryPolicy.retry_budget_window must be a finite number of seconds > 0, "
+            f"got {self.retry_budget_window!r}",
+        )
+        _check(
+            self.retry_budget_percent is not None
+            or (self.retry_budget_min_retries, self.retry_budget_window) == (3, 10.0),
+            "RetryPolicy sets retry_budget_min_retries or retry_budget_window but no "
+            "retry_budget_percent; set retry_budget_percent (Envoy's default is 20.0) too",
+        )
 
     def backoff(self, retry_index: int, random_fraction: float) -> float:
         """The wait before retry number ``retry_index`` (0-based), given a random in [0, 1)."""
@@ -96,17 +137,79 @@ class RetryPolicy:
         return base * (1.0 - self.jitter * random_fraction)
 
 
+_WINDOW_TYPES = ("count_based", "time_based")
+_WINDOW_DEFAULTS = {  # settings only a failure-rate or slow-call rule reads
+    "minimum_number_of_calls": 100,
+    "sliding_window_type": "count_based",
+    "sliding_window_size": 100,
+    "slow_call_rate_threshold": 100.0,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerPolicy:
     """When a model's circuit breaker opens and when it tries the model again.
 
+    By default a breaker opens after ``failure_threshold`` consecutive failures and stays open
+    ``recovery_timeout`` seconds before one trial call. Every other rule is opt-in:
+
+    - **Failure rate** (resilience4j's vocabulary): with ``failure_rate_threshold`` set, the
+      breaker opens when at least that percentage of the calls in its sliding window failed,
+      once the window holds ``minimum_number_of_calls``; this replaces the consecutive rule.
+    - **Slow calls** (resilience4j): with ``slow_call_duration_threshold`` set, a call that
+      took longer is slow, and the breaker opens when at least ``slow_call_rate_threshold``
+      percent of the window's calls were slow; a slow half-open trial re-opens it.
+    - **Growing open time** (Envoy's outlier ejection): with ``max_recovery_timeout`` set, the
+      n-th consecutive opening lasts ``min(recovery_timeout * n, max_recovery_timeout)``
+      seconds, so each failed trial lengthens the next wait; a successful trial resets n.
+      ``recovery_jitter`` adds a random ``[0, recovery_jitter)`` seconds to every opening
+      (Envoy's ``max_ejection_time_jitter``).
+    - **Panic threshold** (Envoy's ``healthy_panic_threshold``): when fewer than
+      ``panic_threshold`` percent of a request's route have a closed breaker, this model's
+      open breaker lets its half-open trial through at once instead of waiting out its open
+      time (still one trial at a time), so a mostly healthy route whose breakers happened to
+      open together keeps serving instead of failing everything fast.
+
     Attributes:
-        failure_threshold: Consecutive failed calls that open the breaker.
-        recovery_timeout: Seconds the breaker stays open before one trial call is let through.
+        failure_threshold: Consecutive failed calls that open the breaker (the default rule;
+            unused once ``failure_rate_threshold`` is set).
+        recovery_timeout: Seconds the breaker stays open before one trial call is let through
+            (Envoy's ``base_ejection_time`` when the open time grows).
+        failure_rate_threshold: Percentage (0, 100] of failed calls in the window that opens
+            the breaker, or None (default) for the consecutive rule. resilience4j uses 50.
+        minimum_number_of_calls: Calls the window must hold before a rate is acted on
+            (resilience4j's default is 100).
+        sliding_window_type: ``"count_based"`` (the last ``sliding_window_size`` calls) or
+            ``"time_based"`` (the calls of the last ``sliding_window_size`` seconds, counted
+            in 20 buckets, so between 95% and 100% of that span).
+        sliding_window_size: Calls, or seconds, the window covers (default 100).
+        slow_call_duration_threshold: Seconds above which a call (its whole attempt) is slow,
+            or None (default) to ignore latency.
+        slow_call_rate_threshold: Percentage (0, 100] of slow calls in the window that opens
+            the breaker (resilience4j's default is 100).
+        max_recovery_timeout: Cap, in seconds, on an open time that grows with each
+            consecutive opening (Envoy's ``max_ejection_time``), or None (default): every
+            opening lasts ``recovery_timeout``.
+        recovery_jitter: Most seconds of random delay added to each open time (default 0).
+        panic_threshold: Percentage (0, 100] of the route's breakers that must be closed for
+            this model's open breaker to be respected, or None (default): no panic mode.
+            Envoy's default is 50.
+
+    Raises:
+        ConfigurationError: A value is out of range (each message names the field).
     """
 
     failure_threshold: int = 5
     recovery_timeout: float = 60.0
+    failure_rate_threshold: float | None = None
+    minimum_number_of_calls: int = 100
+    sliding_window_type: str = "count_based"
+    sliding_window_size: int = 100
+    slow_call_duration_threshold: float | None = None
+    slow_call_rate_threshold: float = 100.0
+    max_recovery_timeout: float | None = None
+    recovery_jitter: float = 0.0
+    panic_threshold: float | None = None
 
     def __post_init__(self) -> None:
         _check(
@@ -118,6 +221,96 @@ class BreakerPolicy:
             "BreakerPolicy.recovery_timeout must be a finite number of seconds > 0, "
             f"got {self.recovery_timeout!r}",
         )
+        _check(
+            self.failure_rate_threshold is None or _is_percentage(self.failure_rate_threshold),
+            "BreakerPolicy.failure_rate_threshold must be None (open on consecutive failures) "
+            f"or a percentage > 0 and <= 100 such as 50.0, got {self.failure_rate_threshold!r}",
+        )
+        _check(
+            _is_count(self.minimum_number_of_calls) and self.minimum_number_of_calls >= 1,
+            "BreakerPolicy.minimum_number_of_calls must be an int >= 1, "
+            f"got {self.minimum_number_of_calls!r}",
+        )
+        _check(
+            self.sliding_window_type in _WINDOW_TYPES,
+            "BreakerPolicy.sliding_window_type must be 'count_based' or 'time_based', "
+            f"got {self.sliding_window_type!r}",
+        )
+        _check(
+            _is_count(self.sliding_window_size) and 1 <= self.sliding_window_size <= 100_000,
+            "BreakerPolicy.sliding_window_size must be an int from 1 to 100000 (calls, or "
+            f"seconds when time_based), got {self.sliding_window_size!r}",
+        )
+        _check(
+            self.sliding_window_type == "time_based"
+            or self.minimum_number_of_calls <= self.sliding_window_size,
+            f"BreakerPolicy.minimum_number_of_calls ({self.minimum_number_of_calls!r}) must "
+            f"not exceed a count_based sliding_window_size ({self.sliding_window_size!r}): "
+            "the window could never hold enough calls to open the breaker",
+        )
+        _check(
+            self.slow_call_duration_threshold is None
+            or (
+                _is_number(self.slow_call_duration_threshold)
+                and self.slow_call_duration_threshold > 0
+            ),
+            "BreakerPolicy.slow_call_duration_threshold must be None (latency ignored) or a "
+            f"finite number of seconds > 0, got {self.slow_call_duration_threshold!r}",
+        )
+        _check(
+            _is_percentage(self.slow_call_rate_threshold),
+            "BreakerPolicy.slow_call_rate_threshold must be a percentage > 0 and <= 100, "
+            f"got {self.slow_call_rate_threshold!r}",
+        )
+        _check(
+            self.max_recovery_timeout is None
+            or (
+                _is_number(self.max_recovery_timeout)
+                and self.max_recovery_timeout >= self.recovery_timeout
+            ),
+            "BreakerPolicy.max_recovery_timeout must be None (a fixed open time) or a finite "
+            f"number of seconds >= recovery_timeout ({self.recovery_timeout!r}), "
+            f"got {self.max_recovery_timeout!r}",
+        )
+        _check(
+            _is_number(self.recovery_jitter) and self.recovery_jitter >= 0,
+            "BreakerPolicy.recovery_jitter must be a finite number of seconds >= 0, "
+            f"got {self.recovery_jitter!r}",
+        )
+        unused = [
+            name
+            for name, default in _WINDOW_DEFAULTS.items()
+            if getattr(self, name) != default and not self.windowed
+        ]
+        _check(
+            not unused,
+            f"BreakerPolicy sets {', '.join(unused)} but no rule reads the sliding window; "
+            "set failure_rate_threshold or slow_call_duration_threshold too",
+        )
+        _check(
+            self.panic_threshold is None or _is_percentage(self.panic_threshold),
+            "BreakerPolicy.panic_threshold must be None (no panic mode) or a percentage > 0 "
+            f"and <= 100 such as 50.0, got {self.panic_threshold!r}",
+        )
+
+    @property
+    def windowed(self) -> bool:
+        """Whether a rule reads the sliding window (a failure rate or slow calls)."""
+        return self.failure_rate_threshold is not None or (
+            self.slow_call_duration_threshold is not None
+        )
+
+    def open_time(self, ejections: int, random_fraction: float) -> float:
+        """Seconds the ``ejections``-th consecutive opening lasts, given a random in [0, 1).
+
+        ``recovery_timeout``, times ``ejections`` capped at ``max_recovery_timeout`` when
+        that is set, plus ``recovery_jitter * random_fraction`` (Envoy's ejection time).
+        """
+        base = self.recovery_timeout
+        cap = self.max_recovery_timeout
+        if cap is not None:
+            base = min(base * max(ejections, 1), cap)
+        return base + self.recovery_jitter * random_fraction
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from reliable_llm._errors import (
 from reliable_llm._policies import RetryPolicy
 from reliable_llm._prices import Prices, prices_from_metadata
 from reliable_llm._provider import Provider
+from reliable_llm._retry_budget import RetryBudget
 
 if TYPE_CHECKING:
     from reliable_llm._deployments import DeploymentGroup
@@ -44,6 +45,7 @@ class ModelEntry:
     breaker: ModelBreaker
     retry: RetryPolicy
     classifier: ErrorClassifier | None
+    budget: RetryBudget | None = None  # the retry budget ``retry`` asks for, if any
     description: Mapping[str, Any] = field(default_factory=dict)
     group: DeploymentGroup | None = None
     member_of: DeploymentGroup | None = None

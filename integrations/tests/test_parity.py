@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import itertools
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
-from langchain_reliable_llm import ReliableChatModel
+from langchain_reliable_llm import LangChainChatProvider, ReliableChatModel
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.llms import MockLLM
-from llama_index.llms.reliable import ReliableLLM
+from llama_index.llms.reliable import LlamaIndexLLMProvider, ReliableLLM
 
 from reliable_llm import ConfigurationError, LLMManager, ServerError, UnknownModelError
+from reliable_llm.adapters import OWN_MANAGER_OPTIONS
 from reliable_llm.testing import FakeClock, ScriptedModel
 
 #: The facts both adapters report about how an answer was obtained.
@@ -225,3 +230,162 @@ def test_a_per_call_unknown_model_raises_the_same_error(adapter: str) -> None:
             built.invoke("hi", model="nope")
         else:
             built.chat([ChatMessage(role="user", content="hi")], model="nope")
+
+
+#: Private modules both adapters have, one concern each; the class module is named for the
+#: framework's class (`_chat_model` for a chat model, `_llm` for an LLM).
+SHARED_MODULES = {
+    "__init__",
+    "_classify",  # framework and SDK exceptions -> reliable-llm's error tree
+    "_convert",  # messages and tool calls, both ways
+    "_manager_setup",  # which manager serves the adapter: Core, build_core
+    "_metadata",  # what the adapter reports about a model and an answer
+    "_provider",  # a framework model as a reliable-llm Provider
+    "_stream",  # manager streams -> framework stream items: translate, atranslate
+    "_tools",  # framework tools -> tool dicts and tool choice
+}
+#: Concerns only one framework has, and why.
+ONLY_IN = {
+    "langchain": {
+        "_chat_model",
+        "_errors",  # errors that are also LangChain ModelErrors; LlamaIndex has no such tree
+        "_structured",  # with_structured_output is ours; LlamaIndex's comes from its base class
+        "testing",  # SmartFakeModel for chains and agents
+    },
+    "llama_index": {
+        "_llm",
+        "_events",  # retries/fallbacks as LlamaIndex instrumentation events
+    },
+}
+PACKAGES = {"langchain": "langchain_reliable_llm", "llama_index": "llama_index.llms.reliable"}
+
+
+def _modules(package: str) -> set[str]:
+    directory = Path(importlib.import_module(package).__file__ or "").parent
+    return {p.stem for p in directory.glob("*.py")}
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_both_adapters_have_the_same_module_layout(adapter: str) -> None:
+    """Each adapter's modules are the shared layout plus its framework-only concerns."""
+    assert _modules(PACKAGES[adapter]) == SHARED_MODULES | ONLY_IN[adapter]
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_shared_modules_offer_the_same_building_blocks(adapter: str) -> None:
+    """The shared modules define the same names for the same steps in both adapters."""
+    package = PACKAGES[adapter]
+    setup = importlib.import_module(f"{package}._manager_setup")
+    stream = importlib.import_module(f"{package}._stream")
+    assert {"Core", "build_core", "OWN_MANAGER_OPTIONS"} <= set(setup.__all__)
+    assert {"translate", "atranslate"} <= set(stream.__all__)
+
+
+#: Constructor options with one meaning in both adapters.
+SHARED_OPTIONS = {
+    "manager",
+    "models",
+    "model",
+    "fallbacks",
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "seed",
+    "stop",
+    "timeout",
+    "use_cache",
+    "cache_ttl",
+    *OWN_MANAGER_OPTIONS,
+}
+
+
+def test_both_adapters_take_the_same_reliability_and_sampling_options() -> None:
+    """Every shared option is accepted by both constructors and reaches the request."""
+    seen: list[dict[str, Any]] = []
+
+    def record(prompt: str, **kwargs: Any) -> str:
+        seen.append(kwargs)
+        return "ok"
+
+    sampling = {"temperature": 0.5, "max_tokens": 7, "top_p": 0.9, "seed": 3, "stop": ["END"]}
+    _, lc_ask = _lc(models={"a": record}, enable_caching=False, **sampling)
+    _, li_ask = _li(models={"a": record}, enable_caching=False, **sampling)
+    lc_ask()
+    li_ask()
+    assert [{k: s.get(k) for k in sampling} for s in seen] == [sampling, sampling]
+    lc_names = set(ReliableChatModel.model_fields)
+    li_names = set(ReliableLLM.model_fields) | set(inspect.signature(ReliableLLM).parameters)
+    assert lc_names >= SHARED_OPTIONS
+    assert li_names >= SHARED_OPTIONS
+
+
+def _code_parameters(function: Any) -> list[str]:
+    code = function.__code__
+    names = list(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+    if code.co_flags & inspect.CO_VARARGS:
+        names.append(code.co_varnames[len(names)])
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        names.append(code.co_varnames[len(names)])
+    return names
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [
+        (ReliableChatModel, "_generate"),
+        (ReliableChatModel, "_agenerate"),
+        (ReliableLLM, "chat"),
+        (ReliableLLM, "complete"),
+        (ReliableLLM, "astream_chat"),
+    ],
+)
+def test_stored_call_signatures_are_the_functions_own(cls: type, name: str) -> None:
+    """The signature the frameworks inspect per call is the method's real parameter list."""
+    function = inspect.unwrap(getattr(cls, name))
+    assert "__signature__" in vars(function)  # stored, so not rebuilt on every call
+    assert list(inspect.signature(function).parameters) == _code_parameters(function)
+
+
+class _ThreadLoggingChatModel(GenericFakeChatModel):
+    """LangChain's fake chat model, noting the thread each call runs in."""
+
+    threads: list[int] = []  # noqa: RUF012  # one list per test, set by the test
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.get_ident())
+        return super()._generate(*args, **kwargs)
+
+
+class _ThreadLoggingLLM(MockLLM):
+    """LlamaIndex's MockLLM, noting the thread each call runs in."""
+
+    threads: list[int] = []  # noqa: RUF012
+
+    def chat(self, messages: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.get_ident())
+        return super().chat(messages, **kwargs)
+
+
+def _framework_provider(adapter: str, **options: Any) -> tuple[Any, list[int]]:
+    threads: list[int] = []
+    if adapter == "langchain":
+        chat = _ThreadLoggingChatModel(messages=itertools.repeat(AIMessage("hi")))
+        chat.threads = threads
+        return LangChainChatProvider(chat, **options), threads
+    llm = _ThreadLoggingLLM()
+    llm.threads = threads
+    return LlamaIndexLLMProvider(llm, **options), threads
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+@pytest.mark.parametrize("inline", [False, True])
+def test_a_framework_model_runs_inline_only_when_it_vouches_for_its_timeout(
+    adapter: str, inline: bool
+) -> None:
+    """enforces_timeout=True calls the wrapped model in the caller's thread; else a worker's."""
+    provider, threads = _framework_provider(adapter, enforces_timeout=inline)
+    assert provider.enforces_timeout is inline
+    manager = LLMManager(enable_caching=False)
+    manager.register_model("m", provider)
+    assert manager.generate("hi")
+    assert (threads == [threading.get_ident()]) is inline

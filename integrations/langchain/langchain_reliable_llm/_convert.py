@@ -8,7 +8,6 @@ from typing import Any
 
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     ChatMessage,
     HumanMessage,
@@ -16,26 +15,20 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
-from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.messages.tool import invalid_tool_call, tool_call
 
+from langchain_reliable_llm._metadata import response_metadata
 from reliable_llm import (
     ChatResponse,
     ConfigurationError,
     Message,
-    StreamChunk,
     ToolCall,
-    ToolCallDelta,
     Usage,
 )
-from reliable_llm.adapters import attempt_records
 
 __all__ = [
-    "attempt_records",
     "from_langchain_messages",
-    "response_metadata",
     "to_ai_message",
-    "to_ai_message_chunk",
     "to_langchain_messages",
     "usage_metadata",
 ]
@@ -133,38 +126,6 @@ def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
     )
 
 
-def response_metadata(
-    *,
-    model: str,
-    provider: str,
-    provider_model: str | None,
-    finish_reason: str | None,
-    cached: bool,
-    fallback_from: Sequence[str],
-    attempts: Iterable[Mapping[str, Any]],
-) -> dict[str, Any]:
-    """The response metadata LangChain users and tracers see.
-
-    The same keys, with the same meanings, as ``additional_kwargs`` of the LlamaIndex
-    adapter's responses: ``model`` (the registered model that answered; LangChain's
-    ``model_name`` repeats it), ``provider``, ``provider_model`` (the provider's model id,
-    when it said), ``finish_reason``, ``cached``, ``fallback_from`` (the models given up
-    before ``model``, as the core reports them: none for a cache hit), ``fallbacks`` (how
-    many) and ``attempts`` (every upstream call of the request).
-    """
-    return {
-        "model_name": model,
-        "model": model,
-        "provider": provider,
-        "provider_model": provider_model,
-        "finish_reason": finish_reason,
-        "cached": cached,
-        "fallback_from": list(fallback_from),
-        "fallbacks": len(fallback_from),
-        "attempts": list(attempts),
-    }
-
-
 def _tool_calls(response: ChatResponse) -> tuple[list[Any], list[Any]]:
     calls = []
     invalid = []
@@ -190,41 +151,9 @@ def _tool_calls(response: ChatResponse) -> tuple[list[Any], list[Any]]:
     return calls, invalid
 
 
-def _metadata(response: ChatResponse) -> dict[str, Any]:
-    metadata = response_metadata(
-        model=response.model,
-        provider=response.provider,
-        provider_model=response.provider_model,
-        finish_reason=response.finish_reason,
-        cached=response.cached,
-        fallback_from=response.fallback_from,
-        attempts=attempt_records(response),
-    )
-    if response.cost is not None:
-        metadata["cost"] = response.cost
-    if response.response_id is not None:
-        metadata["id"] = response.response_id
-    return metadata
-
-
-def closing_chunk(response: ChatResponse) -> ChatGenerationChunk:
-    """The last chunk of a stream: usage and the same metadata `to_ai_message` gives, taken
-    from the stream's whole response (`reliable_llm.ChatStream.response`)."""
-    metadata = _metadata(response)
-    message = AIMessageChunk(
-        content="",
-        usage_metadata=usage_metadata(response.usage),
-        response_metadata=metadata,
-        chunk_position="last",
-    )
-    return ChatGenerationChunk(
-        message=message, generation_info={"finish_reason": response.finish_reason}
-    )
-
-
 def to_ai_message(response: ChatResponse) -> AIMessage:
     """Convert a response into an `AIMessage` with usage and reliability metadata."""
-    metadata = _metadata(response)
+    metadata = response_metadata(response)
     usage = usage_metadata(response.usage)
     if not response.tool_calls:  # the common case: skip the tool-call fields' validation
         return AIMessage(content=response.text, usage_metadata=usage, response_metadata=metadata)
@@ -236,15 +165,3 @@ def to_ai_message(response: ChatResponse) -> AIMessage:
         usage_metadata=usage,
         response_metadata=metadata,
     )
-
-
-def _deltas(deltas: Sequence[ToolCallDelta]) -> list[Any]:
-    return [
-        tool_call_chunk(name=d.name, args=d.arguments or None, id=d.id, index=d.index)
-        for d in deltas
-    ]
-
-
-def to_ai_message_chunk(chunk: StreamChunk) -> AIMessageChunk:
-    """Convert a text or tool-call stream chunk (no usage, no metadata) into LangChain's."""
-    return AIMessageChunk(content=chunk.text, tool_call_chunks=_deltas(chunk.tool_call_deltas))

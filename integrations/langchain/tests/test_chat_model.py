@@ -9,6 +9,7 @@ from uuid import UUID
 import pytest
 from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import ConfigurableField
@@ -390,3 +391,22 @@ def test_identifying_params_follow_a_re_registered_model() -> None:
     after = model._identifying_params["providers"]["smart"]
     assert before != after
     assert after["provider"] == "scripted-now"
+
+
+def test_callbacks_see_langchains_invocation_params() -> None:
+    """A callback's invocation_params are what LangChain's own method computes for the call."""
+    seen: list[dict[str, Any]] = []
+
+    class _Params(BaseCallbackHandler):
+        def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+            seen.append(kwargs["invocation_params"])
+
+    model = ReliableChatModel(manager=_manager(smart=SmartFakeModel()), temperature=0.2)
+    model.invoke("hi", stop=["END"], config={"callbacks": [_Params()]})
+    expected = BaseChatModel._get_invocation_params(model, stop=["END"])
+    assert seen == [expected]
+    assert (expected["_type"], expected["stop"], expected["temperature"]) == (
+        "reliable-llm",
+        ["END"],
+        0.2,
+    )

@@ -9,7 +9,7 @@ fallbacks, breaker transitions and cache hits.
 
 from __future__ import annotations
 
-from llama_index.llms.reliable._errors import classify_llm_error
+from llama_index.llms.reliable._classify import classify_llm_error
 from llama_index.llms.reliable._events import (
     ReliableBreakerTransitionEvent,
     ReliableCacheHitEvent,

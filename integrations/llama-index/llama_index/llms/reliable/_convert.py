@@ -22,20 +22,17 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
+from llama_index.llms.reliable._metadata import response_info
 
-from reliable_llm import ChatResponse, ConfigurationError, Message, Tool, ToolCall, Usage
-from reliable_llm.adapters import attempt_records
+from reliable_llm import ChatResponse, ConfigurationError, Message, Tool, ToolCall
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
 
 __all__ = [
-    "attempt_records",
     "from_li_message",
     "from_li_messages",
     "from_li_tool",
-    "reliability_info",
-    "response_info",
     "to_li_message",
     "to_li_response",
     "tool_call_blocks",
@@ -173,63 +170,6 @@ def to_li_message(message: Message) -> ChatMessage:
     if not blocks:
         blocks.append(TextBlock(text=""))
     return ChatMessage(role=MessageRole(message.role), blocks=blocks, additional_kwargs=extra)
-
-
-def reliability_info(
-    *,
-    model: str,
-    provider: str,
-    provider_model: str | None,
-    finish_reason: str | None,
-    cached: bool,
-    fallback_from: Sequence[str],
-    usage: Usage | None,
-) -> dict[str, Any]:
-    """How an answer was obtained, under the LangChain adapter's ``response_metadata`` keys.
-
-    ``model`` is the registered model that answered, ``provider_model`` the provider's model
-    id (when it said), ``fallback_from`` the models given up before ``model`` as the core
-    reports them (none for a cache hit) and ``fallbacks`` how many; token counts follow.
-    """
-    info: dict[str, Any] = {
-        "model": model,
-        "provider": provider,
-        "provider_model": provider_model,
-        "finish_reason": finish_reason,
-        "cached": cached,
-        "fallback_from": list(fallback_from),
-        "fallbacks": len(fallback_from),
-    }
-    if usage is not None:
-        info["prompt_tokens"] = usage.input_tokens
-        info["completion_tokens"] = usage.output_tokens
-        info["total_tokens"] = usage.total_tokens
-    return info
-
-
-def response_info(response: ChatResponse) -> dict[str, Any]:
-    """`reliability_info` of a response, with its ``attempts``."""
-    fallback_from = response.fallback_from
-    info: dict[str, Any] = {
-        "model": response.model,
-        "provider": response.provider,
-        "provider_model": response.provider_model,
-        "finish_reason": response.finish_reason,
-        "cached": response.cached,
-        "fallback_from": list(fallback_from),
-        "fallbacks": len(fallback_from),
-        "attempts": attempt_records(response),
-    }
-    if response.cost is not None:
-        info["cost"] = response.cost
-    if response.response_id is not None:
-        info["id"] = response.response_id
-    usage = response.usage
-    if usage is not None:
-        info["prompt_tokens"] = usage.input_tokens
-        info["completion_tokens"] = usage.output_tokens
-        info["total_tokens"] = usage.total_tokens
-    return info
 
 
 def to_li_response(response: ChatResponse) -> LIChatResponse:

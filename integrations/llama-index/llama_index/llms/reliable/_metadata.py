@@ -1,4 +1,9 @@
-"""What `ReliableLLM.metadata` says about a registered model."""
+"""What a `ReliableLLM` reports: what a registered model can do, and how an answer was obtained.
+
+`model_metadata` is LlamaIndex's `LLMMetadata` for the model tried first; `response_info` is
+the ``additional_kwargs`` of every response, under the same keys as the LangChain adapter's
+``response_metadata`` (`langchain_reliable_llm._metadata`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,10 @@ from typing import Any
 from llama_index.core.base.llms.types import LLMMetadata
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
 
-__all__ = ["model_metadata"]
+from reliable_llm import ChatResponse
+from reliable_llm.adapters import attempt_records
+
+__all__ = ["model_metadata", "response_info"]
 
 
 def _positive_int(*values: object) -> int | None:
@@ -59,3 +67,36 @@ def model_metadata(
         is_function_calling_model=function_calling,
         model_name=model_name,
     )
+
+
+def response_info(response: ChatResponse) -> dict[str, Any]:
+    """How ``response`` was obtained, for a LlamaIndex response's ``additional_kwargs``.
+
+    The LangChain adapter's ``response_metadata`` keys with the same meanings: ``model`` (the
+    registered model that answered), ``provider``, ``provider_model`` (the provider's model
+    id, when it said), ``finish_reason``, ``cached``, ``fallback_from`` (the models given up
+    before ``model``, as the core reports them: none for a cache hit), ``fallbacks`` (how
+    many), ``attempts`` (every upstream call), ``cost`` and ``id`` when known; then token
+    counts (``prompt_tokens``, ``completion_tokens``, ``total_tokens``).
+    """
+    fallback_from = response.fallback_from
+    info: dict[str, Any] = {
+        "model": response.model,
+        "provider": response.provider,
+        "provider_model": response.provider_model,
+        "finish_reason": response.finish_reason,
+        "cached": response.cached,
+        "fallback_from": list(fallback_from),
+        "fallbacks": len(fallback_from),
+        "attempts": attempt_records(response),
+    }
+    if response.cost is not None:
+        info["cost"] = response.cost
+    if response.response_id is not None:
+        info["id"] = response.response_id
+    usage = response.usage
+    if usage is not None:
+        info["prompt_tokens"] = usage.input_tokens
+        info["completion_tokens"] = usage.output_tokens
+        info["total_tokens"] = usage.total_tokens
+    return info

@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
 from llama_index.core.base.llms.types import CompletionResponse
-from llama_index.llms.reliable._convert import response_info, to_li_message
+from llama_index.llms.reliable._convert import to_li_message
+from llama_index.llms.reliable._metadata import response_info
 
 from reliable_llm import (
     AsyncChatStream,

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from reliable_llm._engine import Engine
     from reliable_llm._plan import Plan
     from reliable_llm._registry import ModelEntry
+    from reliable_llm._tracing import AttemptSpan
 
 __all__ = ["ModelAttempts"]
 
@@ -73,6 +74,8 @@ class ModelAttempts:
         "in_flight",
         "number",
         "plan",
+        "provider",
+        "span",
         "started",
     )
 
@@ -87,6 +90,11 @@ class ModelAttempts:
         self.errors: list[ProviderError] = []
         self.failure: ModelFailure | None = None
         self.first_chunk: float | None = None  # set by the stream drivers once a stream opens
+        # What the drivers call: the model's provider, or under a tracer the same provider
+        # with each call made inside the current attempt's span (`span`).
+        trace = plan.trace
+        self.span: AttemptSpan | None = None
+        self.provider = entry.provider if trace is None else trace.provider(entry.provider, self)
         if entry.budget:
             entry.budget.deposit()  # one request to this model, for its retry budget
 
@@ -103,6 +111,8 @@ class ModelAttempts:
         self.number += 1
         self.started = now
         self.in_flight = True
+        if plan.trace is not None:
+            self.span = plan.trace.attempt(self)
         return left if left < plan.per_attempt else plan.per_attempt
 
     def chunk_timeout(self) -> float:
@@ -140,7 +150,20 @@ class ModelAttempts:
         self.entry.breaker.record(self.admission, error, attempt)
         self.errors.append(error)
         self.plan.attempts.append(attempt)
+        if self.span is not None:
+            self._end_span(attempt)
         engine.emit(attempt)
+
+    def _end_span(
+        self,
+        attempt: Attempt | None,
+        response: ChatResponse | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        span = self.span
+        assert span is not None
+        self.span = None
+        span.end(attempt, response, error)
 
     def failed(self, exc: Exception) -> float | None:
         """Record the failed attempt: the seconds to wait before the next, or None to stop.
@@ -151,7 +174,10 @@ class ModelAttempts:
         """
         if isinstance(exc, ConfigurationError | UnicodeEncodeError):
             self.in_flight = False  # never a call the model could answer: not an attempt
-            raise _local(exc)
+            local = _local(exc)
+            if self.span is not None:
+                self._end_span(None, None, local)
+            raise local
         if type(exc) is CapacityExceeded:  # a deployment's own limit: nothing was sent
             return at_capacity(self, exc)
         error = self._classify(exc)
@@ -213,7 +239,7 @@ class ModelAttempts:
         engine.emit(attempt)
         prices = entry.prices
         # Direct construction: dataclasses.replace costs several µs on the hot path.
-        return ChatResponse(
+        answer = ChatResponse(
             response.text,
             response.tool_calls,
             response.finish_reason,
@@ -226,7 +252,11 @@ class ModelAttempts:
             tuple(plan.given_up) if plan.given_up else (),
             None if prices is None else prices.cost(response.usage),
             response.response_id,
+            tuple([str(f.reason) for f in plan.failures]) if plan.given_up else (),
         )
+        if self.span is not None:
+            self._end_span(attempt, answer)
+        return answer
 
     def interrupted(self, exc: Exception, partial_text: str) -> NoReturn:
         """Record a stream that failed after text reached the caller, and raise for it.
@@ -236,7 +266,10 @@ class ModelAttempts:
         """
         if isinstance(exc, ConfigurationError | UnicodeEncodeError):
             self.in_flight = False
-            raise _local(exc)
+            local = _local(exc)
+            if self.span is not None:
+                self._end_span(None, None, local)
+            raise local
         error = self._classify(exc)
         self._record(error)
         logger.warning("stream from model %r interrupted mid-answer: %s", self.entry.name, error)
@@ -256,6 +289,8 @@ class ModelAttempts:
                 self.started,
             )
             self.plan.attempts.append(attempt)
+            if self.span is not None:
+                self._end_span(attempt)
             self.engine.emit(attempt)
         admission = self.admission
         if type(admission) is Trial:

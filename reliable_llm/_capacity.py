@@ -71,6 +71,8 @@ def at_capacity(tries: ModelAttempts, exc: CapacityExceeded) -> float | None:
     None to give the deployment up (``tries.failure`` says why)."""
     tries.number -= 1  # nothing was sent: not an attempt
     tries.in_flight = False
+    if tries.span is not None:  # a tracer opened a span for this call: close it
+        tries._end_span(None, None, exc)
     plan = tries.plan
     entry = tries.entry
     now = tries.engine.clock.monotonic()

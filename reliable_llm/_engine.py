@@ -75,7 +75,7 @@ class Engine:
         raise plan.error()
 
     def _complete(self, tries: ModelAttempts) -> ChatResponse | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         request = tries.plan.request
         inline = provider.enforces_timeout
         while (timeout := tries.start()) is not None:
@@ -119,7 +119,7 @@ class Engine:
         raise plan.error()
 
     async def _acomplete(self, tries: ModelAttempts) -> ChatResponse | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         request = tries.plan.request
         while (timeout := tries.start()) is not None:
             try:
@@ -176,7 +176,7 @@ class Engine:
         raise plan.error()
 
     def _open(self, tries: ModelAttempts) -> tuple[_Source, StreamChunk | None] | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         request = tries.plan.request
         while (timeout := tries.start()) is not None:
             source: _Source | None = None
@@ -247,7 +247,7 @@ class Engine:
     async def _aopen(
         self, tries: ModelAttempts
     ) -> tuple[AsyncIterator[StreamChunk], StreamChunk | None] | None:
-        provider = tries.entry.provider
+        provider = tries.provider
         request = tries.plan.request
         while (timeout := tries.start()) is not None:
             iterator: AsyncIterator[StreamChunk] | None = None

@@ -27,6 +27,7 @@ from reliable_llm._types import Attempt, ChatRequest, Message
 
 if TYPE_CHECKING:
     from reliable_llm._manager import LLMManager
+    from reliable_llm._tracing import RequestTrace
 
 __all__ = ["Plan", "plan_call"]
 
@@ -60,6 +61,7 @@ class Plan:
         "stream_idle",
         "template",
         "total",
+        "trace",
         "ttl",
     )
 
@@ -96,6 +98,7 @@ class Plan:
         self.failures: list[ModelFailure] = []
         self.given_up: list[str] = []  # the failures' model names, for each response
         # `at_limit` stays unset (no per-request cost) until a deployment refuses a call.
+        self.trace: RequestTrace | None = None  # set by a tracer (`_tracing`) while it runs
 
     @property
     def route(self) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from reliable_llm._events import CacheError, CacheHit, CacheMiss, EventHook, Req
 from reliable_llm._plan import Plan
 from reliable_llm._singleflight import Flight, FlightTimeout, SingleFlight
 from reliable_llm._stream import response_to_chunks
+from reliable_llm._tracing import Tracer
 from reliable_llm._types import ChatResponse, StreamChunk, decode_response
 
 __all__ = ["Server"]
@@ -52,7 +53,17 @@ def _decoded(value: Mapping[str, Any]) -> ChatResponse | None:
 class Server:
     """Serves plans through the cache and the engine, emitting request-level events."""
 
-    __slots__ = ("_aget", "_aset", "cache", "clock", "emit", "engine", "flight", "records")
+    __slots__ = (
+        "_aget",
+        "_aset",
+        "cache",
+        "clock",
+        "emit",
+        "engine",
+        "flight",
+        "records",
+        "tracer",
+    )
 
     def __init__(self, engine: Engine, cache: CacheBackend, clock: Clock, emit: EventHook) -> None:
         self.engine = engine
@@ -68,6 +79,8 @@ class Server:
         # Whether `RequestFinished` carries the request's record (attempts, failures, ...):
         # set by the manager while a hook other than its own collector is installed.
         self.records = False
+        # Set by a tracing exporter (`_tracing.Tracer`): it wraps each request in its trace.
+        self.tracer: Tracer | None = None
 
     # -- the cache, which may fail --------------------------------------------------------------
 
@@ -236,6 +249,8 @@ class Server:
 
     def serve(self, plan: Plan) -> ChatResponse:
         """Answer from the cache, an identical request in flight, or the engine."""
+        if self.tracer is not None and plan.trace is None:
+            return self.tracer.serve(self.serve, plan)
         if plan.key is None:
             return self._run(plan)
         cached = self.lookup(plan)
@@ -268,6 +283,8 @@ class Server:
 
     async def aserve(self, plan: Plan) -> ChatResponse:
         """Async twin of `serve`."""
+        if self.tracer is not None and plan.trace is None:
+            return await self.tracer.aserve(self.aserve, plan)
         if plan.key is None:
             return await self._arun(plan)
         cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
@@ -300,6 +317,9 @@ class Server:
 
     def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Replay a cached answer, or stream from the engine and cache the completed answer."""
+        if self.tracer is not None and plan.trace is None:
+            yield from self.tracer.stream(self.stream, plan, state)
+            return
         if plan.key is not None:
             cached = self.lookup(plan)
             if cached is not None:
@@ -323,6 +343,14 @@ class Server:
 
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
+        if self.tracer is not None and plan.trace is None:
+            traced = self.tracer.astream(self.astream, plan, state)
+            try:
+                async for chunk in traced:
+                    yield chunk
+            finally:
+                await traced.aclose()  # type: ignore[attr-defined]
+            return
         if plan.key is not None:
             cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
             if cached is not None:

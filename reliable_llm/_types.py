@@ -248,6 +248,9 @@ class ChatResponse:
             reported usage; None without prices or usage, and for a cached answer.
         response_id: The provider's id of the answer (``chatcmpl-...``, ``msg_...``), when it
             sent one; None for a cached answer.
+        fallback_reasons: Why each model of ``fallback_from`` was given up, in the same
+            order (`FailureReason` values: ``"retries_exhausted"``, ``"non_retryable"``,
+            ``"circuit_open"``, ``"deadline_exceeded"``, ...).
     """
 
     text: str = ""
@@ -262,6 +265,7 @@ class ChatResponse:
     fallback_from: tuple[str, ...] = ()
     cost: float | None = None
     response_id: str | None = None
+    fallback_reasons: tuple[str, ...] = ()
 
     @property
     def message(self) -> Message:

@@ -16,19 +16,27 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from reliable_llm import (
+    AllModelsFailedError,
+    Attempt,
     BreakerPolicy,
     ChatResponse,
     ConfigurationError,
     LLMManager,
+    ReliableLLMError,
     UnknownModelError,
 )
+from reliable_llm._observe import outcome
 
 __all__ = [
     "OWN_MANAGER_OPTIONS",
     "attach_manager",
     "attempt_records",
     "check_option_names",
+    "failure_trace_attributes",
     "manager_arguments",
+    "request_route",
+    "response_trace_attributes",
+    "trace_attributes",
 ]
 
 #: Options that configure a manager built from ``models=`` (not a shared one).
@@ -182,3 +190,93 @@ def attempt_records(response: ChatResponse) -> list[dict[str, Any]]:
         }
         for a in response.attempts
     ]
+
+
+def request_route(
+    manager: LLMManager, model: str | None, fallbacks: Sequence[str] | None
+) -> list[str]:
+    """The registered names a request with these per-call overrides tries, in order (empty
+    when the overrides are invalid: the request itself then says why)."""
+    if model is None and fallbacks is None:
+        return list(manager.route)
+    try:
+        return [entry.name for entry in manager._registry.route_for(model, fallbacks)]
+    except ReliableLLMError:
+        return []
+
+
+def trace_attributes(
+    *,
+    answered_by: str | None,
+    cached: bool,
+    attempts: int,
+    retries: int,
+    given_up: Sequence[str],
+    reasons: Sequence[str],
+    route: Sequence[str] | None = None,
+    cost: float | None = None,
+    cancelled: bool = False,
+) -> dict[str, Any]:
+    """One request as both adapters add it to their framework's trace (LangChain run
+    metadata, LlamaIndex instrumentation events): JSON values under the names of the
+    OpenTelemetry request span's attributes (``reliable_llm.otel``).
+
+    Keys: ``reliable_llm.outcome`` (``"success"``, ``"failure"`` or ``"cancelled"``),
+    ``reliable_llm.response.model`` (the registered model that answered; None on failure),
+    ``reliable_llm.route`` (when known), ``reliable_llm.cache.hit``,
+    ``reliable_llm.attempts`` and ``reliable_llm.retries`` (upstream calls, and those that
+    were retries), ``reliable_llm.fallback.models`` and ``reliable_llm.fallback.reasons``
+    (the models given up, in order, and why: `FailureReason` values), and
+    ``reliable_llm.cost`` (USD, when the answering model has prices).
+    """
+    attributes: dict[str, Any] = {
+        "reliable_llm.outcome": outcome(answered_by, cancelled),
+        "reliable_llm.response.model": answered_by,
+    }
+    if route is not None:
+        attributes["reliable_llm.route"] = list(route)
+    attributes["reliable_llm.cache.hit"] = cached
+    attributes["reliable_llm.attempts"] = attempts
+    attributes["reliable_llm.retries"] = retries
+    attributes["reliable_llm.fallback.models"] = list(given_up)
+    attributes["reliable_llm.fallback.reasons"] = list(reasons)
+    if cost is not None:
+        attributes["reliable_llm.cost"] = cost
+    return attributes
+
+
+def response_trace_attributes(
+    response: ChatResponse, route: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """`trace_attributes` of an answered request."""
+    return trace_attributes(
+        answered_by=response.model,
+        cached=response.cached,
+        attempts=len(response.attempts),
+        retries=_retries(response.attempts),
+        given_up=response.fallback_from,
+        reasons=response.fallback_reasons,
+        route=route,
+        cost=response.cost,
+    )
+
+
+def failure_trace_attributes(
+    error: AllModelsFailedError, route: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """`trace_attributes` of a request no model answered (one attempt per error its models
+    raised; a model skipped for its open breaker made none)."""
+    failures = error.failures
+    return trace_attributes(
+        answered_by=None,
+        cached=False,
+        attempts=sum(len(f.errors) for f in failures),
+        retries=sum(max(len(f.errors) - 1, 0) for f in failures),
+        given_up=[f.model for f in failures],
+        reasons=[str(f.reason) for f in failures],
+        route=route,
+    )
+
+
+def _retries(attempts: Sequence[Attempt]) -> int:
+    return sum(1 for a in attempts if a.number > 1)

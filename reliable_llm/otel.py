@@ -16,18 +16,22 @@ count the call twice. Under it, each upstream attempt is a ``CLIENT`` span named
 ``reliable_llm.retries``, ``reliable_llm.fallbacks``, ``reliable_llm.breaker.transitions``,
 ``reliable_llm.cache.hits``, ``reliable_llm.cache.misses``, ``reliable_llm.cost``.
 
-Spans are written when the request ends, with the start and end times the manager measured:
-they are not the current span while the provider is called, so spans of an instrumented HTTP
-client do not nest under them. Message content is recorded only with ``capture_content=True``.
+Spans are live: the request span is the current span while the manager serves the request,
+and each attempt's span while its provider is called (every step of a stream included, in
+whatever worker thread runs it), so the spans of an instrumented HTTP client, or of your own
+code inside a model function, nest under the attempt that made them. Neither is current
+while your code holds a chunk of a stream. Start and end times are those the manager
+measured on its clock. Message content is recorded only with ``capture_content=True``.
 """
 
 from __future__ import annotations
 
-import time
+import threading
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from reliable_llm._errors import ConfigurationError, FailureReason
+from reliable_llm._errors import ConfigurationError
 from reliable_llm._events import (
     BreakerTransition,
     CacheHit,
@@ -37,8 +41,8 @@ from reliable_llm._events import (
     RequestFinished,
     RetryScheduled,
 )
-from reliable_llm._observe import ModelFacts, error_type, model_facts, outcome
-from reliable_llm._otel_content import input_attributes, output_attributes, request_attributes
+from reliable_llm._observe import model_facts
+from reliable_llm._otel_attributes import genai_attributes
 from reliable_llm._types import Attempt, ChatResponse
 
 if TYPE_CHECKING:
@@ -71,9 +75,6 @@ TOKEN_BUCKETS = tuple(4**n for n in range(14))
 """Explicit bucket boundaries the conventions give ``gen_ai.client.token.usage`` (1 ... 4**13)."""
 
 _SCOPE = "reliable_llm"
-_CHAT = "chat"
-_CIRCUIT_OPEN = FailureReason.CIRCUIT_OPEN
-_DEADLINE = FailureReason.DEADLINE_EXCEEDED
 
 
 def instrument(
@@ -97,7 +98,8 @@ def instrument(
         The installed instrumentation; call its ``uninstrument()`` to stop.
 
     Raises:
-        ConfigurationError: ``opentelemetry-api`` is not installed (extra ``otel``).
+        ConfigurationError: ``opentelemetry-api`` is not installed (extra ``otel``), or
+            ``manager`` is already instrumented (uninstrument the first one).
     """
     try:
         from opentelemetry import metrics, trace
@@ -105,25 +107,44 @@ def instrument(
         raise ConfigurationError(
             "reliable_llm.otel needs OpenTelemetry: pip install 'reliable-llm[otel]'"
         ) from exc
+    server = manager._server
     tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
     meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
     hook = OTelInstrumentation(manager, tracer, meter, capture_content)
-    manager.add_hook(hook)
+    with _lock:
+        if manager in _instrumented:
+            raise ConfigurationError(
+                "this manager is already instrumented with OpenTelemetry; call uninstrument() "
+                "on the instrumentation instrument() returned before instrumenting it again"
+            )
+        _instrumented[manager] = hook
+    # The API's no-op providers make nothing: then nothing is installed, and calls cost nothing.
+    if hook._metering:
+        manager.add_hook(hook)
+    if hook._tracing:
+        from reliable_llm._otel_spans import SpanTracer
+
+        server.tracer = SpanTracer(tracer, manager._registry, manager.clock, capture_content)
     return hook
 
 
+# Each instrumented manager and its instrumentation (one at a time: a second would double
+# every span and metric).
+_instrumented: weakref.WeakKeyDictionary[LLMManager, OTelInstrumentation] = (
+    weakref.WeakKeyDictionary()
+)
+_lock = threading.Lock()
+
+
 class OTelInstrumentation:
-    """The event hook that writes spans and metrics; built by `instrument`."""
+    """The event hook that records metrics (spans are made live by a `SpanTracer` on the
+    manager); built by `instrument`."""
 
     def __init__(self, manager: LLMManager, tracer: Any, meter: Any, capture_content: bool) -> None:
         from opentelemetry import metrics, trace
 
         self._manager = manager
         self._registry = manager._registry
-        self._clock = manager.clock
-        self._tracer = tracer
-        self._trace = trace
-        self._capture = capture_content
         self._duration = meter.create_histogram(
             "gen_ai.client.operation.duration",
             unit="s",
@@ -177,11 +198,17 @@ class OTelInstrumentation:
         }
 
     def uninstrument(self) -> None:
-        """Stop exporting this manager's requests."""
-        self._manager.remove_hook(self)
+        """Stop exporting this manager's requests (requests under way finish their spans)."""
+        manager = self._manager
+        with _lock:
+            if _instrumented.get(manager) is not self:
+                return  # already uninstrumented
+            del _instrumented[manager]
+        manager._server.tracer = None
+        manager.remove_hook(self)
 
     def __call__(self, event: Event) -> None:
-        """Consume one event (attempts are exported with the request they belong to)."""
+        """Consume one event (attempts are measured with the request they belong to)."""
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)  # type: ignore[operator]
@@ -210,100 +237,19 @@ class OTelInstrumentation:
 
     def _cache_hit(self, event: CacheHit) -> None:
         self._hits.add(1, {"reliable_llm.model": event.model})
-        if not self._tracing:
-            return
-        span = self._tracer.start_span("reliable_llm.request", kind=self._trace.SpanKind.INTERNAL)
-        if span.is_recording():
-            span.set_attributes(
-                {
-                    "reliable_llm.request.model": event.model,
-                    "reliable_llm.response.model": event.answered_by,
-                    "reliable_llm.outcome": "success",
-                    "reliable_llm.cache.hit": True,
-                    "reliable_llm.attempts": 0,
-                }
-            )
-        span.end()
 
-    # -- a finished request: its span, its attempts' spans and metrics ----------------------
+    # -- a finished request: its attempts' durations and tokens, its cost -------------------
 
     def _request(self, event: RequestFinished) -> None:
-        if self._tracing:
-            self._trace_request(event)
         if self._metering:
             self._measure_request(event)
-
-    def _trace_request(self, event: RequestFinished) -> None:
-        trace = self._trace
-        now_ns = time.time_ns()
-        now = self._clock.monotonic()
-
-        def wall(moment: float) -> int:
-            return now_ns - int((now - moment) * 1e9)
-
-        span = self._tracer.start_span(
-            "reliable_llm.request",
-            kind=trace.SpanKind.INTERNAL,
-            start_time=wall(now - event.latency),
-        )
-        if not span.is_recording():  # not sampled: neither are its attempts
-            span.end(end_time=now_ns)
-            return
-        span.set_attributes(_request_summary(event))
-        if event.model is None and not event.cancelled:
-            span.set_attribute("error.type", "AllModelsFailedError")
-            span.set_status(trace.StatusCode.ERROR)
-        context = trace.set_span_in_context(span)
-        request_attrs = None if event.request is None else request_attributes(event.request)
-        for attempt, response in _attempts(event):
-            facts = model_facts(self._registry, attempt.model)
-            child = self._tracer.start_span(
-                f"{_CHAT} {facts.request_model}",
-                context=context,
-                kind=trace.SpanKind.CLIENT,
-                start_time=wall(attempt.started),
-            )
-            if child.is_recording():
-                self._describe_attempt(child, attempt, response, facts, event, request_attrs)
-            child.end(end_time=wall(attempt.started + attempt.duration))
-        span.end(end_time=now_ns)
-
-    def _describe_attempt(
-        self,
-        span: Any,
-        attempt: Attempt,
-        response: ChatResponse | None,
-        facts: ModelFacts,
-        event: RequestFinished,
-        request_attrs: dict[str, Any] | None,
-    ) -> None:
-        span.set_attributes(_genai_attributes(attempt, response, facts))
-        span.set_attributes(
-            {"reliable_llm.model": attempt.model, "reliable_llm.attempt": attempt.number}
-        )
-        if request_attrs:
-            span.set_attributes(request_attrs)
-        if event.stream:
-            span.set_attribute("gen_ai.request.stream", True)
-        if attempt.first_chunk is not None:
-            span.set_attribute("gen_ai.response.time_to_first_chunk", attempt.first_chunk)
-        if attempt.cancelled:
-            span.set_attribute("reliable_llm.attempt.cancelled", True)
-        if attempt.error is not None:
-            span.set_status(self._trace.StatusCode.ERROR)
-        if response is not None:
-            span.set_attributes(_response_attributes(response))
-        if self._capture and event.request is not None:
-            span.set_attributes(input_attributes(event.request))
-            if response is not None:
-                span.set_attributes(output_attributes(response))
 
     def _measure_request(self, event: RequestFinished) -> None:
         for attempt, response in _attempts(event):
             if attempt.cancelled:
                 continue
             facts = model_facts(self._registry, attempt.model)
-            attributes = _genai_attributes(attempt, response, facts)
+            attributes = genai_attributes(attempt, response, facts)
             self._duration.record(attempt.duration, attributes)
             if attempt.first_chunk is not None:
                 self._first_chunk.record(attempt.first_chunk, attributes)
@@ -327,65 +273,3 @@ def _attempts(event: RequestFinished) -> Iterator[tuple[Attempt, ChatResponse | 
     for index, attempt in enumerate(event.attempts):
         answered = index == last and response is not None and attempt.succeeded
         yield attempt, response if answered else None
-
-
-def _genai_attributes(
-    attempt: Attempt, response: ChatResponse | None, facts: ModelFacts
-) -> dict[str, Any]:
-    """The attributes an attempt's span and its metrics share."""
-    attributes: dict[str, Any] = {
-        "gen_ai.operation.name": _CHAT,
-        "gen_ai.provider.name": facts.provider,
-        "gen_ai.request.model": facts.request_model,
-    }
-    if response is not None:
-        attributes["gen_ai.response.model"] = response.provider_model or facts.request_model
-    elif attempt.error is not None:
-        attributes["error.type"] = error_type(attempt.error)
-    return attributes
-
-
-def _request_summary(event: RequestFinished) -> dict[str, Any]:
-    """Our own attributes of one logical request (no ``gen_ai.*``: it is not a GenAI call)."""
-    failures = event.failures
-    attributes: dict[str, Any] = {
-        "reliable_llm.request.model": event.requested_model,
-        "reliable_llm.route": event.route,
-        "reliable_llm.outcome": outcome(event.model, event.cancelled),
-        "reliable_llm.cache.hit": False,
-        "reliable_llm.stream": event.stream,
-        "reliable_llm.attempts": len(event.attempts),
-        "reliable_llm.retries": sum(1 for a in event.attempts if a.number > 1),
-        "reliable_llm.fallback.models": tuple(f.model for f in failures),
-        "reliable_llm.fallback.reasons": tuple(str(f.reason) for f in failures),
-        "reliable_llm.breaker.rejections": sum(1 for f in failures if f.reason is _CIRCUIT_OPEN),
-        "reliable_llm.timeout": event.timeout,
-        "reliable_llm.deadline_exceeded": bool(failures) and failures[-1].reason is _DEADLINE,
-    }
-    if event.model is not None:
-        attributes["reliable_llm.response.model"] = event.model
-    response = event.response
-    if response is not None and response.cost is not None:
-        attributes["reliable_llm.cost"] = response.cost
-    return attributes
-
-
-def _response_attributes(response: ChatResponse) -> dict[str, Any]:
-    attributes: dict[str, Any] = {
-        "gen_ai.response.finish_reasons": (response.finish_reason,),
-    }
-    if response.response_id is not None:
-        attributes["gen_ai.response.id"] = response.response_id
-    usage = response.usage
-    if usage is not None:
-        attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
-        attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
-        if usage.cache_read_tokens:
-            attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cache_read_tokens
-        if usage.cache_creation_tokens:
-            attributes["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_creation_tokens
-        if usage.reasoning_tokens:
-            attributes["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning_tokens
-    if response.cost is not None:
-        attributes["reliable_llm.cost"] = response.cost
-    return attributes

@@ -466,3 +466,30 @@ def test_no_hand_over_to_a_sibling_whose_breaker_is_open(clock: FakeClock) -> No
     assert response.text == "recovered"
     assert [a.model for a in response.attempts] == ["g[0]", "g[0]"]
     assert len(clock.sleeps) == 1
+
+
+def test_traced_group_ends_every_span_and_names_each_deployment(clock: FakeClock) -> None:
+    """Under OpenTelemetry, a refused call's span is closed as an error and the answering
+    deployment's CLIENT span carries its id; nothing is left open."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import reliable_llm.otel
+
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    manager = LLMManager(clock=clock, random=lambda: 0.0, enable_caching=False)
+    manager.register_model("g", [Deployment(ScriptedModel(), rpm=1), ScriptedModel()])
+    reliable_llm.otel.instrument(manager, tracer_provider=tracer_provider)
+    assert manager.chat("one").model == "g[0]"
+    assert manager.chat("two").model == "g[1]"  # g[0] refused the call locally
+    names = [s.name for s in spans.get_finished_spans()]
+    assert names.count("reliable_llm.request") == 2
+    client = [s for s in spans.get_finished_spans() if s.name != "reliable_llm.request"]
+    assert [(s.name, (s.attributes or {}).get("error.type")) for s in client] == [
+        ("chat g[0]", None),
+        ("chat g[0]", "CapacityExceeded"),
+        ("chat g[1]", None),
+    ]

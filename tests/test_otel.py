@@ -16,7 +16,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import reliable_llm.otel
-from reliable_llm import AllModelsFailedError, ChatResponse, LLMManager, Message, ServerError, Usage
+from reliable_llm import (
+    AllModelsFailedError,
+    ChatResponse,
+    ConfigurationError,
+    LLMManager,
+    Message,
+    ServerError,
+    Usage,
+)
 from reliable_llm.testing import FakeClock, Reply, ScriptedModel
 
 
@@ -38,7 +46,8 @@ class Exported:
             "backup", self.backup, metadata={"prices": {"input": 3.0, "output": 6.0}}
         )
         self.manager.set_fallback_chain(["backup"])
-        reliable_llm.otel.instrument(
+        self.tracer_provider = tracer_provider
+        self.hook = reliable_llm.otel.instrument(
             self.manager,
             tracer_provider=tracer_provider,
             meter_provider=MeterProvider(metric_readers=[self.reader]),
@@ -147,9 +156,17 @@ def test_retry_fallback_then_cache_hit_spans(clock: FakeClock, driver: str) -> N
     assert dict(hit.attributes or {}) == {
         "reliable_llm.request.model": "primary",
         "reliable_llm.response.model": "backup",
+        "reliable_llm.route": ("primary", "backup"),
         "reliable_llm.outcome": "success",
         "reliable_llm.cache.hit": True,
+        "reliable_llm.stream": stream,
         "reliable_llm.attempts": 0,
+        "reliable_llm.retries": 0,
+        "reliable_llm.fallback.models": (),
+        "reliable_llm.fallback.reasons": (),
+        "reliable_llm.breaker.rejections": 0,
+        "reliable_llm.timeout": exported.manager.timeouts.total,
+        "reliable_llm.deadline_exceeded": False,
     }
 
 
@@ -265,17 +282,26 @@ def test_content_only_when_opted_in(clock: FakeClock) -> None:
 
 
 def test_uninstrument_stops_export(clock: FakeClock) -> None:
-    """After uninstrument() no more spans are written."""
+    """After uninstrument() no more spans are written, and the manager can be instrumented
+    again; instrumenting it twice is a ConfigurationError saying what to do."""
     exported = Exported(clock)
-    hook = reliable_llm.otel.instrument(exported.manager, tracer_provider=TracerProvider())
-    hook.uninstrument()
+    with pytest.raises(ConfigurationError, match=r"already instrumented.*uninstrument"):
+        reliable_llm.otel.instrument(exported.manager, tracer_provider=TracerProvider())
+    exported.hook.uninstrument()
     exported.manager.chat("one")
-    assert len(exported.finished()) == 4  # the first instrumentation still exports
+    assert exported.finished() == []
+    again = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(again))
+    reliable_llm.otel.instrument(exported.manager, tracer_provider=tracer_provider)
+    exported.manager.chat("two")
+    assert [s.name for s in again.get_finished_spans()][-1] == "reliable_llm.request"
 
 
 def test_token_details_on_the_attempt_span(clock: FakeClock) -> None:
-    """The provider's response id and its cache-read, cache-creation and reasoning tokens
-    appear under the conventions' names."""
+    """The provider's response id and its cache-read, cache-write and reasoning tokens
+    appear under the conventions' names (semantic-conventions-genai: cache_write, the name
+    that replaced cache_creation)."""
     exported = Exported(clock)
     usage = Usage(1000, 100, cache_read_tokens=800, cache_creation_tokens=50, reasoning_tokens=60)
     exported.manager.register_model(
@@ -286,6 +312,7 @@ def test_token_details_on_the_attempt_span(clock: FakeClock) -> None:
     assert attributes["gen_ai.usage.input_tokens"] == 1000
     assert attributes["gen_ai.usage.output_tokens"] == 100
     assert attributes["gen_ai.usage.cache_read.input_tokens"] == 800
-    assert attributes["gen_ai.usage.cache_creation.input_tokens"] == 50
+    assert attributes["gen_ai.usage.cache_write.input_tokens"] == 50
+    assert "gen_ai.usage.cache_creation.input_tokens" not in attributes
     assert attributes["gen_ai.usage.reasoning.output_tokens"] == 60
     assert attributes["gen_ai.response.id"] == "chatcmpl-7"

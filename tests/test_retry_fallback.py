@@ -244,3 +244,17 @@ def test_configuration_errors_from_a_model_propagate_at_once(manager: LLMManager
         ask("hi")
     assert (primary.call_count, backup.call_count) == (1, 0)
     assert manager.get_model_info("primary")["breaker"]["failure_count"] == 0
+
+
+def test_response_says_why_each_model_was_given_up(manager: LLMManager, ask: Ask) -> None:
+    """fallback_reasons pairs each model of fallback_from with why it was given up; a cache
+    hit has neither."""
+    manager.register_model("a", ScriptedModel(default=ServerError("down", status_code=503)))
+    manager.register_model("b", ScriptedModel(default=InvalidRequestError("no such parameter")))
+    manager.register_model("c", ScriptedModel(default="fine"))
+    manager.set_fallback_chain(["b", "c"])
+    response = ask("hi")
+    assert response.fallback_from == ("a", "b")
+    assert response.fallback_reasons == ("retries_exhausted", "non_retryable")
+    again = ask("hi")
+    assert again.cached and (again.fallback_from, again.fallback_reasons) == ((), ())

@@ -22,6 +22,7 @@ from langchain_reliable_llm._manager_setup import (
     build_core,
     check_option_names,
 )
+from langchain_reliable_llm._metadata import trace_failure, trace_response
 from langchain_reliable_llm._stream import atranslate, translate
 from langchain_reliable_llm._structured import StructuredMethod, structured_output
 from langchain_reliable_llm._tools import ToolLike, format_tools, normalize_tools, tool_choice_for
@@ -288,9 +289,9 @@ class ReliableChatModel(BaseChatModel):
             options["fallback_chain"] = fallbacks
         return from_langchain_messages(messages), options, model, fallbacks
 
-    def _result(self, response: ChatResponse) -> ChatResult:
+    def _result(self, response: ChatResponse, traced: dict[str, Any]) -> ChatResult:
         message = to_ai_message(response)
-        info = {"finish_reason": response.finish_reason}
+        info: dict[str, Any] = {"finish_reason": response.finish_reason, **traced}
         return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
 
     def _generate(
@@ -300,12 +301,15 @@ class ReliableChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request, options, _, _ = self._options(messages, stop, kwargs)
+        request, options, model, fallbacks = self._options(messages, stop, kwargs)
+        manager = self.llm_manager
         try:
-            response = self.llm_manager.chat(request, **options)
+            response = manager.chat(request, **options)
         except (AllModelsFailedError, StreamInterruptedError) as exc:
+            trace_failure(run_manager, exc, manager, model, fallbacks)
             raise to_langchain_error(exc) from exc
-        return self._result(response)
+        traced = trace_response(run_manager, response, manager, model, fallbacks)
+        return self._result(response, traced)
 
     async def _agenerate(
         self,
@@ -314,12 +318,15 @@ class ReliableChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request, options, _, _ = self._options(messages, stop, kwargs)
+        request, options, model, fallbacks = self._options(messages, stop, kwargs)
+        manager = self.llm_manager
         try:
-            response = await self.llm_manager.achat(request, **options)
+            response = await manager.achat(request, **options)
         except (AllModelsFailedError, StreamInterruptedError) as exc:
+            trace_failure(run_manager, exc, manager, model, fallbacks)
             raise to_langchain_error(exc) from exc
-        return self._result(response)
+        traced = trace_response(run_manager, response, manager, model, fallbacks)
+        return self._result(response, traced)
 
     def _stream(
         self,
@@ -328,8 +335,17 @@ class ReliableChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request, options, _, _ = self._options(messages, stop, kwargs)
-        yield from translate(self.llm_manager.stream(request, **options))
+        request, options, model, fallbacks = self._options(messages, stop, kwargs)
+        manager = self.llm_manager
+        stream = manager.stream(request, **options)
+        try:
+            for chunk in translate(stream):
+                if stream.response is not None:  # exhausted: this is the closing chunk
+                    _add_trace(chunk, run_manager, stream.response, manager, model, fallbacks)
+                yield chunk
+        except Exception as exc:
+            trace_failure(run_manager, exc.__cause__ or exc, manager, model, fallbacks)
+            raise
 
     async def _astream(
         self,
@@ -338,9 +354,17 @@ class ReliableChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request, options, _, _ = self._options(messages, stop, kwargs)
-        async for chunk in atranslate(self.llm_manager.astream(request, **options)):
-            yield chunk
+        request, options, model, fallbacks = self._options(messages, stop, kwargs)
+        manager = self.llm_manager
+        stream = manager.astream(request, **options)
+        try:
+            async for chunk in atranslate(stream):
+                if stream.response is not None:  # exhausted: this is the closing chunk
+                    _add_trace(chunk, run_manager, stream.response, manager, model, fallbacks)
+                yield chunk
+        except Exception as exc:
+            trace_failure(run_manager, exc.__cause__ or exc, manager, model, fallbacks)
+            raise
 
     # -- declarative helpers -----------------------------------------------------------------
 
@@ -396,6 +420,20 @@ class ReliableChatModel(BaseChatModel):
         return structured_output(
             self, schema, method=method, include_raw=include_raw, strict=strict
         )
+
+
+def _add_trace(
+    chunk: ChatGenerationChunk,
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+    response: ChatResponse,
+    manager: LLMManager,
+    model: str | None,
+    fallbacks: Sequence[str] | None,
+) -> None:
+    """Give a stream's closing chunk the request's trace attributes."""
+    attributes = trace_response(run_manager, response, manager, model, fallbacks)
+    if chunk.generation_info is not None:
+        chunk.generation_info.update(attributes)
 
 
 def _freeze_signatures(cls: type, names: tuple[str, ...]) -> None:

@@ -4,7 +4,7 @@
 `LLMManager` (circuit breakers, retries, fallbacks, caching, metrics).
 `LlamaIndexLLMProvider` registers any existing LlamaIndex LLM as a model of a manager.
 The ``Reliable*Event`` classes are the instrumentation events emitted for retries,
-fallbacks, breaker transitions and cache hits.
+fallbacks, breaker transitions, cache hits and each finished request.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from llama_index.llms.reliable._events import (
     ReliableBreakerTransitionEvent,
     ReliableCacheHitEvent,
     ReliableFallbackEvent,
+    ReliableRequestEvent,
     ReliableRetryEvent,
 )
 from llama_index.llms.reliable._llm import ReliableLLM
@@ -25,6 +26,7 @@ __all__ = [
     "ReliableCacheHitEvent",
     "ReliableFallbackEvent",
     "ReliableLLM",
+    "ReliableRequestEvent",
     "ReliableRetryEvent",
     "classify_llm_error",
 ]

@@ -19,11 +19,13 @@ from llama_index.core.instrumentation.event_handlers import NullEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 
 from reliable_llm import LLMManager
+from reliable_llm.adapters import trace_attributes
 from reliable_llm.events import (
     BreakerTransition,
     CacheHit,
     Event,
     FallbackTaken,
+    RequestFinished,
     RetryScheduled,
 )
 
@@ -31,6 +33,7 @@ __all__ = [
     "ReliableBreakerTransitionEvent",
     "ReliableCacheHitEvent",
     "ReliableFallbackEvent",
+    "ReliableRequestEvent",
     "ReliableRetryEvent",
     "install_event_bridge",
 ]
@@ -102,7 +105,32 @@ class ReliableCacheHitEvent(BaseEvent):
         return "ReliableCacheHitEvent"
 
 
-_BRIDGED = (RetryScheduled, FallbackTaken, BreakerTransition, CacheHit)
+class ReliableRequestEvent(BaseEvent):
+    """One request ended: how it was served, for tracing (LangSmith-style run metadata).
+
+    Emitted once per request, answered from the cache or upstream, succeeded or not, inside
+    the LLM call's span.
+
+    Attributes:
+        model: The model requested (the first of the route).
+        attributes: `reliable_llm.adapters.trace_attributes`: ``reliable_llm.outcome``,
+            ``reliable_llm.response.model`` (the model that answered), ``reliable_llm.route``
+            (upstream requests), ``reliable_llm.cache.hit``, ``reliable_llm.attempts``,
+            ``reliable_llm.retries``, ``reliable_llm.fallback.models`` and ``.reasons``,
+            ``reliable_llm.cost``; the keys of the LangChain adapter's run metadata and of
+            the OpenTelemetry request span.
+    """
+
+    model: str
+    attributes: dict[str, Any]
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Return the class name."""
+        return "ReliableRequestEvent"
+
+
+_BRIDGED = (RetryScheduled, FallbackTaken, BreakerTransition, CacheHit, RequestFinished)
 
 
 def to_llama_index_event(event: Event) -> BaseEvent | None:
@@ -121,7 +149,34 @@ def to_llama_index_event(event: Event) -> BaseEvent | None:
         )
     if isinstance(event, CacheHit):
         return ReliableCacheHitEvent(model=event.model)
+    if isinstance(event, RequestFinished):
+        return _request_event(event)
     return None
+
+
+def _request_event(event: RequestFinished) -> ReliableRequestEvent:
+    response = event.response
+    failures = event.failures
+    attempts = event.attempts
+    attributes = trace_attributes(
+        answered_by=event.model,
+        cached=False,
+        attempts=len(attempts),
+        retries=sum(1 for a in attempts if a.number > 1),
+        given_up=[f.model for f in failures],
+        reasons=[str(f.reason) for f in failures],
+        route=event.route,
+        cost=None if response is None else response.cost,
+        cancelled=event.cancelled,
+    )
+    return ReliableRequestEvent(model=event.requested_model, attributes=attributes)
+
+
+def _hit_event(event: CacheHit) -> ReliableRequestEvent:
+    attributes = trace_attributes(
+        answered_by=event.answered_by, cached=True, attempts=0, retries=0, given_up=(), reasons=()
+    )
+    return ReliableRequestEvent(model=event.model, attributes=attributes)
 
 
 def _listened() -> bool:
@@ -142,6 +197,8 @@ def _bridge(event: Event) -> None:
     li_event = to_llama_index_event(event)
     if li_event is not None:
         dispatcher.event(li_event)
+    if isinstance(event, CacheHit):  # a cache hit is a whole request too
+        dispatcher.event(_hit_event(event))
 
 
 _installed: weakref.WeakSet[Any] = weakref.WeakSet()

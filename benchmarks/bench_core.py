@@ -7,6 +7,7 @@ noisy shared machine moves both sides alike.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import subprocess
 import sys
 import time
@@ -14,12 +15,19 @@ from collections.abc import Callable
 
 from reliable_llm import (
     BreakerPolicy,
+    CacheControl,
     CallableProvider,
+    ChatRequest,
     Deployment,
+    ImagePart,
     LLMManager,
+    Message,
     RetryPolicy,
     ServerError,
+    TextPart,
+    cache_key,
 )
+from reliable_llm.testing import ScriptedModel
 
 REPEATS = 7
 N = 20_000
@@ -216,6 +224,56 @@ def bench_observability() -> list[tuple[str, float, float, float | None]]:
     return [(name, base * 1e6, managed * 1e6, budget) for name, base, managed, budget in rows]
 
 
+def bench_content(n: int = N) -> list[tuple[str, float, float, float | None]]:
+    """(name, baseline µs, subject µs, budget µs or None) for content parts.
+
+    A text-only ``chat`` pays nothing for content parts (its budget is the text path's); a
+    request with a 1 MB image pays one SHA-256 of the payload for its cache key, not a JSON
+    dump of it; fitting an image request to each model is reported.
+    """
+
+    def direct() -> str:
+        return _model("hi")
+
+    rows: list[tuple[str, float, float, float | None]] = []
+    text = _manager(enable_caching=False)
+    text.register_model("m", _inline(_model))
+    messages = [Message.system("be brief"), Message.user("hi")]
+    rows.append(
+        ("chat, text messages, caching off", *_compare(direct, lambda: text.chat(messages), n), 20)
+    )
+
+    image = ImagePart.from_bytes(b"\x89PNG" + bytes(range(256)) * 4096, "image/png")  # 1 MB
+    data = image.data or ""
+    request = ChatRequest((Message.user([TextPart("What is this?"), image]),))
+
+    def one_hash() -> str:  # the payload's base64 text, as bytes, hashed once
+        return hashlib.sha256(data.encode("ascii")).hexdigest()
+
+    def fresh_key() -> str:
+        object.__setattr__(image, "_digest", None)  # as a new part: its digest not yet known
+        return cache_key("m", request)
+
+    # 250 µs: far below what a second hash (~1.5 ms) or a JSON dump of the payload would add.
+    rows.append(("1 MB image: cache key over one hash", *_compare(one_hash, fresh_key, 20), 250))
+
+    fitted = LLMManager(max_retries=0, enable_caching=False)
+    fitted.register_model("m", ScriptedModel(default="ok"))
+    marked = [
+        Message.system([TextPart("be brief", cache_control=CacheControl())]),
+        Message.user([TextPart("What is this?"), ImagePart(url="https://example.com/a.png")]),
+    ]
+    plain = [Message.system("be brief"), Message.user("What is this?")]
+    rows.append(
+        (
+            "chat with image + cache marker, fitted",
+            *_compare(lambda: fitted.chat(plain), lambda: fitted.chat(marked), n // 4),
+            None,
+        )
+    )
+    return [(name, base * 1e6, managed * 1e6, budget) for name, base, managed, budget in rows]
+
+
 def bench_breaker_rules(n: int = N) -> list[tuple[str, float, float, float | None]]:
     """(name, default-policy manager µs, opt-in-rules manager µs, budget µs) per path.
 
@@ -325,6 +383,14 @@ def main() -> None:
     for name, base, managed, budget in bench_routing():
         overhead = managed - base
         verdict = "ok" if budget is None or overhead <= budget else "OVER"
+        print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}")
+    print("content parts: text-only chat, and what a 1 MB image adds")
+    for name, base, managed, budget in bench_content():
+        overhead = managed - base
+        if budget is None:
+            print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f}   (reported)")
+            continue
+        verdict = "ok" if overhead <= budget else "OVER"
         print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}")
     print("observability: the same call with an exporter enabled, over the plain manager")
     print(

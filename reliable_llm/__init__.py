@@ -11,9 +11,20 @@ import logging
 from reliable_llm._breaker import BreakerState
 from reliable_llm._cache import CacheBackend, InMemoryCache, cache_key
 from reliable_llm._callable import CallableProvider
+from reliable_llm._capabilities import ModelCapabilities
 from reliable_llm._chatstream import AsyncChatStream, ChatStream
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
+from reliable_llm._content import (
+    AudioPart,
+    CacheControl,
+    ContentChange,
+    FilePart,
+    ImagePart,
+    Part,
+    ReasoningPart,
+    TextPart,
+)
 from reliable_llm._deployments import Deployment
 from reliable_llm._error_rules import ErrorRule, add_error_rule, error_rules, remove_error_rule
 from reliable_llm._errors import (
@@ -73,10 +84,12 @@ __all__ = [
     "AllModelsFailedError",
     "AsyncChatStream",
     "Attempt",
+    "AudioPart",
     "AuthenticationError",
     "BreakerPolicy",
     "BreakerState",
     "CacheBackend",
+    "CacheControl",
     "CacheKeyError",
     "CachePolicy",
     "CallableProvider",
@@ -86,6 +99,7 @@ __all__ = [
     "CircuitOpenError",
     "Clock",
     "ConfigurationError",
+    "ContentChange",
     "ContentPolicyError",
     "ContextWindowExceededError",
     "Deployment",
@@ -93,6 +107,8 @@ __all__ = [
     "ErrorClassifier",
     "ErrorRule",
     "FailureReason",
+    "FilePart",
+    "ImagePart",
     "InMemoryCache",
     "InvalidRequestError",
     "LLMManager",
@@ -101,9 +117,11 @@ __all__ = [
     "MetricsHistory",
     "MetricsSnapshot",
     "MissingAPIKeyError",
+    "ModelCapabilities",
     "ModelFailure",
     "ModelNotFoundError",
     "OverloadedError",
+    "Part",
     "PermissionDeniedError",
     "Provider",
     "ProviderConnectionError",
@@ -111,6 +129,7 @@ __all__ = [
     "ProviderTimeoutError",
     "ProviderUnavailableError",
     "RateLimitError",
+    "ReasoningPart",
     "ReliableLLMError",
     "RequestRejectedError",
     "RetryPolicy",
@@ -119,6 +138,7 @@ __all__ = [
     "StreamChunk",
     "StreamInterruptedError",
     "SystemClock",
+    "TextPart",
     "TimeoutPolicy",
     "Tool",
     "ToolCall",

@@ -253,6 +253,8 @@ class ModelAttempts:
             None if prices is None else prices.cost(response.usage),
             response.response_id,
             tuple([str(f.reason) for f in plan.failures]) if plan.given_up else (),
+            response.reasoning,
+            plan.changes,
         )
         if self.span is not None:
             self._end_span(attempt, answer)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from reliable_llm._clock import Clock
+from reliable_llm._content import Part
 from reliable_llm._errors import CacheKeyError
 from reliable_llm._policies import CachePolicy
 from reliable_llm._request import NEVER_KEYED, request_params
@@ -149,22 +150,29 @@ def _params(request: ChatRequest) -> dict[str, Any]:
     return params
 
 
+def _parts_key(parts: tuple[Part, ...]) -> list[Any]:
+    """Content parts as key items: each binary payload as its SHA-256 (computed once per
+    part), never the payload itself, so a 1 MB image costs one hash, not a JSON dump."""
+    return [part.key() for part in parts]
+
+
 def cache_key(model: str, request: ChatRequest) -> str:
     """SHA-256 of the canonical JSON of the requested model, messages and parameters.
 
     Raises:
         CacheKeyError: A parameter cannot be represented as JSON.
     """
+    # `type(...) is str`, not isinstance: no call on the text-only path.
     messages = [
         [
             m.role,
-            m.content,
+            m.content if type(m.content) is str else _parts_key(m.content),  # type: ignore[arg-type]
             [[c.id, c.name, c.arguments] for c in m.tool_calls],
             m.tool_call_id,
             m.name,
         ]
         if m.tool_calls or m.tool_call_id or m.name
-        else [m.role, m.content]
+        else [m.role, m.content if type(m.content) is str else _parts_key(m.content)]  # type: ignore[arg-type]
         for m in request.messages
     ]
     payload = [_KEY_VERSION, model, messages, _params(request)]

@@ -53,8 +53,10 @@ class Engine:
     def run(self, plan: Plan) -> ChatResponse:
         """Serve the plan with blocking calls."""
         for index, entry in enumerate(plan.entries):
-            ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                failure = skipped  # cannot take the request's content: not called
+            elif (ticket := entry.breaker.admit(plan.per_attempt)) is _REJECTED and (
+                # open; in panic mode it may take a trial early
                 not entry.breaker.panic_threshold
                 or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
                 is _REJECTED
@@ -76,7 +78,8 @@ class Engine:
 
     def _complete(self, tries: ModelAttempts) -> ChatResponse | None:
         provider = tries.provider
-        request = tries.plan.request
+        plan = tries.plan
+        request = plan.fitted if plan.has_parts else plan.request
         inline = provider.enforces_timeout
         while (timeout := tries.start()) is not None:
             try:
@@ -97,8 +100,10 @@ class Engine:
     async def arun(self, plan: Plan) -> ChatResponse:
         """Serve the plan without blocking the event loop."""
         for index, entry in enumerate(plan.entries):
-            ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                failure = skipped  # cannot take the request's content: not called
+            elif (ticket := entry.breaker.admit(plan.per_attempt)) is _REJECTED and (
+                # open; in panic mode it may take a trial early
                 not entry.breaker.panic_threshold
                 or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
                 is _REJECTED
@@ -120,7 +125,8 @@ class Engine:
 
     async def _acomplete(self, tries: ModelAttempts) -> ChatResponse | None:
         provider = tries.provider
-        request = tries.plan.request
+        plan = tries.plan
+        request = plan.fitted if plan.has_parts else plan.request
         while (timeout := tries.start()) is not None:
             try:
                 response = await within(provider.acomplete(request, timeout=timeout), timeout)
@@ -138,6 +144,10 @@ class Engine:
     def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Stream from the first model that yields a chunk; ``state`` gets the whole answer."""
         for index, entry in enumerate(plan.entries):
+            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                if plan.give_up(index, skipped, self.emit):  # cannot take the content
+                    break
+                continue
             ticket = entry.breaker.admit(plan.per_attempt)
             if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
                 not entry.breaker.panic_threshold
@@ -177,7 +187,8 @@ class Engine:
 
     def _open(self, tries: ModelAttempts) -> tuple[_Source, StreamChunk | None] | None:
         provider = tries.provider
-        request = tries.plan.request
+        plan = tries.plan
+        request = plan.fitted if plan.has_parts else plan.request
         while (timeout := tries.start()) is not None:
             source: _Source | None = None
             try:
@@ -205,6 +216,10 @@ class Engine:
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
         for index, entry in enumerate(plan.entries):
+            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                if plan.give_up(index, skipped, self.emit):  # cannot take the content
+                    break
+                continue
             ticket = entry.breaker.admit(plan.per_attempt)
             if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
                 not entry.breaker.panic_threshold
@@ -248,7 +263,8 @@ class Engine:
         self, tries: ModelAttempts
     ) -> tuple[AsyncIterator[StreamChunk], StreamChunk | None] | None:
         provider = tries.provider
-        request = tries.plan.request
+        plan = tries.plan
+        request = plan.fitted if plan.has_parts else plan.request
         while (timeout := tries.start()) is not None:
             iterator: AsyncIterator[StreamChunk] | None = None
             try:

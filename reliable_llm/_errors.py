@@ -263,14 +263,22 @@ class FailureReason(enum.StrEnum):
     HANDED_OVER = "handed_over"  # a transient failure handed over to a healthy next model
     RATE_LIMITED_LOCALLY = "rate_limited_locally"  # a deployment at its rpm/tpm limit
     BULKHEAD_FULL = "bulkhead_full"  # a deployment at its calls-in-flight limit
+    UNSUPPORTED_INPUT = "unsupported_input"
+    """The request carries a content part the model cannot take (an image for a model
+    without vision, say): skipped without a call; its breaker is not touched."""
 
 
 class ModelFailure(NamedTuple):
-    """One model given up during a request, with every error its attempts raised."""
+    """One model given up during a request, with every error its attempts raised.
+
+    ``detail`` says more when there were no attempts (``unsupported_input``: which part the
+    model cannot take, and how to declare that it can).
+    """
 
     model: str
     reason: FailureReason
     errors: tuple[ProviderError, ...] = ()
+    detail: str = ""
 
     def __str__(self) -> str:
         return self.describe()
@@ -278,6 +286,8 @@ class ModelFailure(NamedTuple):
     def describe(self) -> str:
         """Return a one-line human description of this failure."""
         if not self.errors:
+            if self.detail:
+                return f"{self.model}: {self.reason.value} ({self.detail})"
             return f"{self.model}: {self.reason.value}"
         last = self.errors[-1]
         return (

@@ -378,8 +378,9 @@ class LLMManager:
     def describe_model(self, model_name: str) -> Mapping[str, Any]:
         """What a model is, without statistics: cheap enough to call on every request.
 
-        Returns a read-only mapping with ``name``, ``metadata`` (as registered) and
-        ``provider`` (the provider's secret-free description). Re-registering the model
+        Returns a read-only mapping with ``name``, ``metadata`` (as registered),
+        ``provider`` (the provider's secret-free description) and ``capabilities`` (the
+        content parts it takes, `ModelCapabilities.to_dict`). Re-registering the model
         yields a new mapping, so a cache keyed on it by identity never goes stale.
 
         A deployment id (``"gpt-4o[0]"``) describes that deployment of a group.
@@ -393,6 +394,7 @@ class LLMManager:
         """Metadata, breaker state and statistics of one model.
 
         Returns a dict with ``name``, ``metadata``, ``provider`` (secret-free description),
+        ``capabilities`` (the content parts it takes, `ModelCapabilities.to_dict`),
         ``is_active``, ``breaker`` (``state``, ``failure_count``, ``failure_threshold``,
         ``recovery_timeout``, ``retry_in``, ``open_time``, ``ejections``, ``window_calls``,
         ``failure_rate``, ``slow_call_rate``, ``panic_trials``: see
@@ -448,6 +450,7 @@ class LLMManager:
             "name": entry.name,
             "metadata": dict(entry.metadata),
             "provider": entry.provider.describe(),
+            "capabilities": entry.capabilities.to_dict(),
             "is_active": entry.route_name == self._registry.active,
             "breaker": entry.breaker.snapshot(),
             "retry_budget": None if entry.budget is None else entry.budget.snapshot(),

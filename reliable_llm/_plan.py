@@ -11,7 +11,9 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from reliable_llm._adapt import Unsupported, adapt
 from reliable_llm._cache import cache_key, prompt_cache_key
+from reliable_llm._content import ContentChange
 from reliable_llm._errors import (
     AllModelsFailedError,
     ConfigurationError,
@@ -50,10 +52,13 @@ class Plan:
         "_request",
         "at_limit",
         "attempts",
+        "changes",
         "deadline",
         "entries",
         "failures",
+        "fitted",
         "given_up",
+        "has_parts",
         "key",
         "per_attempt",
         "requested",
@@ -98,6 +103,12 @@ class Plan:
         self.failures: list[ModelFailure] = []
         self.given_up: list[str] = []  # the failures' model names, for each response
         # `at_limit` stays unset (no per-request cost) until a deployment refuses a call.
+        # Content parts beyond plain text: then each model gets the request fitted to it.
+        self.has_parts = False
+        self.changes: tuple[ContentChange, ...] = ()
+        # The request fitted to the model being tried: set by `fit` before any attempt reads
+        # it, and only then (a text-only request never stores it).
+        self.fitted: ChatRequest
         self.trace: RequestTrace | None = None  # set by a tracer (`_tracing`) while it runs
 
     @property
@@ -113,6 +124,26 @@ class Plan:
             assert self._prompt is not None
             request = self._request = ChatRequest((Message("user", self._prompt),))
         return request
+
+    def fit(self, entry: ModelEntry) -> ModelFailure | None:
+        """Fit the request's content to ``entry``'s model before its attempts
+        (`reliable_llm._adapt`): ``fitted`` is then the request it gets, and ``changes`` say
+        what was changed. Returns its ``unsupported_input`` failure when it cannot take the
+        request in any form (the model is not called; its breaker is not touched).
+        """
+        request = self.request
+        try:
+            fitted, changes = adapt(
+                request, entry.name, entry.capabilities, entry.provider.provider_name
+            )
+        except Unsupported as exc:
+            detail = f"the request carries {exc}"
+            self.changes += (ContentChange(entry.name, "skipped", "input", detail),)
+            return ModelFailure(entry.name, FailureReason.UNSUPPORTED_INPUT, (), detail)
+        if changes:
+            self.changes += changes
+        self.fitted = fitted
+        return None
 
     def give_up(self, index: int, failure: ModelFailure, emit: EventHook) -> bool:
         """Record that the model at ``index`` was given up; True when the route ends here."""
@@ -197,10 +228,16 @@ def plan_call(
         # The hot path: one user prompt, no parameters (`generate`), keyed without the
         # general canonical encoder.
         check_prompt(messages)
+        has_parts = False
         request: ChatRequest | str = messages
         key = prompt_cache_key(route[0].route_name, messages) if cached else None
     else:
         request = build_request(messages, params)
+        has_parts = False
+        for message in request.messages:
+            if type(message.content) is not str:
+                has_parts = True
+                break
         key = cache_key(route[0].route_name, request) if cached else None
         for entry in route:  # a fallback that cannot take the request fails now, not later
             check = getattr(entry.provider, "check_request", None)
@@ -215,7 +252,7 @@ def plan_call(
         ttl = manager.cache_policy.ttl
     else:
         ttl = seconds_override("cache_ttl", cache_ttl)
-    return Plan(
+    plan = Plan(
         route,
         request,
         manager.clock.monotonic(),
@@ -226,3 +263,6 @@ def plan_call(
         ttl,
         template,
     )
+    if has_parts:
+        plan.has_parts = True
+    return plan

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Iterator
 
+from reliable_llm._capabilities import TEXT_ONLY, ModelCapabilities
 from reliable_llm._stream import response_to_chunks
 from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk
 
@@ -30,6 +31,11 @@ class Provider(abc.ABC):
     #: The manager then calls it in the caller's thread; otherwise a blocking call runs in a
     #: worker thread that the manager stops waiting for when the timeout passes.
     enforces_timeout: bool = False
+
+    #: The content parts the model takes (images, audio, documents, reasoning replay, prompt
+    #: caching); text only unless the provider declares more. A registration may override it
+    #: with ``metadata={"capabilities": {...}}``.
+    capabilities: ModelCapabilities = TEXT_ONLY
 
     def warm(self) -> None:
         """Do the slow one-time set-up (SDK import, client construction) now.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from reliable_llm._breaker import ModelBreaker
 from reliable_llm._callable import CallableProvider
+from reliable_llm._capabilities import TEXT_ONLY, ModelCapabilities, capabilities_of
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._errors import (
     ConfigurationError,
@@ -37,6 +38,9 @@ class ModelEntry:
     ``group`` is set on a deployment group's own entry (routes expand it into its
     deployments); ``member_of`` on each deployment's entry. ``route_name`` is the registered
     name a request asks for: the group's name for a deployment, else ``name``.
+    ``capabilities`` are the content parts it accepts: the provider's declared defaults
+    (``provider.capabilities``; text only when it declares none) with the overrides of
+    ``metadata["capabilities"]``.
     """
 
     name: str
@@ -52,10 +56,15 @@ class ModelEntry:
     circuit_open: ModelFailure = field(init=False)
     prices: Prices | None = field(init=False)
     route_name: str = field(init=False)
+    capabilities: ModelCapabilities = field(init=False)
 
     def __post_init__(self) -> None:
         self.route_name = self.name if self.member_of is None else self.member_of.name
         self.prices = prices_from_metadata(self.name, self.metadata)
+        default = getattr(self.provider, "capabilities", None)
+        if not isinstance(default, ModelCapabilities):
+            default = TEXT_ONLY
+        self.capabilities = capabilities_of(self.name, default, self.metadata)
         # Immutable, so one instance serves every request that skips this model while open.
         self.circuit_open = ModelFailure(self.name, FailureReason.CIRCUIT_OPEN)
         # Built once: a re-registration makes a new entry, hence a new description.
@@ -64,6 +73,7 @@ class ModelEntry:
                 "name": self.name,
                 "metadata": dict(self.metadata),
                 "provider": self.provider.describe(),
+                "capabilities": self.capabilities.to_dict(),
             }
         )
 

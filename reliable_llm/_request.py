@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reliable_llm._content_dicts import parts_from_dicts
 from reliable_llm._errors import ConfigurationError
 from reliable_llm._types import ChatRequest, Message, Tool, ToolCall, check_text
 
@@ -59,7 +60,8 @@ def _tool_call(data: ToolCall | Mapping[str, Any]) -> ToolCall:
 
 
 def to_message(item: Message | Mapping[str, Any]) -> Message:
-    """Accept a `Message` or an OpenAI-style message dict."""
+    """Accept a `Message` or an OpenAI-style message dict (its ``content`` a str, or a list of
+    OpenAI-style content-part dicts and parts; see `reliable_llm._content_dicts`)."""
     if isinstance(item, Message):
         return item
     if not isinstance(item, Mapping):
@@ -70,9 +72,11 @@ def to_message(item: Message | Mapping[str, Any]) -> Message:
     if "role" not in item:
         raise ConfigurationError(f"message dict needs a 'role' key, got keys {sorted(item)}")
     content = item.get("content")
+    if isinstance(content, list):  # OpenAI-style content parts
+        content = tuple(parts_from_dicts(content))
     return Message(
         role=item["role"],
-        content="" if content is None else content,
+        content="" if content is None else content,  # checked by Message
         tool_calls=tuple(_tool_call(c) for c in item.get("tool_calls") or ()),
         tool_call_id=item.get("tool_call_id"),
         name=item.get("name"),

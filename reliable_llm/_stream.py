@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from reliable_llm._content import ReasoningPart
 from reliable_llm._types import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, Usage
 
 __all__ = ["StreamAccumulator", "ToolCallAssembler", "response_to_chunks"]
@@ -124,7 +125,15 @@ class StreamAccumulator:
         'Hello'
     """
 
-    __slots__ = ("_calls", "_parts", "finish_reason", "provider_model", "response_id", "usage")
+    __slots__ = (
+        "_calls",
+        "_parts",
+        "finish_reason",
+        "provider_model",
+        "reasoning",
+        "response_id",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self._parts: list[str] = []
@@ -133,6 +142,7 @@ class StreamAccumulator:
         self.usage: Usage | None = None
         self.provider_model: str | None = None
         self.response_id: str | None = None
+        self.reasoning: tuple[ReasoningPart, ...] = ()
 
     @property
     def text(self) -> str:
@@ -151,6 +161,8 @@ class StreamAccumulator:
             self.finish_reason = chunk.finish_reason
             if chunk.response_id is not None:  # only the closing chunk carries it
                 self.response_id = chunk.response_id
+            if chunk.reasoning_parts:  # and the whole reasoning, as issued
+                self.reasoning += chunk.reasoning_parts
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.provider_model is not None:
@@ -169,6 +181,7 @@ class StreamAccumulator:
             provider=provider,
             provider_model=self.provider_model,
             response_id=self.response_id,
+            reasoning=self.reasoning,
         )
 
 
@@ -186,4 +199,6 @@ def response_to_chunks(response: ChatResponse, *, cached: bool = False) -> Itera
         cached=cached,
         provider_model=response.provider_model,
         response_id=response.response_id,
+        reasoning="".join([part.text for part in response.reasoning]),
+        reasoning_parts=response.reasoning,
     )

@@ -15,6 +15,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
+from reliable_llm._content import (
+    ContentChange,
+    Part,
+    ReasoningPart,
+    TextPart,
+    check_content,
+    content_text,
+)
 from reliable_llm._errors import ConfigurationError, ProviderError
 
 
@@ -54,16 +62,35 @@ class ToolCall:
         return value if isinstance(value, dict) else {}
 
 
+Content = str | tuple[Part, ...]
+"""A message's content: plain text, or an ordered tuple of parts (see `reliable_llm._content`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One chat message.
 
     Build them with the constructors: ``Message.system(...)``, ``Message.user(...)``,
     ``Message.assistant(...)`` and ``Message.tool(...)``.
+
+    ``content`` is a ``str`` or an ordered tuple of parts (a list passed in is stored as a
+    tuple)::
+
+        Message.user("What is in this picture?")
+        Message.user([TextPart("What is in this picture?"),
+                      ImagePart(data="iVBORw0KGgo...", media_type="image/png")])
+        Message.system([TextPart("<long instructions>", cache_control=CacheControl())])
+        Message.assistant([ReasoningPart("...", signature="EqQB...", provider="anthropic"),
+                           TextPart("The answer is 4.")])
+        Message.tool([TextPart("chart:"), ImagePart(url="https://...")], tool_call_id="c1")
+
+    Raises:
+        ConfigurationError: An unknown role, content that is neither a str nor a sequence of
+            parts, a part the role cannot carry, or text that cannot be sent as UTF-8.
     """
 
     role: Role
-    content: str = ""
+    content: Content = ""
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
@@ -73,12 +100,18 @@ class Message:
             raise ConfigurationError(
                 f"message role must be one of {sorted(_ROLES)}, got {self.role!r}"
             )
-        if not isinstance(self.content, str):
-            raise ConfigurationError(
-                f"message content must be a str, got {type(self.content).__name__}"
-            )
-        if not self.content.isascii():
-            check_text("message content", self.content)
+        content = self.content
+        if type(content) is str:
+            if not content.isascii():
+                check_text("message content", content)
+        elif isinstance(content, str):
+            # A str subclass (LangChain's `.text` accessor, say) is held as a plain str, so
+            # every later `type(content) is str` check holds.
+            object.__setattr__(self, "content", str(content))
+            if not content.isascii():
+                check_text("message content", content)
+        else:
+            object.__setattr__(self, "content", check_content(self.role, content))
         if self.name is not None or self.tool_call_id is not None or self.tool_calls:
             self._check_fields()
         if self.role == "tool" and not self.tool_call_id:
@@ -93,25 +126,44 @@ class Message:
             if isinstance(text, str) and not text.isascii():
                 check_text(name, text)
 
+    @property
+    def text(self) -> str:
+        """The message's text: ``content`` itself, or its text parts joined."""
+        content = self.content
+        return content if type(content) is str else content_text(content)  # type: ignore[arg-type]
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        """The content as parts (a non-empty str is one `TextPart`)."""
+        content = self.content
+        if isinstance(content, str):
+            return (TextPart(content),) if content else ()
+        return content
+
     @classmethod
-    def system(cls, content: str) -> Message:
+    def system(cls, content: str | Sequence[Part]) -> Message:
         """A system instruction."""
-        return cls("system", content)
+        return cls("system", content)  # type: ignore[arg-type]
 
     @classmethod
-    def user(cls, content: str, *, name: str | None = None) -> Message:
+    def user(cls, content: str | Sequence[Part], *, name: str | None = None) -> Message:
         """A user turn."""
-        return cls("user", content, name=name)
+        return cls("user", content, name=name)  # type: ignore[arg-type]
 
     @classmethod
-    def assistant(cls, content: str = "", tool_calls: Sequence[ToolCall] = ()) -> Message:
+    def assistant(
+        cls, content: str | Sequence[Part] = "", tool_calls: Sequence[ToolCall] = ()
+    ) -> Message:
         """An assistant turn, optionally requesting tool calls."""
-        return cls("assistant", content, tuple(tool_calls))
+        return cls("assistant", content, tuple(tool_calls))  # type: ignore[arg-type]
 
     @classmethod
-    def tool(cls, content: str, tool_call_id: str, *, name: str | None = None) -> Message:
-        """The result of a tool call, answering ``tool_call_id``."""
-        return cls("tool", content, tool_call_id=tool_call_id, name=name)
+    def tool(
+        cls, content: str | Sequence[Part], tool_call_id: str, *, name: str | None = None
+    ) -> Message:
+        """The result of a tool call, answering ``tool_call_id``; its parts may include
+        images and files."""
+        return cls("tool", content, tool_call_id=tool_call_id, name=name)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +247,12 @@ class ChatRequest(NamedTuple):
         """
         messages = self.messages
         if len(messages) == 1 and messages[0].role == "user":
-            return messages[0].content
-        return "\n\n".join(f"{m.role.capitalize()}: {m.content}" for m in messages)
+            content = messages[0].content
+            return content if type(content) is str else messages[0].text
+        return "\n\n".join(
+            f"{m.role.capitalize()}: {m.content if type(m.content) is str else m.text}"
+            for m in messages
+        )
 
 
 FinishReason = str
@@ -251,6 +307,10 @@ class ChatResponse:
         fallback_reasons: Why each model of ``fallback_from`` was given up, in the same
             order (`FailureReason` values: ``"retries_exhausted"``, ``"non_retryable"``,
             ``"circuit_open"``, ``"deadline_exceeded"``, ...).
+        reasoning: The model's reasoning, in order, as its provider issued it (text,
+            signature or redacted data); `message` carries it back into a conversation.
+        content_changes: What the route changed in the request's content for the models it
+            tried (cache markers or reasoning stripped, files converted), in order.
     """
 
     text: str = ""
@@ -266,10 +326,18 @@ class ChatResponse:
     cost: float | None = None
     response_id: str | None = None
     fallback_reasons: tuple[str, ...] = ()
+    reasoning: tuple[ReasoningPart, ...] = ()
+    content_changes: tuple[ContentChange, ...] = ()
 
     @property
     def message(self) -> Message:
-        """The answer as an assistant message, ready to append to a conversation."""
+        """The answer as an assistant message, ready to append to a conversation (its
+        reasoning parts first, so a provider that requires them back gets them)."""
+        if self.reasoning:
+            parts: tuple[Part, ...] = self.reasoning
+            if self.text:
+                parts += (TextPart(self.text),)
+            return Message("assistant", parts, self.tool_calls)
         return Message("assistant", self.text, self.tool_calls)
 
     @property
@@ -278,9 +346,10 @@ class ChatResponse:
         return len(self.fallback_from)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-compatible dict of the answer (without attempts or the cached flag)."""
+        """A JSON-compatible dict of the answer (without attempts or the cached flag); its
+        reasoning, when there is any, as ``[text, signature, redacted_data, provider]`` lists."""
         usage = self.usage
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "tool_calls": [[c.id, c.name, c.arguments] for c in self.tool_calls],
             "finish_reason": self.finish_reason,
@@ -289,6 +358,11 @@ class ChatResponse:
             "provider": self.provider,
             "provider_model": self.provider_model,
         }
+        if self.reasoning:
+            data["reasoning"] = [
+                [r.text, r.signature, r.redacted_data, r.provider] for r in self.reasoning
+            ]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, cached: bool = False) -> ChatResponse:
@@ -303,6 +377,7 @@ class ChatResponse:
             provider=data.get("provider", ""),
             provider_model=data.get("provider_model"),
             cached=cached,
+            reasoning=tuple(ReasoningPart(*r) for r in data.get("reasoning") or ()),
         )
 
 
@@ -314,6 +389,26 @@ def _is_call(item: object) -> bool:
         and type(item[1]) is str
         and type(item[2]) is str
     )
+
+
+def _is_optional_str(item: object) -> bool:
+    return item is None or type(item) is str
+
+
+def _decode_reasoning(items: object) -> tuple[ReasoningPart, ...] | None:
+    if type(items) is not list:
+        return None
+    parts = []
+    for item in items:
+        if type(item) is not list or len(item) != 4 or type(item[0]) is not str:
+            return None
+        if not all(_is_optional_str(x) for x in item[1:]):
+            return None
+        try:
+            parts.append(ReasoningPart(*item))
+        except ConfigurationError:
+            return None
+    return tuple(parts)
 
 
 def decode_response(data: Mapping[str, Any]) -> ChatResponse | None:
@@ -348,7 +443,7 @@ def decode_response(data: Mapping[str, Any]) -> ChatResponse | None:
         ):
             return None
         usage = Usage(*usage)
-    return ChatResponse(
+    response = ChatResponse(
         text,
         tuple([ToolCall(c[0], c[1], c[2]) for c in calls]) if calls else (),
         finish,
@@ -358,6 +453,12 @@ def decode_response(data: Mapping[str, Any]) -> ChatResponse | None:
         provider_model,
         True,
     )
+    if "reasoning" in data:
+        reasoning = _decode_reasoning(data["reasoning"])
+        if reasoning is None:
+            return None
+        response.reasoning = reasoning
+    return response
 
 
 @dataclass(slots=True)
@@ -378,6 +479,10 @@ class StreamChunk:
     reported them, ``usage``, ``provider_model`` (the model id the provider answered with) and
     ``response_id`` (the provider's id of the answer).
     ``model`` is the registered model that is streaming.
+
+    ``reasoning`` is new reasoning text, streamed as it comes (for display); the closing
+    chunk carries the whole reasoning as ``reasoning_parts``, as the provider issued it (with
+    its signatures or redacted data), for the response and the next turn.
     """
 
     text: str = ""
@@ -388,3 +493,5 @@ class StreamChunk:
     cached: bool = False
     provider_model: str | None = None
     response_id: str | None = None
+    reasoning: str = ""
+    reasoning_parts: tuple[ReasoningPart, ...] = ()

@@ -316,3 +316,39 @@ def test_token_details_on_the_attempt_span(clock: FakeClock) -> None:
     assert "gen_ai.usage.cache_creation.input_tokens" not in attributes
     assert attributes["gen_ai.usage.reasoning.output_tokens"] == 60
     assert attributes["gen_ai.response.id"] == "chatcmpl-7"
+
+
+def test_captured_content_parts_follow_the_conventions_without_payloads(clock: FakeClock) -> None:
+    """With capture_content, an image is a blob part (modality, mime type, hash, size) and a
+    URL a uri part; the base64 payload itself never enters a span."""
+    from reliable_llm import ImagePart, TextPart
+
+    loud = Exported(clock, capture_content=True)
+    image = ImagePart.from_bytes(b"\x89PNG" + b"\7" * 3000, "image/png")
+    url = ImagePart(url="https://example.com/cat.png")
+    loud.manager.chat([Message.user([TextPart("compare"), image, url])])
+
+    spans_text = json.dumps([dict(s.attributes or {}) for s in loud.finished()], default=str)
+    assert (image.data or "")[:64] not in spans_text
+    attributes = dict(loud.finished()[-2].attributes or {})
+    assert json.loads(str(attributes["gen_ai.input.messages"])) == [
+        {
+            "role": "user",
+            "parts": [
+                {"type": "text", "content": "compare"},
+                {
+                    "type": "blob",
+                    "modality": "image",
+                    "mime_type": "image/png",
+                    "sha256": image.digest(),
+                    "size": len(image.data or ""),
+                },
+                {
+                    "type": "uri",
+                    "modality": "image",
+                    "mime_type": None,
+                    "uri": "https://example.com/cat.png",
+                },
+            ],
+        }
+    ]

@@ -26,6 +26,19 @@ def test_readme_example_runs(
     assert "'gpt-4o->claude': 1" in lines[3]
 
 
+def test_readme_content_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The content-parts example skips the text-only model and the fake answers the image."""
+    text = README.read_text()
+    section = text[text.index("## Images, audio, documents and reasoning") :]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    exec(compile(code, str(README), "exec"), {})
+    assert capsys.readouterr().out.splitlines() == [
+        "A single pixel.",
+        "('text-only',)",
+        "skipped input",
+    ]
+
+
 def test_readme_lists_every_provider_preset() -> None:
     """Every preset appears in the README's provider table with its key variable."""
     from reliable_llm.providers import PRESETS

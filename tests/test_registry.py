@@ -179,13 +179,15 @@ def test_generation_parameters_reach_a_plain_callable(manager: LLMManager) -> No
 
 
 def test_describe_model_is_cheap_and_follows_re_registration(manager: LLMManager) -> None:
-    """describe_model gives name, metadata and provider; replacing the model gives a new one."""
+    """describe_model gives name, metadata, provider and capabilities; replacing the model
+    gives a new one."""
     manager.register_model("m", ScriptedModel(name="first"), {"context_window": 8192})
     first = manager.describe_model("m")
     assert first == {
         "name": "m",
         "metadata": {"context_window": 8192},
         "provider": {"provider": "first"},
+        "capabilities": ScriptedModel().capabilities.to_dict(),
     }
     assert manager.describe_model("m") is first
     with pytest.raises(TypeError):

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from types import ModuleType
 from typing import Any, ClassVar
 
+from reliable_llm._capabilities import ModelCapabilities
 from reliable_llm._errors import ConfigurationError
 from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk
 from reliable_llm.providers import _anthropic_wire as wire
@@ -14,6 +15,7 @@ from reliable_llm.providers._base import (
     DEFAULT_READ_TIMEOUT,
     SDKProvider,
 )
+from reliable_llm.providers._capability_defaults import ANTHROPIC
 from reliable_llm.providers._secret import SecretStr
 from reliable_llm.providers._signature import fit_to_signature
 
@@ -49,6 +51,8 @@ class AnthropicProvider(SDKProvider):
     """
 
     provider_name = "anthropic"
+    #: Images, PDFs and plain-text documents, signed thinking replayed, cache_control.
+    capabilities: ModelCapabilities = ANTHROPIC
     sdk_module: ClassVar[str] = "anthropic"
     sdk_extra: ClassVar[str] = "anthropic"
 

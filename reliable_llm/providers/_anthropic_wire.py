@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from reliable_llm._content import FilePart, ImagePart, Part, ReasoningPart, TextPart
 from reliable_llm._errors import InvalidRequestError, ProviderConnectionError
 from reliable_llm._stream import ToolCallAssembler
 from reliable_llm._types import (
@@ -59,26 +60,87 @@ def finish_reason(stop_reason: str | None, *, json_tool: str | None = None) -> s
     return _FINISH.get(stop_reason, stop_reason)
 
 
+def _source(part: ImagePart | FilePart) -> dict[str, Any]:
+    if part.data is not None:
+        return {"type": "base64", "media_type": part.media_type, "data": part.data}
+    if part.url is not None:
+        return {"type": "url", "url": part.url}
+    return {"type": "file", "file_id": part.file_id}
+
+
+def _block(part: Part) -> dict[str, Any]:
+    """One content part as a Messages content block (the SDK's ``*BlockParam`` shapes).
+
+    Text is ``text``; an image is ``image`` with a ``base64``, ``url`` or ``file`` source; a
+    document is ``document`` with a ``base64``, ``url``, ``file`` or ``text`` source (and its
+    ``title``); reasoning is ``thinking`` with its ``signature``, or ``redacted_thinking``
+    with its ``data``. A part's `CacheControl` becomes the block's ``cache_control``.
+
+    Raises:
+        InvalidRequestError: Audio (the Messages API takes none; the route skips models that
+            cannot take it, so only a model declared wrongly gets here).
+    """
+    if isinstance(part, ReasoningPart):
+        if part.redacted_data is not None:
+            return {"type": "redacted_thinking", "data": part.redacted_data}
+        return {"type": "thinking", "thinking": part.text, "signature": part.signature or ""}
+    if isinstance(part, TextPart):
+        block: dict[str, Any] = {"type": "text", "text": part.text}
+    elif isinstance(part, ImagePart):
+        block = {"type": "image", "source": _source(part)}
+    elif isinstance(part, FilePart):
+        if part.text is not None:
+            source = {"type": "text", "media_type": "text/plain", "data": part.text}
+        elif part.data is not None and (part.media_type or "").startswith("text/"):
+            text = (part.raw or b"").decode("utf-8", "replace")
+            source = {"type": "text", "media_type": "text/plain", "data": text}
+        else:
+            source = _source(part)
+        block = {"type": "document", "source": source}
+        if part.title is not None:
+            block["title"] = part.title
+    else:
+        raise InvalidRequestError("the Anthropic Messages API takes no audio input")
+    if part.cache_control is not None:
+        block["cache_control"] = part.cache_control.to_wire()
+    return block
+
+
 def _blocks(message: Message) -> list[dict[str, Any]]:
+    content = message.content
     if message.role == "tool":
-        return [
-            {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.content}
-        ]
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+        result["content"] = content if isinstance(content, str) else list(map(_block, content))
+        return [result]
     blocks: list[dict[str, Any]] = []
-    if message.content:
-        blocks.append({"type": "text", "text": message.content})
+    if isinstance(content, str):
+        if content:
+            blocks.append({"type": "text", "text": content})
+    else:
+        blocks.extend(map(_block, content))
     for call in message.tool_calls:
         blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.args})
     return blocks
 
 
-def _messages(messages: tuple[Message, ...]) -> tuple[str | None, list[dict[str, Any]]]:
-    system: list[str] = []
+def _system(system: list[Message]) -> str | list[dict[str, Any]] | None:
+    """The ``system`` parameter: a string, or text blocks when a part carries a cache marker
+    (the form that can hold ``cache_control``)."""
+    if all(isinstance(m.content, str) for m in system) or not any(
+        p.cache_control is not None for m in system for p in m.parts if type(p) is TextPart
+    ):
+        return "\n\n".join([m.text for m in system if m.content]) or None
+    return [_block(part) for m in system for part in m.parts]
+
+
+def _messages(
+    messages: tuple[Message, ...],
+) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
+    system: list[Message] = []
     turns: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":
-            if message.content:
-                system.append(message.content)
+            system.append(message)
             continue
         role = "assistant" if message.role == "assistant" else "user"
         blocks = _blocks(message)
@@ -88,7 +150,7 @@ def _messages(messages: tuple[Message, ...]) -> tuple[str | None, list[dict[str,
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
-    return ("\n\n".join(system) or None), turns
+    return _system(system) if system else None, turns
 
 
 def _json_tool(response_format: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -210,10 +272,15 @@ def parse_message(message: Any, provider: str, json_tool: str | None) -> ChatRes
     """
     texts: list[str] = []
     calls: list[ToolCall] = []
+    reasoning: list[ReasoningPart] = []
     for block in message.content:
         kind = getattr(block, "type", None)
         if kind == "text":
             texts.append(block.text)
+        elif kind == "thinking":
+            reasoning.append(ReasoningPart(block.thinking, block.signature, None, provider))
+        elif kind == "redacted_thinking":
+            reasoning.append(ReasoningPart("", None, block.data, provider))
         elif kind == "tool_use":
             arguments = json.dumps(block.input, ensure_ascii=False)
             if block.name == json_tool:
@@ -231,6 +298,7 @@ def parse_message(message: Any, provider: str, json_tool: str | None) -> ChatRes
         provider=provider,
         provider_model=getattr(message, "model", None),
         response_id=getattr(message, "id", None) or None,
+        reasoning=tuple(reasoning),
     )
 
 
@@ -244,6 +312,7 @@ class StreamState:
     __slots__ = (
         "_calls",
         "_json_blocks",
+        "_reasoning",
         "cache_tokens",
         "has_text",
         "id",
@@ -261,6 +330,8 @@ class StreamState:
         self.provider = provider
         self._json_blocks: set[int] = set()
         self._calls = ToolCallAssembler()
+        # Reasoning blocks by index: [thinking text pieces, signature, redacted data].
+        self._reasoning: dict[int, list[Any]] = {}
         self.input_tokens = 0
         self.output_tokens = 0
         self.cache_tokens = (0, 0)
@@ -283,7 +354,9 @@ class StreamState:
                     return None
                 self.has_text = True
                 return StreamChunk(text)
-            if kind != "input_json_delta" or not delta.partial_json:
+            if kind != "input_json_delta":
+                return self._reasoning_delta(event.index, delta, kind)
+            if not delta.partial_json:
                 return None
             index = event.index
             if index in self._json_blocks:
@@ -315,6 +388,27 @@ class StreamState:
             self.stopped = True
         return None
 
+    def _reasoning_delta(self, index: int, delta: Any, kind: str | None) -> StreamChunk | None:
+        block = self._reasoning.get(index)
+        if block is None:
+            return None
+        if kind == "thinking_delta":
+            text = delta.thinking
+            if not text:
+                return None
+            block[0].append(text)
+            return StreamChunk(reasoning=text)
+        if kind == "signature_delta":
+            block[1] = (block[1] or "") + delta.signature
+        return None
+
+    def _reasoning_parts(self) -> tuple[ReasoningPart, ...]:
+        parts = []
+        for index in sorted(self._reasoning):
+            pieces, signature, data = self._reasoning[index]
+            parts.append(ReasoningPart("".join(pieces), signature, data, self.provider))
+        return tuple(parts)
+
     def _text(self, text: str) -> StreamChunk | None:
         if not text:
             return None
@@ -325,6 +419,13 @@ class StreamState:
         kind = getattr(block, "type", None)
         if kind == "text":
             return self._text(block.text)
+        if kind == "thinking":
+            text = block.thinking or ""
+            self._reasoning[index] = [[text] if text else [], block.signature or None, None]
+            return StreamChunk(reasoning=text) if text else None
+        if kind == "redacted_thinking":
+            self._reasoning[index] = [[], None, block.data]
+            return None
         if kind != "tool_use":
             return None
         if block.name == self.json_tool:
@@ -352,4 +453,5 @@ class StreamState:
             usage=Usage(self.input_tokens, self.output_tokens, *self.cache_tokens),
             provider_model=self.model,
             response_id=self.id,
+            reasoning_parts=self._reasoning_parts() if self._reasoning else (),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from reliable_llm._capabilities import TEXT_ONLY, ModelCapabilities
 from reliable_llm.providers._base import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 from reliable_llm.providers._openai import OpenAIProvider
 from reliable_llm.providers._secret import SecretStr
@@ -37,6 +38,9 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """
 
     provider_name = "openai_compatible"
+    #: Text only unless declared: a preset sets its service's defaults; register_model's
+    #: ``metadata={"capabilities": {...}}`` declares a model's own.
+    capabilities: ModelCapabilities = TEXT_ONLY
     #: Compatible servers widely accept ``max_tokens``; fewer know OpenAI's newer name.
     max_tokens_param: ClassVar[str] = "max_tokens"
 

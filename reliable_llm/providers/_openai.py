@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from types import ModuleType
 from typing import Any, ClassVar
 
+from reliable_llm._capabilities import ModelCapabilities
 from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk
 from reliable_llm.providers import _openai_wire as wire
 from reliable_llm.providers._base import (
@@ -13,6 +14,7 @@ from reliable_llm.providers._base import (
     DEFAULT_READ_TIMEOUT,
     SDKProvider,
 )
+from reliable_llm.providers._capability_defaults import OPENAI, openai_capabilities
 from reliable_llm.providers._secret import SecretStr
 from reliable_llm.providers._signature import fit_to_signature
 
@@ -56,6 +58,8 @@ class OpenAIProvider(SDKProvider):
     max_tokens_param: ClassVar[str] = "max_completion_tokens"
     #: Whether streams ask for a final usage chunk.
     stream_usage: bool = True
+    #: Images and PDFs; audio for OpenAI's audio models (see `_capability_defaults`).
+    capabilities: ModelCapabilities = OPENAI
 
     def __init__(
         self,
@@ -85,6 +89,8 @@ class OpenAIProvider(SDKProvider):
             async_client=async_client,
         )
         self.organization = organization
+        if type(self).capabilities is OPENAI:  # not a compatible server's subclass
+            self.capabilities = openai_capabilities(model)
 
     def _make_client(self, sdk: ModuleType, *, asynchronous: bool) -> Any:
         cls = sdk.AsyncOpenAI if asynchronous else sdk.OpenAI

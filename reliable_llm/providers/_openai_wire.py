@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reliable_llm._errors import ProviderConnectionError
+from reliable_llm._content import AudioPart, FilePart, ImagePart, Part, ReasoningPart, TextPart
+from reliable_llm._errors import InvalidRequestError, ProviderConnectionError
 from reliable_llm._request import NEVER_KEYED
 from reliable_llm._stream import ToolCallAssembler
 from reliable_llm._types import (
@@ -67,14 +68,78 @@ def finish_reason(value: str | None) -> str:
     return _FINISH.get(value, value)
 
 
+def _file_name(part: FilePart) -> str:
+    if part.filename:
+        return part.filename
+    if part.title:
+        return part.title
+    # OpenAI wants a name with inline file data; a neutral one, from the media type.
+    subtype = (part.media_type or "application/octet-stream").rpartition("/")[2]
+    return f"document.{subtype}"
+
+
+def _part(part: Part) -> dict[str, Any] | None:
+    """One content part in Chat Completions' form (`ChatCompletionContentPartParam`).
+
+    Text is ``text``; an image is ``image_url`` (an http(s) URL, or base64 data as a data
+    URL), with ``detail`` when set; audio is ``input_audio`` (base64 ``data`` and
+    ``format``); a document is ``file`` (``file_data`` as a data URL with ``filename``, or
+    ``file_id``). A plain-text document is sent as text. `CacheControl` markers and reasoning
+    have no place on this wire and are left out (the route reports stripping them).
+    """
+    kind = type(part)
+    if kind is TextPart:
+        return {"type": "text", "text": part.text}  # type: ignore[union-attr]
+    if kind is ImagePart:
+        if part.file_id is not None:  # type: ignore[union-attr]
+            raise InvalidRequestError(
+                "OpenAI Chat Completions takes images by URL or base64 data, not by file id"
+            )
+        image: dict[str, Any] = {"url": part.data_url or part.url}  # type: ignore[union-attr]
+        if part.detail is not None:  # type: ignore[union-attr]
+            image["detail"] = part.detail  # type: ignore[union-attr]
+        return {"type": "image_url", "image_url": image}
+    if kind is AudioPart:
+        return {
+            "type": "input_audio",
+            "input_audio": {"data": part.data, "format": part.format},  # type: ignore[union-attr]
+        }
+    if isinstance(part, FilePart):
+        if part.text is not None:
+            return {"type": "text", "text": part.text}
+        if part.file_id is not None:
+            return {"type": "file", "file": {"file_id": part.file_id}}
+        if part.data is not None:
+            return {
+                "type": "file",
+                "file": {"file_data": part.data_url, "filename": _file_name(part)},
+            }
+        raise InvalidRequestError(
+            "OpenAI Chat Completions takes documents as base64 data or a file id, not by URL"
+        )
+    return None  # reasoning: never sent on this wire
+
+
+def _content(content: str | tuple[Part, ...]) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    return [wire for wire in map(_part, content) if wire is not None]
+
+
 def _message(message: Message) -> dict[str, Any]:
     if message.role == "tool":
-        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
-    data: dict[str, Any] = {"role": message.role, "content": message.content}
+        content = message.content
+        if not isinstance(content, str) and all(type(p) is TextPart for p in content):
+            content = message.text  # a text result as a string, as every server takes
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": _content(content)}
+    content = message.content
+    if message.role != "user" and not isinstance(content, str):
+        content = message.text  # system and assistant turns: their text
+    data: dict[str, Any] = {"role": message.role, "content": _content(content)}
     if message.name:
         data["name"] = message.name
     if message.tool_calls:
-        data["content"] = message.content or None
+        data["content"] = data["content"] or None
         data["tool_calls"] = [
             {
                 "id": call.id,
@@ -177,6 +242,7 @@ def parse_completion(completion: Any, provider: str) -> ChatResponse:
         raise in_band_error(error, provider)
     message = choice.message
     text = message.content or ""
+    reasoning = _reasoning_text(message)
     reason = finish_reason(choice.finish_reason)
     refusal = getattr(message, "refusal", None)
     if refusal and not text:
@@ -195,7 +261,22 @@ def parse_completion(completion: Any, provider: str) -> ChatResponse:
         provider=provider,
         provider_model=getattr(completion, "model", None) or None,
         response_id=_id(completion),
+        reasoning=(ReasoningPart(reasoning, provider=provider),) if reasoning else (),
     )
+
+
+def _reasoning_text(message: Any) -> str:
+    """The reasoning an OpenAI-compatible server returned beside the answer: DeepSeek's and
+    vLLM's ``reasoning_content``, or OpenRouter's, Groq's and newer vLLM's ``reasoning``.
+
+    Neither is a declared field of the SDK's types: read from the extras directly (a getattr
+    that misses costs a pydantic AttributeError).
+    """
+    extra = getattr(message, "__pydantic_extra__", None)
+    if not extra:
+        return ""
+    text = extra.get("reasoning_content") or extra.get("reasoning")
+    return text if isinstance(text, str) else ""
 
 
 def _id(obj: Any) -> str | None:
@@ -211,7 +292,17 @@ class StreamState:
     as text. Content-free deltas (role-only, empty) yield no chunk.
     """
 
-    __slots__ = ("_calls", "finish", "has_text", "id", "model", "provider", "refused", "usage")
+    __slots__ = (
+        "_calls",
+        "_reasoning",
+        "finish",
+        "has_text",
+        "id",
+        "model",
+        "provider",
+        "refused",
+        "usage",
+    )
 
     def __init__(self, provider: str = "openai") -> None:
         self.provider = provider
@@ -222,6 +313,7 @@ class StreamState:
         self.has_text = False
         self.refused = False
         self._calls = ToolCallAssembler()
+        self._reasoning: list[str] = []
 
     def feed(self, chunk: Any) -> StreamChunk | None:
         """The chunk this SDK chunk adds, if any.
@@ -260,7 +352,12 @@ class StreamState:
         calls = delta.tool_calls
         if not calls:
             if not text:
-                return None
+                # Looked for only in chunks without text: reasoning streams before the answer.
+                reasoning = _reasoning_text(delta)
+                if not reasoning:
+                    return None
+                self._reasoning.append(reasoning)
+                return StreamChunk(reasoning=reasoning)
             self.has_text = True
             return StreamChunk(text=text)
         deltas = tuple([self._delta(call) for call in calls])
@@ -296,6 +393,13 @@ class StreamState:
             )
         reason = REFUSAL if self.refused else _FINISH[self.finish]
         check_answer(self.has_text, bool(self._calls), reason, self.provider)
+        reasoning = "".join(self._reasoning)
         return StreamChunk(
-            finish_reason=reason, usage=self.usage, provider_model=self.model, response_id=self.id
+            finish_reason=reason,
+            usage=self.usage,
+            provider_model=self.model,
+            response_id=self.id,
+            reasoning_parts=(ReasoningPart(reasoning, provider=self.provider),)
+            if reasoning
+            else (),
         )

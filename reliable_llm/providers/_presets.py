@@ -10,6 +10,7 @@ from reliable_llm._errors import ConfigurationError
 from reliable_llm._provider import Provider
 from reliable_llm.providers._anthropic import AnthropicProvider
 from reliable_llm.providers._azure import AzureOpenAIProvider
+from reliable_llm.providers._capability_defaults import PRESET_CAPABILITIES
 from reliable_llm.providers._compatible import OpenAICompatibleProvider
 from reliable_llm.providers._openai import OpenAIProvider
 
@@ -194,7 +195,8 @@ def preset(name: str, model: str, **kwargs: Any) -> Provider:
     """A provider for ``model`` on the named service, configured from its preset.
 
     Keyword arguments go to the provider class (``api_key``, ``base_url``, timeouts, ...);
-    for ``"azure"`` the model is the deployment name.
+    for ``"azure"`` the model is the deployment name. The provider's ``capabilities`` (which
+    content parts it takes) are the service's defaults (`_capability_defaults`).
 
     Example:
         >>> groq = preset("groq", "llama-3.3-70b-versatile")
@@ -223,4 +225,8 @@ def preset(name: str, model: str, **kwargs: Any) -> Provider:
         "stream_usage": spec.stream_usage,
     }
     options.update(kwargs)
-    return OpenAICompatibleProvider(model, **options)
+    provider = OpenAICompatibleProvider(model, **options)
+    capabilities = PRESET_CAPABILITIES.get(spec.name)
+    if capabilities is not None:
+        provider.capabilities = capabilities
+    return provider

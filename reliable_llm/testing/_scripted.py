@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 
+from reliable_llm._capabilities import ANY_CONTENT, ModelCapabilities
 from reliable_llm._clock import Clock
 from reliable_llm._provider import Provider
 from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
@@ -54,6 +55,8 @@ class ScriptedModel(Provider):
         chunk_size: Characters per streamed chunk.
         clock: Sleep on this clock instead of real time.
         name: Provider name reported in responses.
+        capabilities: The content parts it takes; by default every part as given (a test
+            fake), ``ModelCapabilities()`` makes a text-only model.
     """
 
     def __init__(
@@ -65,8 +68,10 @@ class ScriptedModel(Provider):
         chunk_size: int = 4,
         clock: Clock | None = None,
         name: str = "scripted",
+        capabilities: ModelCapabilities = ANY_CONTENT,
     ) -> None:
         self._script: deque[Step] = deque(script)
+        self.capabilities = capabilities
         self.default = default
         self.latency = latency
         self.chunk_size = chunk_size
@@ -182,4 +187,4 @@ class ScriptedModel(Provider):
 
 
 def _count_tokens(request: ChatRequest) -> int:
-    return sum(len(m.content.split()) for m in request.messages)
+    return sum(len(m.text.split()) for m in request.messages)

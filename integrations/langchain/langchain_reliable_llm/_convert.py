@@ -102,15 +102,15 @@ def to_langchain_messages(messages: Sequence[Message]) -> list[BaseMessage]:
     result: list[BaseMessage] = []
     for message in messages:
         if message.role == "system":
-            result.append(SystemMessage(message.content))
+            result.append(SystemMessage(message.text))
         elif message.role == "user":
-            result.append(HumanMessage(message.content, name=message.name))
+            result.append(HumanMessage(message.text, name=message.name))
         elif message.role == "assistant":
             calls = [tool_call(name=c.name, args=c.args, id=c.id) for c in message.tool_calls]
-            result.append(AIMessage(message.content, tool_calls=calls))
+            result.append(AIMessage(message.text, tool_calls=calls))
         else:
             result.append(
-                ToolMessage(message.content, tool_call_id=message.tool_call_id, name=message.name)
+                ToolMessage(message.text, tool_call_id=message.tool_call_id, name=message.name)
             )
     return result
 

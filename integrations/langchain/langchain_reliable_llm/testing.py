@@ -141,8 +141,8 @@ class SmartFakeModel(Provider):
         last = request.messages[-1]
         if request.tools and request.tool_choice != "none" and last.role == "user":
             calls = []
-            for tool in self._tools_to_call(request, last.content):
-                args = arguments_for(tool.parameters, last.content)
+            for tool in self._tools_to_call(request, last.text):
+                args = arguments_for(tool.parameters, last.text)
                 calls.append(
                     ToolCall(
                         f"call_{next(self._ids)}", tool.name, json.dumps(args, ensure_ascii=False)
@@ -152,15 +152,15 @@ class SmartFakeModel(Provider):
         fmt = request.response_format or {}
         if fmt.get("type") == "json_schema":
             schema = fmt.get("json_schema", {}).get("schema", {})
-            return self._response(request, json.dumps(arguments_for(schema, last.content)))
+            return self._response(request, json.dumps(arguments_for(schema, last.text)))
         if fmt.get("type") == "json_object":
-            keys = _Values(last.content).strings or ["answer"]
-            text = json.dumps({k: f"{k} about {_Values(last.content).topic}" for k in keys})
+            keys = _Values(last.text).strings or ["answer"]
+            text = json.dumps({k: f"{k} about {_Values(last.text).topic}" for k in keys})
             return self._response(request, text)
         if last.role == "tool":
-            results = [m.content for m in request.messages if m.role == "tool"]
+            results = [m.text for m in request.messages if m.role == "tool"]
             return self._response(request, "The tools returned: " + "; ".join(results))
-        return self._response(request, f"Echo: {last.content}")
+        return self._response(request, f"Echo: {last.text}")
 
     def _response(
         self, request: ChatRequest, text: str, calls: tuple[ToolCall, ...] = ()
@@ -173,7 +173,7 @@ class SmartFakeModel(Provider):
         if request.max_tokens is not None and len(words) > request.max_tokens:
             text = " ".join(words[: request.max_tokens])
             finish = "length"
-        prompt_words = sum(len(m.content.split()) for m in request.messages)
+        prompt_words = sum(len(m.text.split()) for m in request.messages)
         usage = Usage(max(prompt_words, 1), max(len(text.split()), len(calls)))
         return ChatResponse(
             text=text,

@@ -7,7 +7,12 @@ Each model's answers are scripted with steps: a `Reply`, or a `Fault` such as an
 `MalformedJSON`, a mid-stream `StreamErrorEvent`, a `StreamCut`, or a `SlowWire` answer
 (`trickled_body`, `slow_headers`, `keep_alive_comments`, `anthropic_pings`) that only a
 deadline on the whole call notices. A `Transcript` replays a recorded response byte
-for byte. It uses only the
+for byte. Every request body is recorded (`requests`), content parts included (images,
+audio, documents, thinking blocks, cache markers), and a content-part shape the real API
+rejects (a ``cache_control`` marker or a thinking block sent to OpenAI, an unsigned thinking
+block sent to Anthropic) gets the 400 that API sends. A `Reply` may carry ``reasoning``
+(Anthropic ``thinking`` with a signature; ``reasoning_content`` on the OpenAI wire) and
+prompt-cache and reasoning token counts. It uses only the
 standard library, serving from a background thread with its own event loop::
 
     import openai

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from ._content_check import anthropic_content_problem
 from ._steps import HTTPError, Reply, StreamErrorEvent
 from ._wire import Exchange, Frame, FrameKind, new_id, pieces, sse, usage_of
 
@@ -52,7 +54,7 @@ class AnthropicWire:
         for name, kind in (("model", str), ("messages", list), ("max_tokens", int)):
             if not isinstance(body.get(name), kind):
                 return f"{name}: Field required"
-        return None
+        return anthropic_content_problem(body)
 
     def error_body(self, error: HTTPError, model: str | None) -> object:
         """Return ``{"type": "error", "error": {"type", "message"}}`` for ``error``."""
@@ -71,6 +73,10 @@ class AnthropicWire:
         """Return a ``message`` object with ``text`` and ``tool_use`` content blocks."""
         prompt, completion = usage_of(reply, exchange.body)
         content: list[dict[str, object]] = []
+        if reply.reasoning:
+            content.append(
+                {"type": "thinking", "thinking": reply.reasoning, "signature": _signature(reply)}
+            )
         if reply.text or not reply.tool_calls:
             content.append({"type": "text", "text": reply.text})
         content += [
@@ -86,7 +92,7 @@ class AnthropicWire:
             **self._message_shell(exchange),
             "content": content,
             "stop_reason": reply.anthropic_stop_reason(),
-            "usage": _usage(prompt, completion),
+            "usage": _usage(prompt, completion, reply),
         }
 
     def stream_frames(self, reply: Reply, exchange: Exchange) -> list[Frame]:
@@ -101,10 +107,17 @@ class AnthropicWire:
             **self._message_shell(exchange),
             "content": [],
             "stop_reason": None,
-            "usage": _usage(prompt, 1),
+            "usage": _usage(prompt, 1, reply),
         }
         frames = [Frame(_event("message_start", message=start), FrameKind.STRUCTURE)]
         blocks: list[tuple[dict[str, object], list[dict[str, object]]]] = []
+        if reply.reasoning:
+            thinking_deltas: list[dict[str, object]] = [
+                {"type": "thinking_delta", "thinking": piece}
+                for piece in pieces(reply.reasoning, reply.chunk_size)
+            ]
+            thinking_deltas.append({"type": "signature_delta", "signature": _signature(reply)})
+            blocks.append(({"type": "thinking", "thinking": "", "signature": ""}, thinking_deltas))
         if reply.text or not reply.tool_calls:
             text_deltas: list[dict[str, object]] = [
                 {"type": "text_delta", "text": piece}
@@ -176,10 +189,17 @@ def _event(kind: str, **fields: object) -> bytes:
     return sse({"type": kind, **fields}, event=kind)
 
 
-def _usage(prompt: int, completion: int) -> dict[str, object]:
+def _usage(prompt: int, completion: int, reply: Reply) -> dict[str, object]:
     return {
         "input_tokens": prompt,
         "output_tokens": completion,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": reply.cache_creation_tokens,
+        "cache_read_input_tokens": reply.cache_read_tokens,
     }
+
+
+def _signature(reply: Reply) -> str:
+    """The thinking block's signature: scripted, or a stable made-up one."""
+    if reply.signature is not None:
+        return reply.signature
+    return "fake-signature-" + hashlib.sha256(reply.reasoning.encode()).hexdigest()[:32]

@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ._content_check import openai_content_problem
 from ._steps import HTTPError, Reply, StreamErrorEvent
 from ._wire import Exchange, Frame, FrameKind, new_id, pieces, sse, usage_of
 
@@ -70,7 +71,7 @@ class OpenAIWire:
             return "you must provide a model parameter"
         if not isinstance(body.get("messages"), list):
             return "Missing required parameter: 'messages'."
-        return None
+        return openai_content_problem(body)
 
     def error_body(self, error: HTTPError, model: str | None) -> object:
         """Return ``{"error": {"message", "type", "param", "code"}}`` for ``error``."""
@@ -101,6 +102,8 @@ class OpenAIWire:
             "refusal": reply.text if reply.refusal else None,
             "annotations": [],
         }
+        if reply.reasoning:
+            message["reasoning_content"] = reply.reasoning  # DeepSeek's field
         if reply.tool_calls:
             message["tool_calls"] = [
                 {
@@ -123,7 +126,7 @@ class OpenAIWire:
                     "finish_reason": reply.openai_finish_reason(),
                 }
             ],
-            "usage": _usage(prompt, completion),
+            "usage": _usage(prompt, completion, reply),
             "system_fingerprint": _FINGERPRINT,
         }
 
@@ -147,6 +150,10 @@ class OpenAIWire:
         frames = [
             Frame(chunk({"role": "assistant", "content": "", "refusal": None}), FrameKind.STRUCTURE)
         ]
+        frames += [
+            Frame(chunk({"reasoning_content": piece}), FrameKind.CONTENT)
+            for piece in pieces(reply.reasoning, reply.chunk_size)
+        ]
         field = "refusal" if reply.refusal else "content"
         frames += [
             Frame(chunk({field: piece}), FrameKind.CONTENT)
@@ -169,7 +176,7 @@ class OpenAIWire:
             ]
         frames.append(Frame(chunk({}, reply.openai_finish_reason()), FrameKind.FINISH))
         if include_usage:
-            usage = _usage(*usage_of(reply, exchange.body))
+            usage = _usage(*usage_of(reply, exchange.body), reply)
             frames.append(Frame(sse({**template, "choices": [], "usage": usage}), FrameKind.FINISH))
         frames.append(Frame(sse("[DONE]"), FrameKind.FINISH))
         return frames
@@ -198,14 +205,14 @@ class OpenAIWire:
         return b": ping\n\n"
 
 
-def _usage(prompt: int, completion: int) -> dict[str, object]:
+def _usage(prompt: int, completion: int, reply: Reply) -> dict[str, object]:
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": reply.cache_read_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reply.reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,

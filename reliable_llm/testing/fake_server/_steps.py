@@ -91,6 +91,17 @@ class Reply:
         latency: Seconds to wait before the response headers are sent.
         chunk_size: Characters per streamed text or tool-argument delta.
         chunk_interval: Seconds to wait between streamed deltas.
+        reasoning: The model's reasoning before its answer: Anthropic's ``thinking`` block
+            (``thinking_delta`` events when streaming), OpenAI-compatible servers'
+            ``reasoning_content`` (DeepSeek's spelling; deltas when streaming).
+        signature: The ``thinking`` block's signature (``signature_delta`` when streaming);
+            ``None`` makes one up.
+        cache_read_tokens: Input tokens read from the prompt cache (Anthropic's
+            ``cache_read_input_tokens``, OpenAI's ``prompt_tokens_details.cached_tokens``).
+        cache_creation_tokens: Input tokens written to the prompt cache (Anthropic's
+            ``cache_creation_input_tokens``; OpenAI reports none).
+        reasoning_tokens: Output tokens spent reasoning (OpenAI's
+            ``completion_tokens_details.reasoning_tokens``).
 
     Raises:
         ValueError: On a negative delay, a ``chunk_size`` below one or negative usage.
@@ -103,9 +114,16 @@ class Reply:
     latency: float = 0.0
     chunk_size: int = 8
     chunk_interval: float = 0.0
+    reasoning: str = ""
+    signature: str | None = None
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        if min(self.cache_read_tokens, self.cache_creation_tokens, self.reasoning_tokens) < 0:
+            raise ValueError("cache and reasoning token counts must be >= 0")
         if self.latency < 0 or self.chunk_interval < 0:
             raise ValueError("latency and chunk_interval must be >= 0")
         if self.chunk_size < 1:

@@ -120,11 +120,25 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4) if text else 0
 
 
+# Binary payloads (base64 images, audio, documents: a content part's ``data`` or
+# ``file_data``, any data URL) and thinking signatures are not text: left out of the estimate.
+_PAYLOAD_KEYS = frozenset(("data", "file_data", "signature"))
+
+
+def _payload(key: object, item: object) -> bool:
+    return isinstance(item, str) and (key in _PAYLOAD_KEYS or item.startswith("data:"))
+
+
 def _strings(value: object) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, Mapping):
-        return [text for item in value.values() for text in _strings(item)]
+        return [
+            text
+            for key, item in value.items()
+            if not _payload(key, item)
+            for text in _strings(item)
+        ]
     if isinstance(value, list | tuple):
         return [text for item in value for text in _strings(item)]
     return []

@@ -165,7 +165,7 @@ def to_li_message(message: Message) -> ChatMessage:
         extra["tool_call_id"] = message.tool_call_id
     if message.name:
         extra["name"] = message.name
-    blocks: list[Any] = [TextBlock(text=message.content)] if message.content else []
+    blocks: list[Any] = [TextBlock(text=message.text)] if message.content else []
     blocks.extend(tool_call_blocks(message.tool_calls))
     if not blocks:
         blocks.append(TextBlock(text=""))

@@ -493,3 +493,25 @@ def test_traced_group_ends_every_span_and_names_each_deployment(clock: FakeClock
         ("chat g[0]", "CapacityExceeded"),
         ("chat g[1]", None),
     ]
+
+
+def test_a_deployment_that_cannot_take_an_image_hands_over_to_one_that_can(
+    clock: FakeClock,
+) -> None:
+    """Capabilities are per deployment: a text-only deployment is skipped for its sibling."""
+    from reliable_llm import ImagePart, Message, TextPart
+
+    png = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJ"
+        "RU5ErkJggg=="
+    )
+    manager = LLMManager(clock=clock, random=lambda: 0.0, enable_caching=False)
+    manager.register_model(
+        "g",
+        [lambda prompt: "blind", ScriptedModel(default="a pixel")],  # text only, then vision
+    )
+    response = manager.chat(
+        [Message.user([TextPart("What is this?"), ImagePart(url=f"data:image/png;base64,{png}")])]
+    )
+    assert (response.text, response.fallback_from) == ("a pixel", ("g[0]",))
+    assert manager.get_model_info("g[0]")["breaker"]["failure_count"] == 0

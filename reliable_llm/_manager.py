@@ -470,7 +470,9 @@ class LLMManager:
 
         Keys: ``total_requests``, ``successful_requests``, ``failed_requests``,
         ``cancelled_requests`` (cancelled tasks, abandoned streams, ``KeyboardInterrupt``),
-        ``success_rate``, ``cache`` (``hits``, ``misses``, ``hit_rate``, ``size``, ``errors``:
+        ``success_rate`` (answered / (answered + failed): cancelled requests have no outcome
+        and are left out, so clients that go away do not look like an outage), ``cache``
+        (``hits``, ``misses``, ``hit_rate``, ``size``, ``errors``:
         backend failures and unreadable entries, each served as a miss), ``retries``,
         ``fallbacks`` (``total``, ``by_pair`` as ``"from->to"``, ``by_reason``),
         ``breaker_transitions``, ``latency`` (``avg``, ``p50``, ``p95``, ``p99`` seconds of

@@ -226,7 +226,13 @@ class MetricsCollector:
                 "successful_requests": self._succeeded,
                 "failed_requests": self._failed,
                 "cancelled_requests": self._cancelled,
-                "success_rate": self._succeeded / self._requests if self._requests else None,
+                # Of the requests that reached an outcome: a cancelled request (a client that
+                # went away, an abandoned stream) is neither a success nor a failure.
+                "success_rate": (
+                    self._succeeded / (self._succeeded + self._failed)
+                    if self._succeeded + self._failed
+                    else None
+                ),
                 "cache": {
                     "hits": self._cache_hits,
                     "misses": self._cache_misses,

@@ -51,7 +51,8 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"requests {metrics['total_requests']} (ok {metrics['successful_requests']}, failed "
-        f"{metrics['failed_requests']}, success rate {_pct(metrics['success_rate'])})",
+        f"{metrics['failed_requests']}, cancelled {metrics['cancelled_requests']}, "
+        f"success rate {_pct(metrics['success_rate'])})",
         f"cache    {cache['hits']} hits / {cache['misses']} misses "
         f"(hit rate {_pct(cache['hit_rate'])}, {cache['size']} entries)",
         f"retries  {metrics['retries']}    fallbacks {fallbacks['total']} ({pairs})",
@@ -122,7 +123,8 @@ def metrics_html(metrics: Mapping[str, Any]) -> str:
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         "<ul>"
         f"<li>requests: {metrics['total_requests']} (ok {metrics['successful_requests']}, failed "
-        f"{metrics['failed_requests']}, success rate {_pct(metrics['success_rate'])})</li>"
+        f"{metrics['failed_requests']}, cancelled {metrics['cancelled_requests']}, "
+        f"success rate {_pct(metrics['success_rate'])})</li>"
         f"<li>cache: {cache['hits']} hits / {cache['misses']} misses, hit rate "
         f"{_pct(cache['hit_rate'])}, {cache['size']} entries</li>"
         f"<li>retries: {metrics['retries']}; fallbacks: {fallbacks['total']} ({pairs})</li>"

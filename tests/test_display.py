@@ -41,7 +41,7 @@ def test_text_table_shows_states_and_numbers(outage: tuple[LLMManager, MetricsHi
     assert primary_row.split()[:6] == ["primary", "*", "open", "2", "0", "2"]
     assert "fallbacks 2 (primary->backup: 2)" in text
     assert "cache    1 hits / 2 misses (hit rate 33%" in text
-    assert "requests 3 (ok 3, failed 0, success rate 100%)" in text
+    assert "requests 3 (ok 3, failed 0, cancelled 0, success rate 100%)" in text
 
 
 def test_html_summary_shows_states_and_numbers(outage: tuple[LLMManager, MetricsHistory]) -> None:

@@ -118,6 +118,11 @@ def test_abandoned_stream_is_counted(driver: str, manager: LLMManager) -> None:
     assert metrics["failed_requests"] == 0
     assert metrics["models"]["m"]["attempts"] == 1
     assert metrics["models"]["m"]["cancelled_attempts"] == 1
+    # No outcome, so no success rate yet; one answered request then makes it 100%.
+    assert metrics["success_rate"] is None
+    manager.chat("another question", use_cache=False)
+    assert manager.get_metrics()["success_rate"] == 1.0
+    assert "cancelled 1, success rate 100%" in str(manager)
     assert len(manager.cache) == 0  # nothing abandoned is cached
 
 

@@ -309,3 +309,17 @@ def test_readme_example_runs(
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.split() == ["1", "1"]
     assert (tmp_path / "llm-cache.db").exists()
+
+
+@pytest.mark.parametrize("kind", ["junk file", "directory", "missing directory"])
+def test_unusable_path_is_a_configuration_error(tmp_path: Path, kind: str) -> None:
+    """A path that is not a database, is a directory or cannot be created fails by name."""
+    path = tmp_path / "c.db"
+    if kind == "junk file":
+        path.write_bytes(b"this is not a sqlite database, just some bytes" * 40)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path = tmp_path / "missing" / "c.db"
+    with pytest.raises(ConfigurationError, match=r"cannot use .*c\.db"):
+        SQLiteCache(path)

@@ -102,8 +102,9 @@ class SQLiteCache:
 
     Raises:
         ConfigurationError: A bound is not a positive number, ``path`` is ``":memory:"`` (each
-            connection would see its own database: use the default in-memory cache), or the
-            file holds a cache written by an incompatible version.
+            connection would see its own database: use the default in-memory cache), the file
+            cannot be opened or created, is not a SQLite database, or holds a cache written by
+            an incompatible version.
     """
 
     def __init__(
@@ -134,7 +135,14 @@ class SQLiteCache:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
-        self._connect()  # create the file and schema now: a bad path fails here, not mid-request
+        try:  # create the file and schema now: a bad path fails here, not mid-request
+            self._connect()
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise ConfigurationError(
+                f"SQLiteCache cannot use {str(self.path)!r} as a cache database "
+                f"({type(exc).__name__}: {exc}); pass the path of a new file, in a directory "
+                "that exists and is writable, or of a file an earlier SQLiteCache created"
+            ) from exc
 
     # -- connections ----------------------------------------------------------------------------
 

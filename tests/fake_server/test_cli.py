@@ -60,5 +60,19 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     """--help returns 0 after printing usage naming the sub-command."""
+    assert run_fake_server_cli(["fake-server", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: reliable-llm fake-server ")
+
+
+def test_module_help_names_the_command_that_was_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m reliable_llm.testing.fake_server --help`` shows that command in its usage."""
+    out = subprocess.run(
+        [sys.executable, "-m", "reliable_llm.testing.fake_server", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert out.startswith("usage: python -m reliable_llm.testing.fake_server ")
     assert main(["--help"]) == 0
-    assert "reliable-llm fake-server" in capsys.readouterr().out
+    assert capsys.readouterr().out == out

@@ -10,7 +10,7 @@ from ._cli import run_fake_server_cli
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the fake server command line; see `run_fake_server_cli`."""
-    return run_fake_server_cli(argv)
+    return run_fake_server_cli(argv, prog="python -m reliable_llm.testing.fake_server")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ from ._server import FakeLLMServer
 from ._steps import Reply
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="reliable-llm fake-server",
+        prog=prog,
         description=(
             "Serve a fake OpenAI / Azure OpenAI / Anthropic API for offline tests and demos. "
             "Prints the base URL on the first line of stdout."
@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_fake_server_cli(argv: Sequence[str] | None = None) -> int:
+def run_fake_server_cli(
+    argv: Sequence[str] | None = None, *, prog: str = "reliable-llm fake-server"
+) -> int:
     """Run ``reliable-llm fake-server [--host H] [--port N] [--reply TEXT]``.
 
     Prints the base URL (then the per-SDK URLs on stderr) and serves until interrupted by
@@ -43,6 +45,7 @@ def run_fake_server_cli(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: Arguments, optionally starting with the ``fake-server`` sub-command name;
             ``None`` reads ``sys.argv[1:]``.
+        prog: The command's name in usage and error messages.
 
     Returns:
         The exit status: 0 after a clean stop, 2 for bad arguments.
@@ -51,7 +54,7 @@ def run_fake_server_cli(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["fake-server"]:
         args = args[1:]
     try:
-        options = _parser().parse_args(args)
+        options = _parser(prog).parse_args(args)
     except SystemExit as exc:  # argparse exits on --help and on errors
         return exc.code if isinstance(exc.code, int) else 2
     stopped = threading.Event()

@@ -38,6 +38,7 @@ from reliable_llm._errors import (
     EmptyResponseError,
     FailureReason,
     InvalidRequestError,
+    InvalidResponseError,
     LocalRateLimitError,
     MissingAPIKeyError,
     ModelFailure,
@@ -59,7 +60,13 @@ from reliable_llm._errors import (
 from reliable_llm._history import MetricsHistory
 from reliable_llm._http_errors import classify_http_error
 from reliable_llm._manager import LLMManager
-from reliable_llm._policies import BreakerPolicy, CachePolicy, RetryPolicy, TimeoutPolicy
+from reliable_llm._policies import (
+    BreakerPolicy,
+    CachePolicy,
+    HedgePolicy,
+    RetryPolicy,
+    TimeoutPolicy,
+)
 from reliable_llm._provider import Provider
 from reliable_llm._render import MetricsSnapshot
 from reliable_llm._stream import StreamAccumulator, ToolCallAssembler, response_to_chunks
@@ -108,9 +115,11 @@ __all__ = [
     "ErrorRule",
     "FailureReason",
     "FilePart",
+    "HedgePolicy",
     "ImagePart",
     "InMemoryCache",
     "InvalidRequestError",
+    "InvalidResponseError",
     "LLMManager",
     "LocalRateLimitError",
     "Message",

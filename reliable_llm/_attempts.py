@@ -16,7 +16,7 @@ context):
                     break
                 <sleep delay>
             else:
-                return tries.succeeded(response)
+                return tries.succeeded(response)  # None: a validator rejected the answer
     finally:
         tries.release()
 
@@ -37,6 +37,7 @@ from reliable_llm._decisions import next_step
 from reliable_llm._errors import (
     ConfigurationError,
     FailureReason,
+    InvalidResponseError,
     ModelFailure,
     ProviderError,
     StreamInterruptedError,
@@ -44,6 +45,7 @@ from reliable_llm._errors import (
 from reliable_llm._events import RetryScheduled
 from reliable_llm._gate import CapacityExceeded
 from reliable_llm._types import Attempt, ChatResponse
+from reliable_llm._validation import run_validators
 
 if TYPE_CHECKING:
     from reliable_llm._engine import Engine
@@ -56,6 +58,8 @@ __all__ = ["ModelAttempts"]
 logger = logging.getLogger("reliable_llm")
 _ALLOWED = Admission.ALLOWED
 _CLOSED = BreakerState.CLOSED
+_HANDED_OVER = FailureReason.HANDED_OVER
+_INVALID = FailureReason.INVALID_RESPONSE
 
 
 class ModelAttempts:
@@ -205,6 +209,11 @@ class ModelAttempts:
             # (the last deployment standing keeps its retries).
             self.failure = ModelFailure(entry.name, FailureReason.HANDED_OVER, tuple(self.errors))
             return None
+        if entry.retry.hand_over and _healthy_after(entry, plan):
+            # The retry would wait out a backoff on a failing model while a healthy one is
+            # next: hand the request over now (the last model standing keeps its backoff).
+            self.failure = ModelFailure(entry.name, _HANDED_OVER, tuple(self.errors))
+            return None
         error_name = type(error).__name__
         engine.emit(RetryScheduled(entry.name, self.number, step, error_name))
         if logger.isEnabledFor(logging.INFO):
@@ -218,11 +227,25 @@ class ModelAttempts:
             )
         return step
 
-    def succeeded(self, response: ChatResponse) -> ChatResponse:
-        """Record the successful attempt; the response as the caller gets it."""
+    def succeeded(self, response: ChatResponse) -> ChatResponse | None:
+        """Record the successful attempt; the response as the caller gets it.
+
+        None when a validator (the model's, then the request's) rejected the answer: the
+        attempt is recorded as failed with the `InvalidResponseError` and ``failure`` says
+        why the model is given up.
+
+        Raises:
+            ConfigurationError: A validator raised something other than
+                `InvalidResponseError` (a bug in the validator).
+        """
         entry = self.entry
         engine = self.engine
         plan = self.plan
+        if entry.validators or plan.validators:
+            rejection = self._validate(response)
+            if rejection is not None:
+                self._reject(rejection)
+                return None
         self.in_flight = False
         started = self.started
         attempt = Attempt(
@@ -259,6 +282,44 @@ class ModelAttempts:
         if self.span is not None:
             self._end_span(attempt, answer)
         return answer
+
+    def _validate(self, response: ChatResponse) -> InvalidResponseError | None:
+        entry = self.entry
+        # Validators see the answer as the caller would: with the registered model's name.
+        answer = ChatResponse(
+            response.text,
+            response.tool_calls,
+            response.finish_reason,
+            response.usage,
+            entry.name,
+            response.provider or entry.provider.provider_name,
+            response.provider_model,
+            response_id=response.response_id,
+        )
+        rejection = run_validators(entry.validators, answer)
+        if rejection is None:
+            rejection = run_validators(self.plan.validators, answer)
+        return rejection
+
+    def _reject(self, rejection: InvalidResponseError) -> None:
+        entry = self.entry
+        if rejection.model is None:
+            rejection.model = entry.name
+        if rejection.provider is None:
+            rejection.provider = entry.provider.provider_name
+        self._record(rejection)  # breaker neutral unless the validator says otherwise
+        self.failure = ModelFailure(entry.name, _INVALID, tuple(self.errors))
+        logger.info("answer of model %r rejected: %s", entry.name, rejection)
+
+    def rejected_stream(self, text: str) -> NoReturn:
+        """Raise for a streamed answer that a validator rejected after its chunks reached the
+        caller (the request cannot silently switch models mid-answer).
+
+        Raises:
+            StreamInterruptedError: Always; its cause is the `InvalidResponseError`.
+        """
+        rejection = self.errors[-1]
+        raise StreamInterruptedError(self.entry.name, text, rejection) from rejection
 
     def interrupted(self, exc: Exception, partial_text: str) -> NoReturn:
         """Record a stream that failed after text reached the caller, and raise for it.
@@ -297,6 +358,12 @@ class ModelAttempts:
         admission = self.admission
         if type(admission) is Trial:
             self.entry.breaker.record_neutral(admission)
+
+
+def _healthy_after(entry: ModelEntry, plan: Plan) -> bool:
+    """Whether a model after ``entry`` in the plan's route has a closed breaker."""
+    entries = plan.entries
+    return any(later.breaker.state is _CLOSED for later in entries[entries.index(entry) + 1 :])
 
 
 def _local(exc: Exception) -> ConfigurationError:

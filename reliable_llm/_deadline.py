@@ -19,7 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ChunkPump", "call_with_timeout", "in_worker", "within"]
+__all__ = ["ChunkPump", "call_with_timeout", "in_worker", "start_in_worker", "within"]
 
 T = TypeVar("T")
 _IDLE_EXIT = 30.0  # seconds an idle worker thread waits for work before it exits
@@ -180,6 +180,12 @@ async def in_worker(fn: Callable[[], T]) -> T:
 
     _workers.submit(_Job(run))
     return await future
+
+
+def start_in_worker(fn: Callable[[], object]) -> None:
+    """Run ``fn()`` in one of our daemon worker threads, in a copy of the caller's context,
+    without waiting for it (``fn`` reports its own outcome; what it raises is dropped)."""
+    _workers.submit(_Job(_in_context(fn)))
 
 
 def _in_context(fn: Callable[[], T]) -> Callable[[], T]:

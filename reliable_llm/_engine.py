@@ -143,47 +143,71 @@ class Engine:
 
     def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Stream from the first model that yields a chunk; ``state`` gets the whole answer."""
-        for index, entry in enumerate(plan.entries):
-            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
-                if plan.give_up(index, skipped, self.emit):  # cannot take the content
-                    break
-                continue
-            ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
-                not entry.breaker.panic_threshold
-                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
-                is _REJECTED
-            ):
-                if plan.give_up(index, entry.circuit_open, self.emit):
-                    break
-                continue
-            tries = ModelAttempts(self, entry, plan, ticket)
+        start = 0
+        while (opened := self._open_route(plan, start)) is not None:
+            index, tries, source, chunk = opened
             try:
-                opened = self._open(tries)
-                if opened is not None:
-                    source, chunk = opened
-                    acc = state.partial = StreamAccumulator()
-                    name = entry.name
-                    try:
-                        while chunk is not None:
-                            acc.add(chunk)
-                            if chunk.model != name:
-                                chunk.model = name  # built fresh by the provider, for us
-                            yield chunk
-                            chunk = source.next(tries.chunk_timeout(), _NEXT_CHUNK)
-                    except Exception as exc:
-                        tries.interrupted(exc, acc.text)
-                    finally:
-                        source.close()
-                    provider = entry.provider.provider_name
-                    state.response = tries.succeeded(acc.response(provider=provider))
+                yielded = chunk is not None
+                acc = state.partial = StreamAccumulator()
+                entry = tries.entry
+                name = entry.name
+                try:
+                    while chunk is not None:
+                        acc.add(chunk)
+                        if chunk.model != name:
+                            chunk.model = name  # built fresh by the provider, for us
+                        yield chunk
+                        chunk = source.next(tries.chunk_timeout(), _NEXT_CHUNK)
+                except Exception as exc:
+                    tries.interrupted(exc, acc.text)
+                finally:
+                    source.close()
+                provider = entry.provider.provider_name
+                response = tries.succeeded(acc.response(provider=provider))
+                if response is not None:
+                    state.response = response
                     return
+                if yielded:  # rejected by a validator after chunks reached the caller
+                    tries.rejected_stream(acc.text)
             finally:
                 tries.release()
             assert tries.failure is not None
             if plan.give_up(index, tries.failure, self.emit):
                 break
+            start = index + 1
         raise plan.error()
+
+    def _open_route(self, plan: Plan, start: int) -> _Opened | None:
+        """From the model at ``start`` on, the first whose stream opens: its index, attempts
+        (released by the caller), source and first chunk. None when the route has ended."""
+        entries = plan.entries
+        for index in range(start, len(entries)):
+            entry = entries[index]
+            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                if plan.give_up(index, skipped, self.emit):  # cannot take the content
+                    return None
+                continue
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt)) is _REJECTED
+            ):
+                if plan.give_up(index, entry.circuit_open, self.emit):
+                    return None
+                continue
+            tries = ModelAttempts(self, entry, plan, ticket)
+            opened = None
+            try:
+                opened = self._open(tries)
+            finally:
+                if opened is None:
+                    tries.release()
+            if opened is not None:
+                return index, tries, opened[0], opened[1]
+            assert tries.failure is not None
+            if plan.give_up(index, tries.failure, self.emit):
+                return None
+        return None
 
     def _open(self, tries: ModelAttempts) -> tuple[_Source, StreamChunk | None] | None:
         provider = tries.provider
@@ -215,49 +239,72 @@ class Engine:
 
     async def astream(self, plan: Plan, state: StreamState) -> AsyncIterator[StreamChunk]:
         """Async twin of `stream`."""
-        for index, entry in enumerate(plan.entries):
-            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
-                if plan.give_up(index, skipped, self.emit):  # cannot take the content
-                    break
-                continue
-            ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
-                not entry.breaker.panic_threshold
-                or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
-                is _REJECTED
-            ):
-                if plan.give_up(index, entry.circuit_open, self.emit):
-                    break
-                continue
-            tries = ModelAttempts(self, entry, plan, ticket)
+        start = 0
+        while (opened := await self._aopen_route(plan, start)) is not None:
+            index, tries, iterator, chunk = opened
             try:
-                opened = await self._aopen(tries)
-                if opened is not None:
-                    iterator, chunk = opened
-                    acc = state.partial = StreamAccumulator()
-                    name = entry.name
-                    try:
-                        while chunk is not None:
-                            acc.add(chunk)
-                            if chunk.model != name:
-                                chunk.model = name
-                            yield chunk
-                            chunk = await within(
-                                anext(iterator, None), tries.chunk_timeout(), _NEXT_CHUNK
-                            )
-                    except Exception as exc:
-                        tries.interrupted(exc, acc.text)
-                    finally:
-                        await _aclose(iterator)
-                    provider = entry.provider.provider_name
-                    state.response = tries.succeeded(acc.response(provider=provider))
+                yielded = chunk is not None
+                acc = state.partial = StreamAccumulator()
+                entry = tries.entry
+                name = entry.name
+                try:
+                    while chunk is not None:
+                        acc.add(chunk)
+                        if chunk.model != name:
+                            chunk.model = name
+                        yield chunk
+                        chunk = await within(
+                            anext(iterator, None), tries.chunk_timeout(), _NEXT_CHUNK
+                        )
+                except Exception as exc:
+                    tries.interrupted(exc, acc.text)
+                finally:
+                    await _aclose(iterator)
+                provider = entry.provider.provider_name
+                response = tries.succeeded(acc.response(provider=provider))
+                if response is not None:
+                    state.response = response
                     return
+                if yielded:  # rejected by a validator after chunks reached the caller
+                    tries.rejected_stream(acc.text)
             finally:
                 tries.release()
             assert tries.failure is not None
             if plan.give_up(index, tries.failure, self.emit):
                 break
+            start = index + 1
         raise plan.error()
+
+    async def _aopen_route(self, plan: Plan, start: int) -> _AOpened | None:
+        """Async twin of `_open_route`."""
+        entries = plan.entries
+        for index in range(start, len(entries)):
+            entry = entries[index]
+            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                if plan.give_up(index, skipped, self.emit):  # cannot take the content
+                    return None
+                continue
+            ticket = entry.breaker.admit(plan.per_attempt)
+            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                not entry.breaker.panic_threshold
+                or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt)) is _REJECTED
+            ):
+                if plan.give_up(index, entry.circuit_open, self.emit):
+                    return None
+                continue
+            tries = ModelAttempts(self, entry, plan, ticket)
+            opened = None
+            try:
+                opened = await self._aopen(tries)
+            finally:
+                if opened is None:
+                    tries.release()
+            if opened is not None:
+                return index, tries, opened[0], opened[1]
+            assert tries.failure is not None
+            if plan.give_up(index, tries.failure, self.emit):
+                return None
+        return None
 
     async def _aopen(
         self, tries: ModelAttempts
@@ -303,6 +350,9 @@ class _Inline:
 
 
 _Source = _Inline | ChunkPump[StreamChunk]
+# A stream that opened: the model's index in the route, its attempts, source and first chunk.
+_Opened = tuple[int, ModelAttempts, _Source, StreamChunk | None]
+_AOpened = tuple[int, ModelAttempts, AsyncIterator[StreamChunk], StreamChunk | None]
 
 
 async def _aclose(iterator: object) -> None:

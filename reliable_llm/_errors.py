@@ -23,7 +23,8 @@ ReliableLLMError
 │   └── RequestRejectedError                    no retry, fall back; breaker neutral
 │       ├── ContextWindowExceededError
 │       ├── ContentPolicyError
-│       ├── EmptyResponseError                  a 200 answer with neither text nor tool calls
+│       ├── InvalidResponseError                a complete answer a validator rejected
+│       │   └── EmptyResponseError              a 200 answer with neither text nor tool calls
 │       └── InvalidRequestError                 HTTP 400 / 422
 ├── AllModelsFailedError                        every model of a request was given up
 │   └── LocalRateLimitError                     ... the last at a client-side limit
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "AllModelsFailedError",
@@ -52,6 +53,7 @@ __all__ = [
     "EmptyResponseError",
     "FailureReason",
     "InvalidRequestError",
+    "InvalidResponseError",
     "LocalRateLimitError",
     "MissingAPIKeyError",
     "ModelFailure",
@@ -239,10 +241,53 @@ class ContentPolicyError(RequestRejectedError):
     """The provider refused the content under its usage policy."""
 
 
-class EmptyResponseError(RequestRejectedError):
+class InvalidResponseError(RequestRejectedError):
+    """A complete answer that is not usable: empty, truncated, a refusal, or failing a schema.
+
+    Raised by response validators (``reliable_llm.validators``, or your own callable
+    ``validator(response) -> None``) to reject an answer: it is not retried on the same model,
+    the next model of the route is tried, and the answer is never returned nor cached. It is
+    not held against the model's breaker unless ``counts_against_breaker=True`` is passed.
+
+    Attributes:
+        reason: A short machine-readable reason (``"empty"``, ``"truncated"``, ``"refusal"``,
+            ``"schema"``, or your own), shown in `AllModelsFailedError`, the rejected attempt's
+            record and ``get_metrics()["invalid_responses"]``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "invalid",
+        counts_against_breaker: bool = False,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            status_code=status_code,
+            request_id=request_id,
+            retry_after=retry_after,
+            model=model,
+            provider=provider,
+        )
+        self.reason = reason
+        if counts_against_breaker:
+            self.counts_against_breaker = True  # this instance only; the class stays neutral
+
+
+class EmptyResponseError(InvalidResponseError):
     """The model answered with neither text nor tool calls (a stop sequence that matched at
     once, say): not retried, not cached, not held against the model's breaker; the next model
-    of the route is tried."""
+    of the route is tried. Its ``reason`` is ``"empty"``."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("reason", "empty")
+        super().__init__(message, **kwargs)
 
 
 class InvalidRequestError(RequestRejectedError):
@@ -261,6 +306,7 @@ class FailureReason(enum.StrEnum):
     RETRY_BUDGET_EXHAUSTED = "retry_budget_exhausted"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     HANDED_OVER = "handed_over"  # a transient failure handed over to a healthy next model
+    INVALID_RESPONSE = "invalid_response"  # a validator rejected the model's answer
     RATE_LIMITED_LOCALLY = "rate_limited_locally"  # a deployment at its rpm/tpm limit
     BULKHEAD_FULL = "bulkhead_full"  # a deployment at its calls-in-flight limit
     UNSUPPORTED_INPUT = "unsupported_input"

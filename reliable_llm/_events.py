@@ -21,6 +21,7 @@ __all__ = [
     "Event",
     "EventHook",
     "FallbackTaken",
+    "HedgeStarted",
     "RequestFinished",
     "RetryScheduled",
     "check_hook",
@@ -47,6 +48,15 @@ class FallbackTaken(NamedTuple):
     from_model: str
     to_model: str | None
     reason: FailureReason
+
+
+class HedgeStarted(NamedTuple):
+    """``model`` had not answered after ``delay`` seconds: the same request went to
+    ``hedge_model`` too (see `HedgePolicy`); the first complete answer wins."""
+
+    model: str
+    hedge_model: str
+    delay: float
 
 
 class BreakerTransition(NamedTuple):
@@ -116,6 +126,7 @@ Event = (
     Attempt
     | RetryScheduled
     | FallbackTaken
+    | HedgeStarted
     | BreakerTransition
     | CacheHit
     | CacheMiss

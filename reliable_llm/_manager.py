@@ -32,11 +32,13 @@ from reliable_llm._events import (
     EventHook,
     check_hook,
 )
+from reliable_llm._hedge import HedgingEngine
 from reliable_llm._metrics import MetricsCollector
 from reliable_llm._plan import plan_call
 from reliable_llm._policies import (
     BreakerPolicy,
     CachePolicy,
+    HedgePolicy,
     RetryPolicy,
     TimeoutPolicy,
 )
@@ -47,6 +49,7 @@ from reliable_llm._request import MessagesInput, check_flag, check_prompt
 from reliable_llm._retry_budget import RetryBudget
 from reliable_llm._serving import Server
 from reliable_llm._types import ChatResponse
+from reliable_llm._validation import Validator, as_validators
 
 __all__ = ["LLMManager"]
 
@@ -85,6 +88,8 @@ class LLMManager:
         clock: Time source and sleeper (tests pass ``reliable_llm.testing.FakeClock``).
         random: Source of jitter, a callable returning floats in [0, 1).
         hooks: Callables receiving every event (see ``reliable_llm.events``).
+        hedging: Send a request that is slow on one model to the next model too, and take
+            the first answer (see `HedgePolicy`); None (the default) never hedges.
 
     Raises:
         ConfigurationError: A policy value is invalid or conflicting.
@@ -103,6 +108,7 @@ class LLMManager:
         clock: Clock | None = None,
         random: Callable[[], float] | None = None,
         hooks: Iterable[EventHook] = (),
+        hedging: HedgePolicy | None = None,
     ) -> None:
         if retry is None:
             retry = RetryPolicy(max_retries=max_retries)
@@ -132,8 +138,19 @@ class LLMManager:
         for hook in hooks:
             check_hook(hook)
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
+        if hedging is not None and not isinstance(hedging, HedgePolicy):
+            raise ConfigurationError(
+                f"hedging must be a HedgePolicy such as HedgePolicy(delay=2.0), got {hedging!r}"
+            )
+        self.hedging = hedging
         self._random = random or _random.random
-        engine = Engine(self.clock, self._random, self._emit)
+        engine = (
+            Engine(self.clock, self._random, self._emit)
+            if hedging is None
+            else HedgingEngine(
+                self.clock, self._random, self._emit, hedging, self.metrics.recent_latencies
+            )
+        )
         self._server = Server(engine, self.cache, self.clock, self._emit)
         # Plans are built by `plan_call` (the one place); a partial keeps the call cheap.
         self._plan = functools.partial(plan_call, self)
@@ -189,6 +206,7 @@ class LLMManager:
         breaker: BreakerPolicy | None = None,
         classify_error: ErrorClassifier | None = None,
         strategy: str | None = None,
+        validators: Validator | Sequence[Validator] | None = None,
     ) -> None:
         """Register a model under ``name``; the first one registered becomes the active model.
 
@@ -210,6 +228,9 @@ class LLMManager:
                 they count as transient.
             strategy: How a group picks the deployment a request tries first: ``"weighted"``
                 (default), ``"least_in_flight"``, ``"lowest_latency"`` or ``"lowest_usage"``.
+            validators: Checks every answer of this model must pass, such as
+                ``reliable_llm.validators.not_truncated()``; a rejected answer moves the
+                request to the next model (see `reliable_llm.validators`).
 
         The provider is warmed here (`Provider.warm`: SDK import, client construction), so
         no request pays for that inside its deadline or on an event loop.
@@ -217,13 +238,14 @@ class LLMManager:
         Raises:
             ConfigurationError: Empty name, a duplicate without ``replace=True``, a model that
                 is neither a Provider nor callable, a callable that cannot take a prompt, an
-                empty group, a bad `Deployment` value, an unknown ``strategy``, or
-                ``strategy`` for a single model.
+                empty group, a bad `Deployment` value, an unknown ``strategy``, ``strategy``
+                for a single model, or a validator that is not a sync callable.
         """
+        checks = as_validators("validators", validators)
         if isinstance(inference_fn, list | tuple | Deployment):
             specs = (inference_fn,) if isinstance(inference_fn, Deployment) else inference_fn
             self._register_group(
-                name, specs, metadata, replace, retry, breaker, classify_error, strategy
+                name, specs, metadata, replace, retry, breaker, classify_error, strategy, checks
             )
             return
         if strategy is not None:
@@ -236,7 +258,14 @@ class LLMManager:
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
         entry = self._entry(
-            name, provider, metadata, retry, breaker, classify_error, self._on_breaker_change
+            name,
+            provider,
+            metadata,
+            retry,
+            breaker,
+            classify_error,
+            self._on_breaker_change,
+            validators=checks,
         )
         self._registry.add(entry, replace, lambda old: self._track(name, (name,), old))
 
@@ -293,6 +322,7 @@ class LLMManager:
         breaker: BreakerPolicy | None,
         classify_error: ErrorClassifier | None,
         strategy: str | None,
+        checks: tuple[Validator, ...],
     ) -> None:
         """Register ``name`` as a deployment group (see `register_model`)."""
         check_name(name)
@@ -319,13 +349,22 @@ class LLMManager:
                     classify_error,
                     self._group_listener(group, index),
                     member_of=group,
+                    validators=checks,
                 )
             )
         group.attach(members, states)
         # The group's own entry describes it; requests use its deployments' entries (and
         # breakers: the group's breaker is never consulted).
         entry = self._entry(
-            name, GroupProvider(group), metadata, retry, breaker, classify_error, None, group=group
+            name,
+            GroupProvider(group),
+            metadata,
+            retry,
+            breaker,
+            classify_error,
+            None,
+            group=group,
+            validators=checks,
         )
         ids = tuple(m.name for m in members)
         self._registry.add(entry, replace, lambda old: self._track(name, ids, old), members)
@@ -581,11 +620,15 @@ class LLMManager:
             cache_ttl: Seconds this call's answer stays cached.
             timeout: Seconds the whole request may take, retries and fallbacks included.
             **params: Generation parameters (temperature, max_tokens, top_p, stop, seed, tools,
-                tool_choice, response_format); others are passed to the provider unchanged.
+                tool_choice, response_format); others are passed to the provider unchanged,
+                except ``validators=``: checks this request's answer must pass (a validator or
+                a list, see `reliable_llm.validators`), run after the answering model's own;
+                a rejected answer moves to the next model and is never cached.
 
         Raises:
             AllModelsFailedError: No model answered; ``failures`` says why for each one.
-            ConfigurationError: The request or an override is invalid.
+            ConfigurationError: The request or an override is invalid, or a validator raised
+                something other than `InvalidResponseError`.
         """
         plan = self._plan(messages, params, model, fallback_chain, use_cache, cache_ttl, timeout)
         return self._server.serve(plan)
@@ -646,7 +689,8 @@ class LLMManager:
 
         Raises:
             AllModelsFailedError: No model started streaming (raised while iterating).
-            StreamInterruptedError: The stream broke after text was yielded.
+            StreamInterruptedError: The stream broke after text was yielded, or a validator
+                rejected the complete answer after its chunks were yielded.
             ConfigurationError: The request or an override is invalid (raised here).
         """
         plan = self._plan(messages, params, model, fallback_chain, use_cache, cache_ttl, timeout)

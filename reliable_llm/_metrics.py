@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reliable_llm._breaker import BreakerState
+from reliable_llm._errors import InvalidResponseError
 from reliable_llm._events import (
     AttemptFinished,
     BreakerTransition,
@@ -18,6 +19,7 @@ from reliable_llm._events import (
     CacheMiss,
     Event,
     FallbackTaken,
+    HedgeStarted,
     RequestFinished,
     RetryScheduled,
 )
@@ -72,6 +74,7 @@ class MetricsCollector:
             AttemptFinished: self._attempt,
             RetryScheduled: self._retry,
             FallbackTaken: self._fallback,
+            HedgeStarted: self._hedge,
             BreakerTransition: self._transition,
             CacheHit: self._cache_hit,
             CacheMiss: self._cache_miss,
@@ -98,6 +101,8 @@ class MetricsCollector:
             self._fallbacks: Counter[tuple[str, str | None]] = Counter()
             self._fallback_reasons: Counter[str] = Counter()
             self._transitions = 0
+            self._hedges: Counter[tuple[str, str]] = Counter()
+            self._invalid: Counter[str] = Counter()
             self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
             self._input_tokens = 0
             self._output_tokens = 0
@@ -136,7 +141,10 @@ class MetricsCollector:
             stats.latencies.append(event.duration)
         else:
             stats.failures += 1
-            stats.last_error = type(event.error).__name__
+            error = event.error
+            stats.last_error = type(error).__name__
+            if isinstance(error, InvalidResponseError):
+                self._invalid[error.reason] += 1
 
     def _retry(self, event: RetryScheduled) -> None:
         self._retries += 1
@@ -145,6 +153,9 @@ class MetricsCollector:
     def _fallback(self, event: FallbackTaken) -> None:
         self._fallbacks[(event.from_model, event.to_model)] += 1
         self._fallback_reasons[event.reason] += 1  # a StrEnum: the key is its value
+
+    def _hedge(self, event: HedgeStarted) -> None:
+        self._hedges[(event.model, event.hedge_model)] += 1
 
     def _transition(self, event: BreakerTransition) -> None:
         self._transitions += 1
@@ -183,6 +194,12 @@ class MetricsCollector:
         if usage is not None:
             stats.input_tokens += usage.input_tokens
             stats.output_tokens += usage.output_tokens
+
+    def recent_latencies(self, name: str) -> list[float]:
+        """Seconds taken by ``name``'s recent successful attempts (the latency window)."""
+        with self._lock:
+            stats = self._models.get(name)
+            return [] if stats is None else list(stats.latencies)
 
     def model_stats(self, name: str) -> dict[str, Any]:
         """Counts, latency and breaker facts of one model."""
@@ -250,6 +267,14 @@ class MetricsCollector:
                     "by_reason": {str(r): n for r, n in sorted(self._fallback_reasons.items())},
                 },
                 "breaker_transitions": self._transitions,
+                "hedges": {
+                    "total": sum(self._hedges.values()),
+                    "by_pair": {f"{a}->{b}": n for (a, b), n in sorted(self._hedges.items())},
+                },
+                "invalid_responses": {
+                    "total": sum(self._invalid.values()),
+                    "by_reason": dict(sorted(self._invalid.items())),
+                },
                 "latency": percentiles(self._latencies),
                 "tokens": {
                     "input": self._input_tokens,

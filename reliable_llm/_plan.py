@@ -26,6 +26,7 @@ from reliable_llm._policies import seconds_override
 from reliable_llm._registry import ModelEntry, expand
 from reliable_llm._request import MessagesInput, build_request, check_flag, check_prompt
 from reliable_llm._types import Attempt, ChatRequest, Message
+from reliable_llm._validation import NO_VALIDATORS, Validator, as_validators
 
 if TYPE_CHECKING:
     from reliable_llm._manager import LLMManager
@@ -69,6 +70,9 @@ class Plan:
         "trace",
         "ttl",
     )
+
+    #: This request's own validators, run after each model's (see `_CheckedPlan`).
+    validators: tuple[Validator, ...] = NO_VALIDATORS
 
     def __init__(
         self,
@@ -193,6 +197,13 @@ class Plan:
         return err
 
 
+class _CheckedPlan(Plan):
+    """A plan with validators of its own (most have none: `Plan` keeps the shared default,
+    so a plan without them costs nothing more to build)."""
+
+    __slots__ = ("validators",)
+
+
 def plan_call(
     manager: LLMManager,
     messages: MessagesInput,
@@ -224,6 +235,7 @@ def plan_call(
     if use_cache is not None and use_cache is not True:
         check_flag("use_cache", use_cache)
     cached = use_cache is not False and manager.enable_caching
+    checks = None
     if not params and type(messages) is str:
         # The hot path: one user prompt, no parameters (`generate`), keyed without the
         # general canonical encoder.
@@ -232,6 +244,8 @@ def plan_call(
         request: ChatRequest | str = messages
         key = prompt_cache_key(route[0].route_name, messages) if cached else None
     else:
+        if "validators" in params:  # ours, not a generation parameter
+            checks = as_validators("validators", params.pop("validators"))
         request = build_request(messages, params)
         has_parts = False
         for message in request.messages:
@@ -252,7 +266,7 @@ def plan_call(
         ttl = manager.cache_policy.ttl
     else:
         ttl = seconds_override("cache_ttl", cache_ttl)
-    plan = Plan(
+    plan = (Plan if checks is None else _CheckedPlan)(
         route,
         request,
         manager.clock.monotonic(),
@@ -265,4 +279,6 @@ def plan_call(
     )
     if has_parts:
         plan.has_parts = True
+    if checks is not None:
+        plan.validators = checks  # type: ignore[misc]  # a _CheckedPlan's own slot
     return plan

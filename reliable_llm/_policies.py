@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from reliable_llm._errors import ConfigurationError
 
-__all__ = ["BreakerPolicy", "CachePolicy", "RetryPolicy", "TimeoutPolicy", "seconds_override"]
+__all__ = [
+    "BreakerPolicy",
+    "CachePolicy",
+    "HedgePolicy",
+    "RetryPolicy",
+    "TimeoutPolicy",
+    "seconds_override",
+]
 
 
 def _check(condition: bool, message: str) -> None:
@@ -49,6 +56,12 @@ class RetryPolicy:
     ``Retry-After`` hint from the provider lengthens the wait; if the wait would not fit in
     the request's remaining time, the manager moves to the next model at once.
 
+    With ``hand_over=True``, a transient failure (429, 5xx, timeout, dropped connection) is
+    not retried on this model while a later model of the route has a closed breaker: the
+    request moves to that model at once (``FailureReason.HANDED_OVER``), instead of waiting
+    out the backoff on a model that may be down. The model that is the last one standing (no
+    healthy model after it) still retries with backoff. Off by default.
+
     Attributes:
         max_retries: Retries after the first attempt, per model (0 disables retrying).
         initial_delay: Seconds before the first retry (the seed's ``2**attempt * 1 s``).
@@ -68,6 +81,8 @@ class RetryPolicy:
         retry_budget_window: Seconds of recent requests and retries the budget counts (the
             ``ttl`` of Linkerd's and Finagle's retry budgets, default 10 s), in 20 buckets,
             so between 95% and 100% of that span.
+        hand_over: Hand a transiently failing request to the next healthy model at once
+            instead of retrying here (see above).
     """
 
     max_retries: int = 3
@@ -79,6 +94,7 @@ class RetryPolicy:
     retry_budget_percent: float | None = None
     retry_budget_min_retries: int = 3
     retry_budget_window: float = 10.0
+    hand_over: bool = False
 
     def __post_init__(self) -> None:
         _check(
@@ -128,6 +144,10 @@ class RetryPolicy:
             or (self.retry_budget_min_retries, self.retry_budget_window) == (3, 10.0),
             "RetryPolicy sets retry_budget_min_retries or retry_budget_window but no "
             "retry_budget_percent; set retry_budget_percent (Envoy's default is 20.0) too",
+        )
+        _check(
+            isinstance(self.hand_over, bool),
+            f"RetryPolicy.hand_over must be True or False, got {self.hand_over!r}",
         )
 
     def backoff(self, retry_index: int, random_fraction: float) -> float:
@@ -241,12 +261,29 @@ class BreakerPolicy:
             "BreakerPolicy.sliding_window_size must be an int from 1 to 100000 (calls, or "
             f"seconds when time_based), got {self.sliding_window_size!r}",
         )
+        # Settings no rule reads are reported first: they explain any conflict between them.
+        unused = [
+            name
+            for name, default in _WINDOW_DEFAULTS.items()
+            if getattr(self, name) != default and not self.windowed
+        ]
+        _check(
+            not unused,
+            f"BreakerPolicy sets {', '.join(unused)} but no rule reads the sliding window; "
+            "set failure_rate_threshold or slow_call_duration_threshold too",
+        )
+        default = (
+            " (the default)"
+            if self.minimum_number_of_calls == _WINDOW_DEFAULTS["minimum_number_of_calls"]
+            else ""
+        )
         _check(
             self.sliding_window_type == "time_based"
             or self.minimum_number_of_calls <= self.sliding_window_size,
-            f"BreakerPolicy.minimum_number_of_calls ({self.minimum_number_of_calls!r}) must "
-            f"not exceed a count_based sliding_window_size ({self.sliding_window_size!r}): "
-            "the window could never hold enough calls to open the breaker",
+            f"BreakerPolicy.minimum_number_of_calls ({self.minimum_number_of_calls!r}{default}) "
+            f"must not exceed a count_based sliding_window_size ({self.sliding_window_size!r}): "
+            "the window could never hold enough calls to open the breaker; set "
+            f"minimum_number_of_calls <= {self.sliding_window_size!r}",
         )
         _check(
             self.slow_call_duration_threshold is None
@@ -276,16 +313,6 @@ class BreakerPolicy:
             _is_number(self.recovery_jitter) and self.recovery_jitter >= 0,
             "BreakerPolicy.recovery_jitter must be a finite number of seconds >= 0, "
             f"got {self.recovery_jitter!r}",
-        )
-        unused = [
-            name
-            for name, default in _WINDOW_DEFAULTS.items()
-            if getattr(self, name) != default and not self.windowed
-        ]
-        _check(
-            not unused,
-            f"BreakerPolicy sets {', '.join(unused)} but no rule reads the sliding window; "
-            "set failure_rate_threshold or slow_call_duration_threshold too",
         )
         _check(
             self.panic_threshold is None or _is_percentage(self.panic_threshold),
@@ -380,4 +407,58 @@ class TimeoutPolicy:
             _is_number(self.stream_idle) and self.stream_idle > 0,
             "TimeoutPolicy.stream_idle must be a finite number of seconds > 0, "
             f"got {self.stream_idle!r}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HedgePolicy:
+    """When a slow request is also sent to the next model of its route (a hedged request).
+
+    If the model being tried has not answered ``delay`` seconds (wall clock) after its first
+    attempt started, the same request also goes to the next model of the route whose breaker
+    admits it; the first complete (and valid) answer wins and the other call is cancelled
+    (async: its task is cancelled; sync: the blocking call is abandoned in its worker thread
+    and its outcome discarded). At most one hedge per request, so a request makes at most
+    two calls at once; no hedge is started once the request's deadline has passed. A stream
+    is hedged only until its first chunk (the wait for the first chunk is what is raced;
+    once one model's chunks flow, that stream is the answer). Requests with content parts
+    (images, files), which are fitted to each model in turn, are not hedged. The practice
+    comes from "The Tail at Scale" (Dean and Barroso, 2013), which hedges at the 95th
+    percentile latency.
+
+    Attributes:
+        delay: Seconds to wait before hedging, or ``"p95"``: the model's 95th percentile
+            latency over its recent successful attempts (the metrics window; recomputed at
+            most once a second of the manager's clock).
+        default_delay: Seconds used with ``"p95"`` until the model has ``min_samples``
+            successful attempts.
+        min_delay: Floor in seconds of a ``"p95"`` delay, so a very fast model is not
+            hedged on every request.
+        min_samples: Successful attempts a model needs before its p95 is used.
+    """
+
+    delay: float | str = "p95"
+    default_delay: float = 2.0
+    min_delay: float = 0.05
+    min_samples: int = 20
+
+    def __post_init__(self) -> None:
+        _check(
+            self.delay == "p95" or (_is_number(self.delay) and self.delay >= 0),  # type: ignore[operator]
+            f"HedgePolicy.delay must be a finite number of seconds >= 0 or 'p95', "
+            f"got {self.delay!r}",
+        )
+        _check(
+            _is_number(self.default_delay) and self.default_delay >= 0,
+            "HedgePolicy.default_delay must be a finite number of seconds >= 0, "
+            f"got {self.default_delay!r}",
+        )
+        _check(
+            _is_number(self.min_delay) and self.min_delay >= 0,
+            "HedgePolicy.min_delay must be a finite number of seconds >= 0, "
+            f"got {self.min_delay!r}",
+        )
+        _check(
+            _is_count(self.min_samples) and self.min_samples >= 1,
+            f"HedgePolicy.min_samples must be an int >= 1, got {self.min_samples!r}",
         )

@@ -23,6 +23,7 @@ from reliable_llm._policies import RetryPolicy
 from reliable_llm._prices import Prices, prices_from_metadata
 from reliable_llm._provider import Provider
 from reliable_llm._retry_budget import RetryBudget
+from reliable_llm._validation import NO_VALIDATORS, Validator
 
 if TYPE_CHECKING:
     from reliable_llm._deployments import DeploymentGroup
@@ -49,6 +50,8 @@ class ModelEntry:
     breaker: ModelBreaker
     retry: RetryPolicy
     classifier: ErrorClassifier | None
+    # Checks every answer of this model must pass (see reliable_llm.validators).
+    validators: tuple[Validator, ...] = NO_VALIDATORS
     budget: RetryBudget | None = None  # the retry budget ``retry`` asks for, if any
     description: Mapping[str, Any] = field(default_factory=dict)
     group: DeploymentGroup | None = None

@@ -22,6 +22,7 @@ from reliable_llm._singleflight import Flight, FlightTimeout, SingleFlight
 from reliable_llm._stream import response_to_chunks
 from reliable_llm._tracing import Tracer
 from reliable_llm._types import ChatResponse, StreamChunk, decode_response
+from reliable_llm._validation import run_validators
 
 __all__ = ["Server"]
 
@@ -38,8 +39,9 @@ def _slot(plan: Plan) -> tuple[object, ...]:
     A request with another fallback chain or another ``timeout=`` runs its own plan.
     """
     # The budget as given, not deadline - started: float rounding would tell equals apart.
-    # The route as registered: a deployment group's order differs from request to request.
-    return (plan.key, plan.template, plan.total)
+    # The route as registered (a deployment group's order differs from request to request);
+    # requests with their own validators share only with requests holding the same ones.
+    return (plan.key, plan.template, plan.total, plan.validators)
 
 
 def _decoded(value: Mapping[str, Any]) -> ChatResponse | None:
@@ -90,7 +92,14 @@ class Server:
         logger.warning("cache %s failed for model %r (%s)", operation, plan.requested, detail)
 
     def lookup(self, plan: Plan) -> ChatResponse | None:
-        """The cached answer (a fresh object, emitting `CacheHit`), or None; never raises."""
+        """The cached answer (a fresh object, emitting `CacheHit`), or None.
+
+        A cached answer that the request's own validators reject is a miss.
+
+        Raises:
+            ConfigurationError: One of the request's validators is broken (never a backend
+                failure: those are misses).
+        """
         key = plan.key
         assert key is not None
         try:
@@ -108,6 +117,8 @@ class Server:
             except Exception as exc:
                 self._cache_failed(plan, "delete", exc)
             return None
+        if plan.validators and run_validators(plan.validators, response) is not None:
+            return None  # stored by a request with laxer validators: this one goes upstream
         self.emit(CacheHit(plan.requested, response.model))
         return response
 
@@ -134,6 +145,8 @@ class Server:
             except Exception as exc:
                 self._cache_failed(plan, "delete", exc)
             return None
+        if plan.validators and run_validators(plan.validators, response) is not None:
+            return None  # stored by a request with laxer validators: this one goes upstream
         self.emit(CacheHit(plan.requested, response.model))
         return response
 

@@ -11,6 +11,7 @@ from reliable_llm._events import (
     Event,
     EventHook,
     FallbackTaken,
+    HedgeStarted,
     RequestFinished,
     RetryScheduled,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "Event",
     "EventHook",
     "FallbackTaken",
+    "HedgeStarted",
     "RequestFinished",
     "RetryScheduled",
 ]

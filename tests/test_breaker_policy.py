@@ -25,8 +25,14 @@ from reliable_llm import BreakerPolicy, ConfigurationError, RetryPolicy
         (lambda: BreakerPolicy(sliding_window_size=10**6), "sliding_window_size"),
         (lambda: BreakerPolicy(sliding_window_size=True), "sliding_window_size"),
         (
-            lambda: BreakerPolicy(minimum_number_of_calls=50, sliding_window_size=20),
+            lambda: BreakerPolicy(
+                failure_rate_threshold=50, minimum_number_of_calls=50, sliding_window_size=20
+            ),
             "could never hold enough calls",
+        ),
+        (
+            lambda: BreakerPolicy(failure_rate_threshold=50, sliding_window_size=20),
+            r"minimum_number_of_calls \(100 \(the default\)\).*set minimum_number_of_calls <= 20",
         ),
         (lambda: BreakerPolicy(slow_call_duration_threshold=0), "slow_call_duration_threshold"),
         (
@@ -63,6 +69,7 @@ def test_invalid_values_raise_naming_the_field(factory: object, message: str) ->
     "factory",
     [
         lambda: BreakerPolicy(sliding_window_size=200),
+        lambda: BreakerPolicy(sliding_window_size=10),
         lambda: BreakerPolicy(minimum_number_of_calls=10),
         lambda: BreakerPolicy(sliding_window_type="time_based"),
         lambda: BreakerPolicy(slow_call_rate_threshold=50),

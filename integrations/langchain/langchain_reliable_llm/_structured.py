@@ -9,13 +9,15 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
+from langchain_core.exceptions import OutputParserException
+from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import (
     JsonOutputKeyToolsParser,
     JsonOutputParser,
     PydanticOutputParser,
     PydanticToolsParser,
 )
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
@@ -36,6 +38,28 @@ def _is_pydantic(schema: Any) -> bool:
     return isinstance(schema, type) and is_basemodel_subclass(schema)
 
 
+def _valid_call(name: str) -> Runnable[Any, Any]:
+    """Pass the message on, or raise when its call of ``name`` could not be parsed.
+
+    LangChain's tools parsers read ``tool_calls`` only, so a call whose arguments are not
+    JSON (a truncated answer, say) would parse as None. ChatOpenAI raises there (its parser
+    re-reads the raw call); so do we, with the same `OutputParserException`.
+    """
+
+    def check(message: Any) -> Any:
+        if isinstance(message, AIMessage) and not message.tool_calls:
+            for call in message.invalid_tool_calls:
+                if call.get("name") == name:
+                    raise OutputParserException(
+                        f"the model called {name} with arguments that are not a JSON object "
+                        f"({call.get('error')})",
+                        llm_output=call.get("args") or "",
+                    )
+        return message
+
+    return RunnableLambda(check, name="check_tool_call")
+
+
 def structured_output(
     model: ReliableChatModel,
     schema: dict[str, Any] | type,
@@ -52,16 +76,20 @@ def structured_output(
     if method not in _METHODS:
         raise ValueError(f"method must be one of {list(_METHODS)}, got {method!r}")
     ls_format = {"kwargs": {"method": method, "strict": strict}, "schema": schema}
-    parser: BaseOutputParser[Any]
+    parser: Runnable[Any, Any]
     llm: Runnable[LanguageModelInput, BaseMessage]
     if method == "function_calling":
         tool = convert_to_openai_tool(schema, strict=strict)
         name = tool["function"]["name"]
         llm = model.bind_tools([tool], tool_choice=name, ls_structured_output_format=ls_format)
         if _is_pydantic(schema):
-            parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+            tools_parser: BaseOutputParser[Any] = PydanticToolsParser(
+                tools=[schema],  # type: ignore[list-item]
+                first_tool_only=True,
+            )
         else:
-            parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+            tools_parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+        parser = _valid_call(name) | tools_parser
     else:
         if method == "json_schema":
             json_schema = convert_to_json_schema(schema)

@@ -9,6 +9,7 @@ from uuid import UUID
 import pytest
 from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import LLMResult
@@ -24,6 +25,7 @@ from reliable_llm import (
     ConfigurationError,
     LLMManager,
     ServerError,
+    ToolCall,
     UnknownModelError,
 )
 from reliable_llm.testing import FakeClock, ScriptedModel
@@ -318,6 +320,28 @@ def test_structured_output_include_raw_reports_parse_errors() -> None:
     assert result["parsed"] is None
     assert result["raw"].text == "not json"
     assert result["parsing_error"] is not None
+
+
+@pytest.mark.parametrize("include_raw", [False, True])
+def test_structured_output_with_unparsable_tool_arguments_is_an_error(include_raw: bool) -> None:
+    """A forced tool call whose arguments are cut off raises (or is the parsing_error), as
+    ChatOpenAI does, instead of parsing as None."""
+
+    class Answer(BaseModel):
+        city: str
+
+    truncated = ChatResponse(
+        text="", tool_calls=(ToolCall("call_1", "Answer", '{"city": "Par'),), finish_reason="stop"
+    )
+    model = ReliableChatModel(manager=_manager(plain=ScriptedModel(default=truncated)))
+    structured = model.with_structured_output(Answer, include_raw=include_raw)
+    if include_raw:
+        result = structured.invoke("x")
+        assert result["parsed"] is None
+        assert isinstance(result["parsing_error"], OutputParserException)
+    else:
+        with pytest.raises(OutputParserException, match="Answer with arguments that are not"):
+            structured.invoke("x")
 
 
 def test_unknown_structured_output_method_is_rejected() -> None:

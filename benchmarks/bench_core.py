@@ -18,6 +18,7 @@ from reliable_llm import (
     CacheControl,
     CallableProvider,
     ChatRequest,
+    Deployment,
     ImagePart,
     LLMManager,
     Message,
@@ -127,6 +128,33 @@ def bench_sync() -> list[tuple[str, float, float, float | None]]:
         )
     )
     return [(name, base * 1e6, managed * 1e6, budget) for name, base, managed, budget in rows]
+
+
+def bench_routing() -> list[tuple[str, float, float, float | None]]:
+    """(name, single model µs, 4-deployment group µs, budget µs) for deployment routing.
+
+    The group has every routing feature on: weighted picks, requests- and tokens-per-minute
+    limits (never reached) and a bulkhead on each deployment; the baseline is the same
+    manager path with one plain model ("success, caching off").
+    """
+    single = _manager(enable_caching=False)
+    single.register_model("m", _inline(_model))
+    group = _manager(enable_caching=False)
+    group.register_model(
+        "m",
+        [
+            Deployment(
+                _inline(_model),
+                weight=w,
+                rpm=10**9,
+                tpm=10**12,
+                max_concurrent_calls=1000,
+            )
+            for w in (1, 2, 3, 4)
+        ],
+    )
+    base, routed = _compare(lambda: single.generate("hi"), lambda: group.generate("hi"))
+    return [("4-deployment group, every feature on", base * 1e6, routed * 1e6, 3)]
 
 
 def bench_observability() -> list[tuple[str, float, float, float | None]]:
@@ -349,6 +377,12 @@ def main() -> None:
             print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f}   (thread hand-off)")
             continue
         verdict = "ok" if overhead <= budget else "OVER"
+        print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}")
+    print("routing: a deployment group with every feature on, over a single model")
+    print(f"  {'path':36} {'single µs':>10} {'group µs':>11} {'overhead µs':>12} {'budget':>7}")
+    for name, base, managed, budget in bench_routing():
+        overhead = managed - base
+        verdict = "ok" if budget is None or overhead <= budget else "OVER"
         print(f"  {name:36} {base:10.2f} {managed:11.2f} {overhead:12.2f} {budget:>5} µs {verdict}")
     print("content parts: text-only chat, and what a 1 MB image adds")
     for name, base, managed, budget in bench_content():

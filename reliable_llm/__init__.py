@@ -25,6 +25,7 @@ from reliable_llm._content import (
     ReasoningPart,
     TextPart,
 )
+from reliable_llm._deployments import Deployment
 from reliable_llm._error_rules import ErrorRule, add_error_rule, error_rules, remove_error_rule
 from reliable_llm._errors import (
     AllModelsFailedError,
@@ -38,6 +39,7 @@ from reliable_llm._errors import (
     FailureReason,
     InvalidRequestError,
     InvalidResponseError,
+    LocalRateLimitError,
     MissingAPIKeyError,
     ModelFailure,
     ModelNotFoundError,
@@ -107,6 +109,7 @@ __all__ = [
     "ContentChange",
     "ContentPolicyError",
     "ContextWindowExceededError",
+    "Deployment",
     "EmptyResponseError",
     "ErrorClassifier",
     "ErrorRule",
@@ -118,6 +121,7 @@ __all__ = [
     "InvalidRequestError",
     "InvalidResponseError",
     "LLMManager",
+    "LocalRateLimitError",
     "Message",
     "MetricsHistory",
     "MetricsSnapshot",

@@ -31,6 +31,7 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from reliable_llm._breaker import Admission, BreakerState, Ticket, Trial
+from reliable_llm._capacity import at_capacity, sibling_left
 from reliable_llm._classify import classify_exception
 from reliable_llm._decisions import next_step
 from reliable_llm._errors import (
@@ -42,6 +43,7 @@ from reliable_llm._errors import (
     StreamInterruptedError,
 )
 from reliable_llm._events import RetryScheduled
+from reliable_llm._gate import CapacityExceeded
 from reliable_llm._types import Attempt, ChatResponse
 from reliable_llm._validation import run_validators
 
@@ -180,6 +182,8 @@ class ModelAttempts:
             if self.span is not None:
                 self._end_span(None, None, local)
             raise local
+        if type(exc) is CapacityExceeded:  # a deployment's own limit: nothing was sent
+            return at_capacity(self, exc)
         error = self._classify(exc)
         self._record(error)
         entry = self.entry
@@ -199,6 +203,11 @@ class ModelAttempts:
         )
         if isinstance(step, FailureReason):
             self.failure = ModelFailure(entry.name, step, tuple(self.errors))
+            return None
+        if entry.member_of is not None and sibling_left(entry, plan.entries, now):
+            # One deployment of a group failed: a sibling answers now, without the backoff
+            # (the last deployment standing keeps its retries).
+            self.failure = ModelFailure(entry.name, FailureReason.HANDED_OVER, tuple(self.errors))
             return None
         if entry.retry.hand_over and _healthy_after(entry, plan):
             # The retry would wait out a backoff on a failing model while a healthy one is

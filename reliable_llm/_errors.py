@@ -27,6 +27,7 @@ ReliableLLMError
 │       │   └── EmptyResponseError              a 200 answer with neither text nor tool calls
 │       └── InvalidRequestError                 HTTP 400 / 422
 ├── AllModelsFailedError                        every model of a request was given up
+│   └── LocalRateLimitError                     ... the last at a client-side limit
 ├── StreamInterruptedError                      a stream failed after text reached the caller
 └── CircuitOpenError                            a breaker refused a call made directly through it
 ```
@@ -53,6 +54,7 @@ __all__ = [
     "FailureReason",
     "InvalidRequestError",
     "InvalidResponseError",
+    "LocalRateLimitError",
     "MissingAPIKeyError",
     "ModelFailure",
     "ModelNotFoundError",
@@ -305,6 +307,8 @@ class FailureReason(enum.StrEnum):
     DEADLINE_EXCEEDED = "deadline_exceeded"
     HANDED_OVER = "handed_over"  # a transient failure handed over to a healthy next model
     INVALID_RESPONSE = "invalid_response"  # a validator rejected the model's answer
+    RATE_LIMITED_LOCALLY = "rate_limited_locally"  # a deployment at its rpm/tpm limit
+    BULKHEAD_FULL = "bulkhead_full"  # a deployment at its calls-in-flight limit
     UNSUPPORTED_INPUT = "unsupported_input"
     """The request carries a content part the model cannot take (an image for a model
     without vision, say): skipped without a call; its breaker is not touched."""
@@ -360,6 +364,38 @@ class AllModelsFailedError(ReliableLLMError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.failures,), {"deadline_exceeded": self.deadline_exceeded})
+
+
+class LocalRateLimitError(AllModelsFailedError):
+    """The request ended at a client-side limit: the last model of its route (a deployment's
+    requests or tokens per minute, or its calls in flight) had no room, and waiting for room
+    would not have fit the request's deadline. Nothing was sent to that deployment and no
+    breaker counted it.
+
+    Attributes:
+        limit: The limit reached: ``"rpm"``, ``"tpm"`` or ``"max_concurrent_calls"``.
+        retry_in: Seconds until the soonest deployment refused has room (``math.inf`` when the
+            request alone exceeds a tokens-per-minute limit; an estimate for calls in flight).
+    """
+
+    def __init__(
+        self,
+        failures: Sequence[ModelFailure],
+        *,
+        limit: str = "rpm",
+        retry_in: float = 0.0,
+        deadline_exceeded: bool = False,
+    ) -> None:
+        super().__init__(failures, deadline_exceeded=deadline_exceeded)
+        self.limit = limit
+        self.retry_in = retry_in
+        self.args = (f"{self.args[0]}; client-side {limit} limit: room in {retry_in:.3g}s",)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        import functools
+
+        rebuild = functools.partial(type(self), limit=self.limit, retry_in=self.retry_in)
+        return (rebuild, (self.failures,))
 
 
 class StreamInterruptedError(ReliableLLMError):

@@ -14,6 +14,16 @@ from reliable_llm._cache import CacheBackend, InMemoryCache, cache_size
 from reliable_llm._chatstream import AsyncChatStream, ChatStream
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
+from reliable_llm._deployments import (
+    Deployment,
+    DeploymentGroup,
+    GroupProvider,
+    as_deployments,
+    check_strategy,
+    deployment_id,
+    deployment_state,
+    gate,
+)
 from reliable_llm._engine import Engine
 from reliable_llm._errors import ConfigurationError
 from reliable_llm._events import (
@@ -33,7 +43,7 @@ from reliable_llm._policies import (
     TimeoutPolicy,
 )
 from reliable_llm._provider import Provider
-from reliable_llm._registry import ModelEntry, Registry, as_provider
+from reliable_llm._registry import ModelEntry, Registry, as_provider, check_name
 from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
 from reliable_llm._request import MessagesInput, check_flag, check_prompt
 from reliable_llm._retry_budget import RetryBudget
@@ -45,6 +55,17 @@ if TYPE_CHECKING:
     from reliable_llm.backends._redis import RedisState
 
 __all__ = ["LLMManager"]
+
+# The counters of `get_model_info` that a deployment group reports as its deployments' sums.
+_SUMMED = (
+    "attempts",
+    "success_count",
+    "failure_count",
+    "cancelled_attempts",
+    "retries",
+    "requests_served",
+    "breaker_opens",
+)
 
 logger = logging.getLogger("reliable_llm")
 
@@ -186,13 +207,18 @@ class LLMManager:
     def register_model(
         self,
         name: str,
-        inference_fn: Provider | Callable[..., Any] | str,
+        inference_fn: Provider
+        | Callable[..., Any]
+        | str
+        | Deployment
+        | Sequence[Provider | Callable[..., Any] | str | Deployment],
         metadata: Mapping[str, Any] | None = None,
         *,
         replace: bool = False,
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         classify_error: ErrorClassifier | None = None,
+        strategy: str | None = None,
         validators: Validator | Sequence[Validator] | None = None,
     ) -> None:
         """Register a model under ``name``; the first one registered becomes the active model.
@@ -201,13 +227,20 @@ class LLMManager:
             name: The name requests use for this model.
             inference_fn: A `Provider`, a seed-style ``fn(prompt, **kwargs) -> str`` (sync or
                 async) that may also return a `ChatResponse`, or a model string
-                ``"<preset>:<model>"`` such as ``"openai:gpt-4o-mini"``.
+                ``"<preset>:<model>"`` such as ``"openai:gpt-4o-mini"``. A list of them (or
+                of `Deployment` objects, for weights and limits), or one `Deployment`, makes
+                ``name`` a deployment group: several deployments of one model, each with its
+                own breaker, limits and metrics (deployment ids ``"<name>[0]"``, ...).
             metadata: Free-form facts (context window, cost, ...) shown by `get_model_info`.
             replace: Allow replacing a model already registered under ``name``.
-            retry: This model's retry policy (default: the manager's).
-            breaker: This model's breaker policy (default: the manager's).
+            retry: This model's retry policy (default: the manager's); for a group, each
+                deployment's.
+            breaker: This model's breaker policy (default: the manager's); for a group, each
+                deployment's.
             classify_error: Maps this model's foreign exceptions to the error tree; by default
                 they count as transient.
+            strategy: How a group picks the deployment a request tries first: ``"weighted"``
+                (default), ``"least_in_flight"``, ``"lowest_latency"`` or ``"lowest_usage"``.
             validators: Checks every answer of this model must pass, such as
                 ``reliable_llm.validators.not_truncated()``; a rejected answer moves the
                 request to the next model (see `reliable_llm.validators`).
@@ -217,16 +250,53 @@ class LLMManager:
 
         Raises:
             ConfigurationError: Empty name, a duplicate without ``replace=True``, a model that
-                is neither a Provider nor callable, a callable that cannot take a prompt, or
-                a validator that is not a sync callable.
+                is neither a Provider nor callable, a callable that cannot take a prompt, an
+                empty group, a bad `Deployment` value, an unknown ``strategy``, ``strategy``
+                for a single model, or a validator that is not a sync callable.
         """
         checks = as_validators("validators", validators)
+        if isinstance(inference_fn, list | tuple | Deployment):
+            specs = (inference_fn,) if isinstance(inference_fn, Deployment) else inference_fn
+            self._register_group(
+                name, specs, metadata, replace, retry, breaker, classify_error, strategy, checks
+            )
+            return
+        if strategy is not None:
+            raise ConfigurationError(
+                f"strategy={strategy!r} applies to a deployment group; register model "
+                f"{name!r} with a list of deployments, e.g. [provider_a, provider_b]"
+            )
         provider = as_provider(name, inference_fn)
         provider.warm()
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
+        entry = self._entry(
+            name,
+            provider,
+            metadata,
+            retry,
+            breaker,
+            classify_error,
+            self._on_breaker_change,
+            validators=checks,
+        )
+        self._registry.add(entry, replace, lambda old: self._track(name, (name,), old))
+
+    def _entry(
+        self,
+        name: str,
+        provider: Provider,
+        metadata: Mapping[str, Any] | None,
+        retry: RetryPolicy | None,
+        breaker: BreakerPolicy | None,
+        classify_error: ErrorClassifier | None,
+        on_change: Callable[[str, BreakerState, BreakerState], None] | None,
+        **group: Any,
+    ) -> ModelEntry:
+        """The registry entry of a model, or of one deployment of a group (``member_of=``),
+        or of a group itself (``group=``): the one place an entry is built."""
         retry = retry or self.retry_policy
-        entry = ModelEntry(
+        return ModelEntry(
             name=name,
             provider=provider,
             metadata=dict(metadata or {}),
@@ -234,15 +304,92 @@ class LLMManager:
                 name,
                 breaker or self.breaker_policy,
                 self.clock,
-                self._on_breaker_change,
+                on_change,
                 self._random,
             ),
             retry=retry,
             classifier=classify_error,
             budget=RetryBudget.for_policy(retry, self.clock),
+            **group,
+        )
+
+    def _track(self, name: str, reported: Sequence[str], old: ModelEntry | None) -> None:
+        """Report ``reported`` (a model, or a group's deployments) in the metrics from now on,
+        and stop reporting what ``name`` (``old``) was before."""
+        if old is not None and old.group is not None:
+            for member in old.group.members:
+                if member.name not in reported:
+                    self.metrics.forget(member.name)
+        elif name not in reported:
+            self.metrics.forget(name)
+        for each in reported:
+            self.metrics.track(each)
+
+    def _register_group(
+        self,
+        name: str,
+        models: Sequence[object],
+        metadata: Mapping[str, Any] | None,
+        replace: bool,
+        retry: RetryPolicy | None,
+        breaker: BreakerPolicy | None,
+        classify_error: ErrorClassifier | None,
+        strategy: str | None,
+        checks: tuple[Validator, ...],
+    ) -> None:
+        """Register ``name`` as a deployment group (see `register_model`)."""
+        check_name(name)
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
+        strategy = check_strategy("weighted" if strategy is None else strategy)
+        specs = as_deployments(name, models)
+        group = DeploymentGroup(name, strategy, self.clock, self._random)
+        members: list[ModelEntry] = []
+        states = []
+        for index, spec in enumerate(specs):
+            member_id = deployment_id(name, spec, index)
+            provider = as_provider(member_id, spec.model)
+            provider.warm()
+            state = deployment_state(spec, member_id, index, strategy, self.clock)
+            states.append(state)
+            members.append(
+                self._entry(
+                    member_id,
+                    gate(provider, state, strategy, self.clock),
+                    {**(metadata or {}), **(spec.metadata or {})},
+                    retry,
+                    breaker,
+                    classify_error,
+                    self._group_listener(group, index),
+                    member_of=group,
+                    validators=checks,
+                )
+            )
+        group.attach(members, states)
+        # The group's own entry describes it; requests use its deployments' entries (and
+        # breakers: the group's breaker is never consulted).
+        entry = self._entry(
+            name,
+            GroupProvider(group),
+            metadata,
+            retry,
+            breaker,
+            classify_error,
+            None,
+            group=group,
             validators=checks,
         )
-        self._registry.add(entry, replace, lambda: self.metrics.track(name))
+        ids = tuple(m.name for m in members)
+        self._registry.add(entry, replace, lambda old: self._track(name, ids, old), members)
+
+    def _group_listener(
+        self, group: DeploymentGroup, index: int
+    ) -> Callable[[str, BreakerState, BreakerState], None]:
+        def on_change(model: str, old: BreakerState, new: BreakerState) -> None:
+            group.on_transition(index, old, new)
+            self._on_breaker_change(model, old, new)
+
+        return on_change
 
     def set_active_model(self, name: str) -> None:
         """Make ``name`` the first model every request tries.
@@ -288,10 +435,12 @@ class LLMManager:
         content parts it takes, `ModelCapabilities.to_dict`). Re-registering the model
         yields a new mapping, so a cache keyed on it by identity never goes stale.
 
+        A deployment id (``"gpt-4o[0]"``) describes that deployment of a group.
+
         Raises:
-            UnknownModelError: ``model_name`` is not registered.
+            UnknownModelError: ``model_name`` is neither registered nor a deployment id.
         """
-        return self._registry.entry(model_name).description
+        return self._registry.entry_or_deployment(model_name).description
 
     def get_model_info(self, model_name: str) -> dict[str, Any]:
         """Metadata, breaker state and statistics of one model.
@@ -309,22 +458,64 @@ class LLMManager:
         ``avg_latency``, ``p95_latency``, ``latency``, ``last_used``, ``last_error_type``,
         ``breaker_opens`` and ``tokens``.
 
+        For a deployment group: ``strategy``, and ``deployments``, each deployment's own
+        dict by id (the keys above plus ``group``, ``weight``, ``latency_average`` (seconds,
+        kept under the ``lowest_latency`` strategy, else None) and, when it has limits (or
+        its strategy counts them), ``rate_limits`` (``rpm``, ``tpm`` and the ``requests`` and
+        ``tokens`` of the last minute) and ``bulkhead`` (``max_concurrent_calls``,
+        ``in_flight``, ``peak``)); its counters are the sums of its deployments'. A
+        deployment id (``"gpt-4o[0]"``) gives that deployment's dict.
+
         Raises:
-            UnknownModelError: ``model_name`` is not registered.
+            UnknownModelError: ``model_name`` is neither registered nor a deployment id.
         """
-        entry = self._registry.entry(model_name)
-        stats = self.metrics.model_stats(model_name)
-        stats.pop("breaker_state")
-        return {
+        registry = self._registry
+        entry = registry.entry_or_deployment(model_name)
+        group = entry.group
+        if group is None:
+            return self._entry_info(entry)
+        deployments = {m.name: self._entry_info(m) for m in group.members}
+        info: dict[str, Any] = {
             "name": model_name,
             "metadata": dict(entry.metadata),
             "provider": entry.provider.describe(),
+            "is_active": model_name == registry.active,
+            "strategy": group.strategy,
+            "breaker": {
+                "states": {n: d["breaker"]["state"] for n, d in deployments.items()},
+            },
+        }
+        for key in _SUMMED:
+            info[key] = sum(d[key] for d in deployments.values())
+        info["tokens"] = {
+            kind: sum(d["tokens"][kind] for d in deployments.values())
+            for kind in ("input", "output", "total")
+        }
+        info["deployments"] = deployments
+        return info
+
+    def _entry_info(self, entry: ModelEntry) -> dict[str, Any]:
+        """`get_model_info` of a model or of one deployment."""
+        stats = self.metrics.model_stats(entry.name)
+        stats.pop("breaker_state")
+        info: dict[str, Any] = {
+            "name": entry.name,
+            "metadata": dict(entry.metadata),
+            "provider": entry.provider.describe(),
             "capabilities": entry.capabilities.to_dict(),
-            "is_active": model_name == self._registry.active,
+            "is_active": entry.route_name == self._registry.active,
             "breaker": entry.breaker.snapshot(),
             "retry_budget": None if entry.budget is None else entry.budget.snapshot(),
             **stats,
         }
+        state = getattr(entry.provider, "state", None)
+        if entry.member_of is not None:
+            info["group"] = entry.route_name
+            members = entry.member_of.members
+            info.update(entry.member_of.states[members.index(entry)].snapshot())
+        elif state is not None:  # pragma: no cover - only deployments are gated
+            info.update(state.snapshot())
+        return info
 
     def get_metrics(self) -> MetricsSnapshot:
         """Overall metrics as a plain dict.
@@ -337,38 +528,54 @@ class LLMManager:
         backend failures and unreadable entries, each served as a miss), ``retries``,
         ``fallbacks`` (``total``, ``by_pair`` as ``"from->to"``, ``by_reason``),
         ``breaker_transitions``, ``latency`` (``avg``, ``p50``, ``p95``, ``p99`` seconds of
-        uncached requests), ``tokens`` (``input``, ``output``, ``total``), ``models`` (per model:
-        the counters of `get_model_info`, ``breaker_state``, ``breaker_ejections`` and
-        ``breaker_failure_rate``, a percentage or None without a sliding window),
+        uncached requests), ``tokens`` (``input``, ``output``, ``total``), ``models`` (per model,
+        and per deployment of a group by its id: the counters of `get_model_info`,
+        ``breaker_state``, ``breaker_ejections`` and ``breaker_failure_rate``, a percentage or
+        None without a sliding window), ``deployment_groups`` (each group's deployment ids),
         ``active_model`` and ``fallback_chain``. Latency percentiles cover the most recent
         2,048 requests.
         """
         snapshot = MetricsSnapshot(self.metrics.snapshot(cache_size(self.cache)))
         registry = self._registry
-        for name, entry in registry.models.items():
+        models = snapshot["models"]
+        for entry in registry.serving():  # each model, and each deployment of a group
+            model = models.get(entry.name)
+            if model is None:
+                continue
             breaker = entry.breaker
-            model = snapshot["models"][name]
             model["breaker_state"] = breaker.state.value
             model["breaker_ejections"] = breaker.ejections
             model["breaker_failure_rate"] = breaker.rates()[1]
+        snapshot["deployment_groups"] = {
+            name: [m.name for m in entry.group.members]
+            for name, entry in list(registry.models.items())
+            if entry.group is not None
+        }
         snapshot["active_model"] = registry.active
         snapshot["fallback_chain"] = list(registry.chain)
         return snapshot
 
     def reset_circuit_breaker(self, model_name: str) -> None:
-        """Close ``model_name``'s breaker and forget its failure count.
+        """Close ``model_name``'s breaker and forget its failure count (for a deployment
+        group, every deployment's; a deployment id resets that deployment's).
 
         Raises:
-            UnknownModelError: ``model_name`` is not registered.
+            UnknownModelError: ``model_name`` is neither registered nor a deployment id.
         """
-        self._registry.entry(model_name).breaker.reset()
+        entry = self._registry.entry_or_deployment(model_name)
+        if entry.group is None:
+            entry.breaker.reset()
+            return
+        for member in entry.group.members:
+            member.breaker.reset()
 
     def clear_cache(self) -> None:
         """Remove every cached response."""
         self.cache.clear()
 
     def close(self) -> None:
-        """Close the connections of every registered model's provider (those it created).
+        """Close the connections of every registered model's provider (those it created;
+        for a deployment group, each deployment's).
 
         A provider keeps working after this: its next call opens new connections. Also
         ``with LLMManager() as manager: ...``.
@@ -530,7 +737,7 @@ class LLMManager:
 
     def __repr__(self) -> str:
         registry = self._registry
-        states = ", ".join(f"{n}:{e.breaker.state.value}" for n, e in registry.models.items())
+        states = ", ".join(f"{e.name}:{e.breaker.state.value}" for e in registry.serving())
         return (
             f"LLMManager(active={registry.active!r}, fallback_chain={list(registry.chain)}, "
             f"models=[{states}], caching={self.enable_caching})"

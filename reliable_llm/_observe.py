@@ -51,7 +51,7 @@ class ModelFacts(NamedTuple):
 
 def model_facts(registry: Registry, name: str) -> ModelFacts:
     """The provider name and provider model id of registered model ``name``."""
-    entry = registry.models.get(name)
+    entry = registry.models.get(name) or registry.deployments.get(name)
     if entry is None:  # unregistered since: say what we know
         return ModelFacts("custom", name)
     provider = entry.provider

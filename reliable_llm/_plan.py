@@ -18,11 +18,12 @@ from reliable_llm._errors import (
     AllModelsFailedError,
     ConfigurationError,
     FailureReason,
+    LocalRateLimitError,
     ModelFailure,
 )
 from reliable_llm._events import EventHook, FallbackTaken
 from reliable_llm._policies import seconds_override
-from reliable_llm._registry import ModelEntry
+from reliable_llm._registry import ModelEntry, expand
 from reliable_llm._request import MessagesInput, build_request, check_flag, check_prompt
 from reliable_llm._types import Attempt, ChatRequest, Message
 from reliable_llm._validation import NO_VALIDATORS, Validator, as_validators
@@ -36,18 +37,21 @@ __all__ = ["Plan", "plan_call"]
 logger = logging.getLogger("reliable_llm")
 _info_enabled = functools.partial(logger.isEnabledFor, logging.INFO)
 _DEADLINE = FailureReason.DEADLINE_EXCEEDED
+_AT_LIMIT = (FailureReason.RATE_LIMITED_LOCALLY, FailureReason.BULKHEAD_FULL)
 
 
 class Plan:
     """One request: its route, request, deadlines, cache key and TTL, and its record.
 
     Built once per request by `LLMManager`; every layer reads it. Times are seconds on the
-    manager's clock; ``key`` is None when the request is not cached.
+    manager's clock; ``key`` is None when the request is not cached. ``template`` is the
+    route as registered (a deployment group unexpanded): what identical requests share.
     """
 
     __slots__ = (
         "_prompt",
         "_request",
+        "at_limit",
         "attempts",
         "changes",
         "deadline",
@@ -61,6 +65,7 @@ class Plan:
         "requested",
         "started",
         "stream_idle",
+        "template",
         "total",
         "trace",
         "ttl",
@@ -79,9 +84,11 @@ class Plan:
         stream_idle: float,
         key: str | None,
         ttl: float | None,
+        template: tuple[ModelEntry, ...],
     ) -> None:
-        self.requested = entries[0].name
+        self.requested = entries[0].route_name
         self.entries = entries
+        self.template = template
         # A bare prompt (already checked) becomes a request only if the cache cannot answer.
         if type(request) is str:
             self._prompt: str | None = request
@@ -99,6 +106,7 @@ class Plan:
         self.attempts: list[Attempt] = []
         self.failures: list[ModelFailure] = []
         self.given_up: list[str] = []  # the failures' model names, for each response
+        # `at_limit` stays unset (no per-request cost) until a deployment refuses a call.
         # Content parts beyond plain text: then each model gets the request fitted to it.
         self.has_parts = False
         self.changes: tuple[ContentChange, ...] = ()
@@ -158,10 +166,31 @@ class Plan:
                 logger.info("model given up (%s); falling back to %r", failure, nxt)
         return reason is _DEADLINE
 
+    def note_capacity(self, limit: str, ready_at: float, now: float) -> None:
+        """A deployment refused a call at its client-side ``limit`` at ``now``; it has room
+        at ``ready_at`` (clock seconds). The soonest of these is kept for the error."""
+        at_limit: tuple[str, float, float] | None = getattr(self, "at_limit", None)
+        if at_limit is None or ready_at < at_limit[1]:
+            self.at_limit = (limit, ready_at, now)
+        else:
+            self.at_limit = (at_limit[0], at_limit[1], now)
+
     def error(self) -> AllModelsFailedError:
-        """The error raised when no model answered."""
-        deadline = bool(self.failures) and self.failures[-1].reason is _DEADLINE
-        err = AllModelsFailedError(self.failures, deadline_exceeded=deadline)
+        """The error raised when no model answered.
+
+        `LocalRateLimitError` when the last model was given up at a client-side limit.
+        """
+        failures = self.failures
+        # (limit, clock time it has room, when last refused) of the soonest refusal, if any.
+        at_limit: tuple[str, float, float] | None = getattr(self, "at_limit", None)
+        if at_limit is not None and failures and failures[-1].reason in _AT_LIMIT:
+            limit, ready_at, now = at_limit
+            err: AllModelsFailedError = LocalRateLimitError(
+                failures, limit=limit, retry_in=max(ready_at - now, 0.0)
+            )
+        else:
+            deadline = bool(failures) and failures[-1].reason is _DEADLINE
+            err = AllModelsFailedError(failures, deadline_exceeded=deadline)
         errors = err.errors
         if errors:
             err.__cause__ = errors[-1]
@@ -196,9 +225,13 @@ def plan_call(
     """
     registry = manager._registry
     if model is None and fallback_chain is None and registry.route:
-        route = registry.route
+        route = template = registry.route
+    elif model is None and fallback_chain is None and registry.grouped is not None:
+        template, order = registry.grouped  # a deployment group: its order for this request
+        route = order()
     else:
-        route = registry.route_for(model, fallback_chain)
+        template = registry.template_for(model, fallback_chain)
+        route = expand(template)
     if use_cache is not None and use_cache is not True:
         check_flag("use_cache", use_cache)
     cached = use_cache is not False and manager.enable_caching
@@ -209,7 +242,7 @@ def plan_call(
         check_prompt(messages)
         has_parts = False
         request: ChatRequest | str = messages
-        key = prompt_cache_key(route[0].name, messages) if cached else None
+        key = prompt_cache_key(route[0].route_name, messages) if cached else None
     else:
         if "validators" in params:  # ours, not a generation parameter
             checks = as_validators("validators", params.pop("validators"))
@@ -219,7 +252,7 @@ def plan_call(
             if type(message.content) is not str:
                 has_parts = True
                 break
-        key = cache_key(route[0].name, request) if cached else None
+        key = cache_key(route[0].route_name, request) if cached else None
         for entry in route:  # a fallback that cannot take the request fails now, not later
             check = getattr(entry.provider, "check_request", None)
             if check is not None:
@@ -242,6 +275,7 @@ def plan_call(
         timeouts.stream_idle,
         key,
         ttl,
+        template,
     )
     if has_parts:
         plan.has_parts = True

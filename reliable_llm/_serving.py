@@ -42,8 +42,9 @@ def _slot(plan: Plan) -> tuple[object, ...]:
     A request with another fallback chain or another ``timeout=`` runs its own plan.
     """
     # The budget as given, not deadline - started: float rounding would tell equals apart.
-    # Requests with their own validators share only with requests holding the same ones.
-    return (plan.key, plan.entries, plan.total, plan.validators)
+    # The route as registered (a deployment group's order differs from request to request);
+    # requests with their own validators share only with requests holding the same ones.
+    return (plan.key, plan.template, plan.total, plan.validators)
 
 
 def _decoded(value: Mapping[str, Any]) -> ChatResponse | None:

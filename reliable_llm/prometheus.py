@@ -124,8 +124,8 @@ class PrometheusInstrumentation:
             FallbackTaken: self._fallback,
             BreakerTransition: self._transition,
         }
-        for name, entry in manager._registry.models.items():
-            self._set_state(name, entry.breaker.state)
+        for entry in manager._registry.serving():  # models, and each group's deployments
+            self._set_state(entry.name, entry.breaker.state)
 
     def uninstrument(self) -> None:
         """Stop counting this manager's requests."""

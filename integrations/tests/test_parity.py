@@ -237,6 +237,7 @@ def test_a_per_call_unknown_model_raises_the_same_error(adapter: str) -> None:
 SHARED_MODULES = {
     "__init__",
     "_classify",  # framework and SDK exceptions -> reliable-llm's error tree
+    "_content",  # framework content blocks <-> content parts, both ways
     "_convert",  # messages and tool calls, both ways
     "_manager_setup",  # which manager serves the adapter: Core, build_core
     "_metadata",  # what the adapter reports about a model and an answer

@@ -30,3 +30,19 @@ def test_the_vouching_framework_model_example_runs(readme: str, last: str, expec
     exec(compile(code, readme, "exec"), namespace)
     answer = eval(last, namespace)
     assert answer == expected
+
+
+@pytest.mark.parametrize(
+    ("readme", "expected"),
+    [
+        ("langchain/README.md", ["A single pixel.", "['text-only']", "text-only skipped input"]),
+        ("llama-index/README.md", ["False", "A single pixel.", "['text-only']"]),
+    ],
+)
+def test_the_content_example_runs(
+    readme: str, expected: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An image skips the text-only model; the answer and the skip are reported."""
+    code = _snippet(readme, 'ScriptedModel(default="A single pixel.")')
+    exec(compile(code, readme, "exec"), {})
+    assert capsys.readouterr().out.splitlines() == expected

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.messages import (
@@ -14,14 +14,16 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 
+from langchain_reliable_llm._content import message_parts, part_blocks, reasoning_blocks
 from langchain_reliable_llm._metadata import response_metadata
 from reliable_llm import (
     ChatResponse,
     ConfigurationError,
     Message,
+    Part,
     ToolCall,
     Usage,
 )
@@ -33,24 +35,27 @@ __all__ = [
     "usage_metadata",
 ]
 
-# Content blocks that carry data our text-only `Message` cannot hold.
-_MEDIA_BLOCKS = frozenset(
-    ("image", "image_url", "file", "audio", "input_audio", "video", "document", "pdf")
-)
 _ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant"}
 
 
-def _text(message: BaseMessage) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    for block in content:
-        if isinstance(block, Mapping) and block.get("type") in _MEDIA_BLOCKS:
-            raise ConfigurationError(
-                f"{type(message).__name__} holds a {block.get('type')!r} content block; "
-                "reliable-llm messages are text-only, so multimodal inputs are not supported"
-            )
-    return message.text
+def _content(message: BaseMessage, provider: str | None = None) -> str | tuple[Part, ...]:
+    content, results = message_parts(message, type(message).__name__, provider=provider)
+    if results:
+        raise ConfigurationError(
+            f"a {type(message).__name__} holds Anthropic tool_result blocks; send tool results "
+            "as ToolMessages (or in a HumanMessage)"
+        )
+    return content
+
+
+def _human(message: BaseMessage, result: list[Message]) -> None:
+    """A human message; Anthropic-style ``tool_result`` blocks in it become tool messages
+    (first, as Anthropic requires them at the start of the user turn)."""
+    content, results = message_parts(message, type(message).__name__)
+    for tool_result in results:
+        result.append(Message.tool(tool_result.content, tool_result.tool_call_id))
+    if not results or content:
+        result.append(Message.user(content, name=message.name))
 
 
 def _core_tool_calls(message: AIMessage) -> tuple[ToolCall, ...]:
@@ -67,9 +72,13 @@ def _core_tool_calls(message: AIMessage) -> tuple[ToolCall, ...]:
 def from_langchain_messages(messages: Iterable[BaseMessage]) -> list[Message]:
     """Convert LangChain messages into reliable-llm messages.
 
+    Text stays text; other content becomes parts (see `langchain_reliable_llm._content`
+    for the block formats read). Anthropic ``tool_result`` blocks in a human message become
+    tool messages.
+
     Raises:
-        ConfigurationError: A message carries media (images, files, audio) or has a role
-            reliable-llm does not know.
+        ConfigurationError: A message holds a content block no provider takes, a malformed
+            block, a part its role cannot carry, or has a role reliable-llm does not know.
     """
     result: list[Message] = []
     for message in messages:
@@ -77,17 +86,28 @@ def from_langchain_messages(messages: Iterable[BaseMessage]) -> list[Message]:
         if type(message) is HumanMessage and isinstance(message.content, str):
             result.append(Message.user(message.content, name=message.name))
         elif isinstance(message, SystemMessage):
-            result.append(Message.system(_text(message)))
+            system = message.content
+            result.append(Message.system(system if type(system) is str else _content(message)))
         elif isinstance(message, HumanMessage):
-            result.append(Message.user(_text(message), name=message.name))
+            _human(message, result)
         elif isinstance(message, AIMessage):
-            result.append(Message.assistant(_text(message), _core_tool_calls(message)))
+            # Reasoning blocks that do not name their issuer are the producing model's
+            # (LangChain's ``model_provider``).
+            text = message.content
+            if type(text) is str:
+                result.append(Message.assistant(text, _core_tool_calls(message)))
+            else:
+                provider = message.response_metadata.get("model_provider")
+                parts = _content(message, provider)
+                result.append(Message.assistant(parts, _core_tool_calls(message)))
         elif isinstance(message, ToolMessage):
-            result.append(Message.tool(_text(message), message.tool_call_id, name=message.name))
+            result.append(Message.tool(_content(message), message.tool_call_id, name=message.name))
+        elif isinstance(message, ChatMessage) and _ROLES.get(message.role) == "user":
+            _human(message, result)
         elif isinstance(message, ChatMessage) and message.role in _ROLES:
-            result.append(Message(_ROLES[message.role], _text(message)))  # type: ignore[arg-type]
+            result.append(Message("assistant", _content(message)))
         elif isinstance(message, ChatMessage) and message.role == "system":
-            result.append(Message.system(_text(message)))
+            result.append(Message.system(_content(message)))
         else:
             raise ConfigurationError(
                 f"cannot send a {type(message).__name__} "
@@ -97,33 +117,52 @@ def from_langchain_messages(messages: Iterable[BaseMessage]) -> list[Message]:
     return result
 
 
+def _lc_content(message: Message) -> str | list[Any]:
+    content = message.content
+    return content if isinstance(content, str) else part_blocks(content)
+
+
 def to_langchain_messages(messages: Sequence[Message]) -> list[BaseMessage]:
-    """Convert reliable-llm messages into LangChain messages."""
+    """Convert reliable-llm messages into LangChain messages (parts as standard blocks)."""
     result: list[BaseMessage] = []
     for message in messages:
+        content = _lc_content(message)
         if message.role == "system":
-            result.append(SystemMessage(message.text))
+            result.append(SystemMessage(content))
         elif message.role == "user":
-            result.append(HumanMessage(message.text, name=message.name))
+            result.append(HumanMessage(content, name=message.name))
         elif message.role == "assistant":
             calls = [tool_call(name=c.name, args=c.args, id=c.id) for c in message.tool_calls]
-            result.append(AIMessage(message.text, tool_calls=calls))
+            result.append(AIMessage(content, tool_calls=calls))
         else:
             result.append(
-                ToolMessage(message.text, tool_call_id=message.tool_call_id, name=message.name)
+                ToolMessage(content, tool_call_id=message.tool_call_id, name=message.name)
             )
     return result
 
 
 def usage_metadata(usage: Usage | None) -> UsageMetadata | None:
-    """LangChain's usage dict for a reliable-llm `Usage`."""
+    """LangChain's usage dict for a reliable-llm `Usage`.
+
+    ``input_token_details`` (``cache_read``, ``cache_creation``: input tokens read from or
+    written to the provider's prompt cache) and ``output_token_details`` (``reasoning``:
+    output tokens spent reasoning) are present when the provider reported any such tokens,
+    with the counts it gave, as LangChain's ``UsageMetadata`` defines them.
+    """
     if usage is None:
         return None
-    return UsageMetadata(
+    metadata = UsageMetadata(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
     )
+    if usage.cache_read_tokens or usage.cache_creation_tokens:
+        metadata["input_token_details"] = InputTokenDetails(
+            cache_read=usage.cache_read_tokens, cache_creation=usage.cache_creation_tokens
+        )
+    if usage.reasoning_tokens:
+        metadata["output_token_details"] = OutputTokenDetails(reasoning=usage.reasoning_tokens)
+    return metadata
 
 
 def _tool_calls(response: ChatResponse) -> tuple[list[Any], list[Any]]:
@@ -151,15 +190,33 @@ def _tool_calls(response: ChatResponse) -> tuple[list[Any], list[Any]]:
     return calls, invalid
 
 
+def _answer_content(response: ChatResponse) -> str | list[Any]:
+    """The answer's text, or, with reasoning, standard blocks: reasoning first, then text."""
+    if not response.reasoning:
+        return response.text
+    blocks: list[Any] = reasoning_blocks(response.reasoning)
+    if response.text:
+        blocks.append({"type": "text", "text": response.text})
+    return blocks
+
+
 def to_ai_message(response: ChatResponse) -> AIMessage:
-    """Convert a response into an `AIMessage` with usage and reliability metadata."""
+    """Convert a response into an `AIMessage` with usage and reliability metadata.
+
+    The content is the answer's text; when the model reasoned, it is LangChain standard
+    blocks instead: ``reasoning`` blocks (with the provider's signature, redacted data and
+    name in ``extras``, so the message can be sent back as is), then a ``text`` block.
+    ``response_metadata["content_changes"]`` lists what the route changed in the request's
+    content for the models it tried (cache markers or reasoning stripped, parts converted).
+    """
     metadata = response_metadata(response)
     usage = usage_metadata(response.usage)
+    content = _answer_content(response) if response.reasoning else response.text
     if not response.tool_calls:  # the common case: skip the tool-call fields' validation
-        return AIMessage(content=response.text, usage_metadata=usage, response_metadata=metadata)
+        return AIMessage(content=content, usage_metadata=usage, response_metadata=metadata)
     calls, invalid = _tool_calls(response)
     return AIMessage(
-        content=response.text,
+        content=content,
         tool_calls=calls,
         invalid_tool_calls=invalid,
         usage_metadata=usage,

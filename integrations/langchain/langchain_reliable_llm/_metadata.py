@@ -32,7 +32,9 @@ def response_metadata(response: ChatResponse) -> dict[str, Any]:
     when it said), ``finish_reason``, ``cached``, ``fallback_from`` (the models given up
     before ``model``, as the core reports them: none for a cache hit), ``fallbacks`` (how
     many), ``attempts`` (every upstream call of the request), and ``cost`` (USD) and ``id``
-    (the provider's response id) when known.
+    (the provider's response id) when known; ``content_changes`` when the route changed the
+    request's content for a model it tried (``model``, ``action``: stripped / converted /
+    skipped, ``part``, ``detail``, ``count``).
     """
     model = response.model
     fallback_from = response.fallback_from
@@ -51,6 +53,8 @@ def response_metadata(response: ChatResponse) -> dict[str, Any]:
         metadata["cost"] = response.cost
     if response.response_id is not None:
         metadata["id"] = response.response_id
+    if response.content_changes:
+        metadata["content_changes"] = [change._asdict() for change in response.content_changes]
     return metadata
 
 

@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from langchain_reliable_llm._classify import classify_langchain_error
+from langchain_reliable_llm._content import answer_reasoning
 from langchain_reliable_llm._convert import to_langchain_messages
 from reliable_llm import (
     ChatRequest,
@@ -80,7 +81,15 @@ def _usage(message: AIMessage) -> Usage | None:
     usage = message.usage_metadata
     if usage is None:
         return None
-    return Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+    inputs = usage.get("input_token_details") or {}
+    outputs = usage.get("output_token_details") or {}
+    return Usage(
+        usage.get("input_tokens", 0),
+        usage.get("output_tokens", 0),
+        inputs.get("cache_read") or 0,
+        inputs.get("cache_creation") or 0,
+        outputs.get("reasoning") or 0,
+    )
 
 
 class LangChainChatProvider(Provider):
@@ -93,6 +102,13 @@ class LangChainChatProvider(Provider):
     retries are disabled (see `without_sdk_retries`) and its exceptions are translated by
     `classify_langchain_error`; unrecognised exceptions propagate unchanged, for the
     manager's ``classify_error`` to judge.
+
+    Content: the wrapped model is taken to read text only, since no wrapper can know what
+    it accepts; declare more at registration (``metadata={"capabilities": {"image":
+    ["data", "url"]}}``, see `reliable_llm.ModelCapabilities`) and parts reach it as
+    LangChain's standard content blocks. Its reasoning (``reasoning`` content blocks, as
+    LangChain parses each integration's output) and prompt-cache and reasoning token counts
+    come back in the response, issued by this provider's ``name``.
 
     Args:
         chat_model: The LangChain chat model to serve.
@@ -157,12 +173,14 @@ class LangChainChatProvider(Provider):
         metadata = message.response_metadata
         provider_model = metadata.get("model_name") or metadata.get("model")
         return ChatResponse(
-            text=message.text,
+            # LangChain's .text is a str subclass (TextAccessor); responses hold a plain str.
+            text=str(message.text),
             tool_calls=calls,
             finish_reason=_finish_reason(metadata, bool(calls)) or "stop",
             usage=_usage(message),
             provider=self.provider_name,
             provider_model=provider_model if isinstance(provider_model, str) else None,
+            reasoning=answer_reasoning(message, self.provider_name),
         )
 
     def _translate(self, exc: Exception) -> Exception:
@@ -195,7 +213,7 @@ class LangChainChatProvider(Provider):
     ) -> Iterator[StreamChunk]:
         """Call the model's ``stream``."""
         model, kwargs = self._runnable(request)
-        folder = _ChunkFolder()
+        folder = _ChunkFolder(self.provider_name)
         try:
             for chunk in model.stream(self._messages(request), config=_QUIET, **kwargs):
                 piece = folder.add(chunk)
@@ -210,7 +228,7 @@ class LangChainChatProvider(Provider):
     ) -> AsyncIterator[StreamChunk]:
         """Call the model's ``astream``."""
         model, kwargs = self._runnable(request)
-        folder = _ChunkFolder()
+        folder = _ChunkFolder(self.provider_name)
         try:
             async for chunk in model.astream(self._messages(request), config=_QUIET, **kwargs):
                 piece = folder.add(chunk)
@@ -240,20 +258,34 @@ class _ChunkFolder:
 
     Tool-call chunks go through the core's `ToolCallAssembler`, so each delta carries its
     call's slot: parallel calls numbered alike, or not numbered at all, stay apart.
+    Reasoning in a chunk's content blocks streams as ``reasoning`` text; chunks with block
+    content are also merged, so the last chunk carries the whole reasoning parts (with the
+    signatures that arrive apart from the text).
     """
 
-    __slots__ = ("_calls", "finish_reason", "has_calls", "usage")
+    __slots__ = ("_calls", "_merged", "finish_reason", "has_calls", "issuer", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, issuer: str = "") -> None:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.has_calls = False
+        self.issuer = issuer
         self._calls = ToolCallAssembler()
+        self._merged: AIMessageChunk | None = None
 
     def _delta(self, call: Any) -> ToolCallDelta:
         id, name, arguments = call.get("id"), call.get("name"), call.get("args") or ""
         slot = self._calls.add(call.get("index"), id, name, arguments)
         return ToolCallDelta(slot, id, name, arguments)
+
+    def _reasoning(self, chunk: AIMessageChunk) -> str:
+        """The chunk's reasoning text; block content is kept for the final parts."""
+        self._merged = chunk if self._merged is None else self._merged + chunk
+        return "".join(
+            str(block.get("reasoning") or "")
+            for block in chunk.content_blocks
+            if block.get("type") == "reasoning"
+        )
 
     def add(self, chunk: AIMessageChunk) -> StreamChunk | None:
         usage = _usage(chunk)
@@ -264,11 +296,14 @@ class _ChunkFolder:
             self.finish_reason = reason
         deltas = tuple(self._delta(c) for c in chunk.tool_call_chunks)
         self.has_calls = self.has_calls or bool(deltas)
-        text = chunk.text
-        if not text and not deltas:
+        text = str(chunk.text)
+        reasoning = self._reasoning(chunk) if isinstance(chunk.content, list) else ""
+        if not text and not deltas and not reasoning:
             return None
-        return StreamChunk(text=text, tool_call_deltas=deltas)
+        return StreamChunk(text=text, tool_call_deltas=deltas, reasoning=reasoning)
 
     def last(self) -> StreamChunk:
         finish = self.finish_reason or ("tool_calls" if self.has_calls else "stop")
-        return StreamChunk(finish_reason=finish, usage=self.usage)
+        merged = self._merged
+        parts = () if merged is None else answer_reasoning(merged, self.issuer)
+        return StreamChunk(finish_reason=finish, usage=self.usage, reasoning_parts=parts)

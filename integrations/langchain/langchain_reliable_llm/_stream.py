@@ -1,6 +1,7 @@
 """Turning a reliable-llm stream into the chunks LangChain streams.
 
-Text and tool-call chunks become `AIMessageChunk`s as they arrive; the last chunk carries
+Text, reasoning and tool-call chunks become `AIMessageChunk`s as they arrive (reasoning as
+standard blocks that merge by index, see `ReasoningStream`); the last chunk carries
 usage and the same ``response_metadata`` as a non-streamed answer, taken from the stream's
 whole `ChatResponse` (`reliable_llm.ChatStream.response`), so ``invoke`` and ``stream``
 report identical facts.
@@ -15,6 +16,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 
+from langchain_reliable_llm._content import ReasoningStream
 from langchain_reliable_llm._convert import usage_metadata
 from langchain_reliable_llm._errors import to_langchain_error
 from langchain_reliable_llm._metadata import response_metadata
@@ -38,9 +40,13 @@ def _deltas(deltas: Sequence[ToolCallDelta]) -> list[Any]:
     ]
 
 
-def to_ai_message_chunk(chunk: StreamChunk) -> AIMessageChunk:
-    """Convert a text or tool-call stream chunk (no usage, no metadata) into LangChain's."""
-    return AIMessageChunk(content=chunk.text, tool_call_chunks=_deltas(chunk.tool_call_deltas))
+def to_ai_message_chunk(
+    chunk: StreamChunk, reasoning: ReasoningStream | None = None
+) -> AIMessageChunk:
+    """Convert a text, reasoning or tool-call stream chunk (no usage, no metadata) into
+    LangChain's; ``reasoning`` is the stream's `ReasoningStream` (one per stream)."""
+    content = chunk.text if reasoning is None else reasoning.content(chunk)
+    return AIMessageChunk(content=content, tool_call_chunks=_deltas(chunk.tool_call_deltas))
 
 
 def closing_chunk(response: ChatResponse) -> ChatGenerationChunk:
@@ -67,10 +73,11 @@ def translate(stream: ChatStream) -> Iterator[ChatGenerationChunk]:
         ReliableChatModelError: No model started streaming.
         ReliableStreamInterruptedError: The stream broke after text was yielded.
     """
+    reasoning = ReasoningStream()
     try:
         for chunk in stream:
-            if chunk.text or chunk.tool_call_deltas:
-                yield ChatGenerationChunk(message=to_ai_message_chunk(chunk))
+            if chunk.text or chunk.tool_call_deltas or chunk.reasoning or chunk.reasoning_parts:
+                yield ChatGenerationChunk(message=to_ai_message_chunk(chunk, reasoning))
     except (AllModelsFailedError, StreamInterruptedError) as exc:
         raise to_langchain_error(exc) from exc
     finally:
@@ -81,10 +88,11 @@ def translate(stream: ChatStream) -> Iterator[ChatGenerationChunk]:
 
 async def atranslate(stream: AsyncChatStream) -> AsyncIterator[ChatGenerationChunk]:
     """Async twin of `translate`."""
+    reasoning = ReasoningStream()
     try:
         async for chunk in stream:
-            if chunk.text or chunk.tool_call_deltas:
-                yield ChatGenerationChunk(message=to_ai_message_chunk(chunk))
+            if chunk.text or chunk.tool_call_deltas or chunk.reasoning or chunk.reasoning_parts:
+                yield ChatGenerationChunk(message=to_ai_message_chunk(chunk, reasoning))
     except (AllModelsFailedError, StreamInterruptedError) as exc:
         raise to_langchain_error(exc) from exc
     finally:

@@ -28,6 +28,7 @@ from typing import Any
 from reliable_llm import (
     ChatRequest,
     ChatResponse,
+    ModelCapabilities,
     Provider,
     StreamChunk,
     Tool,
@@ -111,10 +112,23 @@ def arguments_for(parameters: Mapping[str, Any], prompt: str) -> dict[str, Any]:
 class SmartFakeModel(Provider):
     """A deterministic model that answers text, tool-calling and structured-output requests.
 
+    It takes every content part as given (images, audio, documents, reasoning, cache
+    markers), like `reliable_llm.testing.ScriptedModel`, and answers from the text parts.
+
     Args:
         name: Provider name reported in responses.
         chunk_size: Characters per streamed text chunk.
     """
+
+    #: A test fake: every part reaches it as given.
+    capabilities = ModelCapabilities(
+        image=frozenset(("data", "url", "file_id")),
+        audio=True,
+        file=frozenset(("data", "url", "file_id")),
+        reasoning_replay=True,
+        prompt_caching=True,
+        tool_result_media=True,
+    )
 
     def __init__(self, name: str = "smart-fake", *, chunk_size: int = 6) -> None:
         self.provider_name = name

@@ -1,8 +1,8 @@
 """LangChain's standard chat-model suites, run offline against in-process models.
 
+The multimodal and Anthropic-input tests run (``supports_*`` below): `SmartFakeModel` takes
+every content part, and the suite's downloads are served locally (``offline_standard_media``).
 Skips that remain come from the standard suites themselves, for features we truly lack:
-- multimodal inputs (images, PDFs, audio) and Anthropic-native content blocks: reliable-llm
-  messages are text-only (the ``supports_*`` properties stay False, so those tests skip);
 - ``test_serdes``: the model holds live providers and a manager, so it is not
   LangChain-serializable (``is_lc_serializable()`` is False);
 - ``test_init_from_env``: the model reads no environment variables (credentials belong to
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langchain_reliable_llm import ReliableChatModel
 from langchain_reliable_llm.testing import SmartFakeModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
@@ -21,6 +22,41 @@ from langchain_tests.unit_tests import ChatModelUnitTests
 
 from reliable_llm import ServerError
 from reliable_llm.testing import FakeClock, ScriptedModel
+
+pytestmark = pytest.mark.usefixtures("offline_standard_media")
+
+
+class _ContentSuite(ChatModelIntegrationTests):
+    """The integration suite with every content test on: images (base64 and URL), PDFs,
+    audio, images and PDFs in tool results, Anthropic-native inputs."""
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_audio_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_tool_message(self) -> bool:
+        return True
+
+    @property
+    def supports_anthropic_inputs(self) -> bool:
+        return True
 
 
 class TestReliableChatModelUnit(ChatModelUnitTests):
@@ -43,7 +79,7 @@ class TestReliableChatModelUnit(ChatModelUnitTests):
         return params
 
 
-class TestReliableChatModelIntegration(ChatModelIntegrationTests):
+class TestReliableChatModelIntegration(_ContentSuite):
     """The standard integration suite against a deterministic in-process model."""
 
     @property
@@ -74,7 +110,7 @@ class TestReliableChatModelJsonSchemaIntegration(TestReliableChatModelIntegratio
         return {"method": "json_schema"}
 
 
-class TestReliableChatModelFallbackIntegration(ChatModelIntegrationTests):
+class TestReliableChatModelFallbackIntegration(_ContentSuite):
     """The integration suite while the primary model is down: every answer is a fallback's.
 
     Caching stays on, so repeated prompts within a test are served from the cache.

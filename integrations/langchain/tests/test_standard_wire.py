@@ -6,8 +6,14 @@ request (call the requested tool, return JSON for a schema), so a responder
 (`FakeLLMServer.set_responder`) answers each request with `SmartFakeModel`, after translating the
 wire body (OpenAI chat completions or Anthropic messages) into a `ChatRequest`.
 
-Skips are those of `test_standard.py`: multimodal and Anthropic-native inputs (messages
-are text-only), serialization (live providers), environment init and VCR benchmarks.
+The content tests run here over HTTP: images (base64 and URL), PDFs, images and PDFs in tool
+results, Anthropic-native inputs (thinking blocks, ``cache_control``), and audio. Each route
+ends with an OpenAI audio model (``gpt-4o-audio-preview``): the route skips the models that
+cannot take a request's parts (Claude takes no audio; ``gpt-test`` is not an audio model)
+and the request lands on one that can. The usage-detail tests run too: prompts carrying a
+marker make the server report prompt-cache reads and writes (Anthropic) or cached and
+reasoning tokens (OpenAI) in its wire's fields. Skips are those of `test_standard.py`:
+serialization (live providers), environment init and VCR benchmarks.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_reliable_llm import ReliableChatModel
 from langchain_reliable_llm.testing import SmartFakeModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
@@ -35,6 +42,16 @@ from reliable_llm.testing.fake_server import (
 
 _SERVER: FakeLLMServer | None = None
 _DOWN = "gpt-down"
+_AUDIO = "gpt-4o-audio-preview"
+# Prompt markers for the suite's usage-detail tests: the server then reports input tokens
+# read from / written to the prompt cache, or output tokens spent reasoning, each in its
+# wire's own fields (the fake server spells them as OpenAI and Anthropic do).
+_USAGE_MARKERS = {
+    "[cache-read]": ("cache_read_tokens", 1024),
+    "[cache-write]": ("cache_creation_tokens", 2048),
+    "[reasoning]": ("reasoning_tokens", 64),
+}
+pytestmark = pytest.mark.usefixtures("offline_standard_media")
 
 
 def _text(content: Any) -> str:
@@ -130,11 +147,24 @@ class _SmartResponder:
             request = _openai_request(recorded.body)
         response = self.model.complete(request)
         usage = response.usage
+        prompt = request.messages[-1].text
+        details = {
+            name: count for marker, (name, count) in _USAGE_MARKERS.items() if marker in prompt
+        }
+        if usage is None:
+            counts = None
+        else:
+            # OpenAI's prompt_tokens include the cached ones (Anthropic's input_tokens do not);
+            # its completion_tokens include the reasoning ones.
+            cached = details.get("cache_read_tokens", 0) if recorded.protocol != "anthropic" else 0
+            reasoning = details.get("reasoning_tokens", 0)
+            counts = (usage.input_tokens + cached, usage.output_tokens + reasoning)
         return Reply(
             response.text,
             tool_calls=[ToolCallSpec(c.name, c.arguments, c.id) for c in response.tool_calls],
-            usage=None if usage is None else (usage.input_tokens, usage.output_tokens),
+            usage=counts,
             finish_reason=response.finish_reason,
+            **details,
         )
 
 
@@ -185,8 +215,57 @@ class _WireSuite(ChatModelIntegrationTests):
     def chat_model_class(self) -> type[ReliableChatModel]:
         return ReliableChatModel
 
+    def _marked(self, marker: str, stream: bool) -> AIMessage:
+        """The answer to a prompt carrying ``marker``, invoked or streamed and merged."""
+        model = self.chat_model_class(**self.chat_model_params)
+        prompt = f"Say hello {marker}"
+        if not stream:
+            return model.invoke(prompt)
+        merged: AIMessageChunk | None = None
+        for chunk in model.stream(prompt):
+            merged = chunk if merged is None else merged + chunk
+        assert merged is not None
+        return merged
+
+    def invoke_with_cache_read_input(self, *, stream: bool = False) -> AIMessage:
+        return self._marked("[cache-read]", stream)
+
+    def invoke_with_cache_creation_input(self, *, stream: bool = False) -> AIMessage:
+        return self._marked("[cache-write]", stream)
+
+    def invoke_with_reasoning_output(self, *, stream: bool = False) -> AIMessage:
+        return self._marked("[reasoning]", stream)
+
     @property
     def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_audio_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_tool_message(self) -> bool:
+        return True
+
+    @property
+    def supports_anthropic_inputs(self) -> bool:
         return True
 
 
@@ -194,8 +273,17 @@ class TestOpenAIProviderOverTheWire(_WireSuite):
     """The suite through OpenAIProvider -> openai SDK -> fake server."""
 
     @property
+    def supported_usage_metadata_details(self) -> dict[Any, Any]:
+        # OpenAI reports cached prompt tokens and reasoning tokens; it has no cache writes.
+        details = ["cache_read_input", "reasoning_output"]
+        return {"invoke": details, "stream": details}
+
+    @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"models": {"gpt": _gpt(), "claude": _claude()}, "enable_caching": False}
+        return {
+            "models": {"gpt": _gpt(), "claude": _claude(), "audio": _gpt(_AUDIO)},
+            "enable_caching": False,
+        }
 
     @property
     def model_override_value(self) -> str:
@@ -206,8 +294,17 @@ class TestAnthropicProviderOverTheWire(_WireSuite):
     """The suite through AnthropicProvider -> anthropic SDK -> fake server."""
 
     @property
+    def supported_usage_metadata_details(self) -> dict[Any, Any]:
+        # Anthropic reports cache reads and writes; it does not count reasoning tokens apart.
+        details = ["cache_read_input", "cache_creation_input"]
+        return {"invoke": details, "stream": details}
+
+    @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"models": {"claude": _claude(), "gpt": _gpt()}, "enable_caching": False}
+        return {
+            "models": {"claude": _claude(), "gpt": _gpt(), "audio": _gpt(_AUDIO)},
+            "enable_caching": False,
+        }
 
     @property
     def model_override_value(self) -> str:
@@ -218,9 +315,14 @@ class TestFallbackOverTheWire(_WireSuite):
     """The suite while the OpenAI model answers 503: every answer is Anthropic's, over HTTP."""
 
     @property
+    def supported_usage_metadata_details(self) -> dict[Any, Any]:
+        details = ["cache_read_input", "cache_creation_input"]
+        return {"invoke": details, "stream": details}
+
+    @property
     def chat_model_params(self) -> dict[str, Any]:
         return {
-            "models": {"down": _gpt(_DOWN), "claude": _claude()},
+            "models": {"down": _gpt(_DOWN), "claude": _claude(), "audio": _gpt(_AUDIO)},
             "enable_caching": False,
             "max_retries": 1,
             "clock": FakeClock(),

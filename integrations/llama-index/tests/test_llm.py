@@ -10,9 +10,9 @@ import pytest
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
-    ImageBlock,
     MessageRole,
     ToolCallBlock,
+    VideoBlock,
 )
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
@@ -288,11 +288,12 @@ def test_configuration_errors_are_clear(clock: FakeClock) -> None:
 
 
 def test_messages_that_cannot_be_sent_are_rejected(clock: FakeClock) -> None:
-    """A non-text block or a tool result without its call id raises ConfigurationError."""
+    """A block no provider takes or a tool result without its call id raises
+    ConfigurationError."""
     llm = make_llm(clock)
-    image = ChatMessage(role=MessageRole.USER, blocks=[ImageBlock(url="https://x.test/a.png")])
-    with pytest.raises(ConfigurationError, match="ImageBlock"):
-        llm.chat([image])
+    video = ChatMessage(role=MessageRole.USER, blocks=[VideoBlock(url="https://x.test/a.mp4")])
+    with pytest.raises(ConfigurationError, match="VideoBlock"):
+        llm.chat([video])
     with pytest.raises(ConfigurationError, match="tool_call_id"):
         llm.chat([ChatMessage(role=MessageRole.TOOL, content="42")])
 

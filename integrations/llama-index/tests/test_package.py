@@ -39,6 +39,7 @@ def test_public_surface_is_pinned() -> None:
         "ReliableCacheHitEvent",
         "ReliableFallbackEvent",
         "ReliableLLM",
+        "ReliableLLMMetadata",
         "ReliableRequestEvent",
         "ReliableRetryEvent",
         "classify_llm_error",

@@ -2,6 +2,8 @@
 
 `ReliableLLM` is a LlamaIndex `FunctionCallingLLM` whose calls go through a reliable-llm
 `LLMManager` (circuit breakers, retries, fallbacks, caching, metrics).
+`ReliableLLMMetadata` is its ``metadata``: LlamaIndex's fields plus the content the model
+takes (``supports_vision``, ...).
 `LlamaIndexLLMProvider` registers any existing LlamaIndex LLM as a model of a manager.
 The ``Reliable*Event`` classes are the instrumentation events emitted for retries,
 fallbacks, breaker transitions, cache hits and each finished request.
@@ -18,6 +20,7 @@ from llama_index.llms.reliable._events import (
     ReliableRetryEvent,
 )
 from llama_index.llms.reliable._llm import ReliableLLM
+from llama_index.llms.reliable._metadata import ReliableLLMMetadata
 from llama_index.llms.reliable._provider import LlamaIndexLLMProvider
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "ReliableCacheHitEvent",
     "ReliableFallbackEvent",
     "ReliableLLM",
+    "ReliableLLMMetadata",
     "ReliableRequestEvent",
     "ReliableRetryEvent",
     "classify_llm_error",

@@ -12,16 +12,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import (
-    CachePoint,
     ChatMessage,
     MessageRole,
     TextBlock,
-    ThinkingBlock,
     ToolCallBlock,
 )
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
+from llama_index.llms.reliable._content import message_content, part_blocks
 from llama_index.llms.reliable._metadata import response_info
 
 from reliable_llm import ChatResponse, ConfigurationError, Message, Tool, ToolCall
@@ -49,7 +48,6 @@ _ROLES: dict[str, str] = {
     MessageRole.TOOL.value: "tool",
     MessageRole.FUNCTION.value: "tool",
 }
-_SKIPPED_BLOCKS = (ThinkingBlock, CachePoint, ToolCallBlock)
 
 
 def _arguments_text(arguments: object) -> str:
@@ -84,25 +82,16 @@ def _tool_calls(message: ChatMessage) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
-def _text(message: ChatMessage) -> str:
-    parts: list[str] = []
-    for block in message.blocks:
-        if isinstance(block, TextBlock):
-            parts.append(block.text)
-        elif not isinstance(block, _SKIPPED_BLOCKS):
-            raise ConfigurationError(
-                f"ReliableLLM sends text only; a {message.role.value} message holds a "
-                f"{type(block).__name__}. Convert it to text before calling the LLM."
-            )
-    return "\n".join(parts)
-
-
 def from_li_message(message: ChatMessage) -> Message:
     """Convert a LlamaIndex `ChatMessage` to a reliable-llm `Message`.
 
+    Text blocks become text; images, audio, documents, thinking and cache points become
+    parts (see `llama_index.llms.reliable._content`).
+
     Raises:
-        ConfigurationError: The message has an unknown role, a non-text content block, or is
-            a tool result without the ``tool_call_id`` it answers.
+        ConfigurationError: The message has an unknown role, a block no provider takes, a
+            part its role cannot carry, or is a tool result without the ``tool_call_id`` it
+            answers.
     """
     role = _ROLES.get(MessageRole(message.role).value)
     if role is None:  # pragma: no cover - every MessageRole is mapped
@@ -110,7 +99,7 @@ def from_li_message(message: ChatMessage) -> Message:
     extra = message.additional_kwargs
     name = extra.get("name")
     name = name if isinstance(name, str) else None
-    text = _text(message)
+    text = message_content(message)
     if role == "tool":
         call_id = extra.get("tool_call_id") or extra.get("tool_use_id")
         if not call_id:
@@ -151,6 +140,7 @@ def tool_call_blocks(calls: Sequence[ToolCall]) -> list[ToolCallBlock]:
 def to_li_message(message: Message) -> ChatMessage:
     """Convert a reliable-llm `Message` to a LlamaIndex `ChatMessage`.
 
+    Parts become LlamaIndex blocks (reasoning a `ThinkingBlock`, an image an `ImageBlock`...).
     Tool calls become `ToolCallBlock`s and are also listed OpenAI-style in
     ``additional_kwargs["tool_calls"]``: LlamaIndex's streaming structured output
     (``stream_structured_predict``) looks there before it parses a partial response.
@@ -165,7 +155,12 @@ def to_li_message(message: Message) -> ChatMessage:
         extra["tool_call_id"] = message.tool_call_id
     if message.name:
         extra["name"] = message.name
-    blocks: list[Any] = [TextBlock(text=message.text)] if message.content else []
+    content = message.content
+    blocks: list[Any]
+    if isinstance(content, str):
+        blocks = [TextBlock(text=content)] if content else []
+    else:
+        blocks = part_blocks(content)
     blocks.extend(tool_call_blocks(message.tool_calls))
     if not blocks:
         blocks.append(TextBlock(text=""))
@@ -176,9 +171,11 @@ def to_li_response(response: ChatResponse) -> LIChatResponse:
     """Convert a reliable-llm `ChatResponse` into a LlamaIndex one.
 
     ``raw`` is the JSON-compatible `ChatResponse.to_dict` (agents serialize it);
-    ``additional_kwargs`` says which model answered, whether from cache, and token counts.
+    ``additional_kwargs`` says which model answered, whether from cache, token counts, and
+    (``content_changes``) what the route changed in the request's content for the models it
+    tried. The model's reasoning comes first in the message's blocks, as `ThinkingBlock`s.
     """
-    message = to_li_message(Message("assistant", response.text, response.tool_calls))
+    message = to_li_message(response.message)
     return LIChatResponse(
         message=message,
         raw=response.to_dict(),

@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
@@ -21,6 +21,7 @@ from reliable_llm import (
     ConfigurationError,
     InvalidRequestError,
     Provider,
+    ReasoningPart,
     StreamChunk,
     Tool,
     ToolCall,
@@ -62,8 +63,32 @@ def _usage(response: LIChatResponse) -> Usage | None:
     inp = extra.get("prompt_tokens", extra.get("input_tokens"))
     out = extra.get("completion_tokens", extra.get("output_tokens"))
     if isinstance(inp, int) and isinstance(out, int):
-        return Usage(inp, out)
+        details = [extra.get(k) for k in _USAGE_DETAILS]
+        return Usage(inp, out, *(d if isinstance(d, int) else 0 for d in details))
     return None
+
+
+# Our own `additional_kwargs` names (LlamaIndex has no standard ones for these counts).
+_USAGE_DETAILS = ("cache_read_tokens", "cache_creation_tokens", "reasoning_tokens")
+
+
+def _reasoning(response: LIChatResponse, issuer: str) -> tuple[ReasoningPart, ...]:
+    """The answer's `ThinkingBlock`s as reasoning parts issued by ``issuer``."""
+    parts = []
+    for block in response.message.blocks:
+        if isinstance(block, ThinkingBlock):
+            info = block.additional_information
+            redacted = info.get("redacted_data")
+            if block.content or redacted is not None:
+                parts.append(
+                    ReasoningPart(
+                        block.content or "",
+                        signature=info.get("signature"),
+                        redacted_data=redacted,
+                        provider=issuer,
+                    )
+                )
+    return tuple(parts)
 
 
 class LlamaIndexLLMProvider(Provider):
@@ -75,6 +100,12 @@ class LlamaIndexLLMProvider(Provider):
     `classify_llm_error`) and raised ``from`` the original; a `ConfigurationError` (from a
     nested reliable-llm LLM, say) passes through unchanged. Turn off the wrapped LLM's own
     retries (``max_retries=0`` on most integrations) so that only the manager retries.
+
+    Content: the wrapped LLM is taken to read text only, since no wrapper can know what it
+    accepts; declare more at registration (``metadata={"capabilities": {"image": ["data"]}}``,
+    see `reliable_llm.ModelCapabilities`) and parts reach it as `ImageBlock`, `AudioBlock`,
+    `DocumentBlock`, `ThinkingBlock` and `CachePoint` blocks. Its `ThinkingBlock`s come back
+    as the response's reasoning, issued by this provider's ``name``.
 
     Args:
         llm: The LlamaIndex LLM to serve.
@@ -162,6 +193,7 @@ class LlamaIndexLLMProvider(Provider):
             usage=_usage(response),
             provider=self.provider_name,
             provider_model=self.llm.metadata.model_name,
+            reasoning=_reasoning(response, self.provider_name),
         )
 
     def _last_chunk(self, last: LIChatResponse | None, tools: bool) -> StreamChunk:
@@ -172,6 +204,8 @@ class LlamaIndexLLMProvider(Provider):
             ),
             finish_reason="tool_calls" if calls else "stop",
             usage=None if last is None else _usage(last),
+            # The last cumulative response holds the whole thinking blocks.
+            reasoning_parts=() if last is None else _reasoning(last, self.provider_name),
         )
 
     @staticmethod

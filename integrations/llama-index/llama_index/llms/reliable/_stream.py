@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar
 
+from llama_index.core.base.llms.types import ChatMessage, CompletionResponse
 from llama_index.core.base.llms.types import ChatResponse as LIChatResponse
-from llama_index.core.base.llms.types import CompletionResponse
 from llama_index.llms.reliable._convert import to_li_message
 from llama_index.llms.reliable._metadata import response_info
 
@@ -15,8 +15,12 @@ from reliable_llm import (
     ChatResponse,
     ChatStream,
     Message,
+    Part,
+    ReasoningPart,
     StreamAccumulator,
     StreamChunk,
+    TextPart,
+    ToolCall,
 )
 
 __all__ = ["StreamTranslator", "atranslate", "translate"]
@@ -28,6 +32,8 @@ Fold = Callable[[StreamChunk, ChatResponse | None], T]
 class StreamTranslator:
     """Folds chunks into LlamaIndex responses: ``message.content`` cumulative, ``delta`` new.
 
+    Reasoning travels as `ThinkingBlock`s ahead of the text: the text streamed so far, then,
+    once a block ends, the provider's whole block (with its signature).
     Tool calls travel as `ToolCallBlock`s on every response once they start, with the
     arguments received so far; the last response holds them complete, which is what
     LlamaIndex agents read. The last response's ``additional_kwargs`` are those of a
@@ -36,12 +42,30 @@ class StreamTranslator:
     stream is exhausted and its response is known, which follows at once.
     """
 
-    __slots__ = ("_acc", "_has_calls", "_text")
+    __slots__ = ("_acc", "_has_calls", "_reasoning", "_text", "_thinking")
 
     def __init__(self) -> None:
         self._acc = StreamAccumulator()
         self._text = ""
         self._has_calls = False
+        self._reasoning: list[ReasoningPart] = []  # finished reasoning blocks
+        self._thinking = ""  # reasoning text of the block still streaming
+
+    def _message(self, chunk: StreamChunk, calls: tuple[ToolCall, ...]) -> ChatMessage:
+        """The cumulative message: reasoning so far as `ThinkingBlock`s, then text, calls."""
+        if chunk.reasoning:
+            self._thinking += chunk.reasoning
+        if chunk.reasoning_parts:
+            self._reasoning.extend(chunk.reasoning_parts)
+            self._thinking = ""
+        if not self._reasoning and not self._thinking:
+            return to_li_message(Message("assistant", self._text, calls))
+        parts: list[Part] = list(self._reasoning)
+        if self._thinking:
+            parts.append(ReasoningPart(self._thinking))
+        if self._text:
+            parts.append(TextPart(self._text))
+        return to_li_message(Message("assistant", tuple(parts), calls))
 
     def _info(self, chunk: StreamChunk, response: ChatResponse | None) -> dict[str, Any]:
         if response is None:
@@ -54,7 +78,7 @@ class StreamTranslator:
         self._text += chunk.text
         self._has_calls = self._has_calls or bool(chunk.tool_call_deltas)
         calls = self._acc.response().tool_calls if self._has_calls else ()
-        message = to_li_message(Message("assistant", self._text, calls))
+        message = self._message(chunk, calls)
         return LIChatResponse(
             message=message,
             delta=chunk.text,

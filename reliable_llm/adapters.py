@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 from reliable_llm import (
     AllModelsFailedError,
@@ -29,6 +29,7 @@ from reliable_llm._observe import outcome
 
 __all__ = [
     "OWN_MANAGER_OPTIONS",
+    "AdapterCore",
     "attach_manager",
     "attempt_records",
     "check_option_names",
@@ -125,6 +126,61 @@ def attach_manager(
         if name is not None and name not in registered:
             raise UnknownModelError(name, registered)
     return manager
+
+
+class AdapterCore:
+    """The manager behind an adapter instance, and the route it was set up for.
+
+    Kept outside the frameworks' pydantic fields; each adapter subclasses it to add its own
+    per-instance caches. ``per_call_route`` says whether each call names its model and
+    fallbacks (an instance around a shared manager with its own route) or uses the manager's
+    precomputed route; ``model`` and ``fallbacks`` are the instance's fields that route was
+    set up for.
+    """
+
+    __slots__ = ("fallbacks", "manager", "model", "per_call_route")
+
+    def __init__(
+        self,
+        manager: LLMManager,
+        *,
+        per_call_route: bool,
+        model: str | None = None,
+        fallbacks: list[str] | None = None,
+    ) -> None:
+        self.manager = manager
+        self.per_call_route = per_call_route
+        self.model = model
+        self.fallbacks = fallbacks
+
+    @classmethod
+    def build(
+        cls,
+        manager: LLMManager | None,
+        models: Mapping[str, Any] | None,
+        *,
+        model: str | None,
+        fallbacks: list[str] | None,
+        options: Mapping[str, Any],
+        wrap: Callable[[Any], Any],
+    ) -> Self:
+        """Use ``manager`` as is, or build one from ``models`` (see `attach_manager`).
+
+        Raises:
+            ConfigurationError: Neither or both of ``manager`` and ``models``, own-manager
+                options with an existing manager, or an invalid model or option.
+            UnknownModelError: ``model`` or a fallback is not registered.
+        """
+        own = manager is None or models is not None
+        served = attach_manager(
+            manager, models, model=model, fallbacks=fallbacks, options=options, wrap=wrap
+        )
+        per_call = not own and (model is not None or fallbacks is not None)
+        return cls(served, per_call_route=per_call, model=model, fallbacks=fallbacks)
+
+    def per_call(self, model: str | None, fallbacks: list[str] | None) -> bool:
+        """Whether a call with these fields must name its route (they changed, e.g. on a copy)."""
+        return self.per_call_route or model is not self.model or fallbacks is not self.fallbacks
 
 
 def manager_arguments(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from langchain_reliable_llm._provider import LangChainChatProvider
 from reliable_llm import LLMManager
 from reliable_llm.adapters import (
     OWN_MANAGER_OPTIONS,
+    AdapterCore,
     attach_manager,
     check_option_names,
     manager_arguments,
@@ -32,16 +33,11 @@ __all__ = [
 ]
 
 
-class Core:
-    """The manager and caches behind a `ReliableChatModel` (kept outside pydantic's fields).
+class Core(AdapterCore):
+    """The `AdapterCore` of a `ReliableChatModel`, with its cached identifying params
+    (see `ReliableChatModel._identifying_params`)."""
 
-    ``per_call_route`` says whether each call names its model and fallbacks (a model around a
-    shared manager with its own route) or uses the manager's precomputed route; ``model``
-    and ``fallbacks`` are the model's fields that route was set up for. ``identity`` caches
-    LangChain's identifying params (see `ReliableChatModel._identifying_params`).
-    """
-
-    __slots__ = ("fallbacks", "identity", "manager", "model", "per_call_route")
+    __slots__ = ("identity",)
 
     def __init__(
         self,
@@ -51,15 +47,8 @@ class Core:
         model: str | None = None,
         fallbacks: list[str] | None = None,
     ) -> None:
-        self.manager = manager
-        self.per_call_route = per_call_route
-        self.model = model
-        self.fallbacks = fallbacks
+        super().__init__(manager, per_call_route=per_call_route, model=model, fallbacks=fallbacks)
         self.identity: tuple[tuple[str, ...], tuple[Any, ...], dict[str, Any], Any] | None = None
-
-    def per_call(self, model: str | None, fallbacks: list[str] | None) -> bool:
-        """Whether a call with these fields must name its route (they changed, e.g. on a copy)."""
-        return self.per_call_route or model is not self.model or fallbacks is not self.fallbacks
 
 
 def _as_model(value: Any) -> Any:
@@ -82,9 +71,6 @@ def build_core(
             with an existing manager, or an invalid model or option.
         UnknownModelError: ``model`` or a fallback is not registered.
     """
-    own = manager is None or models is not None
-    served = attach_manager(
+    return Core.build(
         manager, models, model=model, fallbacks=fallbacks, options=options, wrap=_as_model
     )
-    per_call = not own and (model is not None or fallbacks is not None)
-    return Core(served, per_call_route=per_call, model=model, fallbacks=fallbacks)

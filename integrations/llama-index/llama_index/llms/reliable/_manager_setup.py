@@ -18,6 +18,7 @@ from llama_index.llms.reliable._provider import LlamaIndexLLMProvider
 from reliable_llm import LLMManager
 from reliable_llm.adapters import (
     OWN_MANAGER_OPTIONS,
+    AdapterCore,
     attach_manager,
     check_option_names,
     manager_arguments,
@@ -33,15 +34,10 @@ __all__ = [
 ]
 
 
-class Core:
-    """The manager and caches behind a `ReliableLLM` (kept outside pydantic's fields).
+class Core(AdapterCore):
+    """The `AdapterCore` of a `ReliableLLM`, with its cache of metadata per model."""
 
-    ``per_call_route`` says whether each call names its model and fallbacks (an LLM around a
-    shared manager with its own route) or uses the manager's precomputed route; ``model``
-    and ``fallbacks`` are the LLM's fields that route was set up for.
-    """
-
-    __slots__ = ("described", "fallbacks", "manager", "model", "per_call_route")
+    __slots__ = ("described",)
 
     def __init__(
         self,
@@ -51,19 +47,12 @@ class Core:
         model: str | None = None,
         fallbacks: list[str] | None = None,
     ) -> None:
-        self.manager = manager
-        self.per_call_route = per_call_route
-        self.model = model
-        self.fallbacks = fallbacks
+        super().__init__(manager, per_call_route=per_call_route, model=model, fallbacks=fallbacks)
         # Metadata and instrumentation payload per (model, max_tokens), with the registration
         # they were computed from, checked by identity on use.
         self.described: dict[
             tuple[str, int | None], tuple[Mapping[str, Any], LLMMetadata, dict[str, Any]]
         ] = {}
-
-    def per_call(self, model: str | None, fallbacks: list[str] | None) -> bool:
-        """Whether a call with these fields must name its route (they changed, e.g. on a copy)."""
-        return self.per_call_route or model is not self.model or fallbacks is not self.fallbacks
 
 
 def _as_model(value: Any) -> Any:
@@ -86,9 +75,6 @@ def build_core(
             with an existing manager, or an invalid model or option.
         UnknownModelError: ``model`` or a fallback is not registered.
     """
-    own = manager is None
-    served = attach_manager(
+    return Core.build(
         manager, models, model=model, fallbacks=fallbacks, options=options, wrap=_as_model
     )
-    per_call = not own and (model is not None or fallbacks is not None)
-    return Core(served, per_call_route=per_call, model=model, fallbacks=fallbacks)

@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON ?= 3.11
 RUN := $(UV) run --no-sync
 
-.PHONY: demo test lint bench sync clean
+.PHONY: demo demo-fleet test lint bench sync clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -23,6 +23,10 @@ sync: .venv/.synced
 
 demo: sync
 	$(RUN) python -m reliable_llm demo
+
+# Four worker processes against a dead primary: per-process breakers versus shared on Redis.
+demo-fleet: sync
+	$(RUN) python examples/shared_breakers.py
 
 test: sync
 	$(RUN) pytest

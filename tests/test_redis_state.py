@@ -479,23 +479,6 @@ def test_readme_example_runs(
     assert capsys.readouterr().out.split() == ["open"]
 
 
-def test_the_example_worker_learns_the_outage_from_the_fleet(
-    redis_url: str, namespace: str
-) -> None:
-    """examples/shared_breakers.py's worker: shared, the second worker never calls the
-    dead primary; per-process, each pays the whole threshold."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parent.parent / "examples" / "shared_breakers.py"
-    spec = importlib.util.spec_from_file_location("shared_breakers", path)
-    assert spec is not None and spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    assert [example.worker(redis_url, namespace) for _ in range(2)] == [5, 0]
-    assert [example.worker(None, namespace) for _ in range(2)] == [5, 5]
-
-
 def test_without_redis_py_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     """RedisState without redis-py installed: a ConfigurationError saying what to install."""
     import sys

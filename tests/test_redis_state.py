@@ -53,6 +53,12 @@ class Counting:
         return self.answer
 
 
+def state_for(url: str, namespace: str, **options: Any) -> RedisState:
+    """A RedisState whose calls may take far longer than the default 10 ms: these tests are
+    not about a slow Redis, and a loaded CI machine must not turn a healthy one into an outage."""
+    return RedisState(url, namespace=namespace, timeout=0.5, **options)
+
+
 def fleet_manager(
     url: str, namespace: str, primary: Counting, backup: Counting, **kwargs: Any
 ) -> tuple[LLMManager, list[Any]]:
@@ -123,8 +129,8 @@ def test_one_trial_per_window_across_the_fleet(redis_url: str, namespace: str) -
     """After the window, one process takes the trial; the others are rejected until it ends."""
     clock = FakeClock()
     policy = BreakerPolicy(failure_threshold=1, recovery_timeout=30.0)
-    one = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
-    two = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    one = state_for(redis_url, namespace).breaker("m", policy, clock, None)
+    two = state_for(redis_url, namespace).breaker("m", policy, clock, None)
     one.record_failure(one.admit(5.0))
     assert two.admit(5.0) is Admission.REJECTED
     expire_window(redis_url, namespace, "m", clock)
@@ -143,8 +149,8 @@ def test_a_trial_lease_expires_with_its_holder(redis_url: str, namespace: str) -
     """A trial whose holder vanished frees the slot once its lease (the attempt timeout) ends."""
     clock = FakeClock()
     policy = BreakerPolicy(failure_threshold=1, recovery_timeout=30.0)
-    one = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
-    two = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    one = state_for(redis_url, namespace).breaker("m", policy, clock, None)
+    two = state_for(redis_url, namespace).breaker("m", policy, clock, None)
     one.record_failure(one.admit(5.0))
     expire_window(redis_url, namespace, "m", clock)
     assert isinstance(one.admit(5.0), Trial)  # never released: its process "died"
@@ -157,8 +163,8 @@ def test_a_late_outcome_from_before_a_transition_is_ignored(redis_url: str, name
     """A failure admitted before the breaker opened and closed again does not count after."""
     clock = FakeClock()
     policy = BreakerPolicy(failure_threshold=2, recovery_timeout=30.0)
-    slow = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
-    other = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    slow = state_for(redis_url, namespace).breaker("m", policy, clock, None)
+    other = state_for(redis_url, namespace).breaker("m", policy, clock, None)
     late = slow.admit(5.0)  # its call hangs while the fleet goes closed -> open -> closed
     other.record_failure(other.admit(5.0))
     other.record_failure(other.admit(5.0))
@@ -177,8 +183,8 @@ def test_a_late_outcome_counts_by_its_own_admission_not_the_latest(
     ignored even after this process was admitted again under the new generation."""
     clock = FakeClock()
     policy = BreakerPolicy(failure_threshold=2, recovery_timeout=30.0)
-    mine = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
-    other = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    mine = state_for(redis_url, namespace).breaker("m", policy, clock, None)
+    other = state_for(redis_url, namespace).breaker("m", policy, clock, None)
     admitted = threading.Event()
     finish = threading.Event()
 
@@ -205,7 +211,7 @@ def test_an_open_window_is_never_shortened(redis_url: str, namespace: str) -> No
     """A later, smaller cooldown hint leaves the longer window in place."""
     clock = FakeClock()
     policy = BreakerPolicy(failure_threshold=5, recovery_timeout=30.0)
-    breaker = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    breaker = state_for(redis_url, namespace).breaker("m", policy, clock, None)
     breaker.record(breaker.admit(5.0), RateLimitError("slow down", retry_after=20.0))
     breaker.record(breaker.admit(5.0), RateLimitError("slow down", retry_after=0.5))
     left = raw(redis_url).pttl(f"{namespace}:cooldown:m")
@@ -216,7 +222,7 @@ def test_a_sub_millisecond_hint_is_a_one_millisecond_cooldown(
     redis_url: str, namespace: str
 ) -> None:
     """A 503 hinting 0.4 ms cools the model for 1 ms: Redis is never asked for a PX of 0."""
-    state = RedisState(redis_url, namespace=namespace)
+    state = state_for(redis_url, namespace)
     breaker = state.breaker("m", BreakerPolicy(), FakeClock(), None)
     breaker.record(breaker.admit(5.0), ServerError("busy", status_code=503, retry_after=0.0004))
     assert state.available
@@ -319,7 +325,7 @@ def test_identical_requests_in_two_processes_make_one_call(redis_url: str, names
 
 def test_a_working_leader_keeps_its_lease(redis_url: str, namespace: str) -> None:
     """The lease outlives flight_lease while its leader works (renewed), and is freed after."""
-    state = RedisState(redis_url, namespace=namespace, flight_lease=0.15)
+    state = state_for(redis_url, namespace, flight_lease=0.15)
     manager = LLMManager(shared_state=state)
     lease = f"{namespace}:flight:{prompt_cache_key('slow', 'q')}"
     seen: list[int] = []
@@ -609,7 +615,7 @@ def test_the_fleet_open_time_grows_with_consecutive_openings(
     """max_recovery_timeout: each failed trial doubles, triples... the fleet's open window."""
     clock = FakeClock()
     policy = BreakerPolicy(failure_threshold=1, recovery_timeout=10.0, max_recovery_timeout=25.0)
-    breaker = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    breaker = state_for(redis_url, namespace).breaker("m", policy, clock, None)
     client = raw(redis_url)
 
     def window() -> float:
@@ -628,7 +634,7 @@ def test_the_fleet_open_time_grows_with_consecutive_openings(
         breaker.record_failure(trial)
         windows.append(window())
     assert 19.0 < windows[0] <= 20.0 and 24.0 < windows[1] <= 25.0  # capped at 25
-    observer = RedisState(redis_url, namespace=namespace).breaker("m", policy, clock, None)
+    observer = state_for(redis_url, namespace).breaker("m", policy, clock, None)
     assert 24.0 < float(observer.snapshot()["open_time"]) <= 25.0  # the fleet's, not its own
 
 
@@ -636,7 +642,7 @@ def test_per_process_breaker_rules_are_refused_with_shared_state(
     redis_url: str, namespace: str
 ) -> None:
     """A rate window or a panic threshold cannot be shared: ConfigurationError, not ignored."""
-    state = RedisState(redis_url, namespace=namespace)
+    state = state_for(redis_url, namespace)
     manager = LLMManager(shared_state=state)
     for policy in (
         BreakerPolicy(failure_rate_threshold=50.0),

@@ -16,7 +16,7 @@ from typing import Any
 from reliable_llm import BreakerPolicy, LLMManager, RetryPolicy, TimeoutPolicy
 from reliable_llm._breaker import Admission, BreakerState, Trial
 from reliable_llm._clock import SystemClock
-from reliable_llm.backends import RedisState
+from reliable_llm.backends import RedisState, SQLiteCache
 from reliable_llm.events import SharedStateDegraded, SharedStateRecovered
 from reliable_llm.providers import OpenAIProvider
 
@@ -65,18 +65,24 @@ def manager(
     base_url: str,
     threshold: int = 5,
     recovery: float = 30.0,
+    sqlite: str | None = None,
+    sqlite_max_size: int = 1000,
 ) -> tuple[LLMManager, list[Any]]:
-    """This process's manager for ``namespace``: primary then backup on the fake server."""
+    """This process's manager for ``namespace``: primary then backup on the fake server;
+    shared state on ``redis_url`` (a generous timeout: a loaded host must not fake an
+    outage), the cache in the SQLite file ``sqlite`` when given."""
     if namespace in _MANAGERS:
         return _MANAGERS[namespace]
     events: list[Any] = []
     shared = None if redis_url is None else RedisState(redis_url, namespace=namespace, timeout=0.25)
+    cache = None if sqlite is None else SQLiteCache(sqlite, max_size=sqlite_max_size)
     built = LLMManager(
         retry=RetryPolicy(max_retries=0),
         breaker=BreakerPolicy(failure_threshold=threshold, recovery_timeout=recovery),
         timeouts=TimeoutPolicy(total=10.0, per_attempt=2.0),
         hooks=[events.append],
         shared_state=shared,
+        cache_backend=cache,
     )
     for name in ("primary", "backup"):
         built.register_model(name, provider(name, base_url))
@@ -94,12 +100,19 @@ def requests(
     pause: float = 0.0,
     for_seconds: float | None = None,
     prompt: str = "q",
+    prompts: list[str] | None = None,
+    own_prompts: int = 0,
     use_cache: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
-    """Send ``count`` requests (or keep sending for ``for_seconds``): what happened to them."""
+    """Send ``count`` requests (or keep sending for ``for_seconds``, or send each of
+    ``prompts`` once, or ``own_prompts`` prompts no other process sends): what happened."""
     built, events = manager(namespace, redis_url, base_url, **options)
     _wait(start_at)
+    if own_prompts:
+        prompts = [f"process {os.getpid()}, prompt {k}" for k in range(own_prompts)]
+    if prompts is not None:
+        count = len(prompts)
     answered_by: dict[str, int] = {}
     cached = failed = primary_calls = 0
     errors: list[str] = []
@@ -107,7 +120,10 @@ def requests(
     number = 0
     while (number < count) if stop is None else (time.monotonic() < stop):
         number += 1
-        text = f"{prompt}-{number % 5}" if stop is not None else prompt
+        if prompts is not None:
+            text = prompts[number - 1]
+        else:
+            text = f"{prompt}-{number % 5}" if stop is not None else prompt
         try:
             response = built.chat(text, use_cache=use_cache)
         except Exception as exc:

@@ -151,7 +151,8 @@ def hammer(
     namespace: str, redis_url: str, start_at: float, seconds: float, healthy_at: float
 ) -> dict[str, Any]:
     """Drive one model's shared breaker as fast as possible; the model is dead until
-    ``healthy_at`` (wall clock). Returns the generations of the trials this process took."""
+    ``healthy_at`` (wall clock). Returns the generations of the trials this process took and
+    how many ordinary (closed-state) admissions it had before ``healthy_at``."""
     policy = BreakerPolicy(failure_threshold=3, recovery_timeout=0.1)
     breaker = RedisState(redis_url, namespace=namespace, timeout=0.25).breaker(
         "m", policy, SystemClock(), None
@@ -159,7 +160,7 @@ def hammer(
     _wait(start_at)
     stop = time.monotonic() + seconds
     trials: list[int] = []
-    calls = 0
+    calls = early = 0
     while time.monotonic() < stop:
         ticket = breaker.admit(0.5)
         if ticket is Admission.REJECTED:
@@ -169,6 +170,8 @@ def hammer(
         if isinstance(ticket, Trial):
             assert ticket.shared is not None
             trials.append(int(ticket.shared.rsplit("@", 1)[1]))
+        elif time.time() < healthy_at:
+            early += 1  # admitted while closed, before the model recovered
         time.sleep(0.002)  # the call
         if time.time() < healthy_at:
             breaker.record_failure(ticket)
@@ -176,4 +179,4 @@ def hammer(
             breaker.record_success(ticket)
     ticket = breaker.admit(0.5)
     closed = ticket is Admission.ALLOWED and breaker.state is BreakerState.CLOSED
-    return {"trials": trials, "calls": calls, "closed": closed}
+    return {"trials": trials, "calls": calls, "early": early, "closed": closed}

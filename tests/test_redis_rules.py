@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis_server import RedisServer
 
 from reliable_llm import (
@@ -27,6 +31,7 @@ from reliable_llm import (
     ServerError,
 )
 from reliable_llm._breaker import Admission, ModelBreaker, Trial
+from reliable_llm._windows import BUCKETS, CountWindow, TimeWindow
 from reliable_llm.backends import RedisState
 from reliable_llm.events import SharedStateDegraded
 from reliable_llm.testing import FakeClock
@@ -189,6 +194,78 @@ def test_without_a_rate_the_slow_rule_keeps_the_consecutive_rule(
     assert one.state is BreakerState.CLOSED
     one.record_failure(one.admit())
     assert one.state is BreakerState.OPEN and two.admit() is Admission.REJECTED
+
+
+# -- the shared window matches the in-process one --------------------------------------------
+
+_STEPS = st.lists(
+    st.tuples(st.integers(0, 25), st.integers(0, 1), st.integers(0, 1)),  # buckets, failed, slow
+    max_size=60,
+)
+_SPAN = 100_000  # seconds (the largest window): 5000 s buckets, so Redis's own time stays in one
+
+
+def _outcome_script(
+    url: str, namespace: str, kind: str, size: int
+) -> Callable[[int, int], list[int]]:
+    """WINDOW_OUTCOME of model m with rules that never open: (failed, slow) -> the window."""
+    link = RedisState(url, namespace=namespace)._link
+    keys = [f"{namespace}:{k}:m" for k in ("breaker", "trial", "cooldown", "window")]
+
+    def add(failed: int, slow: int) -> list[int]:
+        args = (0, failed, slow, 0, 10**9, 1000, 0, 0, "", "", 1, kind, size)
+        return [int(x) for x in link.scripts["WINDOW_OUTCOME"](keys=keys, args=args)[5:]]
+
+    return add
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.integers(min_value=1, max_value=30), _STEPS)
+def test_the_fleet_count_window_counts_as_the_local_one(
+    redis_url: str, size: int, steps: list[tuple[int, int, int]]
+) -> None:
+    """Any sequence of outcomes: Redis's count window holds what CountWindow holds."""
+    add = _outcome_script(redis_url, f"test-{uuid.uuid4().hex[:12]}", "c", size)
+    local = CountWindow(size, 2)
+    for _, failed, slow in steps:
+        local.add(0.0, (failed, slow))
+        calls, totals = local.read(0.0)
+        assert add(failed, slow) == [calls, *totals]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(_STEPS)
+def test_the_fleet_time_window_counts_as_the_local_one(
+    redis_url: str, steps: list[tuple[int, int, int]]
+) -> None:
+    """Any sequence of outcomes k buckets apart: Redis's time window holds what TimeWindow
+    holds. Time passing is simulated in Redis by making every bucket k buckets older."""
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    add = _outcome_script(redis_url, namespace, "t", _SPAN * 1000)
+    client = raw(redis_url)
+    key = f"{namespace}:window:m"
+    local = TimeWindow(float(_SPAN), 2)
+    width = _SPAN / BUCKETS
+    now = 0.5 * width
+    for buckets, failed, slow in steps:
+        now += buckets * width
+        fields = {k.decode(): v for k, v in client.hgetall(key).items()}
+        if "h" in fields and buckets:
+            shifted = {"h": int(fields["h"]) - buckets}
+            for name in ("c", "f", "s"):
+                for slot in range(BUCKETS):
+                    value = fields.get(f"{name}{slot}")
+                    if value is not None:
+                        shifted[f"{name}{(slot - buckets) % BUCKETS}"] = int(value)
+            client.hdel(key, *[f"{n}{i}" for n in "cfs" for i in range(BUCKETS)])
+            client.hset(key, mapping=shifted)
+        local.add(now, (failed, slow))
+        calls, totals = local.read(now)
+        assert add(failed, slow) == [calls, *totals]
 
 
 # -- slow calls ------------------------------------------------------------------------------
@@ -416,9 +493,49 @@ async def test_async_panic_asks_redis_without_blocking_the_loop(
 
     link = two.shared_state._link  # type: ignore[union-attr]
     link.scripts["PANIC"] = link.scripts["ADMIT"] = blocking
-    assert await two.agenerate("q") == "primary"
-    assert models["b"].calls == 2
-    await two.aclose()
+    try:
+        assert await two.agenerate("q") == "primary"
+        assert models["b"].calls == 2
+    finally:
+        await two.aclose()
+
+
+async def test_async_outcomes_feed_the_fleet_window_without_blocking_the_loop(
+    redis_url: str, namespace: str
+) -> None:
+    """Under agenerate the outcomes go to the fleet's window through the asyncio client;
+    two processes' 6 failures open the rate breaker for both."""
+    primary = Flaky()
+    one = manager(redis_url, namespace, primary, RATE)
+    two = manager(redis_url, namespace, primary, RATE)
+
+    def blocking(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a blocking Redis call ran on the event loop")
+
+    for llm in (one, two):
+        link = llm.shared_state._link  # type: ignore[union-attr]
+        link.scripts["WINDOW_OUTCOME"] = link.scripts["ADMIT"] = blocking
+    try:
+        for llm in (one, two) * 3:
+            assert await llm.agenerate("q") == "backup"
+            await _settled(llm)  # the outcome travels to Redis in a task of this loop
+        assert primary.calls == 6
+        assert await one.agenerate("q") == await two.agenerate("q") == "backup"
+        assert primary.calls == 6
+        assert raw(redis_url).hget(f"{namespace}:breaker:primary", "s") == b"1"
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def _settled(llm: LLMManager) -> None:
+    """Wait (up to 1 s) until the outcomes recorded on this loop have reached Redis."""
+    link = llm.shared_state._link  # type: ignore[union-attr]
+    for _ in range(1000):
+        if not link._tasks:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("outcomes still on their way to Redis after 1 s")
 
 
 # -- degradation -------------------------------------------------------------------------------

@@ -11,8 +11,12 @@ round trip each, and mirrored into the local pybreaker state. Round trips:
   asking Redis until it ends; the window is never shortened by a later answer.
 - half-open: exactly one process holds the trial lease (``SET NX PX``, expiring after the
   per-attempt timeout, released however the trial ends).
+- panic (``panic_threshold``): decided on the breaker states this process mirrors; the early
+  trial is the fleet's one trial lease (``PANIC`` of `_redis_lua_windows`), one round trip.
 
-While Redis is unavailable (see `Link`), the inherited in-process breaker decides alone.
+The failure-rate and slow-call rules are `_redis_windows.WindowedSharedBreaker`'s. While
+Redis is unavailable (see `Link`), the inherited in-process breaker decides alone.
+
 On an event loop the loop never waits on Redis: the async drivers await `aadmit` (redis-py's
 asyncio client), and an outcome recorded there (the attempt loop records synchronously) is
 sent by a task on that loop, its answer mirrored when it comes.

@@ -394,6 +394,44 @@ def test_racing_processes_open_once_and_send_one_trial_per_window(
         assert raw(redis_url).hget(f"{namespace}:breaker:m", "s") == b"0"
 
 
+def test_four_processes_race_the_rate_breaker_with_one_trial_per_window(
+    redis_url: str, namespace: str
+) -> None:
+    """Four OS processes hammer one model (dead for 0.6 s, then healthy; open time 0.1 s)
+    through closed -> open -> half-open -> closed: never two trials in one window, at most
+    the minimum of calls plus those in flight reach the dead model, and all end closed."""
+    import multiprocessing
+
+    import redis_rule_workers
+
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    start = context.Value("d", 0.0)
+    out = context.Queue()
+    processes = [
+        context.Process(
+            target=redis_rule_workers.hammer,
+            args=(redis_url, namespace, barrier, start, 1.0, 0.6, out),
+            daemon=True,
+        )
+        for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        results = [out.get(timeout=60) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(10)
+    trials = [generation for r in results for generation in r["trials"]]
+    assert len(trials) >= 2  # several open windows went by
+    assert len(trials) == len(set(trials))  # never two trials in one window
+    minimum = redis_rule_workers.POLICY.minimum_number_of_calls
+    assert minimum <= sum(r["dead_calls"] for r in results) <= minimum + 3
+    assert all(r["closed"] for r in results)
+    assert raw(redis_url).hget(f"{namespace}:breaker:m", "s") == b"0"
+
+
 # -- panic -------------------------------------------------------------------------------------
 
 PANIC = BreakerPolicy(failure_threshold=1, recovery_timeout=600.0, panic_threshold=50.0)

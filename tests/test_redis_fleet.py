@@ -1,8 +1,8 @@
 """Eight separate OS processes sharing one real redis-server, against the fake LLM server.
 
 The workers (started once for the module, see redis_workers.py) talk to a dead ``primary``
-and a healthy ``backup`` on the fake server; the tests count what the server received (its
-request log), never what the workers believe they sent. Time windows are short and real:
+and a healthy ``backup`` on the fake server; upstream calls are counted from the server's
+request log, never from what the workers believe they sent. Time windows are short and real:
 these drills are about time across processes. Redis calls in the workers are bounded by a
 generous 0.25 s: these are not tests of a slow Redis (test_redis_slow.py is).
 """

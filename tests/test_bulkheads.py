@@ -22,7 +22,10 @@ from reliable_llm import (
     TimeoutPolicy,
 )
 from reliable_llm._bulkhead import Bulkhead
+from reliable_llm._clock import SystemClock
 from reliable_llm.testing import FakeClock, ScriptedModel
+
+_REAL = SystemClock()
 
 
 class _Tracker:
@@ -337,7 +340,7 @@ def test_a_waiter_that_gives_up_passes_its_wake_up_on(how: str) -> None:
     if how == "cancel":
 
         async def run() -> None:
-            task = asyncio.create_task(bulkhead.await_slot(5))
+            task = asyncio.create_task(bulkhead.await_slot(_REAL, time.monotonic() + 5))
             await asyncio.sleep(0)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -353,14 +356,16 @@ def test_a_waiter_that_gives_up_passes_its_wake_up_on(how: str) -> None:
         try:
             signal.setitimer(signal.ITIMER_REAL, 0.01)
             with pytest.raises(KeyboardInterrupt):
-                bulkhead.wait(5)
+                bulkhead.wait(_REAL, time.monotonic() + 5)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
     else:
-        assert bulkhead.wait(0.005) is False
+        assert bulkhead.wait(_REAL, time.monotonic() + 0.005) is False
     woken: list[bool] = []
-    waiter = threading.Thread(target=lambda: woken.append(bulkhead.wait(5)))
+    waiter = threading.Thread(
+        target=lambda: woken.append(bulkhead.wait(_REAL, time.monotonic() + 5))
+    )
     waiter.start()
     while not bulkhead._waiters:
         time.sleep(0.001)

@@ -6,10 +6,10 @@ or, when the routing layer says so, waits for a slot: a thread on an event, a ta
 future of its own loop, woken in turn (first come, first woken) as slots are given back, so a
 waiting call costs nothing until a slot frees. The wait's deadline is a time on the manager's
 injected clock, measured and bounded there (on a `FakeClock` a waiter times out when the test
-moves time past its deadline, and a freed slot wakes it without time moving). A plain lock and counter rather than a
-`threading.Semaphore`: the count is readable without a lock (``least_in_flight`` reads it per
-request), one bulkhead serves threads and any number of event loops at once, and the lock is
-never held while waiting.
+moves time past its deadline, and a freed slot wakes it without time moving). A plain lock
+and counter rather than a `threading.Semaphore`: the count is readable without a lock
+(``least_in_flight`` reads it per request), one bulkhead serves threads and any number of event
+loops at once, and the lock is never held while waiting.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -98,10 +99,8 @@ async def wait_future(clock: Clock, future: asyncio.Future[None], deadline: floa
         return
 
     def ring() -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # its loop has closed: nobody waits any more
             loop.call_soon_threadsafe(_resolve, future)
-        except RuntimeError:  # its loop has closed: nobody is waiting any more
-            pass
 
     alarm = call_at(deadline, ring)
     try:

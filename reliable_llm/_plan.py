@@ -156,7 +156,16 @@ class Plan:
         entries = self.entries
         nxt = entries[index + 1].name if index + 1 < len(entries) else None
         reason = failure.reason
-        emit(FallbackTaken(failure.model, nxt, reason))
+        entry = entries[index]
+        if failure is entry.circuit_open:
+            # Skipped while its breaker is open, the common give-up during an outage: the
+            # event (immutable) is built once per next model and reused.
+            event = entry.open_events.get(nxt)
+            if event is None:
+                event = entry.open_events[nxt] = FallbackTaken(failure.model, nxt, reason)
+            emit(event)
+        else:
+            emit(FallbackTaken(failure.model, nxt, reason))
         # Routine while a model is down (the breaker's own transitions are warnings, and a
         # failed request is raised to its caller): logged at INFO, built only when enabled.
         if _info_enabled():

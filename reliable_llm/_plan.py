@@ -200,9 +200,10 @@ class Plan:
         else:
             deadline = bool(failures) and failures[-1].reason is _DEADLINE
             err = AllModelsFailedError(failures, deadline_exceeded=deadline)
-        errors = err.errors
-        if errors:
-            err.__cause__ = errors[-1]
+        for failure in reversed(failures):  # the cause: the last provider error seen, if any
+            if failure.errors:
+                err.__cause__ = failure.errors[-1]
+                break
         return err
 
 

@@ -105,7 +105,7 @@ class Engine:
                     is _REJECTED
                 )
             ):
-                failure = entry.circuit_open
+                failure = entry.rejection() if breaker.remote else entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
                 try:
@@ -168,7 +168,7 @@ class Engine:
                     is _REJECTED
                 )
             ):
-                failure = entry.circuit_open
+                failure = entry.rejection() if breaker.remote else entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
                 try:
@@ -254,7 +254,7 @@ class Engine:
                 not entry.breaker.panic_threshold
                 or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt)) is _REJECTED
             ):
-                if plan.give_up(index, entry.circuit_open, self.emit):
+                if plan.give_up(index, entry.rejection(), self.emit):
                     return None
                 continue
             tries = ModelAttempts(self, entry, plan, ticket)
@@ -360,7 +360,7 @@ class Engine:
                 )
                 is _REJECTED
             ):
-                if plan.give_up(index, entry.circuit_open, self.emit):
+                if plan.give_up(index, entry.rejection(), self.emit):
                     return None
                 continue
             tries = ModelAttempts(self, entry, plan, ticket)

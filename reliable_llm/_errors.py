@@ -39,6 +39,7 @@ manager should `fall_back` to the next model, and whether it `counts_against_bre
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -298,6 +299,9 @@ class FailureReason(enum.StrEnum):
     """Why the manager gave up on one model during a request."""
 
     CIRCUIT_OPEN = "circuit_open"
+    COOLING_DOWN = "cooling_down"
+    """Skipped without a call: another process of the fleet got a 429 or 503 with a retry
+    hint (``RedisState``), and the hint has not run out; the breaker is not open."""
     RETRIES_EXHAUSTED = "retries_exhausted"
     NON_RETRYABLE = "non_retryable"
     CIRCUIT_OPENED = "circuit_opened"
@@ -331,13 +335,14 @@ class ModelFailure(NamedTuple):
 
     def describe(self) -> str:
         """Return a one-line human description of this failure."""
+        # ``reason`` formats as its value (a StrEnum), without the enum's ``.value`` lookup.
         if not self.errors:
             if self.detail:
-                return f"{self.model}: {self.reason.value} ({self.detail})"
-            return f"{self.model}: {self.reason.value}"
+                return f"{self.model}: {self.reason} ({self.detail})"
+            return f"{self.model}: {self.reason}"
         last = self.errors[-1]
         return (
-            f"{self.model}: {self.reason.value} after {len(self.errors)} attempt(s), "
+            f"{self.model}: {self.reason} after {len(self.errors)} attempt(s), "
             f"last error {type(last).__name__}: {last}"
         )
 
@@ -353,7 +358,7 @@ class AllModelsFailedError(ReliableLLMError):
     ) -> None:
         self.failures = tuple(failures)
         self.deadline_exceeded = deadline_exceeded
-        lines = "; ".join(f.describe() for f in self.failures) or "no model was tried"
+        lines = "; ".join([f.describe() for f in self.failures]) or "no model was tried"
         prefix = "deadline exceeded" if deadline_exceeded else "all models failed"
         super().__init__(f"{prefix}: {lines}")
 
@@ -389,7 +394,11 @@ class LocalRateLimitError(AllModelsFailedError):
         super().__init__(failures, deadline_exceeded=deadline_exceeded)
         self.limit = limit
         self.retry_in = retry_in
-        self.args = (f"{self.args[0]}; client-side {limit} limit: room in {retry_in:.3g}s",)
+        if math.isinf(retry_in):
+            room = "the request alone needs more tokens than the limit allows; raise it"
+        else:
+            room = f"room in {retry_in:.3g}s"
+        self.args = (f"{self.args[0]}; client-side {limit} limit: {room}",)
 
     def __reduce__(self) -> tuple[object, ...]:
         import functools

@@ -64,18 +64,25 @@ class RedisState:
         url: A redis-py URL: ``redis://[[user]:password@]host:port/db``, ``rediss://...``
             (TLS) or ``unix:///path/to/redis.sock``. Never shown in reprs, logs or errors.
         namespace: Prefix of every key; processes share state only within one namespace.
-        timeout: Seconds any one Redis call may take (connect or reply) before Redis is
+        timeout: Seconds any one Redis call may take (its reply) before Redis is
             considered unavailable; 10 ms by default. On loopback a decision script takes
             about 0.07 ms alone and 0.5 ms at the median with 8 processes calling at once
             (p99 4 ms, 10 ms under CPU oversubscription) on 2 cores; in that drill a 10 ms
             bound timed out 0 of 8,000 healthy calls (5 ms: 3; with 4 more CPU-bound
             processes, 10 ms: 0.4 %, 5 ms: 1.8 %). A timeout costs one outage (in-process
-            state until the probe 0.5 s later), so raise it for Redis across zones or over
-            TLS, whose round trip or handshake alone can take several ms.
+            state until the probe 0.5 s later), so raise it for a Redis across zones, whose
+            round trip alone can take several ms.
         flight_lease: Seconds a single-flight leader's lease lasts without renewal (it is
             renewed every third of that while the leader works): how long followers wait
             for a leader whose process died.
         max_probe_interval: Longest wait in seconds between probes of an unavailable Redis.
+        connect_timeout: Seconds opening a connection may take. Connections are opened
+            rarely (they are pooled and reused), and on a busy event loop or over TLS opening
+            one takes longer than a call; a Redis that refuses connections fails at once.
+        max_connections: Connections to Redis this process keeps at most (and each event loop,
+            for the asyncio client; redis-py's ``BlockingConnectionPool``). A call that finds
+            them all busy for ``timeout`` decides in-process, without reporting an outage:
+            Redis answered, this process was busy.
 
     Raises:
         ConfigurationError: A parameter is invalid, or redis-py is not installed.
@@ -89,6 +96,8 @@ class RedisState:
         timeout: float = 0.01,
         flight_lease: float = 2.0,
         max_probe_interval: float = 30.0,
+        max_connections: int = 16,
+        connect_timeout: float = 0.1,
     ) -> None:
         if not isinstance(url, str) or "://" not in url:
             shown = type(url).__name__ if not isinstance(url, str) else "a string without ://"
@@ -103,11 +112,27 @@ class RedisState:
         self.timeout = _seconds("timeout", timeout, fix)
         self.flight_lease = _seconds("flight_lease", flight_lease, "pass e.g. 2.0")
         probe = _seconds("max_probe_interval", max_probe_interval, "pass e.g. 30.0")
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise ConfigurationError(
+                f"max_connections must be an int >= 1, got {max_connections!r}; pass e.g. 16"
+            )
+        self.connect_timeout = _seconds("connect_timeout", connect_timeout, "pass e.g. 0.1")
         self.namespace = namespace
         from reliable_llm.backends._redis_link import Link
 
         try:
-            self._link: Link = Link(url, namespace, self.timeout, (min(0.5, probe), probe))
+            self._link: Link = Link(
+                url,
+                namespace,
+                self.timeout,
+                (min(0.5, probe), probe),
+                max_connections,
+                self.connect_timeout,
+            )
         except ConfigurationError:
             raise
         except ValueError as exc:  # redis-py's message about a malformed URL, without it
@@ -160,6 +185,31 @@ class RedisState:
 
             self._flight = SharedFlight(self._link, self.flight_lease)
         return self._flight
+
+    def ping(self) -> float:
+        """Check now that Redis answers with these credentials; for a startup or readiness
+        check (requests never need it: an unavailable Redis only degrades them).
+
+        Returns:
+            The round trip in seconds.
+
+        Raises:
+            ConfigurationError: Redis refused the credentials, or did not answer within
+                ``connect_timeout`` plus ``timeout``; names the error, never the URL.
+        """
+        import time
+
+        link = self._link
+        started = time.perf_counter()
+        try:
+            link.client.ping()
+        except link.errors as exc:
+            raise ConfigurationError(
+                f"Redis did not answer PING ({type(exc).__name__}: {exc}); check the URL's "
+                "host, port, password and scheme (redis:// or rediss://)"
+            ) from None
+        link.succeeded()
+        return time.perf_counter() - started
 
     @property
     def available(self) -> bool:

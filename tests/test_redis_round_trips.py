@@ -109,7 +109,7 @@ def manager_on(url: str, namespace: str, **kwargs: Any) -> LLMManager:
 
 
 def half_open(url: str, namespace: str, model: str) -> None:
-    """Leave ``model``'s shared breaker open with its window over: the next admission is the trial."""
+    """Leave the shared breaker of ``model`` open with its window over: next comes the trial."""
     redis.Redis.from_url(url).hset(f"{namespace}:breaker:{model}", mapping={"s": 1, "g": 1, "u": 0})
 
 

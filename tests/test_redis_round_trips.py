@@ -372,3 +372,34 @@ async def test_async_scripts_of_the_pipeline_run_on_the_asyncio_client(
         assert await ascript(link, "VOID", (void_key(link, "t"),), ("t", 10)) == 0
     finally:
         await manager.aclose()
+
+
+def test_an_admission_that_timed_out_grants_nothing_when_it_runs_late(
+    redis_url: str, namespace: str
+) -> None:
+    """A sync admission given up after ``timeout`` (Redis busy) still reaches Redis later:
+    the request goes on in-process at once, and the late admission takes no trial."""
+    manager = LLMManager(
+        clock=FakeClock(), shared_state=RedisState(redis_url, namespace=namespace, timeout=0.1)
+    )
+    manager.register_model("primary", ScriptedModel(default="p"))
+    manager.generate("warm up", use_cache=False)
+    half_open(redis_url, namespace, "primary")
+    link = manager.shared_state._link  # type: ignore[union-attr]
+    sleeper = _debug_sleep(redis_url, 0.4)
+    try:
+        assert manager.generate("q", use_cache=False) == "p"  # Redis timed out: in-process
+    finally:
+        sleeper.join(5)
+    raw = redis.Redis.from_url(redis_url)
+    voided = f"{namespace}:void:{link._prefix}*"
+    for _ in range(200):  # the void is sent from a thread; bounded wait for it
+        if raw.keys(voided):
+            break
+        time.sleep(0.005)
+    assert raw.keys(voided)
+    assert raw.exists(trial_key(namespace)) == 0
+    other = RedisState(redis_url, namespace=namespace).breaker(
+        "primary", BreakerPolicy(), FakeClock(), None
+    )
+    assert isinstance(other.admit(5.0), Trial)

@@ -45,6 +45,7 @@ from reliable_llm.backends._redis_pipeline import (
     void,
     void_key,
     void_later,
+    void_soon,
 )
 
 if TYPE_CHECKING:
@@ -214,6 +215,7 @@ class SharedBreaker(ModelBreaker):
             answer = script(link, "GUARDED_ADMIT")(keys=keys, args=(_ms(lease), token))
         except link.errors as exc:
             link.failed(exc)
+            void_soon(link, token, self._keys[1:2], _ms(lease))  # it may run late
             return super().admit(lease)
         except BaseException:  # interrupted on the wire: a trial granted there is freed
             void(link, token, self._keys[1:2], _ms(lease))

@@ -28,6 +28,7 @@ from reliable_llm.backends._redis_pipeline import (
     void,
     void_key,
     void_later,
+    void_soon,
 )
 
 if TYPE_CHECKING:
@@ -277,8 +278,21 @@ class SharedFlight:
         except BaseException:  # a transition listener failed: free what BEGIN granted
             with self._lock:
                 self._held.pop(name, None)
-            void(self._link, token, self._leases(keys), self._ms())
+            self._void(token, keys, lease)
             raise
+
+    def _void(self, token: str, keys: tuple[str, ...], lease: float, soon: bool = False) -> None:
+        """Free the leases a BEGIN with ``keys`` granted ``token``: from a task on a loop,
+        from a thread when ``soon``, else before returning."""
+        from asyncio import _get_running_loop
+
+        ms = max(self._ms(), int(lease * 1000))
+        if soon:
+            void_soon(self._link, token, self._leases(keys), ms)
+        elif _get_running_loop() is None:
+            void(self._link, token, self._leases(keys), ms)
+        else:
+            void_later(self._link, token, self._leases(keys), ms)
 
     def begin(
         self, key: str, cache: RedisCache, breaker: ModelBreaker, lease: float
@@ -300,9 +314,10 @@ class SharedFlight:
             raw = script(link, "BEGIN")(keys=keys, args=args)
         except link.errors as exc:
             link.failed(exc)
+            self._void(token, keys, lease, soon=True)  # it may run late
             return None
         except BaseException:  # interrupted on the wire: free what it may have been granted
-            void(link, token, self._leases(keys), self._ms())
+            self._void(token, keys, lease)
             raise
         link.succeeded()
         if int(raw[0]) == HIT:
@@ -322,7 +337,7 @@ class SharedFlight:
         try:
             raw = await ascript(link, "BEGIN", keys, args)
         except BaseException as exc:
-            void_later(link, token, self._leases(keys), self._ms())
+            self._void(token, keys, lease)
             if not isinstance(exc, link.errors):
                 raise
             link.failed(exc)

@@ -16,13 +16,15 @@ timeout) while ``BEGIN`` or ``ADMIT`` is on the wire may have been granted a lea
 never use. ``VOID`` frees every lease this caller's token holds and leaves a marker under
 the token that makes a late ``BEGIN``/``ADMIT`` of that token grant nothing (the abandoned
 command may reach Redis after ``VOID`` on another connection). Async callers send it from
-a task of their loop (never blocking it); sync callers send it before re-raising.
+a task of their loop (never blocking it); sync callers send it before re-raising an
+interruption, and from a daemon thread when the Redis call failed (the request goes on).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,7 @@ __all__ = [
     "void",
     "void_key",
     "void_later",
+    "void_soon",
 ]
 
 logger = logging.getLogger("reliable_llm")
@@ -146,24 +149,50 @@ async def ascript(link: Link, name: str, keys: Sequence[str], args: Sequence[obj
     return await found(keys=keys, args=args)
 
 
-def void(link: Link, token: str, leases: Sequence[str], ms: int) -> None:
-    """Free the leases ``token`` holds and void its late commands (sync; errors ignored:
-    the leases expire on their own)."""
-    try:
-        script(link, "VOID")(keys=(void_key(link, token), *leases), args=(token, ms))
-    except link.errors as exc:
-        logger.debug("could not free an abandoned lease: %s", type(exc).__name__)
+_RETRIES = (0.1, 0.2, 0.4)  # seconds between the tries of a background VOID
+
+
+def void(link: Link, token: str, leases: Sequence[str], ms: int, retries: bool = False) -> None:
+    """Free the leases ``token`` holds and void its late commands. Errors are ignored (the
+    leases expire on their own); with ``retries``, a failed try is repeated after each wait
+    of `_RETRIES` (a busy Redis runs the late command, then this, when it wakes up)."""
+    keys, args = (void_key(link, token), *leases), (token, ms)
+    for wait in (*_RETRIES, None) if retries else (None,):
+        try:
+            script(link, "VOID")(keys=keys, args=args)
+            return
+        except link.errors as exc:
+            logger.debug("could not free an abandoned lease: %s", type(exc).__name__)
+        if wait is not None:
+            time.sleep(wait)
 
 
 async def _avoid(link: Link, token: str, leases: Sequence[str], ms: int) -> None:
-    try:
-        await ascript(link, "VOID", (void_key(link, token), *leases), (token, ms))
-    except link.errors as exc:
-        logger.debug("could not free an abandoned lease: %s", type(exc).__name__)
+    import asyncio
+
+    keys, args = (void_key(link, token), *leases), (token, ms)
+    for wait in (*_RETRIES, None):
+        try:
+            await ascript(link, "VOID", keys, args)
+            return
+        except link.errors as exc:
+            logger.debug("could not free an abandoned lease: %s", type(exc).__name__)
+        if wait is not None:
+            await asyncio.sleep(wait)
+
+
+def void_soon(link: Link, token: str, leases: Sequence[str], ms: int) -> None:
+    """`void` (with retries) from a daemon thread: a sync caller whose Redis call failed or
+    timed out goes on at once (with its process's own state) while the late command is
+    voided."""
+    threading.Thread(
+        target=void, args=(link, token, leases, ms, True), name="reliable-llm-void", daemon=True
+    ).start()
 
 
 def void_later(link: Link, token: str, leases: Sequence[str], ms: int) -> None:
-    """`void` from a task of the running loop: its caller, being cancelled, never waits."""
+    """`void` (with retries) from a task of the running loop: its caller, being cancelled,
+    never waits."""
     import asyncio
 
     link.background(asyncio.get_running_loop(), _avoid(link, token, leases, ms))

@@ -544,26 +544,69 @@ class Server:
 
     # -- stream ---------------------------------------------------------------------------------
 
+    def _stream_begin(self, plan: Plan) -> tuple[ChatResponse | None, Begun | None]:
+        """A stream's cached answer, or on the fleet's cache its miss with the first model's
+        admission (one round trip, no flight lease: streams are not joined)."""
+        fleet = self.shared
+        if fleet is None or not fleet.covers(self.cache):
+            return self.lookup(plan), None
+        key = plan.key
+        assert key is not None
+        cache: RedisCache = self.cache  # type: ignore[assignment]
+        try:
+            begun = fleet.begin(key, cache, plan.entries[0].breaker, plan.per_attempt, False)
+        except Exception as exc:  # an unreadable entry, evicted: a miss
+            self._cache_failed(plan, "get", exc)
+            return None, None
+        if begun is None:  # Redis unavailable: this process's cache
+            return self.lookup(plan), None
+        if begun.entry is not None:
+            return self._entry_answer(plan, begun.entry), None
+        return None, begun
+
+    async def _astream_begin(self, plan: Plan) -> tuple[ChatResponse | None, Begun | None]:
+        """Async twin of `_stream_begin`."""
+        fleet = self.shared
+        if fleet is None or not fleet.covers(self.cache):
+            return (self.lookup(plan) if self._aget is None else await self.alookup(plan)), None
+        key = plan.key
+        assert key is not None
+        cache: RedisCache = self.cache  # type: ignore[assignment]
+        try:
+            begun = await fleet.abegin(key, cache, plan.entries[0].breaker, plan.per_attempt, False)
+        except Exception as exc:  # an unreadable entry, evicted: a miss
+            self._cache_failed(plan, "get", exc)
+            return None, None
+        if begun is None:  # Redis unavailable: this process's cache
+            return await self.alookup(plan), None
+        if begun.entry is not None:
+            return self._entry_answer(plan, begun.entry), None
+        return None, begun
+
     def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Replay a cached answer, or stream from the engine and cache the completed answer."""
         if self.tracer is not None and plan.trace is None:
             yield from self.tracer.stream(self.stream, plan, state)
             return
+        begun = None
         if plan.key is not None:
-            cached = self.lookup(plan)
+            cached, begun = self._stream_begin(plan)
             if cached is not None:
                 state.response = cached
                 yield from response_to_chunks(cached, cached=True)
                 return
-            self.emit(CacheMiss(plan.requested))
         cancelled = True
         try:
+            if plan.key is not None:
+                self.emit(CacheMiss(plan.requested))
             yield from self.engine.stream(plan, state)
             cancelled = False
         except Exception:
             cancelled = False
             raise
         finally:
+            if begun is not None:
+                begun.close()  # a pre-granted trial the engine never took
             partial = state.partial
             usage = None if partial is None else partial.usage
             self._finished(plan, state.response, cancelled, True, usage)
@@ -580,17 +623,19 @@ class Server:
             finally:
                 await traced.aclose()  # type: ignore[attr-defined]
             return
+        begun = None
         if plan.key is not None:
-            cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
+            cached, begun = await self._astream_begin(plan)
             if cached is not None:
                 state.response = cached
                 for chunk in response_to_chunks(cached, cached=True):
                     yield chunk
                 return
-            self.emit(CacheMiss(plan.requested))
         cancelled = True
         inner = self.engine.astream(plan, state)
         try:
+            if plan.key is not None:
+                self.emit(CacheMiss(plan.requested))
             async for chunk in inner:
                 yield chunk
             cancelled = False
@@ -601,6 +646,8 @@ class Server:
             # An async generator is not closed by its consumer's ``break``: close the engine's
             # now, so its attempts are released and recorded before the request is.
             await inner.aclose()  # type: ignore[attr-defined]
+            if begun is not None:
+                begun.close()  # a pre-granted trial the engine never took
             partial = state.partial
             usage = None if partial is None else partial.usage
             self._finished(plan, state.response, cancelled, True, usage)

@@ -403,3 +403,54 @@ def test_an_admission_that_timed_out_grants_nothing_when_it_runs_late(
         "primary", BreakerPolicy(), FakeClock(), None
     )
     assert isinstance(other.admit(5.0), Trial)
+
+
+def test_a_stream_miss_costs_two_round_trips_and_a_hit_one(redis_url: str, namespace: str) -> None:
+    """Streams: begin (entry and first admission, no flight lease) and the write on a miss;
+    the begin alone on a hit."""
+    manager = manager_on(redis_url, namespace)
+    trips = Trips(manager, redis_url)
+    "".join(c.text for c in manager.stream("warm up"))
+    trips.since()
+    assert "".join(c.text for c in manager.stream("q")) == "p"
+    assert trips.since() == (2, 1)  # BEGIN, then SET of the answer
+    assert redis.Redis.from_url(redis_url).exists(lease_key(namespace, "q")) == 0
+    assert "".join(c.text for c in manager.stream("q")) == "p"
+    assert trips.since() == (1, 1)
+
+
+async def test_async_a_stream_miss_costs_two_round_trips_and_a_hit_one(
+    redis_url: str, namespace: str
+) -> None:
+    """Async streams: 2 round trips on a miss, 1 on a hit."""
+    manager = manager_on(redis_url, namespace)
+    trips = Trips(manager, redis_url)
+    trips.count_async()
+    try:
+        assert "".join([c.text async for c in manager.astream("warm up")]) == "p"
+        trips.since()
+        assert "".join([c.text async for c in manager.astream("q")]) == "p"
+        assert trips.since() == (2, 1)
+        assert "".join([c.text async for c in manager.astream("q")]) == "p"
+        assert trips.since() == (1, 1)
+    finally:
+        await manager.aclose()
+
+
+def test_a_stream_pre_granted_trial_the_engine_skips_is_freed(
+    redis_url: str, namespace: str
+) -> None:
+    """A stream whose first model is skipped (it cannot take an image) frees the trial its
+    begin was granted, once the stream ends."""
+    manager = manager_on(redis_url, namespace)
+    manager.register_model(
+        "primary", ScriptedModel(default="p", capabilities=ModelCapabilities()), replace=True
+    )
+    half_open(redis_url, namespace, "primary")
+    image = ImagePart(data=PNG_B64, media_type="image/png")
+    chunks = manager.stream([Message.user([TextPart("look"), image])])
+    assert "".join(c.text for c in chunks) == "b"
+    other = RedisState(redis_url, namespace=namespace).breaker(
+        "primary", BreakerPolicy(), FakeClock(), None
+    )
+    assert isinstance(other.admit(5.0), Trial)

@@ -240,12 +240,18 @@ class SharedFlight:
         return isinstance(cache, RedisCache) and cache._link is self._link
 
     def _begin(
-        self, key: str, cache: RedisCache, breaker: ModelBreaker, lease: float, token: str
+        self,
+        key: str,
+        cache: RedisCache,
+        breaker: ModelBreaker,
+        lease: float,
+        token: str,
+        flight: bool,
     ) -> tuple[tuple[str, ...], tuple[object, ...], Any]:
         """BEGIN's keys and arguments, and the breaker asked to admit (None: not asked)."""
         link = self._link
         keys: tuple[str, ...] = (cache.name(key), self._prefix + key)
-        args: tuple[object, ...] = (token, self._ms())
+        args: tuple[object, ...] = (token, self._ms() if flight else 0)
         from reliable_llm.backends._redis_breaker import SharedBreaker
 
         admits = None
@@ -262,7 +268,13 @@ class SharedFlight:
         return keys[1:2] + keys[3:4] if len(keys) > 3 else keys[1:2]
 
     def _begun(
-        self, raw: list[Any], keys: tuple[str, ...], admits: Any, token: str, lease: float
+        self,
+        raw: list[Any],
+        keys: tuple[str, ...],
+        args: tuple[object, ...],
+        admits: Any,
+        token: str,
+        lease: float,
     ) -> Begun | None:
         code = int(raw[0])
         if code == FOLLOW:
@@ -270,11 +282,14 @@ class SharedFlight:
         if code != LEAD:
             return None  # (never: a voided BEGIN has no caller left)
         name = keys[1]
-        self._hold(name, token)
+        held = args[1] != 0  # a stream's begin takes no lease
+        if held:
+            self._hold(name, token)
         if admits is None:
-            return Begun(token=token)
+            return Begun(token=token if held else None)
         try:
-            return Begun(token=token, pre=admits.preadmit(raw[1:], token, lease))
+            pre = admits.preadmit(raw[1:], token, lease)
+            return Begun(token=token if held else None, pre=pre)
         except BaseException:  # a transition listener failed: free what BEGIN granted
             with self._lock:
                 self._held.pop(name, None)
@@ -295,12 +310,17 @@ class SharedFlight:
             void_later(self._link, token, self._leases(keys), ms)
 
     def begin(
-        self, key: str, cache: RedisCache, breaker: ModelBreaker, lease: float
+        self,
+        key: str,
+        cache: RedisCache,
+        breaker: ModelBreaker,
+        lease: float,
+        flight: bool = True,
     ) -> Begun | None:
         """One round trip: read the cache entry under ``key``; on a miss take the flight's
-        lease and, when ``breaker`` (the route's first model's) is shared, its admission for
-        an attempt of at most ``lease`` seconds. None when Redis is unavailable (go on with
-        this process's cache, on your own).
+        lease (unless ``flight`` is False: a stream) and, when ``breaker`` (the route's first
+        model's) is shared, its admission for an attempt of at most ``lease`` seconds. None
+        when Redis is unavailable (go on with this process's cache, on your own).
 
         Raises:
             ValueError: The entry is not a JSON object (it was evicted; a miss).
@@ -309,7 +329,7 @@ class SharedFlight:
         if not link.usable():
             return None
         token = link.token()
-        keys, args, admits = self._begin(key, cache, breaker, lease, token)
+        keys, args, admits = self._begin(key, cache, breaker, lease, token, flight)
         try:
             raw = script(link, "BEGIN")(keys=keys, args=args)
         except link.errors as exc:
@@ -322,10 +342,15 @@ class SharedFlight:
         link.succeeded()
         if int(raw[0]) == HIT:
             return Begun(entry=cache.decoded(key, raw[1]))
-        return self._begun(raw, keys, admits, token, lease)
+        return self._begun(raw, keys, args, admits, token, lease)
 
     async def abegin(
-        self, key: str, cache: RedisCache, breaker: ModelBreaker, lease: float
+        self,
+        key: str,
+        cache: RedisCache,
+        breaker: ModelBreaker,
+        lease: float,
+        flight: bool = True,
     ) -> Begun | None:
         """Async twin of `begin`: a task cancelled (or a call timed out) while BEGIN is on
         the wire frees what it may have been granted, from a task of its loop."""
@@ -333,7 +358,7 @@ class SharedFlight:
         if not link.usable():
             return None
         token = link.token()
-        keys, args, admits = self._begin(key, cache, breaker, lease, token)
+        keys, args, admits = self._begin(key, cache, breaker, lease, token, flight)
         try:
             raw = await ascript(link, "BEGIN", keys, args)
         except BaseException as exc:
@@ -345,7 +370,7 @@ class SharedFlight:
         link.succeeded()
         if int(raw[0]) == HIT:
             return Begun(entry=await cache.adecoded(key, raw[1]))
-        return self._begun(raw, keys, admits, token, lease)
+        return self._begun(raw, keys, args, admits, token, lease)
 
     def _finish(
         self,

@@ -75,7 +75,7 @@ local function admit(KEYS, ARGV)
     + """
 end
 -- KEYS: cache entry, flight lease, [breaker hash, trial lease, cooldown,] void marker (last).
--- ARGV: token, flight lease ms[, trial lease ms].
+-- ARGV: token, flight lease ms ('0': take no lease, a stream's begin)[, trial lease ms].
 -- Answers {1, entry} (a hit), {2} (another holds the lease: follow it), {3} (abandoned), or
 -- {0[, ADMIT's answer]}: this caller leads, with the first model's admission when asked.
 """
@@ -83,7 +83,9 @@ end
     + """
 local entry = redis.call('GET', KEYS[1])
 if entry then return {1, entry} end
-if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+if ARGV[2] ~= '0' and not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {2}
+end
 if #KEYS < 6 then return {0} end
 local a = admit({KEYS[3], KEYS[4], KEYS[5]}, {ARGV[3], ARGV[1]})
 return {0, a[1], a[2], a[3], a[4], a[5]}

@@ -42,9 +42,9 @@ from reliable_llm.backends._redis_pipeline import (
     Preadmitted,
     ascript,
     script,
-    void,
     void_key,
     void_later,
+    void_now,
     void_soon,
 )
 
@@ -218,7 +218,7 @@ class SharedBreaker(ModelBreaker):
             void_soon(link, token, self._keys[1:2], _ms(lease))  # it may run late
             return super().admit(lease)
         except BaseException:  # interrupted on the wire: a trial granted there is freed
-            void(link, token, self._keys[1:2], _ms(lease))
+            void_now(link, token, self._keys[1:2], _ms(lease))
             raise
         link.succeeded()
         return self._ticket(answer, token, lease)

@@ -25,9 +25,9 @@ from reliable_llm.backends._redis_pipeline import (
     Preadmitted,
     ascript,
     script,
-    void,
     void_key,
     void_later,
+    void_now,
     void_soon,
 )
 
@@ -305,7 +305,7 @@ class SharedFlight:
         if soon:
             void_soon(self._link, token, self._leases(keys), ms)
         elif _get_running_loop() is None:
-            void(self._link, token, self._leases(keys), ms)
+            void_now(self._link, token, self._leases(keys), ms)
         else:
             void_later(self._link, token, self._leases(keys), ms)
 

@@ -47,6 +47,7 @@ __all__ = [
     "void",
     "void_key",
     "void_later",
+    "void_now",
     "void_soon",
 ]
 
@@ -154,19 +155,28 @@ async def ascript(link: Link, name: str, keys: Sequence[str], args: Sequence[obj
 _RETRIES = (0.1, 0.2, 0.4)  # seconds between the tries of a background VOID
 
 
-def void(link: Link, token: str, leases: Sequence[str], ms: int, retries: bool = False) -> None:
-    """Free the leases ``token`` holds and void its late commands. Errors are ignored (the
-    leases expire on their own); with ``retries``, a failed try is repeated after each wait
-    of `_RETRIES` (a busy Redis runs the late command, then this, when it wakes up)."""
+def void(link: Link, token: str, leases: Sequence[str], ms: int, retries: bool = False) -> bool:
+    """Free the leases ``token`` holds and void its late commands; False when Redis did not
+    answer (the leases expire on their own). With ``retries``, a failed try is repeated
+    after each wait of `_RETRIES` (a busy Redis runs the late command, then this, when it
+    wakes up)."""
     keys, args = (void_key(link, token), *leases), (token, ms)
     for wait in (*_RETRIES, None) if retries else (None,):
         try:
             script(link, "VOID")(keys=keys, args=args)
-            return
+            return True
         except link.errors as exc:
             logger.debug("could not free an abandoned lease: %s", type(exc).__name__)
         if wait is not None:
             time.sleep(wait)
+    return False
+
+
+def void_now(link: Link, token: str, leases: Sequence[str], ms: int) -> None:
+    """`void` before an interrupted sync caller re-raises; when Redis is too busy to answer
+    now, `void_soon` goes on trying (the interruption is not held up)."""
+    if not void(link, token, leases, ms):
+        void_soon(link, token, leases, ms)
 
 
 async def _avoid(link: Link, token: str, leases: Sequence[str], ms: int) -> None:

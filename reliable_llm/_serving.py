@@ -355,7 +355,7 @@ class Server:
 
     def _entry_answer(self, plan: Plan, value: Mapping[str, Any]) -> ChatResponse | None:
         """The answer in an entry read with the lease (a hit: `CacheHit`), or None: a miss
-        (an unreadable entry, reported and evicted, or one this request's validators reject)."""
+        (an unreadable entry, reported, or one this request's validators reject)."""
         response = _decoded(value)
         if response is None:
             self._unreadable(plan, value)
@@ -411,7 +411,8 @@ class Server:
                 elif begun.entry is not None:
                     response = self._entry_answer(plan, begun.entry)
                     if response is None:
-                        self._delete(key)
+                        if _decoded(begun.entry) is None:  # unreadable: evicted
+                            self._delete(key)
                         token, response = self._join_fleet(plan)
                 elif begun.token is None:  # another process leads: wait for its answer
                     token, response = self._join_fleet(plan, follow=True)
@@ -473,7 +474,8 @@ class Server:
                 elif begun.entry is not None:
                     response = self._entry_answer(plan, begun.entry)
                     if response is None:
-                        await cache.adelete(key)
+                        if _decoded(begun.entry) is None:  # unreadable: evicted
+                            await cache.adelete(key)
                         token, response = await self._ajoin_fleet(plan)
                 elif begun.token is None:  # another process leads: wait for its answer
                     token, response = await self._ajoin_fleet(plan, follow=True)

@@ -454,3 +454,23 @@ def test_a_stream_pre_granted_trial_the_engine_skips_is_freed(
         "primary", BreakerPolicy(), FakeClock(), None
     )
     assert isinstance(other.admit(5.0), Trial)
+
+
+def test_a_hit_this_request_validators_reject_stays_for_the_others(
+    redis_url: str, namespace: str
+) -> None:
+    """An entry read with the begin that this request's validators reject is a miss for it
+    (it goes upstream, and here fails), and stays a hit for requests without them."""
+    from reliable_llm import AllModelsFailedError, ChatResponse, InvalidResponseError
+
+    def no_p(response: ChatResponse) -> None:
+        if response.text == "p":
+            raise InvalidResponseError("no p please", reason="p")
+
+    manager = manager_on(redis_url, namespace)
+    manager.register_model("backup", ScriptedModel(default="p"), replace=True)
+    assert manager.generate("q") == "p"
+    with pytest.raises(AllModelsFailedError):
+        manager.chat("q", validators=[no_p])
+    lax = manager.chat("q")
+    assert lax.cached and lax.text == "p"

@@ -252,12 +252,11 @@ class Server:
             raise
         finally:
             self._finished(plan, response, cancelled, False, None)
-        if not store:
-            pass
-        elif self._aset is None:  # the in-memory cache: no coroutine to create and await
-            self._store(plan, response)
-        else:
-            await self._astore(plan, response)
+        if store:
+            if self._aset is None:  # the in-memory cache: no coroutine to create and await
+                self._store(plan, response)
+            else:
+                await self._astore(plan, response)
         return response
 
     def _followed(self, plan: Plan, shared: ChatResponse) -> ChatResponse:

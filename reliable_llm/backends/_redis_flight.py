@@ -255,7 +255,7 @@ class SharedFlight:
         from reliable_llm.backends._redis_breaker import SharedBreaker
 
         admits = None
-        if type(breaker) is SharedBreaker and breaker._link is link:
+        if isinstance(breaker, SharedBreaker) and breaker._link is link:
             breaker_keys = breaker.admission_keys()
             if breaker_keys is not None:
                 admits = breaker

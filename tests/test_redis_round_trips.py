@@ -474,3 +474,20 @@ def test_a_hit_this_request_validators_reject_stays_for_the_others(
         manager.chat("q", validators=[no_p])
     lax = manager.chat("q")
     assert lax.cached and lax.text == "p"
+
+
+def test_a_windowed_breaker_is_pre_admitted_too(redis_url: str, namespace: str) -> None:
+    """A model with a failure-rate rule: its admission rides in the begin; its outcome goes
+    to the fleet's window (one round trip), then the finish: 3 in all."""
+    manager = manager_on(redis_url, namespace)
+    manager.register_model(
+        "primary",
+        ScriptedModel(default="p"),
+        breaker=BreakerPolicy(failure_rate_threshold=50.0, minimum_number_of_calls=5),
+        replace=True,
+    )
+    trips = Trips(manager, redis_url)
+    manager.generate("warm up")
+    trips.since()
+    assert manager.generate("q") == "p"
+    assert trips.since() == (3, 3)

@@ -193,7 +193,7 @@ def test_a_hit_takes_no_trial(redis_url: str, namespace: str) -> None:
     manager.generate("q")
     half_open(redis_url, namespace, "primary")
     assert manager.chat("q").cached
-    other = RedisState(redis_url, namespace=namespace).breaker(
+    other = RedisState(redis_url, namespace=namespace, timeout=0.5).breaker(
         "primary", BreakerPolicy(), FakeClock(), None
     )
     assert isinstance(other.admit(5.0), Trial)
@@ -201,7 +201,7 @@ def test_a_hit_takes_no_trial(redis_url: str, namespace: str) -> None:
 
 def test_a_follower_takes_no_trial(redis_url: str, namespace: str) -> None:
     """A begin that finds another process leading takes neither the lease nor the trial."""
-    state = RedisState(redis_url, namespace=namespace)
+    state = RedisState(redis_url, namespace=namespace, timeout=0.5)
     manager = LLMManager(shared_state=state, clock=FakeClock())
     manager.register_model("primary", ScriptedModel(default="p"))
     raw = redis.Redis.from_url(redis_url)
@@ -229,7 +229,7 @@ def test_a_pre_granted_trial_the_engine_skips_is_freed_at_once(
     image = ImagePart(data=PNG_B64, media_type="image/png")
     assert manager.chat([Message.user([TextPart("look"), image])]).text == "b"
     assert redis.Redis.from_url(redis_url).exists(trial_key(namespace)) == 0
-    other = RedisState(redis_url, namespace=namespace).breaker(
+    other = RedisState(redis_url, namespace=namespace, timeout=0.5).breaker(
         "primary", BreakerPolicy(), FakeClock(), None
     )
     assert isinstance(other.admit(5.0), Trial)
@@ -257,7 +257,7 @@ def test_a_late_command_of_an_abandoned_caller_grants_nothing(
 ) -> None:
     """VOID reaching Redis before the abandoned BEGIN or ADMIT (another connection): the
     late command takes neither the lease nor the trial; the next caller gets both."""
-    state = RedisState(redis_url, namespace=namespace)
+    state = RedisState(redis_url, namespace=namespace, timeout=0.5)
     link = state._link
     half_open(redis_url, namespace, "primary")
     breaker = state.breaker("primary", BreakerPolicy(), FakeClock(), None)
@@ -321,7 +321,7 @@ async def test_a_task_cancelled_on_the_wire_frees_its_trial_and_lease(
     await _settled(manager)
     raw = redis.Redis.from_url(redis_url)
     assert raw.exists(trial_key(namespace), lease_key(namespace, "q")) == 0
-    other = RedisState(redis_url, namespace=namespace).breaker(
+    other = RedisState(redis_url, namespace=namespace, timeout=0.5).breaker(
         "primary", BreakerPolicy(), FakeClock(), None
     )
     assert isinstance(other.admit(5.0), Trial)
@@ -347,7 +347,7 @@ def test_a_keyboard_interrupt_on_the_wire_frees_the_trial(redis_url: str, namesp
         timer.join()
         sleeper.join(5)
     assert redis.Redis.from_url(redis_url).exists(trial_key(namespace)) == 0
-    other = RedisState(redis_url, namespace=namespace).breaker(
+    other = RedisState(redis_url, namespace=namespace, timeout=0.5).breaker(
         "primary", BreakerPolicy(), FakeClock(), None
     )
     assert isinstance(other.admit(5.0), Trial)
@@ -399,7 +399,7 @@ def test_an_admission_that_timed_out_grants_nothing_when_it_runs_late(
         time.sleep(0.005)
     assert raw.keys(voided)
     assert raw.exists(trial_key(namespace)) == 0
-    other = RedisState(redis_url, namespace=namespace).breaker(
+    other = RedisState(redis_url, namespace=namespace, timeout=0.5).breaker(
         "primary", BreakerPolicy(), FakeClock(), None
     )
     assert isinstance(other.admit(5.0), Trial)
@@ -450,7 +450,7 @@ def test_a_stream_pre_granted_trial_the_engine_skips_is_freed(
     image = ImagePart(data=PNG_B64, media_type="image/png")
     chunks = manager.stream([Message.user([TextPart("look"), image])])
     assert "".join(c.text for c in chunks) == "b"
-    other = RedisState(redis_url, namespace=namespace).breaker(
+    other = RedisState(redis_url, namespace=namespace, timeout=0.5).breaker(
         "primary", BreakerPolicy(), FakeClock(), None
     )
     assert isinstance(other.admit(5.0), Trial)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from reliable_llm._clock import Clock
     from reliable_llm._events import EventHook
     from reliable_llm._policies import BreakerPolicy
+    from reliable_llm._ratelimit import RateLimiter
     from reliable_llm.backends._redis_cache import RedisCache
     from reliable_llm.backends._redis_flight import SharedFlight
     from reliable_llm.backends._redis_link import Link
@@ -45,12 +46,16 @@ class RedisState:
       process off that model until the hint expires (they fall back to the next model);
     - the response cache (JSON text, never pickle), unless ``LLMManager(cache_backend=...)``
       is given: the user's backend wins;
+    - the rate limits (``rpm``, ``tpm``) of each deployment of a group registered under the
+      same name: one sliding window per deployment in Redis, so the fleet together stays
+      within them;
     - single flight: identical requests in flight in several processes make one upstream
       call (a short lease on the cache key; the others wait for the cached answer within
       their own deadline, and call the model themselves if the leader dies).
 
     Redis is never a single point of failure: each call is bounded by ``timeout``; when
-    Redis fails or is slow, requests go on with each process's own breakers and cache, a
+    Redis fails or is slow, requests go on with each process's own breakers, cache and rate
+    limits, a
     `reliable_llm.events.SharedStateDegraded` event and one warning report the outage, and
     Redis is probed again (backoff from 0.5 s to ``max_probe_interval``) until it answers
     (`reliable_llm.events.SharedStateRecovered`). Needs the ``redis`` extra
@@ -139,6 +144,28 @@ class RedisState:
                 "remove them from this model's BreakerPolicy"
             )
         return SharedBreaker(model, policy, clock, on_change, self._link, random)
+
+    def limiter(
+        self, deployment: str, rpm: int | None, tpm: int | None, clock: Clock
+    ) -> RateLimiter:
+        """The rate limiter of ``deployment`` (its id, ``"<name>[<deployment>]"``); called by
+        `LLMManager.register_model` for each deployment of a group.
+
+        With ``rpm`` or ``tpm`` set, a `SharedRateLimiter`: the limits hold for the whole
+        fleet (every process that registers the same group on this namespace), one round trip
+        per admission; without either, the in-process counter the ``lowest_usage`` strategy
+        reads (no round trip).
+
+        Raises:
+            ConfigurationError: ``rpm`` or ``tpm`` is not a positive int or None.
+        """
+        if rpm is None and tpm is None:
+            from reliable_llm._ratelimit import LocalRateLimiter
+
+            return LocalRateLimiter(rpm, tpm, clock)
+        from reliable_llm.backends._redis_limits import SharedRateLimiter
+
+        return SharedRateLimiter(deployment, rpm, tpm, clock, self._link)
 
     def cache(self, local: InMemoryCache) -> RedisCache:
         """The shared cache, with ``local`` answering during an outage."""

@@ -246,13 +246,12 @@ class GatedProvider(Provider):
             self._refused(got)
         return got  # type: ignore[return-value]
 
-    async def _areserve(self, request: ChatRequest) -> Reservation | None:
-        """`_reserve` for the async calls: a remote limiter is awaited (the loop never waits
-        on its round trip); the slot is given back if the call is refused or cancelled."""
+    async def _areserve(self, request: ChatRequest) -> Reservation:
+        """`_reserve` for the async calls to a remote limiter: awaited, so the loop never
+        waits on its round trip; the slot is given back if the call is refused or cancelled."""
         state = self.state
         limiter = state.limiter
-        if limiter is None or not limiter.remote:
-            return self._reserve(request)
+        assert limiter is not None
         try:
             got = await limiter.atry_acquire(estimate_tokens(request) if self._count_tokens else 1)
         except BaseException:
@@ -373,7 +372,11 @@ class GatedProvider(Provider):
         bulkhead = state.bulkhead
         if bulkhead is not None and not bulkhead.try_acquire():
             await self._await_slot(request, timeout)
-        reservation = await self._areserve(request)
+        limiter = state.limiter
+        if limiter is not None and limiter.remote:
+            reservation = await self._areserve(request)
+        else:
+            reservation = self._reserve(request)  # no await where nothing waits
         clock = self._clock
         started = clock.monotonic()
         first: float | None = None

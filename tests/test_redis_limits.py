@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import multiprocessing
+import re
 import threading
 from collections import Counter
 from pathlib import Path
@@ -282,3 +283,17 @@ def test_redis_state_limiter_rejects_bad_limits_and_hides_the_url(redis_url: str
         state.limiter("g[0]", 0, None, FakeClock())
     shown = repr(state.limiter("g[0]", 5, None, FakeClock()))
     assert shown == "SharedRateLimiter('g[0]', rpm=5, tpm=None)"
+
+
+def test_readme_limits_example_runs(
+    redis_url: str, namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's shared-limits example runs as written (on the test Redis): worker 1
+    is refused at the fleet's rpm and sees the fleet's three requests."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Persistent and shared state", 1)[1]
+    code = next(c for c in re.findall(r"```python\n(.*?)```", section, re.S) if "rpm=3" in c)
+    assert "redis://127.0.0.1:6379/0" in code and '"my-service"' in code
+    code = code.replace("redis://127.0.0.1:6379/0", redis_url).replace("my-service", namespace)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.split() == ["rpm", "60", "3"]

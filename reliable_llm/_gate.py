@@ -373,6 +373,7 @@ class GatedProvider(Provider):
         if bulkhead is not None and not bulkhead.try_acquire():
             await self._await_slot(request, timeout)
         limiter = state.limiter
+        reservation: Reservation | None
         if limiter is not None and limiter.remote:
             reservation = await self._areserve(request)
         else:

@@ -297,3 +297,29 @@ def test_readme_limits_example_runs(
     code = code.replace("redis://127.0.0.1:6379/0", redis_url).replace("my-service", namespace)
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.split() == ["rpm", "60", "3"]
+
+
+async def test_a_cancelled_shared_admission_gives_the_bulkhead_slot_back(
+    redis_url: str, namespace: str
+) -> None:
+    """A task cancelled while Redis decides its admission frees its bulkhead slot: the next
+    call gets through."""
+    model = ScriptedModel()
+    ((manager, _, _),) = fleet(redis_url, namespace, model, size=1, rpm=100, max_concurrent_calls=1)
+    limiter = manager._registry.entry_or_deployment("g[0]").provider.state.limiter
+    entered = asyncio.Event()
+
+    async def hang(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        await asyncio.Event().wait()
+
+    limiter._ascripts[manager.shared_state._link.aclient()] = (hang, hang)  # type: ignore[union-attr]
+    task = asyncio.create_task(manager.achat("hi"))
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    del limiter._ascripts[manager.shared_state._link.aclient()]  # type: ignore[union-attr]
+    assert manager.get_model_info("g[0]")["bulkhead"]["in_flight"] == 0
+    assert (await manager.achat("hi", timeout=1)).text == "ok" and model.call_count == 1
+    await manager.aclose()

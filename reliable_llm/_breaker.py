@@ -329,18 +329,28 @@ class ModelBreaker:
             route: The request's route: objects with a ``breaker`` (the registered models).
             lease: Seconds the trial may hold the trial slot, as for `admit`.
         """
-        threshold = self.panic_threshold
-        if threshold is None:
-            return Admission.REJECTED
-        closed = 0
-        for member in route:
-            if member.breaker.state is BreakerState.CLOSED:
-                closed += 1
-        if closed * 100 >= threshold * len(route):
+        if not self.panics(route):
             return Admission.REJECTED
         ticket = self._admit_locked(lease, early=True)
         self._flush()
         return ticket
+
+    def panics(self, route: Sequence[HasBreaker]) -> bool:
+        """Whether fewer than ``panic_threshold`` percent of the breakers of ``route`` are
+        closed (False without a panic threshold). It reads each breaker's `state`: with
+        `reliable_llm.backends.RedisState`, the fleet's states as this process last saw them."""
+        threshold = self.panic_threshold
+        if threshold is None:
+            return False
+        closed = 0
+        for member in route:
+            if member.breaker.state is BreakerState.CLOSED:
+                closed += 1
+        return closed * 100 < threshold * len(route)
+
+    async def aadmit_in_panic(self, route: Sequence[HasBreaker], lease: float = 60.0) -> Ticket:
+        """`admit_in_panic` for the async drivers (awaited when `remote` is True, as `aadmit`)."""
+        return self.admit_in_panic(route, lease)
 
     async def aadmit(self, lease: float = 60.0) -> Ticket:
         """`admit` for the async drivers; they await it only when `remote` is True (a shared

@@ -154,7 +154,12 @@ class Engine:
                 # open; in panic mode it may take a trial early
                 and (
                     not breaker.panic_threshold
-                    or (ticket := breaker.admit_in_panic(plan.entries, lease)) is _REJECTED
+                    or (
+                        ticket := await breaker.aadmit_in_panic(plan.entries, lease)
+                        if breaker.remote
+                        else breaker.admit_in_panic(plan.entries, lease)
+                    )
+                    is _REJECTED
                 )
             ):
                 failure = entry.circuit_open
@@ -341,8 +346,13 @@ class Engine:
             if ticket is _REJECTED:
                 ticket = await self._awaited_out(plan, index)
             if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
-                not entry.breaker.panic_threshold
-                or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt)) is _REJECTED
+                not breaker.panic_threshold
+                or (
+                    ticket := await breaker.aadmit_in_panic(entries, lease)
+                    if breaker.remote
+                    else breaker.admit_in_panic(entries, lease)
+                )
+                is _REJECTED
             ):
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     return None

@@ -39,6 +39,7 @@ manager should `fall_back` to the next model, and whether it `counts_against_bre
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -389,7 +390,11 @@ class LocalRateLimitError(AllModelsFailedError):
         super().__init__(failures, deadline_exceeded=deadline_exceeded)
         self.limit = limit
         self.retry_in = retry_in
-        self.args = (f"{self.args[0]}; client-side {limit} limit: room in {retry_in:.3g}s",)
+        if math.isinf(retry_in):
+            room = "the request alone needs more tokens than the limit allows; raise it"
+        else:
+            room = f"room in {retry_in:.3g}s"
+        self.args = (f"{self.args[0]}; client-side {limit} limit: {room}",)
 
     def __reduce__(self) -> tuple[object, ...]:
         import functools

@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import queue
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reliable_llm._attempts import ModelAttempts
@@ -45,6 +45,7 @@ from reliable_llm._types import ChatResponse, StreamChunk
 if TYPE_CHECKING:
     import asyncio
 
+    from reliable_llm._breaker import HasBreaker, ModelBreaker, Ticket
     from reliable_llm._plan import Plan
 
 __all__ = ["HedgingEngine"]
@@ -103,16 +104,27 @@ class HedgingEngine(Engine):
         entries = plan.entries
         for index in range(start, len(entries)):
             entry = entries[index]
-            ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
-                not entry.breaker.panic_threshold
-                or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt)) is _REJECTED
-            ):
+            ticket = _ticket(entry.breaker, entries, plan.per_attempt)
+            if ticket is _REJECTED:
                 if plan.give_up(index, entry.circuit_open, self.emit):
                     return None
                 continue
             kind = RacingAttempts if racing else ModelAttempts
             return index, kind(self, entry, plan, ticket)
+        return None
+
+    async def _aadmit(self, plan: Plan, start: int) -> tuple[int, ModelAttempts] | None:
+        """Async twin of `_admit`: a shared breaker (``remote``) asks Redis without blocking
+        the event loop."""
+        entries = plan.entries
+        for index in range(start, len(entries)):
+            entry = entries[index]
+            ticket = await _aticket(entry.breaker, entries, plan.per_attempt)
+            if ticket is _REJECTED:
+                if plan.give_up(index, entry.circuit_open, self.emit):
+                    return None
+                continue
+            return index, ModelAttempts(self, entry, plan, ticket)
         return None
 
     def _hedge_due(self, plan: Plan, running: int, hedged: bool, nxt: int) -> bool:
@@ -127,17 +139,30 @@ class HedgingEngine(Engine):
         entries = plan.entries
         for index in range(nxt, len(entries)):
             entry = entries[index]
-            ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
-                not entry.breaker.panic_threshold
-                or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt)) is _REJECTED
-            ):
-                continue
-            for skipped in range(nxt, index):
-                plan.give_up(skipped, entries[skipped].circuit_open, self.emit)
-            kind = RacingAttempts if racing else ModelAttempts
-            return index, kind(self, entry, plan, ticket)
+            ticket = _ticket(entry.breaker, entries, plan.per_attempt)
+            if ticket is not _REJECTED:
+                kind = RacingAttempts if racing else ModelAttempts
+                return self._hedged(plan, nxt, index, kind(self, entry, plan, ticket))
         return None
+
+    async def _ahedge(self, plan: Plan, nxt: int) -> tuple[int, ModelAttempts] | None:
+        """Async twin of `_hedge` (a shared breaker is asked without blocking the loop)."""
+        if plan.deadline - self.clock.monotonic() <= 0:
+            return None
+        entries = plan.entries
+        for index in range(nxt, len(entries)):
+            entry = entries[index]
+            ticket = await _aticket(entry.breaker, entries, plan.per_attempt)
+            if ticket is not _REJECTED:
+                return self._hedged(plan, nxt, index, ModelAttempts(self, entry, plan, ticket))
+        return None
+
+    def _hedged(
+        self, plan: Plan, nxt: int, index: int, tries: ModelAttempts
+    ) -> tuple[int, ModelAttempts]:
+        for skipped in range(nxt, index):
+            plan.give_up(skipped, plan.entries[skipped].circuit_open, self.emit)
+        return index, tries
 
     @staticmethod
     def _finish(plan: Plan, response: ChatResponse) -> ChatResponse:
@@ -324,7 +349,7 @@ class HedgingEngine(Engine):
         try:
             while True:
                 if not running:
-                    admitted = self._admit(plan, nxt, False)
+                    admitted = await self._aadmit(plan, nxt)
                     if admitted is None:
                         return None
                     running[loop.create_task(contend(admitted[1]))] = admitted
@@ -340,7 +365,7 @@ class HedgingEngine(Engine):
                 if not done:
                     hedged = True
                     first = next(iter(running.values()))[1]
-                    admitted = self._hedge(plan, nxt, False)
+                    admitted = await self._ahedge(plan, nxt)
                     if admitted is not None:
                         running[loop.create_task(contend(admitted[1]))] = admitted
                         nxt = admitted[0] + 1
@@ -356,6 +381,24 @@ class HedgingEngine(Engine):
                         return None
         finally:
             await _cancel(running, discard)
+
+
+def _ticket(breaker: ModelBreaker, entries: Sequence[HasBreaker], lease: float) -> Ticket:
+    """The breaker's admission; an open breaker in panic mode may take a trial early."""
+    ticket = breaker.admit(lease)
+    if ticket is _REJECTED and breaker.panic_threshold:
+        return breaker.admit_in_panic(entries, lease)
+    return ticket
+
+
+async def _aticket(breaker: ModelBreaker, entries: Sequence[HasBreaker], lease: float) -> Ticket:
+    """Async twin of `_ticket`: awaited only for a shared breaker (``remote``)."""
+    if not breaker.remote:
+        return _ticket(breaker, entries, lease)
+    ticket = await breaker.aadmit(lease)
+    if ticket is _REJECTED and breaker.panic_threshold:
+        return await breaker.aadmit_in_panic(entries, lease)
+    return ticket
 
 
 def _contend(

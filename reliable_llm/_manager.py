@@ -40,6 +40,7 @@ from reliable_llm._policies import (
     HedgePolicy,
     RetryPolicy,
     TimeoutPolicy,
+    check_policy,
 )
 from reliable_llm._provider import Provider
 from reliable_llm._registry import ModelEntry, Registry, as_provider, check_name
@@ -116,6 +117,10 @@ class LLMManager:
         shared_state: RedisState | None = None,
         hedging: HedgePolicy | None = None,
     ) -> None:
+        retry = check_policy("retry", retry, RetryPolicy, "RetryPolicy(max_retries=3)")
+        breaker = check_policy("breaker", breaker, BreakerPolicy, "BreakerPolicy()")
+        cache = check_policy("cache", cache, CachePolicy, "CachePolicy(ttl=3600)")
+        timeouts = check_policy("timeouts", timeouts, TimeoutPolicy, "TimeoutPolicy(total=30)")
         if retry is None:
             retry = RetryPolicy(max_retries=max_retries)
         elif max_retries not in (3, retry.max_retries):
@@ -148,11 +153,7 @@ class LLMManager:
         for hook in hooks:
             check_hook(hook)
         self._hooks: tuple[EventHook, ...] = (self.metrics, *hooks)
-        if hedging is not None and not isinstance(hedging, HedgePolicy):
-            raise ConfigurationError(
-                f"hedging must be a HedgePolicy such as HedgePolicy(delay=2.0), got {hedging!r}"
-            )
-        self.hedging = hedging
+        self.hedging = check_policy("hedging", hedging, HedgePolicy, "HedgePolicy(delay=2.0)")
         self._random = random or _random.random
         engine: Engine
         if hedging is None:
@@ -257,6 +258,8 @@ class LLMManager:
                 for a single model, or a validator that is not a sync callable.
         """
         checks = as_validators("validators", validators)
+        retry = check_policy("retry", retry, RetryPolicy, "RetryPolicy(max_retries=3)")
+        breaker = check_policy("breaker", breaker, BreakerPolicy, "BreakerPolicy()")
         if isinstance(inference_fn, list | tuple | Deployment):
             specs = (inference_fn,) if isinstance(inference_fn, Deployment) else inference_fn
             self._register_group(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 from reliable_llm._errors import ConfigurationError
 
@@ -13,6 +14,7 @@ __all__ = [
     "HedgePolicy",
     "RetryPolicy",
     "TimeoutPolicy",
+    "check_policy",
     "seconds_override",
 ]
 
@@ -462,3 +464,16 @@ class HedgePolicy:
             _is_count(self.min_samples) and self.min_samples >= 1,
             f"HedgePolicy.min_samples must be an int >= 1, got {self.min_samples!r}",
         )
+
+
+P = TypeVar("P")
+
+
+def check_policy(name: str, value: P | None, kind: type[P], example: str) -> P | None:
+    """``value`` when it is None or a ``kind``; else `ConfigurationError` naming ``name``
+    and showing ``example`` (e.g. ``LLMManager(retry=3)`` instead of ``max_retries=3``)."""
+    if value is None or isinstance(value, kind):
+        return value
+    raise ConfigurationError(
+        f"{name} must be a {kind.__name__} such as {example}, got {type(value).__name__} {value!r}"
+    )

@@ -490,3 +490,30 @@ def test_both_hedged_attempts_are_traced(clock: FakeClock, driver: str) -> None:
     names = sorted(span.name for span in spans.get_finished_spans())
     assert names.count("reliable_llm.request") == 1
     assert len([n for n in names if n.startswith("chat ")]) == 2
+
+
+async def test_hedging_asks_a_shared_breaker_without_blocking_the_loop(
+    clock: FakeClock, redis_url: str, namespace: str
+) -> None:
+    """async with RedisState: both contenders are admitted through the asyncio client (the
+    blocking client never runs on the event loop) and the backup's answer wins."""
+    from reliable_llm.backends import RedisState
+
+    shared = RedisState(redis_url, namespace=namespace, timeout=1.0)
+    manager = LLMManager(
+        clock=clock, hedging=HedgePolicy(delay=0), shared_state=shared, enable_caching=False
+    )
+    primary, backup = Hanging(), ScriptedModel(default="from backup")
+    _route(manager, primary, backup)
+
+    def blocking(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a blocking Redis call ran on the event loop")
+
+    shared._link.scripts["ADMIT"] = blocking
+    try:
+        response = await manager.achat("hi")
+        assert (response.model, response.text) == ("backup", "from backup")
+        assert primary.ended == ["cancelled"]
+        assert sorted(a.model for a in response.attempts) == ["backup", "primary"]
+    finally:
+        await manager.aclose()

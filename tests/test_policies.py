@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,7 @@ from reliable_llm import (
     BreakerPolicy,
     CachePolicy,
     ConfigurationError,
+    LLMManager,
     RateLimitError,
     RetryPolicy,
     TimeoutPolicy,
@@ -89,3 +91,29 @@ def test_a_wait_that_does_not_fit_gives_up_the_model_not_the_request() -> None:
     error = RateLimitError("x")
     assert next_step(policy, 3, error, 2.0, True, 0.0) is FailureReason.BACKOFF_EXCEEDS_DEADLINE
     assert next_step(policy, 3, error, 0.0, True, 0.0) is FailureReason.DEADLINE_EXCEEDED
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: LLMManager(retry=3), r"retry must be a RetryPolicy such as RetryPolicy\("),
+        (lambda: LLMManager(breaker={"failure_threshold": 3}), "breaker must be a BreakerPolicy"),
+        (lambda: LLMManager(cache=60), "cache must be a CachePolicy"),
+        (lambda: LLMManager(timeouts=30), r"timeouts must be a TimeoutPolicy such as"),
+        (
+            lambda: LLMManager().register_model("m", lambda p: p, retry=2),
+            "retry must be a RetryPolicy",
+        ),
+        (
+            lambda: LLMManager().register_model("m", lambda p: p, breaker=5),
+            "breaker must be a BreakerPolicy",
+        ),
+    ],
+)
+def test_a_policy_of_the_wrong_type_is_a_configuration_error(
+    call: Callable[[], object], message: str
+) -> None:
+    """A number or dict where a policy object belongs fails by parameter name, with an example,
+    instead of an AttributeError later."""
+    with pytest.raises(ConfigurationError, match=message):
+        call()

@@ -134,12 +134,14 @@ def test_tokens_per_minute_count_the_usage_the_provider_reported() -> None:
 
 
 def test_a_request_larger_than_the_token_limit_can_never_wait(clock: FakeClock) -> None:
-    """A request whose estimate alone exceeds tpm is refused with retry_in = inf."""
+    """A request whose estimate alone exceeds tpm is refused with retry_in = inf, and the
+    message says it can never fit (not "room in inf s")."""
     manager = _manager(clock)
     manager.register_model("g", [Deployment(ScriptedModel(), tpm=100)])
     with pytest.raises(LocalRateLimitError) as caught:
         manager.chat("hi", max_tokens=500, timeout=600)
     assert caught.value.retry_in == math.inf and clock.sleeps == []
+    assert "the request alone needs more tokens than the limit allows" in str(caught.value)
 
 
 def test_rate_limits_hold_with_concurrent_threads(clock: FakeClock) -> None:

@@ -649,20 +649,6 @@ def test_the_fleet_open_time_grows_with_consecutive_openings(
     assert 24.0 < float(observer.snapshot()["open_time"]) <= 25.0  # the fleet's, not its own
 
 
-def test_per_process_breaker_rules_are_refused_with_shared_state(
-    redis_url: str, namespace: str
-) -> None:
-    """A rate window or a panic threshold cannot be shared: ConfigurationError, not ignored."""
-    state = RedisState(redis_url, namespace=namespace)
-    manager = LLMManager(shared_state=state)
-    for policy in (
-        BreakerPolicy(failure_rate_threshold=50.0),
-        BreakerPolicy(panic_threshold=50.0),
-    ):
-        with pytest.raises(ConfigurationError, match="per-process rules"):
-            manager.register_model("m", Counting(), breaker=policy)
-
-
 async def test_an_async_follower_waits_for_the_fleet_leader_without_blocking(
     redis_url: str, namespace: str
 ) -> None:

@@ -244,6 +244,20 @@ def test_a_cache_written_by_another_version_is_refused(tmp_path: Path) -> None:
         SQLiteCache(path)
 
 
+def test_another_applications_database_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """A path to another app's SQLite database fails by name; no table is added to it and
+    its journal mode is not changed."""
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    with pytest.raises(ConfigurationError, match=r"app\.db is another database .*users"):
+        SQLiteCache(path)
+    with sqlite3.connect(path) as db:
+        names = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert (names, mode) == (["users"], "delete")
+
+
 def test_closed_cache_refuses_further_use(tmp_path: Path) -> None:
     """After close(), a call from a new thread raises instead of reopening the file."""
     cache = SQLiteCache(tmp_path / "c.db")

@@ -41,7 +41,10 @@ class RedisState:
     - the circuit breakers of models registered under the same name: the decisions (count a
       failure, open, let the one half-open trial through, close) are made atomically in
       Redis by Lua scripts on Redis's own clock, so the fleet sends one trial per recovery
-      window; while a breaker is open each process rejects calls without a round trip;
+      window; while a breaker is open each process rejects calls without a round trip.
+      Every `BreakerPolicy` rule is the fleet's: consecutive failures, the failure and
+      slow-call rates over one sliding window fed by every process (whether a call was slow
+      is measured in its process), the growing open time, and the panic threshold;
     - Retry-After cooldowns: a 429 or 503 with a retry hint seen by one process keeps every
       process off that model until the hint expires (they fall back to the next model);
     - the response cache (JSON text, never pickle), unless ``LLMManager(cache_backend=...)``
@@ -129,20 +132,18 @@ class RedisState:
     ) -> ModelBreaker:
         """The shared breaker of ``model``; called by `LLMManager.register_model`.
 
-        Raises:
-            ConfigurationError: The policy sets a rule the fleet does not share: a failure or
-                slow-call rate window, or a panic threshold (they are per-process).
+        Every rule of ``policy`` holds for the whole fleet: consecutive failures, the failure
+        and slow-call rates over the sliding window (a window in Redis fed by every process),
+        the growing open time with its jitter, and the panic threshold (read on the fleet's
+        breaker states as this process mirrors them; a panic trial is the fleet's one trial
+        lease). While Redis is unavailable, this process's own breaker applies them alone.
         """
+        if policy.windowed:
+            from reliable_llm.backends._redis_windows import WindowedSharedBreaker
+
+            return WindowedSharedBreaker(model, policy, clock, on_change, self._link, random)
         from reliable_llm.backends._redis_breaker import SharedBreaker
 
-        if policy.windowed or policy.panic_threshold is not None:
-            raise ConfigurationError(
-                f"model {model!r}: with shared_state the fleet's breaker opens on "
-                "failure_threshold consecutive failures (its open time may grow with "
-                "max_recovery_timeout and recovery_jitter); failure_rate_threshold, "
-                "slow_call_duration_threshold and panic_threshold are per-process rules: "
-                "remove them from this model's BreakerPolicy"
-            )
         return SharedBreaker(model, policy, clock, on_change, self._link, random)
 
     def limiter(

@@ -11,8 +11,12 @@ round trip each, and mirrored into the local pybreaker state. Round trips:
   asking Redis until it ends; the window is never shortened by a later answer.
 - half-open: exactly one process holds the trial lease (``SET NX PX``, expiring after the
   per-attempt timeout, released however the trial ends).
+- panic (``panic_threshold``): decided on the breaker states this process mirrors; the early
+  trial is the fleet's one trial lease (``PANIC`` of `_redis_lua_windows`), one round trip.
 
-While Redis is unavailable (see `Link`), the inherited in-process breaker decides alone.
+The failure-rate and slow-call rules are `_redis_windows.WindowedSharedBreaker`'s. While
+Redis is unavailable (see `Link`), the inherited in-process breaker decides alone.
+
 On an event loop the loop never waits on Redis: the async drivers await `aadmit` (redis-py's
 asyncio client), and an outcome recorded there (the attempt loop records synchronously) is
 sent by a task on that loop, its answer mirrored when it comes.
@@ -22,12 +26,13 @@ from __future__ import annotations
 
 import contextvars
 from asyncio import _get_running_loop
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from reliable_llm._breaker import (
     Admission,
     BreakerState,
+    HasBreaker,
     ModelBreaker,
     Ticket,
     TransitionHook,
@@ -97,7 +102,11 @@ class SharedBreaker(ModelBreaker):
         super().__init__(model, policy, clock, on_change, random)
         self._link = link
         ns = link.namespace
-        self._keys = (f"{ns}:breaker:{model}", f"{ns}:trial:{model}", f"{ns}:cooldown:{model}")
+        self._keys: tuple[str, ...] = (
+            f"{ns}:breaker:{model}",
+            f"{ns}:trial:{model}",
+            f"{ns}:cooldown:{model}",
+        )
         self._gen = 0
         # The generation each thread / task was last admitted under while closed: its
         # outcome counts only if the fleet's breaker has not moved on since.
@@ -133,10 +142,14 @@ class SharedBreaker(ModelBreaker):
                 # The fleet's window (its open time may have grown), not this process's.
                 self._trial_at = now + wait_ms / 1000.0
                 self._open_for = wait_ms / 1000.0
-            elif new is BreakerState.CLOSED:
-                self._cb.close()
             else:
-                self._cb.half_open()
+                # The fleet's window is over (a panic trial may end it early): only a
+                # cooldown still rejects here without asking.
+                self._blocked_until = self._cool_until
+                if new is BreakerState.CLOSED:
+                    self._cb.close()
+                else:
+                    self._cb.half_open()
         self._flush()
 
     def _ask(self, script: str, args: tuple[object, ...], fallback: Fallback = None) -> None:
@@ -229,6 +242,53 @@ class SharedBreaker(ModelBreaker):
         if verdict == TRIAL:
             return Trial(self._clock.monotonic() + lease, f"{token}@{answer[2]}")
         return _REJECTED
+
+    def admit_in_panic(self, route: Sequence[HasBreaker], lease: float = 60.0) -> Ticket:
+        """Panic mode for the fleet: when fewer than ``panic_threshold`` percent of ``route``'s
+        breakers are closed (their states as this process last mirrored them), the fleet's
+        open breaker goes half-open now and this process may take its one trial lease, so the
+        whole fleet sends at most one panic trial of this model at a time, each lasting at
+        most ``lease`` seconds. A Retry-After cooldown is still respected."""
+        if not self.panics(route):
+            return _REJECTED
+        link = self._link
+        if not link.usable():
+            return super().admit_in_panic(route, lease)
+        if self._clock.monotonic() < self._cool_until:
+            return _REJECTED
+        token = link.token()
+        try:
+            answer = link.scripts["PANIC"](keys=self._keys, args=(_ms(lease), token))
+        except link.errors as exc:
+            link.failed(exc)
+            return super().admit_in_panic(route, lease)
+        link.succeeded()
+        return self._panic_ticket(answer, token, lease)
+
+    async def aadmit_in_panic(self, route: Sequence[HasBreaker], lease: float = 60.0) -> Ticket:
+        """Async twin of `admit_in_panic` (the asyncio client)."""
+        if not self.panics(route):
+            return _REJECTED
+        link = self._link
+        if not link.usable():
+            return super().admit_in_panic(route, lease)
+        if self._clock.monotonic() < self._cool_until:
+            return _REJECTED
+        token = link.token()
+        try:
+            answer = await link.ascript("PANIC", self._keys, (_ms(lease), token))
+        except link.errors as exc:
+            link.failed(exc)
+            return super().admit_in_panic(route, lease)
+        link.succeeded()
+        return self._panic_ticket(answer, token, lease)
+
+    def _panic_ticket(self, raw: list[object], token: str, lease: float) -> Ticket:
+        ticket = self._ticket(raw, token, lease)
+        if type(ticket) is Trial:
+            with self._lock:
+                self.panic_trials += 1
+        return ticket
 
     def retry_in(self) -> float:
         """Seconds until the model may be called again (the fleet's open window or cooldown)."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from reliable_llm._clock import Clock, SystemClock
 from reliable_llm._events import Event, SharedStateDegraded, SharedStateRecovered
 from reliable_llm.backends import _redis_lua as lua
+from reliable_llm.backends import _redis_lua_windows as lua_windows
 
 if TYPE_CHECKING:
     import asyncio
@@ -30,6 +31,15 @@ __all__ = ["Link"]
 logger = logging.getLogger("reliable_llm")
 
 Emit = Callable[[Event], None]
+
+_BREAKER_SCRIPTS = ("ADMIT", "FAILURE", "SUCCESS", "NEUTRAL", "PEEK", "RESET")
+_WINDOW_SCRIPTS = ("WINDOW_OUTCOME", "WINDOW_PEEK", "PANIC")
+
+
+def _source(name: str) -> str:
+    """The Lua text of the script ``name`` (`_redis_lua`, or `_redis_lua_windows`)."""
+    module = lua_windows if name in _WINDOW_SCRIPTS else lua
+    return str(getattr(module, name))
 
 
 def _redis() -> Any:
@@ -69,8 +79,8 @@ class Link:
         self.client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **self._options)
         self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self.scripts = {
-            name: self.client.register_script(getattr(lua, name))
-            for name in ("ADMIT", "FAILURE", "SUCCESS", "NEUTRAL", "PEEK", "RESET")
+            name: self.client.register_script(_source(name))
+            for name in (*_BREAKER_SCRIPTS, *_WINDOW_SCRIPTS)
         }
         self.lease_release = self.client.register_script(lua.LEASE_RELEASE)
         self.lease_renew = self.client.register_script(lua.LEASE_RENEW)
@@ -126,11 +136,12 @@ class Link:
         task.add_done_callback(self._tasks.discard)
 
     async def ascript(self, name: str, keys: Sequence[str], args: Sequence[object]) -> Any:
-        """Run the script ``name`` of `_redis_lua` with the running loop's asyncio client."""
+        """Run the script ``name`` (of `_redis_lua` or `_redis_lua_windows`) with the running
+        loop's asyncio client."""
         client, scripts = self._aclient()
         script = scripts.get(name)
         if script is None:
-            script = scripts[name] = client.register_script(getattr(lua, name))
+            script = scripts[name] = client.register_script(_source(name))
         return await script(keys=keys, args=args)
 
     # -- health ---------------------------------------------------------------------------------

@@ -63,6 +63,10 @@ END
 # so readers in many processes do not queue for the write lock. Hence "least recently used"
 # to within this granularity.
 _TOUCH_EVERY = 1.0
+_OURS = frozenset(
+    {"entries", "entries_used_at", "entries_expires_at", "totals"}
+    | {"entries_added", "entries_removed", "entries_resized"}
+)
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
@@ -146,6 +150,20 @@ class SQLiteCache:
 
     # -- connections ----------------------------------------------------------------------------
 
+    def _check_ours(self, connection: sqlite3.Connection) -> None:
+        """Raise `ConfigurationError` when the file holds tables, indexes or triggers that are
+        not a cache's: SQLiteCache never adds its tables to another application's database."""
+        rows = connection.execute(
+            "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        foreign = sorted({row[0] for row in rows} - _OURS)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise ConfigurationError(
+                f"SQLiteCache path {self.path} is another database (it holds {shown}); "
+                "give the cache a file of its own, e.g. 'llm-cache.db'"
+            )
+
     def _connect(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is not None:
@@ -162,6 +180,7 @@ class SQLiteCache:
         )
         try:
             connection.execute("PRAGMA busy_timeout = 30000")
+            self._check_ours(connection)  # before WAL mode: another app's file stays as it was
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
             version = connection.execute("PRAGMA user_version").fetchone()[0]

@@ -58,10 +58,9 @@ class RedisState:
 
     Redis is never a single point of failure: each call is bounded by ``timeout``; when
     Redis fails or is slow, requests go on with each process's own breakers, cache and rate
-    limits, a
-    `reliable_llm.events.SharedStateDegraded` event and one warning report the outage, and
-    Redis is probed again (backoff from 0.5 s to ``max_probe_interval``) until it answers
-    (`reliable_llm.events.SharedStateRecovered`). Needs the ``redis`` extra
+    limits, a `reliable_llm.events.SharedStateDegraded` event and one warning report the
+    outage, and Redis is probed again (backoff from 0.5 s to ``max_probe_interval``) until
+    it answers (`reliable_llm.events.SharedStateRecovered`). Needs the ``redis`` extra
     (``pip install 'reliable-llm[redis]'``) and one Redis (a primary, or a proxy to one):
     each script reads several keys, which Redis Cluster would need in one hash slot.
 

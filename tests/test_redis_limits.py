@@ -11,7 +11,9 @@ import asyncio
 import math
 import multiprocessing
 import re
+import signal
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -323,3 +325,36 @@ async def test_a_cancelled_shared_admission_gives_the_bulkhead_slot_back(
     assert manager.get_model_info("g[0]")["bulkhead"]["in_flight"] == 0
     assert (await manager.achat("hi", timeout=1)).text == "ok" and model.call_count == 1
     await manager.aclose()
+
+
+def test_a_redis_that_stops_answering_costs_one_timeout_then_limits_go_local(
+    tmp_path: Path,
+) -> None:
+    """Redis frozen (SIGSTOP): the first request waits out the 50 ms timeout, then every
+    request is limited in-process at once; nothing fails because of Redis."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        model = ScriptedModel()
+        events: list[Any] = []
+        manager = LLMManager(
+            clock=FakeClock(),
+            enable_caching=False,
+            max_retries=0,
+            hooks=[events.append],
+            shared_state=RedisState(server.url, namespace="ns", timeout=0.05),
+        )
+        manager.register_model("g", [Deployment(model, rpm=3)])
+        assert manager.chat("warm").text == "ok"  # connections open while Redis answers
+        assert server._process is not None
+        server._process.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        results = [outcome(lambda: manager.chat("hi", timeout=1)) for _ in range(4)]
+        elapsed = time.monotonic() - started
+        assert results == ["ok"] * 3 + ["limited:rpm"]  # this process's own window of 3
+        assert outages(events) == [SharedStateDegraded]
+        assert elapsed < 1.0  # one bounded timeout, not one per call
+    finally:
+        if server._process is not None:
+            server._process.send_signal(signal.SIGCONT)
+        server.kill()

@@ -4,10 +4,12 @@ resilience4j's semaphore bulkhead (``maxConcurrentCalls``, ``maxWaitDuration``):
 finds the bulkhead full is refused at once (the routing layer then tries another deployment),
 or, when the routing layer says so, waits for a slot: a thread on an event, a task on a
 future of its own loop, woken in turn (first come, first woken) as slots are given back, so a
-waiting call costs nothing until a slot frees. A plain lock and counter rather than a
-`threading.Semaphore`: the count is readable without a lock (``least_in_flight`` reads it per
-request), one bulkhead serves threads and any number of event loops at once, and the lock is
-never held while waiting.
+waiting call costs nothing until a slot frees. The wait's deadline is a time on the manager's
+injected clock, measured and bounded there (on a `FakeClock` a waiter times out when the test
+moves time past its deadline, and a freed slot wakes it without time moving). A plain lock
+and counter rather than a `threading.Semaphore`: the count is readable without a lock
+(``least_in_flight`` reads it per request), one bulkhead serves threads and any number of event
+loops at once, and the lock is never held while waiting.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from reliable_llm._clock import Clock, wait_event, wait_future
 from reliable_llm._errors import ConfigurationError
 
 __all__ = ["Bulkhead", "check_max_concurrent_calls"]
@@ -106,33 +109,35 @@ class Bulkhead:
                 pass
         self._pass_on()
 
-    def wait(self, seconds: float) -> bool:
-        """Take a slot, waiting up to ``seconds`` (real time) for one; True when taken."""
-        import time
+    def wait(self, clock: Clock, deadline: float) -> bool:
+        """Take a slot, waiting for one until ``clock`` reads ``deadline``; True when taken.
 
-        deadline = time.monotonic() + seconds
+        A slot given back wakes the waiter at once; the deadline is measured and bounded on
+        ``clock`` (see `reliable_llm._clock.wait_event`). However the wait ends (taken, time
+        up, ``KeyboardInterrupt``), the waiter leaves the queue.
+        """
         again = False
         while True:
             event = threading.Event()
             if self._take_or_queue(event.set, again):
                 return True
             again = True
-            left = deadline - time.monotonic()
             try:
-                woken = left > 0 and event.wait(left)
+                wait_event(clock, event, deadline)
             except BaseException:  # KeyboardInterrupt while waiting: leave the queue
                 self._withdraw(event.set)
                 raise
-            if not woken:
+            if clock.monotonic() >= deadline:
                 self._withdraw(event.set)
                 return False
+            # Before the deadline only a release sets the event (and took it off the queue).
 
-    async def await_slot(self, seconds: float) -> bool:
-        """Async twin of `wait`: the task waits on its own loop, never blocking it."""
+    async def await_slot(self, clock: Clock, deadline: float) -> bool:
+        """Async twin of `wait`: the task waits on its own loop, never blocking it; a
+        cancelled task leaves the queue and stays cancelled."""
         import asyncio
 
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
         again = False
         while True:
             future: asyncio.Future[None] = loop.create_future()
@@ -146,19 +151,15 @@ class Bulkhead:
             if self._take_or_queue(wake, again):
                 return True
             again = True
-            left = deadline - loop.time()
-            if left <= 0:
-                self._withdraw(wake)
-                return False
             try:
-                async with asyncio.timeout(left):
-                    await future
-            except TimeoutError:
-                self._withdraw(wake)
-                return False
+                await wait_future(clock, future, deadline)
             except BaseException:  # cancelled while waiting: leave the queue, stay cancelled
                 self._withdraw(wake)
                 raise
+            if clock.monotonic() >= deadline:
+                self._withdraw(wake)
+                return False
+            # Before the deadline only a release resolves the future (and took it off the queue).
 
     def snapshot(self) -> dict[str, int | None]:
         """Limit, calls in flight and the peak so far, for `LLMManager.get_model_info`."""

@@ -90,20 +90,22 @@ class Engine:
     def run(self, plan: Plan) -> ChatResponse:
         """Serve the plan with blocking calls."""
         for index, entry in enumerate(plan.entries):
+            breaker = entry.breaker
             if plan.has_parts and (skipped := plan.fit(entry)) is not None:
                 failure = skipped  # cannot take the request's content: not called
             elif (
-                (ticket := entry.breaker.admit(plan.per_attempt)) is _REJECTED
-                # cooling down (shared state), last model: wait if it fits, then ask again
-                and (ticket := self._waited_out(plan, index)) is _REJECTED
+                (ticket := breaker.admit(plan.per_attempt)) is _REJECTED
+                # cooling down (only a shared breaker has cooldowns), last model: wait if it
+                # fits, then ask again
+                and (not breaker.remote or (ticket := self._waited_out(plan, index)) is _REJECTED)
                 # open; in panic mode it may take a trial early
                 and (
-                    not entry.breaker.panic_threshold
-                    or (ticket := entry.breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                    not breaker.panic_threshold
+                    or (ticket := breaker.admit_in_panic(plan.entries, plan.per_attempt))
                     is _REJECTED
                 )
             ):
-                failure = entry.circuit_open
+                failure = entry.rejection() if breaker.remote else entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
                 try:
@@ -149,8 +151,12 @@ class Engine:
             elif (
                 (ticket := await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease))
                 is _REJECTED
-                # cooling down (shared state), last model: wait if it fits, then ask again
-                and (ticket := await self._awaited_out(plan, index)) is _REJECTED
+                # cooling down (only a shared breaker has cooldowns), last model: wait if it
+                # fits, then ask again
+                and (
+                    not breaker.remote
+                    or (ticket := await self._awaited_out(plan, index)) is _REJECTED
+                )
                 # open; in panic mode it may take a trial early
                 and (
                     not breaker.panic_threshold
@@ -162,7 +168,7 @@ class Engine:
                     is _REJECTED
                 )
             ):
-                failure = entry.circuit_open
+                failure = entry.rejection() if breaker.remote else entry.circuit_open
             else:
                 tries = ModelAttempts(self, entry, plan, ticket)
                 try:
@@ -248,7 +254,7 @@ class Engine:
                 not entry.breaker.panic_threshold
                 or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt)) is _REJECTED
             ):
-                if plan.give_up(index, entry.circuit_open, self.emit):
+                if plan.give_up(index, entry.rejection(), self.emit):
                     return None
                 continue
             tries = ModelAttempts(self, entry, plan, ticket)
@@ -354,7 +360,7 @@ class Engine:
                 )
                 is _REJECTED
             ):
-                if plan.give_up(index, entry.circuit_open, self.emit):
+                if plan.give_up(index, entry.rejection(), self.emit):
                     return None
                 continue
             tries = ModelAttempts(self, entry, plan, ticket)

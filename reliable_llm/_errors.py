@@ -299,6 +299,9 @@ class FailureReason(enum.StrEnum):
     """Why the manager gave up on one model during a request."""
 
     CIRCUIT_OPEN = "circuit_open"
+    COOLING_DOWN = "cooling_down"
+    """Skipped without a call: another process of the fleet got a 429 or 503 with a retry
+    hint (``RedisState``), and the hint has not run out; the breaker is not open."""
     RETRIES_EXHAUSTED = "retries_exhausted"
     NON_RETRYABLE = "non_retryable"
     CIRCUIT_OPENED = "circuit_opened"
@@ -332,13 +335,14 @@ class ModelFailure(NamedTuple):
 
     def describe(self) -> str:
         """Return a one-line human description of this failure."""
+        # ``reason`` formats as its value (a StrEnum), without the enum's ``.value`` lookup.
         if not self.errors:
             if self.detail:
-                return f"{self.model}: {self.reason.value} ({self.detail})"
-            return f"{self.model}: {self.reason.value}"
+                return f"{self.model}: {self.reason} ({self.detail})"
+            return f"{self.model}: {self.reason}"
         last = self.errors[-1]
         return (
-            f"{self.model}: {self.reason.value} after {len(self.errors)} attempt(s), "
+            f"{self.model}: {self.reason} after {len(self.errors)} attempt(s), "
             f"last error {type(last).__name__}: {last}"
         )
 
@@ -354,7 +358,7 @@ class AllModelsFailedError(ReliableLLMError):
     ) -> None:
         self.failures = tuple(failures)
         self.deadline_exceeded = deadline_exceeded
-        lines = "; ".join(f.describe() for f in self.failures) or "no model was tried"
+        lines = "; ".join([f.describe() for f in self.failures]) or "no model was tried"
         prefix = "deadline exceeded" if deadline_exceeded else "all models failed"
         super().__init__(f"{prefix}: {lines}")
 

@@ -204,17 +204,18 @@ class GatedProvider(Provider):
 
     # -- taking and giving back -------------------------------------------------------------
 
-    def _slot_budget(self, request: ChatRequest, timeout: float | None) -> float:
-        """Seconds this call may wait for a bulkhead slot: 0 unless the routing layer left
-        leave for this request at this deployment; at most half the attempt's timeout, so
-        the wait ends (and is retried) before the attempt could time out."""
+    def _slot_deadline(self, request: ChatRequest, timeout: float | None) -> float | None:
+        """The clock time until which this call may wait for a bulkhead slot: None unless the
+        routing layer left leave for this request at this deployment; at most half the
+        attempt's timeout from now, so the wait ends (and is retried) before the attempt
+        could time out."""
         leave = SLOT_WAIT.get()
         if leave is None or leave[0] is not request or leave[1] is not self.state:
-            return 0.0
-        budget = leave[2] - self._clock.monotonic()
+            return None
+        deadline = leave[2]
         if timeout is not None:
-            budget = min(budget, timeout / 2)
-        return budget
+            deadline = min(deadline, self._clock.monotonic() + timeout / 2)
+        return deadline
 
     def _full(self) -> CapacityExceeded:
         state = self.state
@@ -223,15 +224,15 @@ class GatedProvider(Provider):
     def _wait_for_slot(self, request: ChatRequest, timeout: float | None) -> None:
         bulkhead = self.state.bulkhead
         assert bulkhead is not None
-        budget = self._slot_budget(request, timeout)
-        if budget <= 0 or not bulkhead.wait(budget):
+        deadline = self._slot_deadline(request, timeout)
+        if deadline is None or not bulkhead.wait(self._clock, deadline):
             raise self._full()
 
     async def _await_slot(self, request: ChatRequest, timeout: float | None) -> None:
         bulkhead = self.state.bulkhead
         assert bulkhead is not None
-        budget = self._slot_budget(request, timeout)
-        if budget <= 0 or not await bulkhead.await_slot(budget):
+        deadline = self._slot_deadline(request, timeout)
+        if deadline is None or not await bulkhead.await_slot(self._clock, deadline):
             raise self._full()
 
     def _reserve(self, request: ChatRequest) -> Reservation | None:

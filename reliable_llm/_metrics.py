@@ -107,8 +107,9 @@ class MetricsCollector:
             self._cache_hits = 0
             self._cache_misses = 0
             self._retries = 0
-            self._fallbacks: Counter[tuple[str, str | None]] = Counter()
-            self._fallback_reasons: Counter[str] = Counter()
+            # By (from_model, to_model, reason): one count per fallback, summed by pair and
+            # by reason when read.
+            self._fallbacks: Counter[tuple[str, str | None, str]] = Counter()
             self._transitions = 0
             self._hedges: Counter[tuple[str, str]] = Counter()
             self._invalid: Counter[str] = Counter()
@@ -160,8 +161,23 @@ class MetricsCollector:
         self._model(event.model).retries += 1
 
     def _fallback(self, event: FallbackTaken) -> None:
-        self._fallbacks[(event.from_model, event.to_model)] += 1
-        self._fallback_reasons[event.reason] += 1  # a StrEnum: the key is its value
+        self._fallbacks[event] += 1  # the event is the tuple (from_model, to_model, reason)
+
+    def _fallback_counts(self) -> dict[str, Any]:
+        """Fallbacks in total, by ``"from->to"`` pair and by reason (call under the lock)."""
+        pairs: Counter[tuple[str, str | None]] = Counter()
+        reasons: Counter[str] = Counter()
+        for (a, b, reason), n in self._fallbacks.items():
+            pairs[(a, b)] += n
+            reasons[str(reason)] += n
+        return {
+            "total": sum(pairs.values()),
+            "by_pair": {
+                f"{a}->{b if b is not None else '(none)'}": n
+                for (a, b), n in sorted(pairs.items(), key=str)
+            },
+            "by_reason": dict(sorted(reasons.items())),
+        }
 
     def _hedge(self, event: HedgeStarted) -> None:
         self._hedges[(event.model, event.hedge_model)] += 1
@@ -267,14 +283,7 @@ class MetricsCollector:
                     "size": cache_size,
                 },
                 "retries": self._retries,
-                "fallbacks": {
-                    "total": sum(self._fallbacks.values()),
-                    "by_pair": {
-                        f"{a}->{b if b is not None else '(none)'}": n
-                        for (a, b), n in sorted(self._fallbacks.items(), key=str)
-                    },
-                    "by_reason": {str(r): n for r, n in sorted(self._fallback_reasons.items())},
-                },
+                "fallbacks": self._fallback_counts(),
                 "breaker_transitions": self._transitions,
                 "hedges": {
                     "total": sum(self._hedges.values()),

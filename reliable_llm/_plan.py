@@ -156,7 +156,16 @@ class Plan:
         entries = self.entries
         nxt = entries[index + 1].name if index + 1 < len(entries) else None
         reason = failure.reason
-        emit(FallbackTaken(failure.model, nxt, reason))
+        entry = entries[index]
+        if failure is entry.circuit_open:
+            # Skipped while its breaker is open, the common give-up during an outage: the
+            # event (immutable) is built once per next model and reused.
+            event = entry.open_events.get(nxt)
+            if event is None:
+                event = entry.open_events[nxt] = FallbackTaken(failure.model, nxt, reason)
+            emit(event)
+        else:
+            emit(FallbackTaken(failure.model, nxt, reason))
         # Routine while a model is down (the breaker's own transitions are warnings, and a
         # failed request is raised to its caller): logged at INFO, built only when enabled.
         if _info_enabled():
@@ -191,9 +200,10 @@ class Plan:
         else:
             deadline = bool(failures) and failures[-1].reason is _DEADLINE
             err = AllModelsFailedError(failures, deadline_exceeded=deadline)
-        errors = err.errors
-        if errors:
-            err.__cause__ = errors[-1]
+        for failure in reversed(failures):  # the cause: the last provider error seen, if any
+            if failure.errors:
+                err.__cause__ = failure.errors[-1]
+                break
         return err
 
 

@@ -27,6 +27,7 @@ from reliable_llm._validation import NO_VALIDATORS, Validator
 
 if TYPE_CHECKING:
     from reliable_llm._deployments import DeploymentGroup
+    from reliable_llm._events import FallbackTaken
 
 __all__ = ["ModelEntry", "Registry", "as_provider", "check_chain", "check_name", "expand"]
 
@@ -57,6 +58,9 @@ class ModelEntry:
     group: DeploymentGroup | None = None
     member_of: DeploymentGroup | None = None
     circuit_open: ModelFailure = field(init=False)
+    # The FallbackTaken event of a request skipping this model while its breaker is open,
+    # by the next model's name (None: none left); filled as routes meet it.
+    open_events: dict[str | None, FallbackTaken] = field(init=False)
     prices: Prices | None = field(init=False)
     route_name: str = field(init=False)
     capabilities: ModelCapabilities = field(init=False)
@@ -70,6 +74,7 @@ class ModelEntry:
         self.capabilities = capabilities_of(self.name, default, self.metadata)
         # Immutable, so one instance serves every request that skips this model while open.
         self.circuit_open = ModelFailure(self.name, FailureReason.CIRCUIT_OPEN)
+        self.open_events = {}
         # Built once: a re-registration makes a new entry, hence a new description.
         self.description = MappingProxyType(
             {
@@ -79,6 +84,15 @@ class ModelEntry:
                 "capabilities": self.capabilities.to_dict(),
             }
         )
+
+    def rejection(self) -> ModelFailure:
+        """Why the breaker rejected this model: its open circuit (``circuit_open``), or a
+        Retry-After cooldown the fleet shares (``cooling_down``, with the seconds left)."""
+        left = self.breaker.cooldown()
+        if left <= 0:
+            return self.circuit_open
+        detail = f"Retry-After cooldown, {left:.3g}s left"
+        return ModelFailure(self.name, FailureReason.COOLING_DOWN, detail=detail)
 
 
 def check_name(name: object) -> None:

@@ -22,7 +22,10 @@ from reliable_llm import (
     TimeoutPolicy,
 )
 from reliable_llm._bulkhead import Bulkhead
+from reliable_llm._clock import SystemClock
 from reliable_llm.testing import FakeClock, ScriptedModel
+
+_REAL = SystemClock()
 
 
 class _Tracker:
@@ -337,7 +340,7 @@ def test_a_waiter_that_gives_up_passes_its_wake_up_on(how: str) -> None:
     if how == "cancel":
 
         async def run() -> None:
-            task = asyncio.create_task(bulkhead.await_slot(5))
+            task = asyncio.create_task(bulkhead.await_slot(_REAL, time.monotonic() + 5))
             await asyncio.sleep(0)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -353,17 +356,266 @@ def test_a_waiter_that_gives_up_passes_its_wake_up_on(how: str) -> None:
         try:
             signal.setitimer(signal.ITIMER_REAL, 0.01)
             with pytest.raises(KeyboardInterrupt):
-                bulkhead.wait(5)
+                bulkhead.wait(_REAL, time.monotonic() + 5)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
     else:
-        assert bulkhead.wait(0.005) is False
+        assert bulkhead.wait(_REAL, time.monotonic() + 0.005) is False
     woken: list[bool] = []
-    waiter = threading.Thread(target=lambda: woken.append(bulkhead.wait(5)))
+    waiter = threading.Thread(
+        target=lambda: woken.append(bulkhead.wait(_REAL, time.monotonic() + 5))
+    )
     waiter.start()
     while not bulkhead._waiters:
         time.sleep(0.001)
     bulkhead.release()  # must reach the live waiter, not the one that gave up
     waiter.join(5)
     assert woken == [True] and bulkhead.in_flight == 1
+
+
+# -- waits on the injected clock --------------------------------------------------------------
+
+
+def _queued(bulkhead: Bulkhead, count: int = 1) -> None:
+    """Block (briefly, for real) until ``count`` callers wait at ``bulkhead``."""
+    give_up = time.monotonic() + 5
+    while len(bulkhead._waiters) < count:
+        assert time.monotonic() < give_up, "the waiter never queued"
+        time.sleep(0.001)
+
+
+def test_a_thread_waiter_times_out_exactly_at_its_fake_deadline(clock: FakeClock) -> None:
+    """On the fake clock a waiting thread gives up when time reaches its deadline, not before."""
+    bulkhead = Bulkhead(1)
+    assert bulkhead.try_acquire()
+    woken: list[tuple[bool, float]] = []
+    waiter = threading.Thread(
+        target=lambda: woken.append((bulkhead.wait(clock, 5.0), clock.monotonic()))
+    )
+    waiter.start()
+    _queued(bulkhead)
+    clock.advance(4.999)
+    waiter.join(0.05)
+    assert waiter.is_alive() and woken == []  # 1 ms short of its deadline: still waiting
+    clock.advance(0.001)
+    waiter.join(5)
+    assert woken == [(False, 5.0)]
+    assert not bulkhead._waiters and bulkhead.in_flight == 1
+    assert clock._alarms == {}  # its alarm is gone with it
+    bulkhead.release()
+    assert bulkhead.try_acquire()  # the slot it did not get is still there for others
+
+
+def test_a_task_waiter_times_out_exactly_at_its_fake_deadline(clock: FakeClock) -> None:
+    """On the fake clock a waiting task gives up when time reaches its deadline, not before."""
+    bulkhead = Bulkhead(1)
+    assert bulkhead.try_acquire()
+
+    async def run() -> None:
+        waiter = asyncio.create_task(bulkhead.await_slot(clock, 5.0))
+        await asyncio.sleep(0)
+        assert len(bulkhead._waiters) == 1
+        clock.advance(4.999)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not waiter.done()
+        clock.advance(0.001)
+        assert await waiter is False
+        assert clock.monotonic() == 5.0
+
+    asyncio.run(run())
+    assert not bulkhead._waiters and clock._alarms == {}
+
+
+def test_a_freed_slot_wakes_a_fake_clock_waiter_without_time_moving(clock: FakeClock) -> None:
+    """A thread and a task waiting on the fake clock each run as soon as a slot is given back."""
+    bulkhead = Bulkhead(1)
+    assert bulkhead.try_acquire()
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(bulkhead.wait(clock, 10**6)))
+    waiter.start()
+    _queued(bulkhead)
+    bulkhead.release()
+    waiter.join(5)
+    assert got == [True] and bulkhead.in_flight == 1
+
+    async def run() -> bool:
+        task = asyncio.create_task(bulkhead.await_slot(clock, 10**6))
+        await asyncio.sleep(0)
+        assert not task.done()
+        bulkhead.release()
+        return await task
+
+    assert asyncio.run(run()) is True and bulkhead.in_flight == 1
+    assert clock.monotonic() == 0.0 and clock.sleeps == [] and clock._alarms == {}
+
+
+def test_anyones_sleep_on_the_fake_clock_times_a_waiter_out(clock: FakeClock) -> None:
+    """Time passed by a backoff sleep elsewhere counts against a waiter's deadline."""
+    bulkhead = Bulkhead(1)
+    assert bulkhead.try_acquire()
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(bulkhead.wait(clock, 2.0)))
+    waiter.start()
+    _queued(bulkhead)
+    clock.sleep(3.0)
+    waiter.join(5)
+    assert got == [False]
+
+
+@pytest.mark.parametrize("how", ["deadline", "interrupt", "cancel"])
+def test_a_fake_clock_waiter_that_gives_up_passes_its_wake_up_on(
+    how: str, clock: FakeClock
+) -> None:
+    """On the fake clock too, a waiter that times out, is interrupted or cancelled leaves."""
+    bulkhead = Bulkhead(1)
+    assert bulkhead.try_acquire()
+    if how == "cancel":
+
+        async def run() -> None:
+            task = asyncio.create_task(bulkhead.await_slot(clock, 10**6))
+            await asyncio.sleep(0)
+            assert len(bulkhead._waiters) == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(run())
+    elif how == "interrupt":
+        import signal
+
+        previous = signal.signal(
+            signal.SIGALRM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt)
+        )
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            with pytest.raises(KeyboardInterrupt):
+                bulkhead.wait(clock, 10**6)  # no real bound: only the signal ends it
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    else:
+        assert bulkhead.wait(clock, 0.0) is False  # a deadline already passed
+    assert not bulkhead._waiters and clock._alarms == {}
+    woken: list[bool] = []
+    waiter = threading.Thread(target=lambda: woken.append(bulkhead.wait(clock, 10**6)))
+    waiter.start()
+    _queued(bulkhead)
+    bulkhead.release()  # must reach the live waiter
+    waiter.join(5)
+    assert woken == [True] and bulkhead.in_flight == 1
+
+
+def test_a_task_cancelled_while_waiting_for_a_slot_leaves_the_queue(clock: FakeClock) -> None:
+    """A request cancelled while queued at a full bulkhead takes no slot and blocks no one."""
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def model(prompt: str, **kwargs: Any) -> str:
+        calls.append(prompt)
+        if prompt == "hold":
+            await release.wait()
+        return prompt
+
+    manager = LLMManager(clock=clock, random=lambda: 0.0, enable_caching=False)
+    manager.register_model("g", [Deployment(model, max_concurrent_calls=1)])
+    bulkhead = manager._registry.deployments["g[0]"].provider.state.bulkhead  # type: ignore[attr-defined]
+
+    async def run() -> str:
+        holder = asyncio.create_task(manager.agenerate("hold"))
+        await asyncio.sleep(0)
+        doomed = asyncio.create_task(manager.agenerate("doomed", timeout=60))
+        for _ in range(20):  # let it reach the bulkhead and queue there
+            await asyncio.sleep(0)
+        assert len(bulkhead._waiters) == 1
+        doomed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        assert not bulkhead._waiters
+        waiting = asyncio.create_task(manager.agenerate("next", timeout=60))
+        for _ in range(20):  # let it reach the bulkhead and queue there
+            await asyncio.sleep(0)
+        assert len(bulkhead._waiters) == 1
+        release.set()
+        assert await holder == "hold"
+        return await waiting
+
+    assert asyncio.run(run()) == "next"
+    assert calls == ["hold", "next"]
+    assert _in_flight(manager, "g[0]") == 0 and clock._alarms == {}
+    assert manager.get_metrics()["cancelled_requests"] == 1
+
+
+def test_a_request_waits_for_a_slot_until_its_fake_deadline(driver: str, clock: FakeClock) -> None:
+    """A request at a full bulkhead fails with LocalRateLimitError once fake time passes its
+    deadline, and not before; no real time is slept (each driver)."""
+    from drivers import ask_with
+
+    release = threading.Event()
+
+    def hold(prompt: str, **kwargs: Any) -> str:
+        release.wait(10)
+        return prompt
+
+    manager = LLMManager(clock=clock, random=lambda: 0.0, enable_caching=False)
+    provider = CallableProvider(hold, enforces_timeout=True)
+    manager.register_model("g", [Deployment(provider, max_concurrent_calls=1)])
+    bulkhead = manager._registry.deployments["g[0]"].provider.state.bulkhead  # type: ignore[attr-defined]
+    holder = threading.Thread(target=manager.generate, args=("hold",))
+    holder.start()
+    _wait_until(lambda: bulkhead.in_flight == 1)
+    outcome: list[BaseException | str] = []
+
+    def late() -> None:
+        try:
+            outcome.append(ask_with(driver, manager, "late", timeout=8).text)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    started = time.monotonic()
+    waiter = threading.Thread(target=late)
+    waiter.start()
+    try:
+        for _ in range(63):  # to 7.875 s, 1/8 s at a time: it keeps waiting
+            _queued(bulkhead)
+            clock.advance(0.125)
+        time.sleep(0.02)
+        assert outcome == [] and clock.monotonic() == 7.875
+        _queued(bulkhead)
+        advanced = time.monotonic()
+        clock.advance(0.125)  # 8 s: its deadline
+        waiter.join(5)
+        ended = time.monotonic()
+    finally:
+        release.set()
+        holder.join()
+    assert ended - advanced < 1.0  # woken by the clock, not by a real-time wait of its own
+    assert ended - started < 5
+    [error] = outcome
+    assert isinstance(error, LocalRateLimitError) and error.limit == "max_concurrent_calls"
+    assert manager.get_model_info("g[0]")["breaker"]["failure_count"] == 0
+    assert bulkhead.in_flight == 0 and not bulkhead._waiters and clock._alarms == {}
+
+
+def _wait_until(condition: Any) -> None:
+    give_up = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < give_up
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_real_clock_waiter_gives_up_at_its_deadline(asynchronous: bool) -> None:
+    """On the real clock a waiter returns False 50 ms after it started, not sooner or much later."""
+    bulkhead = Bulkhead(1)
+    assert bulkhead.try_acquire()
+    started = time.monotonic()
+    deadline = started + 0.05
+    if asynchronous:
+        got = asyncio.run(bulkhead.await_slot(_REAL, deadline))
+    else:
+        got = bulkhead.wait(_REAL, deadline)
+    ended = time.monotonic()
+    assert got is False and not bulkhead._waiters
+    assert deadline <= ended < deadline + 1.0

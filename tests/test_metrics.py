@@ -156,3 +156,43 @@ def test_events_are_frozen() -> None:
     with pytest.raises(AttributeError):
         event.model = "x"  # type: ignore[misc]
     assert CacheHit("m", "n") == CacheHit("m", "n")
+
+
+def test_skips_of_an_open_breaker_are_events_to_the_next_model_of_each_route(
+    clock: FakeClock,
+) -> None:
+    """Each request skipping an open model reports the model its own route tries next, and
+    the metrics count each pair and the circuit_open reason."""
+    from reliable_llm import BreakerPolicy
+
+    manager = LLMManager(
+        clock=clock,
+        random=lambda: 0.0,
+        enable_caching=False,
+        max_retries=0,
+        breaker=BreakerPolicy(1, recovery_timeout=1000),
+    )
+    manager.register_model("a", ScriptedModel(default=ServerError("down")))
+    manager.register_model("b", ScriptedModel(default="from b"))
+    manager.register_model("c", ScriptedModel(default="from c"))
+    manager.set_fallback_chain(["b"])
+    manager.generate("trip")  # a fails once and opens; b answers
+    events: list[Event] = []
+    manager.add_hook(events.append)
+    assert manager.generate("one") == "from b"
+    assert manager.generate("two", fallback_chain=["c"]) == "from c"
+    assert manager.generate("three") == "from b"
+    with pytest.raises(AllModelsFailedError):
+        manager.generate("four", fallback_chain=[])
+    skips = [(e.from_model, e.to_model, e.reason) for e in events if isinstance(e, FallbackTaken)]
+    assert skips == [
+        ("a", "b", "circuit_open"),
+        ("a", "c", "circuit_open"),
+        ("a", "b", "circuit_open"),
+        ("a", None, "circuit_open"),
+    ]
+    assert manager.get_metrics()["fallbacks"] == {  # with the trip's own fallback
+        "total": 5,
+        "by_pair": {"a->(none)": 1, "a->b": 3, "a->c": 1},
+        "by_reason": {"circuit_open": 4, "circuit_opened": 1},
+    }

@@ -39,6 +39,15 @@ def test_readme_content_example_runs(capsys: pytest.CaptureFixture[str]) -> None
     ]
 
 
+def test_readme_fake_clock_bulkhead_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The testing section's bulkhead example times the queued call out on the fake clock."""
+    text = README.read_text()
+    section = text[text.index("## Testing your code") :]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[1]
+    exec(compile(code, str(README), "exec"), {})
+    assert capsys.readouterr().out.splitlines() == ["max_concurrent_calls", "first"]
+
+
 def test_readme_lists_every_provider_preset() -> None:
     """Every preset appears in the README's provider table with its key variable."""
     from reliable_llm.providers import PRESETS

@@ -258,3 +258,31 @@ def test_response_says_why_each_model_was_given_up(manager: LLMManager, ask: Ask
     assert response.fallback_reasons == ("retries_exhausted", "non_retryable")
     again = ask("hi")
     assert again.cached and (again.fallback_from, again.fallback_reasons) == ((), ())
+
+
+def test_the_cause_is_the_last_provider_error_when_the_last_model_was_open(
+    clock: FakeClock,
+) -> None:
+    """A request ending at an open model raises with the earlier model's error as its cause."""
+    from reliable_llm import BreakerPolicy
+
+    manager = LLMManager(
+        clock=clock,
+        random=lambda: 0.0,
+        enable_caching=False,
+        max_retries=0,
+        breaker=BreakerPolicy(1, recovery_timeout=1000),
+    )
+    manager.register_model("a", ScriptedModel(default=ServerError("a is down")))
+    manager.register_model("b", ScriptedModel(default=AuthenticationError("bad key")))
+    with pytest.raises(AllModelsFailedError):
+        manager.generate("open b", model="b", fallback_chain=[])
+    with pytest.raises(AllModelsFailedError) as caught:
+        manager.generate("hi", model="a", fallback_chain=["b"])
+    assert [f.reason for f in caught.value.failures] == [
+        FailureReason.CIRCUIT_OPENED,  # a's failure opened its breaker
+        FailureReason.CIRCUIT_OPEN,
+    ]
+    assert isinstance(caught.value.__cause__, ServerError)
+    assert str(caught.value.__cause__).startswith("a is down")
+    assert str(caught.value).endswith("b: circuit_open")

@@ -68,12 +68,19 @@ class RedisState:
         url: A redis-py URL: ``redis://[[user]:password@]host:port/db``, ``rediss://...``
             (TLS) or ``unix:///path/to/redis.sock``. Never shown in reprs, logs or errors.
         namespace: Prefix of every key; processes share state only within one namespace.
-        timeout: Seconds any one Redis call may take (connect or reply) before Redis is
+        timeout: Seconds any one Redis call may take (its reply) before Redis is
             considered unavailable.
         flight_lease: Seconds a single-flight leader's lease lasts without renewal (it is
             renewed every third of that while the leader works): how long followers wait
             for a leader whose process died.
         max_probe_interval: Longest wait in seconds between probes of an unavailable Redis.
+        connect_timeout: Seconds opening a connection may take. Connections are opened
+            rarely (they are pooled and reused), and on a busy event loop or over TLS opening
+            one takes longer than a call; a Redis that refuses connections fails at once.
+        max_connections: Connections to Redis this process keeps at most (and each event loop,
+            for the asyncio client; redis-py's ``BlockingConnectionPool``). A call that finds
+            them all busy for ``timeout`` decides in-process, without reporting an outage:
+            Redis answered, this process was busy.
 
     Raises:
         ConfigurationError: A parameter is invalid, or redis-py is not installed.
@@ -87,6 +94,8 @@ class RedisState:
         timeout: float = 0.05,
         flight_lease: float = 2.0,
         max_probe_interval: float = 30.0,
+        max_connections: int = 16,
+        connect_timeout: float = 0.1,
     ) -> None:
         if not isinstance(url, str) or "://" not in url:
             shown = type(url).__name__ if not isinstance(url, str) else "a string without ://"
@@ -101,11 +110,27 @@ class RedisState:
         self.timeout = _seconds("timeout", timeout, fix)
         self.flight_lease = _seconds("flight_lease", flight_lease, "pass e.g. 2.0")
         probe = _seconds("max_probe_interval", max_probe_interval, "pass e.g. 30.0")
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise ConfigurationError(
+                f"max_connections must be an int >= 1, got {max_connections!r}; pass e.g. 16"
+            )
+        self.connect_timeout = _seconds("connect_timeout", connect_timeout, "pass e.g. 0.1")
         self.namespace = namespace
         from reliable_llm.backends._redis_link import Link
 
         try:
-            self._link: Link = Link(url, namespace, self.timeout, (min(0.5, probe), probe))
+            self._link: Link = Link(
+                url,
+                namespace,
+                self.timeout,
+                (min(0.5, probe), probe),
+                max_connections,
+                self.connect_timeout,
+            )
         except ConfigurationError:
             raise
         except ValueError as exc:  # redis-py's message about a malformed URL, without it

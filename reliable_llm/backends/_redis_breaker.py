@@ -54,6 +54,7 @@ _ALLOWED = Admission.ALLOWED
 _REJECTED = Admission.REJECTED
 Answer = tuple[int, int, int, int, int]  # verdict, state, generation, wait_ms, failures
 Fallback = Callable[[], None] | None
+Record = Callable[[ModelBreaker, Ticket, "Attempt | None"], None]
 
 
 def _ms(seconds: float) -> int:
@@ -88,6 +89,7 @@ class SharedBreaker(ModelBreaker):
         "_gen",
         "_keys",
         "_link",
+        "_opened_alone",
     )
 
     def __init__(
@@ -114,6 +116,7 @@ class SharedBreaker(ModelBreaker):
             f"reliable_llm_admitted_{model}"
         )
         self._failures = 0
+        self._opened_alone = False  # opened by this process while Redis was unavailable
         # Until when (our monotonic seconds) the fleet's breaker is open or the model cools
         # down: admissions are rejected here without a round trip.
         self._blocked_until = 0.0
@@ -123,6 +126,9 @@ class SharedBreaker(ModelBreaker):
 
     def _adopt(self, answer: Answer) -> None:
         _, state, gen, wait_ms, failures = answer
+        if state == 0 and self.state is BreakerState.OPEN and self._forgotten(gen):
+            return
+        self._opened_alone = False  # Redis knows the fleet's state now
         self._gen = gen
         self._failures = failures
         now = self._clock.monotonic()
@@ -151,6 +157,28 @@ class SharedBreaker(ModelBreaker):
                 else:
                     self._cb.half_open()
         self._flush()
+
+    def _forgotten(self, gen: int) -> bool:
+        """Whether Redis says closed while this process holds an open window Redis never
+        saw or lost: one opened here alone while Redis was unavailable, or any, when the
+        fleet's generation went back (a restarted, flushed or failed-over Redis). The window
+        is written back (a FAILURE that opens for the time left), never shortened."""
+        if not (self._opened_alone or gen < self._gen):
+            return False
+        left = self._trial_at - self._clock.monotonic()
+        if left <= 0:
+            return False
+        # Rejected here without asking until then, even before the write-back's answer.
+        self._blocked_until = max(self._blocked_until, self._trial_at)
+        self._ask("FAILURE", (gen, "", 1, _ms(left), 0, 0, 0))
+        return True
+
+    def _alone(self, record: Record, admission: Ticket, call: Attempt | None) -> None:
+        """Record an outcome in this process only (Redis unavailable) with ``record`` (a
+        `ModelBreaker` method), remembering whether it opened the breaker."""
+        record(self, admission, call)
+        if self.state is BreakerState.OPEN:
+            self._opened_alone = True
 
     def _ask(self, script: str, args: tuple[object, ...], fallback: Fallback = None) -> None:
         """Have Redis decide (one round trip); ``fallback`` runs instead when it cannot.
@@ -235,6 +263,8 @@ class SharedBreaker(ModelBreaker):
         self._adopt(answer)  # type: ignore[arg-type]
         verdict = answer[0]
         if verdict == ALLOWED:
+            if self.state is BreakerState.OPEN:  # an open window Redis forgot: written back
+                return _REJECTED
             self._admitted.set(answer[2])
             return _ALLOWED
         if verdict == COOLING:
@@ -341,7 +371,9 @@ class SharedBreaker(ModelBreaker):
         args = (gen, shared or "", policy.failure_threshold, _ms(policy.recovery_timeout))
         cap = policy.max_recovery_timeout
         growth = (0 if cap is None else _ms(cap), int(policy.recovery_jitter * self._draw() * 1000))
-        fallback = None if shared else lambda: ModelBreaker.record_failure(self, admission, call)
+        fallback = (
+            None if shared else lambda: self._alone(ModelBreaker.record_failure, admission, call)
+        )
         self._ask("FAILURE", (*args, _cooldown_ms(cooldown), *growth), fallback)
 
     def _cool(self, cooldown: float | None) -> None:

@@ -61,7 +61,10 @@ def send(
     try:
         results: dict[str, Any] = {"pid": os.getpid()}
         for phase, state in (
-            ("shared", RedisState(redis_url, namespace=namespace, timeout=0.25)),
+            (
+                "shared",
+                RedisState(redis_url, namespace=namespace, timeout=0.5, connect_timeout=2.0),
+            ),
             ("alone", None),
         ):
             manager = LLMManager(enable_caching=False, max_retries=0, shared_state=state)

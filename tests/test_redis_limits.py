@@ -42,7 +42,11 @@ def fleet(
             enable_caching=False,
             max_retries=0,
             hooks=[events.append],
-            shared_state=RedisState(url, namespace=namespace, timeout=0.5),
+            # Generous bounds: these tests are about sharing, not about a busy host's
+            # slow connects or a pool exhausted by concurrent callers (both decide locally).
+            shared_state=RedisState(
+                url, namespace=namespace, timeout=0.5, connect_timeout=2.0, max_connections=64
+            ),
         )
         manager.register_model("g", [Deployment(model, **limits)])
         members.append((manager, events, clock))

@@ -3,6 +3,9 @@
 - Per-call overhead while the shared breaker is closed (one ``EVALSHA`` round trip per
   admission, on a local redis-server over a Unix socket), in microseconds and as a ratio to
   the same manager without shared state.
+- With the shared cache on: per-call cost and Redis round trips per request (counted on the
+  client's connections, not assumed) for a miss answered by its first attempt (target: 2)
+  and a hit (target: 1).
 - Per-call cost of a rejected admission while the shared breaker is open (the local fast path:
   no round trip), in microseconds, beside the in-process breaker's.
 - A deployment's rate-limit admission shared through Redis (one ``EVALSHA`` round trip),
@@ -69,6 +72,40 @@ def _manager(shared: RedisState | None) -> LLMManager:
     manager = LLMManager(enable_caching=False, shared_state=shared)
     manager.register_model("echo", lambda prompt, **kw: prompt)
     return manager
+
+
+def _counted(state: RedisState) -> Callable[[], int]:
+    """Count the requests the state's sync client writes (one per round trip)."""
+    pool = state._link.client.connection_pool
+    base = pool.connection_class
+    sent = [0]
+
+    def send(conn: Any, command: Any, check_health: bool = True) -> None:
+        sent[0] += 1
+        base.send_packed_command(conn, command, check_health)
+
+    pool.connection_class = type("Counting", (base,), {"send_packed_command": send})
+    return lambda: sent[0]
+
+
+def _cache_on(url: str, calls: int) -> tuple[float, float, float, float]:
+    """Cache on: (us per miss, round trips per miss, us per hit, round trips per hit)."""
+    state = RedisState(url, namespace=f"bench-{uuid.uuid4().hex[:8]}")
+    sent = _counted(state)
+    manager = LLMManager(shared_state=state)
+    manager.register_model("echo", lambda prompt, **kw: prompt)
+    for i in range(min(calls, 200)):  # connections, scripts, code paths warm
+        manager.generate(f"warm {i}")
+    rows = []
+    for prompt in (lambda i: f"miss {i}", lambda i: "hit"):
+        manager.generate(prompt(-1))
+        before = sent()
+        started = time.perf_counter()
+        for i in range(calls):
+            manager.generate(prompt(i))
+        seconds = (time.perf_counter() - started) / calls
+        rows += [seconds, (sent() - before) / calls]
+    return rows[0], rows[1], rows[2], rows[3]
 
 
 def _open_breakers(url: str) -> tuple[ModelBreaker, ModelBreaker]:
@@ -143,6 +180,7 @@ def run(calls: int = 2000) -> list[tuple[str, float]]:
         local = _manager(None)
         with_redis = _per_call(lambda: shared.generate("q"), calls)
         without = _per_call(lambda: local.generate("q"), calls)
+        miss, miss_trips, hit, hit_trips = _cache_on(url, calls)
         shared_open, local_open = _open_breakers(url)
         open_shared = _per_call(shared_open.admit, calls * 10)
         open_local = _per_call(local_open.admit, calls * 10)
@@ -152,6 +190,10 @@ def run(calls: int = 2000) -> list[tuple[str, float]]:
     return [
         ("closed: generate() with RedisState, us per call", with_redis * 1e6),
         ("closed: generate() with RedisState / without (ratio)", with_redis / without),
+        ("cache on, miss: generate() with RedisState, us per call", miss * 1e6),
+        ("cache on, miss: Redis round trips per request (target 2)", miss_trips),
+        ("cache on, hit: generate() with RedisState, us per call", hit * 1e6),
+        ("cache on, hit: Redis round trips per request (target 1)", hit_trips),
         ("open: rejected admission with RedisState, us (no round trip)", open_shared * 1e6),
         ("open: rejected admission, in-process breaker, us", open_local * 1e6),
         (f"drill: calls to dead primary, {PROCESSES} managers shared", float(drill_shared)),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis_server import RedisServer
 
 from reliable_llm import ConfigurationError, LLMManager
 from reliable_llm.backends import RedisState
@@ -107,3 +108,16 @@ def test_pool_options_are_checked(redis_url: str, option: dict[str, Any], messag
     """A bad pool size or connect timeout fails by name, with an example of a good value."""
     with pytest.raises(ConfigurationError, match=message):
         RedisState(redis_url, **option)
+
+
+def test_ping_checks_the_server_and_its_credentials(redis_url: str, tmp_path: Any) -> None:
+    """ping() returns the round trip in seconds; a wrong password or a port nobody serves
+    fails by name with what to check, without the URL (its password) in the message."""
+    assert 0 < RedisState(redis_url).ping() < 1.0
+    wrong = redis_url.replace("redis://", "redis://nobody:not-the-S3cret@")
+    with pytest.raises(ConfigurationError, match="check the URL's host") as caught:
+        RedisState(wrong).ping()
+    assert "not-the-S3cret" not in str(caught.value)
+    server = RedisServer(tmp_path)  # a free port nobody serves
+    with pytest.raises(ConfigurationError, match="Redis did not answer PING"):
+        RedisState(server.url).ping()

@@ -384,7 +384,8 @@ async def test_the_async_path_never_waits_on_the_blocking_client(
         raise AssertionError("a blocking Redis admission ran on the event loop")
 
     link = manager.shared_state._link  # type: ignore[union-attr]
-    link.scripts["ADMIT"] = link.scripts["FAILURE"] = blocking
+    for name in ("ADMIT", "FAILURE", "pipeline.GUARDED_ADMIT"):
+        link.scripts[name] = blocking
     try:
         for _ in range(3):
             assert await manager.agenerate("q", use_cache=False) == "b"

@@ -206,6 +206,31 @@ class RedisState:
             self._flight = SharedFlight(self._link, self.flight_lease)
         return self._flight
 
+    def ping(self) -> float:
+        """Check now that Redis answers with these credentials; for a startup or readiness
+        check (requests never need it: an unavailable Redis only degrades them).
+
+        Returns:
+            The round trip in seconds.
+
+        Raises:
+            ConfigurationError: Redis refused the credentials, or did not answer within
+                ``connect_timeout`` plus ``timeout``; names the error, never the URL.
+        """
+        import time
+
+        link = self._link
+        started = time.perf_counter()
+        try:
+            link.client.ping()
+        except link.errors as exc:
+            raise ConfigurationError(
+                f"Redis did not answer PING ({type(exc).__name__}: {exc}); check the URL's "
+                "host, port, password and scheme (redis:// or rediss://)"
+            ) from None
+        link.succeeded()
+        return time.perf_counter() - started
+
     @property
     def available(self) -> bool:
         """Whether Redis answered the last call (False during an outage)."""

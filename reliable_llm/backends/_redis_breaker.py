@@ -43,6 +43,15 @@ from reliable_llm._errors import ProviderError, RateLimitError
 from reliable_llm._policies import BreakerPolicy
 from reliable_llm.backends._redis_link import Link
 from reliable_llm.backends._redis_lua import ALLOWED, COOLING, TRIAL
+from reliable_llm.backends._redis_pipeline import (
+    Preadmitted,
+    ascript,
+    script,
+    void_key,
+    void_later,
+    void_now,
+    void_soon,
+)
 
 if TYPE_CHECKING:
     from reliable_llm._types import Attempt
@@ -90,6 +99,7 @@ class SharedBreaker(ModelBreaker):
         "_keys",
         "_link",
         "_opened_alone",
+        "_pre",
     )
 
     def __init__(
@@ -114,6 +124,10 @@ class SharedBreaker(ModelBreaker):
         # outcome counts only if the fleet's breaker has not moved on since.
         self._admitted: contextvars.ContextVar[int] = contextvars.ContextVar(
             f"reliable_llm_admitted_{model}"
+        )
+        # An admission decided in the request's first round trip, for its first attempt.
+        self._pre: contextvars.ContextVar[Preadmitted | None] = contextvars.ContextVar(
+            f"reliable_llm_preadmitted_{model}", default=None
         )
         self._failures = 0
         self._opened_alone = False  # opened by this process while Redis was unavailable
@@ -225,37 +239,70 @@ class SharedBreaker(ModelBreaker):
 
         Rejected at once, without a round trip, while the fleet's breaker is known to be
         open or the model cools down. A half-open trial is a lease on the fleet's one trial
-        slot, held for ``lease`` seconds at most.
+        slot, held for ``lease`` seconds at most. An admission decided with the request's
+        first round trip (`preadmit`) is taken here without another.
         """
+        held = self._pre.get()
+        if held is not None and (ticket := held.take()) is not None:
+            return ticket
         if self._clock.monotonic() < self._blocked_until:
             return _REJECTED
         link = self._link
         if not link.usable():
             return super().admit(lease)
         token = link.token()
+        keys = (*self._keys, void_key(link, token))
         try:
-            answer = link.scripts["ADMIT"](keys=self._keys, args=(_ms(lease), token))
+            answer = script(link, "GUARDED_ADMIT")(keys=keys, args=(_ms(lease), token))
         except link.errors as exc:
+            link.failed(exc)
+            void_soon(link, token, self._keys[1:2], _ms(lease))  # it may run late
+            return super().admit(lease)
+        except BaseException:  # interrupted on the wire: a trial granted there is freed
+            void_now(link, token, self._keys[1:2], _ms(lease))
+            raise
+        link.succeeded()
+        return self._ticket(answer, token, lease)
+
+    async def aadmit(self, lease: float = 60.0) -> Ticket:
+        """Async twin of `admit` (the asyncio client: the event loop never waits on Redis).
+
+        A task cancelled (or a Redis call timed out) while the admission is on the wire
+        frees the trial it may have been granted, from a task of its loop.
+        """
+        held = self._pre.get()
+        if held is not None and (ticket := held.take()) is not None:
+            return ticket
+        if self._clock.monotonic() < self._blocked_until:
+            return _REJECTED
+        link = self._link
+        if not link.usable():
+            return super().admit(lease)
+        token = link.token()
+        keys = (*self._keys, void_key(link, token))
+        try:
+            answer = await ascript(link, "GUARDED_ADMIT", keys, (_ms(lease), token))
+        except BaseException as exc:
+            void_later(link, token, self._keys[1:2], _ms(lease))
+            if not isinstance(exc, link.errors):
+                raise
             link.failed(exc)
             return super().admit(lease)
         link.succeeded()
         return self._ticket(answer, token, lease)
 
-    async def aadmit(self, lease: float = 60.0) -> Ticket:
-        """Async twin of `admit` (the asyncio client: the event loop never waits on Redis)."""
+    # -- pre-admission: the first attempt's ADMIT, run inside the request's first round trip --
+
+    def admission_keys(self) -> tuple[str, ...] | None:
+        """The keys ``ADMIT`` reads, or None when `admit` would reject without asking Redis."""
         if self._clock.monotonic() < self._blocked_until:
-            return _REJECTED
-        link = self._link
-        if not link.usable():
-            return super().admit(lease)
-        token = link.token()
-        try:
-            answer = await link.ascript("ADMIT", self._keys, (_ms(lease), token))
-        except link.errors as exc:
-            link.failed(exc)
-            return super().admit(lease)
-        link.succeeded()
-        return self._ticket(answer, token, lease)
+            return None
+        return self._keys[:3]
+
+    def preadmit(self, raw: list[object], token: str, lease: float) -> Preadmitted:
+        """Offer the ``ADMIT`` answer ``raw`` (run with ``token``) to this thread's or task's
+        next `admit`; the caller must `Preadmitted.close` it once the request is done."""
+        return Preadmitted(self, self._ticket(raw, token, lease), self._pre)
 
     def _ticket(self, raw: list[object], token: str, lease: float) -> Ticket:
         """The ticket of an ``ADMIT`` answer, mirrored into this process first."""

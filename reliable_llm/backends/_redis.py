@@ -74,9 +74,10 @@ class RedisState:
             renewed every third of that while the leader works): how long followers wait
             for a leader whose process died.
         max_probe_interval: Longest wait in seconds between probes of an unavailable Redis.
-        connect_timeout: Seconds opening a connection may take. Connections are opened
-            rarely (they are pooled and reused), and on a busy event loop or over TLS opening
-            one takes longer than a call; a Redis that refuses connections fails at once.
+        connect_timeout: Seconds opening a connection may take (default: ``timeout``, at
+            least 0.1 s). Connections are opened rarely (they are pooled and reused), and on a
+            busy event loop or over TLS opening one takes longer than a call; a Redis that
+            refuses connections fails at once.
         max_connections: Connections to Redis this process keeps at most (and each event loop,
             for the asyncio client; redis-py's ``BlockingConnectionPool``). A call that finds
             them all busy for ``timeout`` decides in-process, without reporting an outage:
@@ -95,7 +96,7 @@ class RedisState:
         flight_lease: float = 2.0,
         max_probe_interval: float = 30.0,
         max_connections: int = 16,
-        connect_timeout: float = 0.1,
+        connect_timeout: float | None = None,
     ) -> None:
         if not isinstance(url, str) or "://" not in url:
             shown = type(url).__name__ if not isinstance(url, str) else "a string without ://"
@@ -118,6 +119,8 @@ class RedisState:
             raise ConfigurationError(
                 f"max_connections must be an int >= 1, got {max_connections!r}; pass e.g. 16"
             )
+        if connect_timeout is None:
+            connect_timeout = max(self.timeout, 0.1)
         self.connect_timeout = _seconds("connect_timeout", connect_timeout, "pass e.g. 0.1")
         self.namespace = namespace
         from reliable_llm.backends._redis_link import Link

@@ -8,6 +8,8 @@
   and a hit (target: 1).
 - Per-call cost of a rejected admission while the shared breaker is open (the local fast path:
   no round trip), in microseconds, beside the in-process breaker's.
+- A deployment's rate-limit admission shared through Redis (one ``EVALSHA`` round trip),
+  beside the in-process limiter's, in microseconds.
 - The outage drill: N managers (each with its own breakers and cache, as N worker processes
   would have; run in threads here to keep the benchmark quick) send requests to a dead
   primary with a healthy backup. Upstream calls to the dead primary during the first
@@ -31,6 +33,7 @@ from typing import Any
 
 from reliable_llm import BreakerPolicy, LLMManager, RetryPolicy, ServerError
 from reliable_llm._breaker import Admission, ModelBreaker
+from reliable_llm._ratelimit import LocalRateLimiter
 from reliable_llm.backends import RedisState
 from reliable_llm.testing import FakeClock
 
@@ -118,6 +121,19 @@ def _open_breakers(url: str) -> tuple[ModelBreaker, ModelBreaker]:
     return shared, local
 
 
+def _limit_admission(url: str, calls: int) -> tuple[float, float]:
+    """Seconds per admission by a deployment's rate limiter: shared (one ``EVALSHA`` round
+    trip) and in-process; limits high enough that every call is admitted."""
+    clock = FakeClock()
+    state = RedisState(url, namespace=f"bench-{uuid.uuid4().hex[:8]}")
+    shared = state.limiter("g[0]", 10**9, 10**12, clock)
+    local = LocalRateLimiter(10**9, 10**12, clock)
+    return (
+        _per_call(lambda: shared.try_acquire(100), calls),
+        _per_call(lambda: local.try_acquire(100), calls),
+    )
+
+
 def _drill(url: str | None) -> int:
     """Upstream calls to a dead primary from PROCESSES managers in the first window."""
     calls = 0
@@ -168,6 +184,7 @@ def run(calls: int = 2000) -> list[tuple[str, float]]:
         shared_open, local_open = _open_breakers(url)
         open_shared = _per_call(shared_open.admit, calls * 10)
         open_local = _per_call(local_open.admit, calls * 10)
+        limit_shared, limit_local = _limit_admission(url, calls)
         drill_shared = _drill(url)
         drill_local = _drill(None)
     return [
@@ -182,6 +199,8 @@ def run(calls: int = 2000) -> list[tuple[str, float]]:
         (f"drill: calls to dead primary, {PROCESSES} managers shared", float(drill_shared)),
         (f"drill: calls to dead primary, {PROCESSES} managers per-process", float(drill_local)),
         ("drill: shared / per-process (ratio)", drill_shared / drill_local),
+        ("rate limit: shared admission (one round trip), us", limit_shared * 1e6),
+        ("rate limit: in-process admission, us", limit_local * 1e6),
     ]
 
 

@@ -84,12 +84,12 @@ def at_capacity(tries: ModelAttempts, exc: CapacityExceeded) -> float | None:
     now = tries.engine.clock.monotonic()
     wait = exc.retry_in
     state = getattr(entry.provider, "state", None)
-    episode = True  # the deployment was not known to be full: report its wait once
     if isinstance(state, DeploymentState):
-        episode = state.full_until <= now
+        if state.full_until <= now:  # not known to be full: a new episode, report its wait
+            state.announce = True
         state.full_until = max(state.full_until, now + wait)
-        if exc.limit != MAX_CONCURRENT_CALLS:
-            state.ready_at = max(state.ready_at, now + wait)
+        if exc.limit != MAX_CONCURRENT_CALLS and wait < math.inf:  # inf: this call never fits
+            state.ready_at = now + wait  # the limiter's latest word
         group = entry.member_of
         if group is not None:
             group.note_full(state.full_until)
@@ -98,12 +98,12 @@ def at_capacity(tries: ModelAttempts, exc: CapacityExceeded) -> float | None:
                 and tries.engine.regroups
                 and getattr(plan, "regroups", 0) < MAX_REGROUPS
             ):
-                return _in_group(tries, exc, state, group, now, episode)
+                return _in_group(tries, exc, state, group, now)
     plan.note_capacity(exc.limit, now + wait, now)
     entries = plan.entries
     later = entries[entries.index(entry) + 1 :]
     if _should_wait(later, now, now + wait) and wait < plan.deadline - now:
-        _log_wait(entry.name, exc.limit, episode)
+        _log_wait(entry.name, exc.limit, state)
         if exc.limit == MAX_CONCURRENT_CALLS and isinstance(state, DeploymentState):
             # A slot frees when a call ends, not at a known time: the next call waits for
             # it at the bulkhead (woken when a slot is given back) within the deadline.
@@ -124,10 +124,15 @@ def _give_up(tries: ModelAttempts, exc: CapacityExceeded) -> float | None:
     return None
 
 
-def _log_wait(name: str, limit: str, episode: bool) -> None:
+def _log_wait(name: str, limit: str, state: object) -> None:
     """One INFO line when a deployment starts making requests wait; DEBUG for the rest of
-    the episode (hundreds of requests may queue behind one full deployment)."""
-    level = logging.INFO if episode else logging.DEBUG
+    the episode (hundreds of requests may queue behind one full deployment): the episode
+    ends once the deployment is refusing no more (`DeploymentState.full_until` passed)."""
+    level = logging.DEBUG
+    if not isinstance(state, DeploymentState) or state.announce:
+        level = logging.INFO
+        if isinstance(state, DeploymentState):
+            state.announce = False
     if logger.isEnabledFor(level):
         logger.log(level, "deployment %r is at its %s limit; waiting for capacity", name, limit)
 
@@ -138,7 +143,6 @@ def _in_group(
     state: DeploymentState,
     group: DeploymentGroup,
     now: float,
-    episode: bool,
 ) -> float | None:
     """`at_capacity` for a deployment of a group of several: the request goes to whichever
     deployment of the group has room first.
@@ -175,10 +179,15 @@ def _in_group(
         return _give_up(tries, exc)
     if not _should_wait(entries[end:], now, min(ready_at, soonest)):
         return _give_up(tries, exc)  # a model after the group can serve
-    if exc.retry_in >= plan.deadline - now:
+    # A slot may free at any moment: wait while the deadline has not passed. A rate limit's
+    # room comes at a known time: wait only if it comes before the deadline.
+    if (now if exc.limit == MAX_CONCURRENT_CALLS else ready_at) >= plan.deadline:
         return _give_up(tries, exc)  # no time left to wait
-    _log_wait(entry.name, exc.limit, episode)
     if exc.limit == MAX_CONCURRENT_CALLS:
+        if end - 1 != at:  # wait at the group's last deployment: none is left to try after
+            return _give_up(tries, exc)  # the wait (it ends with the deadline, or with room)
+        _log_wait(entry.name, exc.limit, state)
         SLOT_WAIT.set((plan.request, state, plan.deadline, group.queue))
         return 0.0
+    _log_wait(entry.name, exc.limit, state)
     return max(exc.retry_in, _MIN_WAIT)

@@ -118,6 +118,7 @@ class DeploymentState:
     """
 
     __slots__ = (
+        "announce",
         "bulkhead",
         "full_until",
         "index",
@@ -144,6 +145,7 @@ class DeploymentState:
         self.latency: float | None = None
         self.full_until = -math.inf  # refused a call; known full until then (clock seconds)
         self.ready_at = -math.inf  # refused a call at a rate limit; room again then
+        self.announce = True  # the next wait for its capacity is logged at INFO
 
     def observe(self, seconds: float, ok: bool) -> None:
         """Fold one call's duration into the latency average."""

@@ -77,10 +77,13 @@ class Bulkhead:
         with self._lock:
             self.in_flight -= 1
             wake = self._waiters.popleft() if self._waiters else None
+            # Read under this lock: a group waiter queues before it looks for a slot here
+            # (under this lock too), so it is either seen queued now or sees the slot free.
+            group = self.group if self.group is not None and self.group.waiting() else None
         if wake is not None:
             wake()  # outside the lock: it may take the lock (or a loop's) itself
-        elif self.group is not None:
-            self.group.wake_one()
+        elif group is not None:
+            group.wake_one()
 
     def _take_or_queue(self, wake: Callable[[], None], again: bool) -> bool:
         """Take a slot if one is free, else queue ``wake`` for the next release (at the

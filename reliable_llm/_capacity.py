@@ -8,6 +8,12 @@ capacity within its deadline: a rate limit by sleeping on the clock until the wi
 a bulkhead by leaving word for the gate to wait for a slot on the next call. Otherwise the
 deployment is given up (``rate_limited_locally`` / ``bulkhead_full``), and a request whose
 last model ended so raises `LocalRateLimitError` (see `Plan.error`).
+
+In a group of several deployments the request goes to whichever deployment of the GROUP has
+room first (`_in_group`): one with room now, even one the request already passed (the group's
+choice is re-run, `Plan.regroup`); when none has, it waits on the group's queue for a slot
+given back on any of them (`reliable_llm._groupwait`), or sleeps until the soonest rate-limit
+room of any. The wait is reported at INFO once per deployment per saturation episode.
 """
 
 from __future__ import annotations

@@ -57,6 +57,10 @@ class GroupQueue:
     def __len__(self) -> int:
         return len(self._waiters)
 
+    def waiting(self) -> bool:
+        """Whether anyone waits (read without the lock; see `Bulkhead.release`)."""
+        return bool(self._waiters)
+
     def wake_one(self) -> None:
         """A slot was given back on some deployment of the group: wake the longest waiter."""
         with self._lock:

@@ -510,3 +510,15 @@ def test_the_wait_is_reported_once_per_deployment_not_per_request(
     lines = [r.getMessage() for r in caplog.records if "waiting for capacity" in r.getMessage()]
     assert 1 <= len(lines) <= 2, lines
     assert len(set(lines)) == len(lines)
+
+
+def test_the_readme_group_wait_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's group-wait example serves the queued request on the deployment that
+    frees first."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("- **A full group waits as one**") :]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.splitlines() == ["gpt-4o[westus]"]

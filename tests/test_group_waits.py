@@ -522,3 +522,33 @@ def test_the_readme_group_wait_example_runs(capsys: pytest.CaptureFixture[str]) 
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.splitlines() == ["gpt-4o[westus]"]
+
+
+def test_each_driver_waits_on_the_group_and_takes_the_slot_freed_first(
+    driver: str, clock: FakeClock
+) -> None:
+    """Sync, async, stream and astream requests queued on a full group are each served by
+    the deployment that frees first, with no time passing."""
+    from drivers import ask_with
+
+    held = _Held(clock)
+    manager = held.manager
+    holders = {
+        x: threading.Thread(target=manager.generate, args=(f"hold-{x}",)) for x in ("a", "b")
+    }
+    for x in ("a", "b"):
+        holders[x].start()
+        _until(lambda x=x: _bulkhead(manager, f"g[{x}]").in_flight == 1)  # type: ignore[misc]
+    got: list[str] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(ask_with(driver, manager, "late", timeout=60).model)
+    )
+    waiter.start()
+    _until(lambda: len(_queue(manager)) == 1)
+    held.gates["a"].set()
+    waiter.join(5)
+    assert got == ["g[a]"] and _bulkhead(manager, "g[b]").in_flight == 1
+    held.gates["b"].set()
+    for t in holders.values():
+        t.join(5)
+    assert clock.monotonic() == 0.0 and len(_queue(manager)) == 0

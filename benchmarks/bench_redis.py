@@ -3,8 +3,13 @@
 - Per-call overhead while the shared breaker is closed (one ``EVALSHA`` round trip per
   admission, on a local redis-server over a Unix socket), in microseconds and as a ratio to
   the same manager without shared state.
+- With the shared cache on: per-call cost and Redis round trips per request (counted on the
+  client's connections, not assumed) for a miss answered by its first attempt (target: 2)
+  and a hit (target: 1).
 - Per-call cost of a rejected admission while the shared breaker is open (the local fast path:
   no round trip), in microseconds, beside the in-process breaker's.
+- A deployment's rate-limit admission shared through Redis (one ``EVALSHA`` round trip),
+  beside the in-process limiter's, in microseconds.
 - The outage drill: N managers (each with its own breakers and cache, as N worker processes
   would have; run in threads here to keep the benchmark quick) send requests to a dead
   primary with a healthy backup. Upstream calls to the dead primary during the first
@@ -28,6 +33,7 @@ from typing import Any
 
 from reliable_llm import BreakerPolicy, LLMManager, RetryPolicy, ServerError
 from reliable_llm._breaker import Admission, ModelBreaker
+from reliable_llm._ratelimit import LocalRateLimiter
 from reliable_llm.backends import RedisState
 from reliable_llm.testing import FakeClock
 
@@ -68,6 +74,40 @@ def _manager(shared: RedisState | None) -> LLMManager:
     return manager
 
 
+def _counted(state: RedisState) -> Callable[[], int]:
+    """Count the requests the state's sync client writes (one per round trip)."""
+    pool = state._link.client.connection_pool
+    base = pool.connection_class
+    sent = [0]
+
+    def send(conn: Any, command: Any, check_health: bool = True) -> None:
+        sent[0] += 1
+        base.send_packed_command(conn, command, check_health)
+
+    pool.connection_class = type("Counting", (base,), {"send_packed_command": send})
+    return lambda: sent[0]
+
+
+def _cache_on(url: str, calls: int) -> tuple[float, float, float, float]:
+    """Cache on: (us per miss, round trips per miss, us per hit, round trips per hit)."""
+    state = RedisState(url, namespace=f"bench-{uuid.uuid4().hex[:8]}")
+    sent = _counted(state)
+    manager = LLMManager(shared_state=state)
+    manager.register_model("echo", lambda prompt, **kw: prompt)
+    for i in range(min(calls, 200)):  # connections, scripts, code paths warm
+        manager.generate(f"warm {i}")
+    rows = []
+    for prompt in (lambda i: f"miss {i}", lambda i: "hit"):
+        manager.generate(prompt(-1))
+        before = sent()
+        started = time.perf_counter()
+        for i in range(calls):
+            manager.generate(prompt(i))
+        seconds = (time.perf_counter() - started) / calls
+        rows += [seconds, (sent() - before) / calls]
+    return rows[0], rows[1], rows[2], rows[3]
+
+
 def _open_breakers(url: str) -> tuple[ModelBreaker, ModelBreaker]:
     policy = BreakerPolicy(failure_threshold=1, recovery_timeout=600.0)
     clock = FakeClock()
@@ -79,6 +119,19 @@ def _open_breakers(url: str) -> tuple[ModelBreaker, ModelBreaker]:
         breaker.record_failure(breaker.admit())
         assert breaker.admit() is Admission.REJECTED
     return shared, local
+
+
+def _limit_admission(url: str, calls: int) -> tuple[float, float]:
+    """Seconds per admission by a deployment's rate limiter: shared (one ``EVALSHA`` round
+    trip) and in-process; limits high enough that every call is admitted."""
+    clock = FakeClock()
+    state = RedisState(url, namespace=f"bench-{uuid.uuid4().hex[:8]}")
+    shared = state.limiter("g[0]", 10**9, 10**12, clock)
+    local = LocalRateLimiter(10**9, 10**12, clock)
+    return (
+        _per_call(lambda: shared.try_acquire(100), calls),
+        _per_call(lambda: local.try_acquire(100), calls),
+    )
 
 
 def _drill(url: str | None) -> int:
@@ -127,19 +180,27 @@ def run(calls: int = 2000) -> list[tuple[str, float]]:
         local = _manager(None)
         with_redis = _per_call(lambda: shared.generate("q"), calls)
         without = _per_call(lambda: local.generate("q"), calls)
+        miss, miss_trips, hit, hit_trips = _cache_on(url, calls)
         shared_open, local_open = _open_breakers(url)
         open_shared = _per_call(shared_open.admit, calls * 10)
         open_local = _per_call(local_open.admit, calls * 10)
+        limit_shared, limit_local = _limit_admission(url, calls)
         drill_shared = _drill(url)
         drill_local = _drill(None)
     return [
         ("closed: generate() with RedisState, us per call", with_redis * 1e6),
         ("closed: generate() with RedisState / without (ratio)", with_redis / without),
+        ("cache on, miss: generate() with RedisState, us per call", miss * 1e6),
+        ("cache on, miss: Redis round trips per request (target 2)", miss_trips),
+        ("cache on, hit: generate() with RedisState, us per call", hit * 1e6),
+        ("cache on, hit: Redis round trips per request (target 1)", hit_trips),
         ("open: rejected admission with RedisState, us (no round trip)", open_shared * 1e6),
         ("open: rejected admission, in-process breaker, us", open_local * 1e6),
         (f"drill: calls to dead primary, {PROCESSES} managers shared", float(drill_shared)),
         (f"drill: calls to dead primary, {PROCESSES} managers per-process", float(drill_local)),
         ("drill: shared / per-process (ratio)", drill_shared / drill_local),
+        ("rate limit: shared admission (one round trip), us", limit_shared * 1e6),
+        ("rate limit: in-process admission, us", limit_local * 1e6),
     ]
 
 

@@ -264,7 +264,8 @@ class ModelBreaker:
         unless open); ``open_time`` (seconds the latest opening lasts); ``ejections``
         (consecutive openings since it last closed); ``window_calls``, ``failure_rate`` and
         ``slow_call_rate`` (the sliding window's calls and rates in percent, None without a
-        window); ``panic_trials`` (trials let through early by panic mode).
+        window); ``panic_trials`` (trials let through early by panic mode); ``cooldown``
+        (seconds left of a Retry-After cooldown the fleet shares, 0 without one; see `cooldown`).
         """
         calls, failure_rate, slow_rate = self.rates()
         return {
@@ -279,6 +280,7 @@ class ModelBreaker:
             "failure_rate": failure_rate,
             "slow_call_rate": slow_rate,
             "panic_trials": self.panic_trials,
+            "cooldown": round(self.cooldown(), 3),
         }
 
     def admit(self, lease: float = 60.0) -> Ticket:

@@ -112,7 +112,7 @@ class Engine:
                         is _REJECTED
                     )
                 ):
-                    failure = entry.circuit_open
+                    failure = entry.rejection() if breaker.remote else entry.circuit_open
                 else:
                     tries = ModelAttempts(self, entry, plan, ticket)
                     try:
@@ -181,7 +181,7 @@ class Engine:
                         is _REJECTED
                     )
                 ):
-                    failure = entry.circuit_open
+                    failure = entry.rejection() if breaker.remote else entry.circuit_open
                 else:
                     tries = ModelAttempts(self, entry, plan, ticket)
                     try:
@@ -270,7 +270,7 @@ class Engine:
                     or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt))
                     is _REJECTED
                 ):
-                    if plan.give_up(index, entry.circuit_open, self.emit):
+                    if plan.give_up(index, entry.rejection(), self.emit):
                         break
                     continue
                 tries = ModelAttempts(self, entry, plan, ticket)
@@ -379,7 +379,7 @@ class Engine:
                     )
                     is _REJECTED
                 ):
-                    if plan.give_up(index, entry.circuit_open, self.emit):
+                    if plan.give_up(index, entry.rejection(), self.emit):
                         break
                     continue
                 tries = ModelAttempts(self, entry, plan, ticket)

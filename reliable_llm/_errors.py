@@ -299,6 +299,9 @@ class FailureReason(enum.StrEnum):
     """Why the manager gave up on one model during a request."""
 
     CIRCUIT_OPEN = "circuit_open"
+    COOLING_DOWN = "cooling_down"
+    """Skipped without a call: another process of the fleet got a 429 or 503 with a retry
+    hint (``RedisState``), and the hint has not run out; the breaker is not open."""
     RETRIES_EXHAUSTED = "retries_exhausted"
     NON_RETRYABLE = "non_retryable"
     CIRCUIT_OPENED = "circuit_opened"

@@ -25,7 +25,7 @@ from reliable_llm._bulkhead import Bulkhead
 from reliable_llm._clock import Clock
 from reliable_llm._groupwait import GroupQueue
 from reliable_llm._provider import Provider
-from reliable_llm._ratelimit import LocalRateLimiter, RateLimiter, Refusal, Reservation
+from reliable_llm._ratelimit import RateLimiter, Refusal, Reservation
 from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk, Usage
 
 __all__ = [
@@ -168,9 +168,9 @@ class DeploymentState:
     def snapshot(self) -> dict[str, Any]:
         """Weight, limits, calls in flight and latency average, as a plain dict."""
         facts: dict[str, Any] = {"weight": self.weight, "latency_average": self.latency}
-        limiter = self.limiter
-        if isinstance(limiter, LocalRateLimiter):
-            facts["rate_limits"] = limiter.snapshot()
+        snapshot = getattr(self.limiter, "snapshot", None)  # a RateLimiter may have none
+        if snapshot is not None:
+            facts["rate_limits"] = snapshot()
         if self.bulkhead is not None:
             facts["bulkhead"] = self.bulkhead.snapshot()
         return facts
@@ -277,6 +277,22 @@ class GatedProvider(Provider):
             self._refused(got)
         return got  # type: ignore[return-value]
 
+    async def _areserve(self, request: ChatRequest) -> Reservation:
+        """`_reserve` for the async calls to a remote limiter: awaited, so the loop never
+        waits on its round trip; the slot is given back if the call is refused or cancelled."""
+        state = self.state
+        limiter = state.limiter
+        assert limiter is not None
+        try:
+            got = await limiter.atry_acquire(estimate_tokens(request) if self._count_tokens else 1)
+        except BaseException:
+            if state.bulkhead is not None:
+                state.bulkhead.release()
+            raise
+        if type(got) is Refusal:
+            self._refused(got)
+        return got  # type: ignore[return-value]
+
     def _refused(self, refusal: Refusal) -> NoReturn:
         """The limiter refused a call holding a bulkhead slot: give the slot back, raise."""
         state = self.state
@@ -328,10 +344,13 @@ class GatedProvider(Provider):
         limiter = state.limiter
         reservation: Reservation | None = None
         if limiter is not None:
-            got = limiter.try_acquire(estimate_tokens(request) if self._count_tokens else 1)
-            if type(got) is Refusal:
-                self._refused(got)
-            reservation = got  # type: ignore[assignment]
+            if limiter.remote:
+                reservation = await self._areserve(request)
+            else:
+                got = limiter.try_acquire(estimate_tokens(request) if self._count_tokens else 1)
+                if type(got) is Refusal:
+                    self._refused(got)
+                reservation = got  # type: ignore[assignment]
         timed = self._timed
         started = self._clock.monotonic() if timed else 0.0
         response = None
@@ -384,7 +403,12 @@ class GatedProvider(Provider):
         bulkhead = state.bulkhead
         if bulkhead is not None and not bulkhead.try_acquire():
             await self._await_slot(request, timeout)
-        reservation = self._reserve(request)
+        limiter = state.limiter
+        reservation: Reservation | None
+        if limiter is not None and limiter.remote:
+            reservation = await self._areserve(request)
+        else:
+            reservation = self._reserve(request)  # no await where nothing waits
         clock = self._clock
         started = clock.monotonic()
         first: float | None = None

@@ -110,7 +110,7 @@ class HedgingEngine(Engine):
             entry = entries[index]
             ticket = _ticket(entry.breaker, entries, plan.per_attempt)
             if ticket is _REJECTED:
-                if plan.give_up(index, entry.circuit_open, self.emit):
+                if plan.give_up(index, entry.rejection(), self.emit):
                     return None
                 continue
             kind = RacingAttempts if racing else ModelAttempts
@@ -125,7 +125,7 @@ class HedgingEngine(Engine):
             entry = entries[index]
             ticket = await _aticket(entry.breaker, entries, plan.per_attempt)
             if ticket is _REJECTED:
-                if plan.give_up(index, entry.circuit_open, self.emit):
+                if plan.give_up(index, entry.rejection(), self.emit):
                     return None
                 continue
             return index, ModelAttempts(self, entry, plan, ticket)
@@ -165,7 +165,7 @@ class HedgingEngine(Engine):
         self, plan: Plan, nxt: int, index: int, tries: ModelAttempts
     ) -> tuple[int, ModelAttempts]:
         for skipped in range(nxt, index):
-            plan.give_up(skipped, plan.entries[skipped].circuit_open, self.emit)
+            plan.give_up(skipped, plan.entries[skipped].rejection(), self.emit)
         return index, tries
 
     @staticmethod

@@ -91,8 +91,9 @@ class LLMManager:
         clock: Time source and sleeper (tests pass ``reliable_llm.testing.FakeClock``).
         random: Source of jitter, a callable returning floats in [0, 1).
         hooks: Callables receiving every event (see ``reliable_llm.events``).
-        shared_state: Breakers, cooldowns, the cache (unless ``cache_backend`` is given) and
-            single flight shared with other processes (`reliable_llm.backends.RedisState`).
+        shared_state: Breakers, cooldowns, deployments' rate limits, the cache (unless
+            ``cache_backend`` is given) and single flight shared with other processes
+            (`reliable_llm.backends.RedisState`).
         hedging: Send a request that is slow on one model to the next model too, and take
             the first answer (see `HedgePolicy`); None (the default) never hedges.
 
@@ -354,7 +355,11 @@ class LLMManager:
             member_id = deployment_id(name, spec, index)
             provider = as_provider(member_id, spec.model)
             provider.warm()
-            state = deployment_state(spec, member_id, index, strategy, self.clock)
+            if self.shared_state is None:
+                state = deployment_state(spec, member_id, index, strategy, self.clock)
+            else:  # limits held by the fleet: each deployment's window is in Redis
+                make = functools.partial(self.shared_state.limiter, member_id)
+                state = deployment_state(spec, member_id, index, strategy, self.clock, make)
             states.append(state)
             members.append(
                 self._entry(

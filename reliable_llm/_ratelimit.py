@@ -61,13 +61,20 @@ class RateLimiter(Protocol):
 
     rpm: int | None
     tpm: int | None
+    remote: bool
+    """Whether deciding takes a round trip: then the async gate awaits `atry_acquire`."""
 
     def try_acquire(self, tokens: int) -> Reservation | Refusal:
         """Admit one call of ``tokens`` estimated tokens now, or say why not and until when."""
         ...
 
+    async def atry_acquire(self, tokens: int) -> Reservation | Refusal:
+        """Async twin of `try_acquire`, awaited only when `remote` is True."""
+        ...
+
     def settle(self, reservation: Reservation, tokens: int) -> None:
-        """Replace an admitted call's estimate with the tokens it really used."""
+        """Replace an admitted call's estimate with the tokens it really used (never blocks
+        an event loop: a remote limiter called on a loop's thread sends it in a task)."""
         ...
 
     def usage(self) -> tuple[int, int]:
@@ -108,6 +115,8 @@ class LocalRateLimiter:
     """
 
     __slots__ = ("_clock", "_counts", "_first", "_lock", "_times", "_tokens", "rpm", "tpm")
+
+    remote = False  # decided in this process: the async gate calls `try_acquire`
 
     def __init__(self, rpm: int | None, tpm: int | None, clock: Clock) -> None:
         self.rpm = check_limit("rpm", rpm)
@@ -154,6 +163,10 @@ class LocalRateLimiter:
             self._counts.append(tokens)
             self._tokens += tokens
             return self._first + n
+
+    async def atry_acquire(self, tokens: int) -> Reservation | Refusal:
+        """`try_acquire`, for the protocol: the async gate calls `try_acquire` directly."""
+        return self.try_acquire(tokens)
 
     def _token_wait(self, tokens: int, tpm: int, now: float) -> float:
         """Seconds until enough old calls leave the window for ``tokens`` more to fit."""

@@ -85,6 +85,15 @@ class ModelEntry:
             }
         )
 
+    def rejection(self) -> ModelFailure:
+        """Why the breaker rejected this model: its open circuit (``circuit_open``), or a
+        Retry-After cooldown the fleet shares (``cooling_down``, with the seconds left)."""
+        left = self.breaker.cooldown()
+        if left <= 0:
+            return self.circuit_open
+        detail = f"Retry-After cooldown, {left:.3g}s left"
+        return ModelFailure(self.name, FailureReason.COOLING_DOWN, detail=detail)
+
 
 def check_name(name: object) -> None:
     """Raise `ConfigurationError` unless ``name`` can be a registered model's name."""

@@ -25,7 +25,8 @@ from reliable_llm._types import ChatResponse, StreamChunk, decode_response
 from reliable_llm._validation import run_validators
 
 if TYPE_CHECKING:
-    from reliable_llm.backends._redis_flight import SharedFlight
+    from reliable_llm.backends._redis_cache import RedisCache
+    from reliable_llm.backends._redis_flight import Begun, SharedFlight
 
 __all__ = ["Server"]
 
@@ -225,7 +226,7 @@ class Server:
 
     # -- complete -------------------------------------------------------------------------------
 
-    def _run(self, plan: Plan) -> ChatResponse:
+    def _run(self, plan: Plan, store: bool = True) -> ChatResponse:
         response = None
         cancelled = True
         try:
@@ -236,10 +237,11 @@ class Server:
             raise
         finally:
             self._finished(plan, response, cancelled, False, None)
-        self._store(plan, response)
+        if store:
+            self._store(plan, response)
         return response
 
-    async def _arun(self, plan: Plan) -> ChatResponse:
+    async def _arun(self, plan: Plan, store: bool = True) -> ChatResponse:
         response = None
         cancelled = True
         try:
@@ -250,10 +252,11 @@ class Server:
             raise
         finally:
             self._finished(plan, response, cancelled, False, None)
-        if self._aset is None:  # the in-memory cache: no coroutine to create and await
-            self._store(plan, response)
-        else:
-            await self._astore(plan, response)
+        if store:
+            if self._aset is None:  # the in-memory cache: no coroutine to create and await
+                self._store(plan, response)
+            else:
+                await self._astore(plan, response)
         return response
 
     def _followed(self, plan: Plan, shared: ChatResponse) -> ChatResponse:
@@ -273,6 +276,9 @@ class Server:
             return self.tracer.serve(self.serve, plan)
         if plan.key is None:
             return self._run(plan)
+        fleet = self.shared
+        if fleet is not None and fleet.covers(self.cache):
+            return self._serve_fleet(plan, fleet)
         cached = self.lookup(plan)
         if cached is not None:
             return cached
@@ -307,12 +313,14 @@ class Server:
             if flight is not None:
                 flight.land()
 
-    def _join_fleet(self, plan: Plan) -> tuple[str | None, ChatResponse | None]:
+    def _join_fleet(
+        self, plan: Plan, follow: bool = False
+    ) -> tuple[str | None, ChatResponse | None]:
         """Lead the fleet's flight (a token to release) or get its leader's cached answer."""
         assert self.shared is not None and plan.key is not None
         try:
             token, response = self.shared.join(
-                plan.key, plan.deadline, self.clock, lambda: self.lookup(plan)
+                plan.key, plan.deadline, self.clock, lambda: self.lookup(plan), follow
             )
         except FlightTimeout:
             raise self._waited_too_long(plan) from None
@@ -323,13 +331,15 @@ class Server:
             response = self.lookup(plan)
         return token, response
 
-    async def _ajoin_fleet(self, plan: Plan) -> tuple[str | None, ChatResponse | None]:
+    async def _ajoin_fleet(
+        self, plan: Plan, follow: bool = False
+    ) -> tuple[str | None, ChatResponse | None]:
         """Async twin of `_join_fleet`."""
         assert self.shared is not None and plan.key is not None
 
         try:
             token, response = await self.shared.ajoin(
-                plan.key, plan.deadline, self.clock, lambda: self.alookup(plan)
+                plan.key, plan.deadline, self.clock, lambda: self.alookup(plan), follow
             )
         except FlightTimeout:
             raise self._waited_too_long(plan) from None
@@ -340,12 +350,167 @@ class Server:
             response = await self.alookup(plan)
         return token, response
 
+    # -- the fleet's cache and flight: one round trip before, one after -------------------------
+
+    def _entry_answer(self, plan: Plan, value: Mapping[str, Any]) -> ChatResponse | None:
+        """The answer in an entry read with the lease (a hit: `CacheHit`), or None: a miss
+        (an unreadable entry, reported, or one this request's validators reject)."""
+        response = _decoded(value)
+        if response is None:
+            self._unreadable(plan, value)
+            return None
+        if plan.validators and run_validators(plan.validators, response) is not None:
+            return None
+        self.emit(CacheHit(plan.requested, response.model))
+        return response
+
+    def _fleet_value(self, plan: Plan, response: ChatResponse | None) -> Mapping[str, Any] | None:
+        """What the leader stores as it frees the lease: its fresh, complete answer, if any."""
+        if response is None or response.cached or response.finish_reason not in _CACHEABLE_FINISH:
+            return None
+        return response.to_dict()
+
+    def _serve_fleet(self, plan: Plan, fleet: SharedFlight) -> ChatResponse:
+        """`serve` on the fleet's cache: one round trip reads the entry, takes the lease and
+        the first model's admission (`SharedFlight.begin`); one stores the answer and frees
+        the lease (`SharedFlight.finish`). Identical requests of this process wait for its
+        leader without a round trip."""
+        key = plan.key
+        assert key is not None
+        try:
+            flight, shared = self.flight.join(_slot(plan), plan.deadline - self.clock.monotonic())
+        except FlightTimeout:
+            raise self._waited_too_long(plan) from None
+        except BaseException:  # a follower interrupted while it waited: count it
+            self._finished(plan, None, True, False, None)
+            raise
+        if shared is not None:
+            return self._followed(plan, shared)
+        if flight is None:  # a call made while leading this very request: on its own
+            cached = self.lookup(plan)
+            if cached is not None:
+                return cached
+            self.emit(CacheMiss(plan.requested))
+            return self._run(plan)
+        cache: RedisCache = self.cache  # type: ignore[assignment]
+        begun: Begun | None = None
+        token = response = None
+        try:
+            try:
+                begun = fleet.begin(key, cache, plan.entries[0].breaker, plan.per_attempt)
+            except Exception as exc:  # an unreadable entry, evicted: a miss
+                self._cache_failed(plan, "get", exc)
+                token, response = self._join_fleet(plan)
+            except BaseException:
+                self._finished(plan, None, True, False, None)
+                raise
+            else:
+                if begun is None:  # Redis unavailable: this process's cache, on its own
+                    response = self.lookup(plan)
+                elif begun.entry is not None:
+                    response = self._entry_answer(plan, begun.entry)
+                    if response is None:
+                        if _decoded(begun.entry) is None:  # unreadable: evicted
+                            self._delete(key)
+                        token, response = self._join_fleet(plan)
+                elif begun.token is None:  # another process leads: wait for its answer
+                    token, response = self._join_fleet(plan, follow=True)
+                else:
+                    token = begun.token
+            if response is None:
+                self.emit(CacheMiss(plan.requested))
+                response = self._run(plan, store=token is None)
+            flight.result = response
+            return response
+        finally:
+            try:
+                if begun is not None:
+                    begun.close()
+                if token is not None:
+                    try:
+                        fleet.finish(key, token, cache, self._fleet_value(plan, response), plan.ttl)
+                    except Exception as exc:
+                        self._cache_failed(plan, "set", exc)
+            finally:
+                flight.land()
+
+    async def _aserve_fleet(self, plan: Plan, fleet: SharedFlight) -> ChatResponse:
+        """Async twin of `_serve_fleet`."""
+        key = plan.key
+        assert key is not None
+        try:
+            flight, shared = await self.flight.ajoin(
+                _slot(plan), plan.deadline - self.clock.monotonic()
+            )
+        except FlightTimeout:
+            raise self._waited_too_long(plan) from None
+        except BaseException:  # a follower interrupted while it waited: count it
+            self._finished(plan, None, True, False, None)
+            raise
+        if shared is not None:
+            return self._followed(plan, shared)
+        if flight is None:  # a call made while leading this very request: on its own
+            cached = await self.alookup(plan)
+            if cached is not None:
+                return cached
+            self.emit(CacheMiss(plan.requested))
+            return await self._arun(plan)
+        cache: RedisCache = self.cache  # type: ignore[assignment]
+        begun: Begun | None = None
+        token = response = None
+        try:
+            try:
+                begun = await fleet.abegin(key, cache, plan.entries[0].breaker, plan.per_attempt)
+            except Exception as exc:  # an unreadable entry, evicted: a miss
+                self._cache_failed(plan, "get", exc)
+                token, response = await self._ajoin_fleet(plan)
+            except BaseException:
+                self._finished(plan, None, True, False, None)
+                raise
+            else:
+                if begun is None:  # Redis unavailable: this process's cache, on its own
+                    response = await self.alookup(plan)
+                elif begun.entry is not None:
+                    response = self._entry_answer(plan, begun.entry)
+                    if response is None:
+                        if _decoded(begun.entry) is None:  # unreadable: evicted
+                            await cache.adelete(key)
+                        token, response = await self._ajoin_fleet(plan)
+                elif begun.token is None:  # another process leads: wait for its answer
+                    token, response = await self._ajoin_fleet(plan, follow=True)
+                else:
+                    token = begun.token
+            if response is None:
+                self.emit(CacheMiss(plan.requested))
+                response = await self._arun(plan, store=token is None)
+            flight.result = response
+            return response
+        finally:
+            try:
+                if begun is not None:
+                    begun.close()
+                if token is not None:
+                    import asyncio
+
+                    # Shielded: a caller cancelled while the answer is being written still
+                    # leaves it written, and the lease freed.
+                    value = self._fleet_value(plan, response)
+                    try:
+                        await asyncio.shield(fleet.afinish(key, token, cache, value, plan.ttl))
+                    except Exception as exc:
+                        self._cache_failed(plan, "set", exc)
+            finally:
+                flight.land()
+
     async def aserve(self, plan: Plan) -> ChatResponse:
         """Async twin of `serve`."""
         if self.tracer is not None and plan.trace is None:
             return await self.tracer.aserve(self.aserve, plan)
         if plan.key is None:
             return await self._arun(plan)
+        fleet = self.shared
+        if fleet is not None and fleet.covers(self.cache):
+            return await self._aserve_fleet(plan, fleet)
         cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
         if cached is not None:
             return cached
@@ -380,26 +545,69 @@ class Server:
 
     # -- stream ---------------------------------------------------------------------------------
 
+    def _stream_begin(self, plan: Plan) -> tuple[ChatResponse | None, Begun | None]:
+        """A stream's cached answer, or on the fleet's cache its miss with the first model's
+        admission (one round trip, no flight lease: streams are not joined)."""
+        fleet = self.shared
+        if fleet is None or not fleet.covers(self.cache):
+            return self.lookup(plan), None
+        key = plan.key
+        assert key is not None
+        cache: RedisCache = self.cache  # type: ignore[assignment]
+        try:
+            begun = fleet.begin(key, cache, plan.entries[0].breaker, plan.per_attempt, False)
+        except Exception as exc:  # an unreadable entry, evicted: a miss
+            self._cache_failed(plan, "get", exc)
+            return None, None
+        if begun is None:  # Redis unavailable: this process's cache
+            return self.lookup(plan), None
+        if begun.entry is not None:
+            return self._entry_answer(plan, begun.entry), None
+        return None, begun
+
+    async def _astream_begin(self, plan: Plan) -> tuple[ChatResponse | None, Begun | None]:
+        """Async twin of `_stream_begin`."""
+        fleet = self.shared
+        if fleet is None or not fleet.covers(self.cache):
+            return (self.lookup(plan) if self._aget is None else await self.alookup(plan)), None
+        key = plan.key
+        assert key is not None
+        cache: RedisCache = self.cache  # type: ignore[assignment]
+        try:
+            begun = await fleet.abegin(key, cache, plan.entries[0].breaker, plan.per_attempt, False)
+        except Exception as exc:  # an unreadable entry, evicted: a miss
+            self._cache_failed(plan, "get", exc)
+            return None, None
+        if begun is None:  # Redis unavailable: this process's cache
+            return await self.alookup(plan), None
+        if begun.entry is not None:
+            return self._entry_answer(plan, begun.entry), None
+        return None, begun
+
     def stream(self, plan: Plan, state: StreamState) -> Iterator[StreamChunk]:
         """Replay a cached answer, or stream from the engine and cache the completed answer."""
         if self.tracer is not None and plan.trace is None:
             yield from self.tracer.stream(self.stream, plan, state)
             return
+        begun = None
         if plan.key is not None:
-            cached = self.lookup(plan)
+            cached, begun = self._stream_begin(plan)
             if cached is not None:
                 state.response = cached
                 yield from response_to_chunks(cached, cached=True)
                 return
-            self.emit(CacheMiss(plan.requested))
         cancelled = True
         try:
+            if plan.key is not None:
+                self.emit(CacheMiss(plan.requested))
             yield from self.engine.stream(plan, state)
             cancelled = False
         except Exception:
             cancelled = False
             raise
         finally:
+            if begun is not None:
+                begun.close()  # a pre-granted trial the engine never took
             partial = state.partial
             usage = None if partial is None else partial.usage
             self._finished(plan, state.response, cancelled, True, usage)
@@ -416,17 +624,19 @@ class Server:
             finally:
                 await traced.aclose()  # type: ignore[attr-defined]
             return
+        begun = None
         if plan.key is not None:
-            cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
+            cached, begun = await self._astream_begin(plan)
             if cached is not None:
                 state.response = cached
                 for chunk in response_to_chunks(cached, cached=True):
                     yield chunk
                 return
-            self.emit(CacheMiss(plan.requested))
         cancelled = True
         inner = self.engine.astream(plan, state)
         try:
+            if plan.key is not None:
+                self.emit(CacheMiss(plan.requested))
             async for chunk in inner:
                 yield chunk
             cancelled = False
@@ -437,6 +647,8 @@ class Server:
             # An async generator is not closed by its consumer's ``break``: close the engine's
             # now, so its attempts are released and recorded before the request is.
             await inner.aclose()  # type: ignore[attr-defined]
+            if begun is not None:
+                begun.close()  # a pre-granted trial the engine never took
             partial = state.partial
             usage = None if partial is None else partial.usage
             self._finished(plan, state.response, cancelled, True, usage)

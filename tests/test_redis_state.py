@@ -233,6 +233,8 @@ def test_a_retry_after_keeps_every_process_off_the_model(redis_url: str, namespa
     assert second.generate("q", use_cache=False) == "b2"
     assert limited.calls == 1
     assert 29 < second._registry.models["primary"].breaker.retry_in() <= 30
+    info = second.get_model_info("primary")["breaker"]
+    assert info["state"] == "closed" and 29 < info["cooldown"] <= 30  # cooling, not open
 
 
 def test_the_last_model_waits_out_a_short_cooldown(redis_url: str, namespace: str) -> None:
@@ -250,7 +252,8 @@ def test_the_last_model_waits_out_a_short_cooldown(redis_url: str, namespace: st
 
 
 def test_a_cooldown_longer_than_the_deadline_fails_fast(redis_url: str, namespace: str) -> None:
-    """A last model cooling down for longer than the request may take is given up at once."""
+    """A last model cooling down for longer than the request may take is given up at once,
+    reported as cooling_down with the seconds left."""
     limited = Counting(error=RateLimitError("slow down", status_code=429, retry_after=30.0))
     first, _ = fleet_manager(redis_url, namespace, limited, Counting("b1"))
     first.generate("q", use_cache=False)
@@ -258,7 +261,9 @@ def test_a_cooldown_longer_than_the_deadline_fails_fast(redis_url: str, namespac
     second, _ = fleet_manager(redis_url, namespace, limited, Counting(), clock=clock)
     with pytest.raises(AllModelsFailedError) as caught:
         second.generate("q", use_cache=False, fallback_chain=[], timeout=5.0)
-    assert caught.value.failures[0].reason == "circuit_open"
+    failure = caught.value.failures[0]
+    assert failure.reason == "cooling_down"  # the fleet's Retry-After, not an open breaker
+    assert re.fullmatch(r"Retry-After cooldown, (29\.\d+|30)s left", failure.detail)
     assert clock.monotonic() == 0.0 and limited.calls == 1
 
 
@@ -379,7 +384,8 @@ async def test_the_async_path_never_waits_on_the_blocking_client(
         raise AssertionError("a blocking Redis admission ran on the event loop")
 
     link = manager.shared_state._link  # type: ignore[union-attr]
-    link.scripts["ADMIT"] = link.scripts["FAILURE"] = blocking
+    for name in ("ADMIT", "FAILURE", "pipeline.GUARDED_ADMIT"):
+        link.scripts[name] = blocking
     try:
         for _ in range(3):
             assert await manager.agenerate("q", use_cache=False) == "b"

@@ -2,8 +2,8 @@
 
 - `SQLiteCache`: a persistent response cache in one SQLite file, shared by the threads and
   processes of one host (standard-library `sqlite3`, JSON values, never pickle).
-- `RedisState`: breakers, Retry-After cooldowns, the response cache and single flight shared
-  by every process using one Redis (optional extra ``redis``).
+- `RedisState`: breakers, Retry-After cooldowns, deployments' rate limits, the response cache
+  and single flight shared by every process using one Redis (optional extra ``redis``).
 
 Loaded lazily: importing this package imports no backend.
 """

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from reliable_llm._clock import Clock
     from reliable_llm._events import EventHook
     from reliable_llm._policies import BreakerPolicy
+    from reliable_llm._ratelimit import RateLimiter
     from reliable_llm.backends._redis_cache import RedisCache
     from reliable_llm.backends._redis_flight import SharedFlight
     from reliable_llm.backends._redis_link import Link
@@ -48,15 +49,18 @@ class RedisState:
       process off that model until the hint expires (they fall back to the next model);
     - the response cache (JSON text, never pickle), unless ``LLMManager(cache_backend=...)``
       is given: the user's backend wins;
+    - the rate limits (``rpm``, ``tpm``) of each deployment of a group registered under the
+      same name: one sliding window per deployment in Redis, so the fleet together stays
+      within them;
     - single flight: identical requests in flight in several processes make one upstream
       call (a short lease on the cache key; the others wait for the cached answer within
       their own deadline, and call the model themselves if the leader dies).
 
     Redis is never a single point of failure: each call is bounded by ``timeout``; when
-    Redis fails or is slow, requests go on with each process's own breakers and cache, a
-    `reliable_llm.events.SharedStateDegraded` event and one warning report the outage, and
-    Redis is probed again (backoff from 0.5 s to ``max_probe_interval``) until it answers
-    (`reliable_llm.events.SharedStateRecovered`). Needs the ``redis`` extra
+    Redis fails or is slow, requests go on with each process's own breakers, cache and rate
+    limits, a `reliable_llm.events.SharedStateDegraded` event and one warning report the
+    outage, and Redis is probed again (backoff from 0.5 s to ``max_probe_interval``) until
+    it answers (`reliable_llm.events.SharedStateRecovered`). Needs the ``redis`` extra
     (``pip install 'reliable-llm[redis]'``) and one Redis (a primary, or a proxy to one):
     each script reads several keys, which Redis Cluster would need in one hash slot.
 
@@ -64,12 +68,20 @@ class RedisState:
         url: A redis-py URL: ``redis://[[user]:password@]host:port/db``, ``rediss://...``
             (TLS) or ``unix:///path/to/redis.sock``. Never shown in reprs, logs or errors.
         namespace: Prefix of every key; processes share state only within one namespace.
-        timeout: Seconds any one Redis call may take (connect or reply) before Redis is
+        timeout: Seconds any one Redis call may take (its reply) before Redis is
             considered unavailable.
         flight_lease: Seconds a single-flight leader's lease lasts without renewal (it is
             renewed every third of that while the leader works): how long followers wait
             for a leader whose process died.
         max_probe_interval: Longest wait in seconds between probes of an unavailable Redis.
+        connect_timeout: Seconds opening a connection may take (default: ``timeout``, at
+            least 0.1 s). Connections are opened rarely (they are pooled and reused), and on a
+            busy event loop or over TLS opening one takes longer than a call; a Redis that
+            refuses connections fails at once.
+        max_connections: Connections to Redis this process keeps at most (and each event loop,
+            for the asyncio client; redis-py's ``BlockingConnectionPool``). A call that finds
+            them all busy for ``timeout`` decides in-process, without reporting an outage:
+            Redis answered, this process was busy.
 
     Raises:
         ConfigurationError: A parameter is invalid, or redis-py is not installed.
@@ -83,6 +95,8 @@ class RedisState:
         timeout: float = 0.05,
         flight_lease: float = 2.0,
         max_probe_interval: float = 30.0,
+        max_connections: int = 16,
+        connect_timeout: float | None = None,
     ) -> None:
         if not isinstance(url, str) or "://" not in url:
             shown = type(url).__name__ if not isinstance(url, str) else "a string without ://"
@@ -97,11 +111,29 @@ class RedisState:
         self.timeout = _seconds("timeout", timeout, fix)
         self.flight_lease = _seconds("flight_lease", flight_lease, "pass e.g. 2.0")
         probe = _seconds("max_probe_interval", max_probe_interval, "pass e.g. 30.0")
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise ConfigurationError(
+                f"max_connections must be an int >= 1, got {max_connections!r}; pass e.g. 16"
+            )
+        if connect_timeout is None:
+            connect_timeout = max(self.timeout, 0.1)
+        self.connect_timeout = _seconds("connect_timeout", connect_timeout, "pass e.g. 0.1")
         self.namespace = namespace
         from reliable_llm.backends._redis_link import Link
 
         try:
-            self._link: Link = Link(url, namespace, self.timeout, (min(0.5, probe), probe))
+            self._link: Link = Link(
+                url,
+                namespace,
+                self.timeout,
+                (min(0.5, probe), probe),
+                max_connections,
+                self.connect_timeout,
+            )
         except ConfigurationError:
             raise
         except ValueError as exc:  # redis-py's message about a malformed URL, without it
@@ -141,6 +173,28 @@ class RedisState:
 
         return SharedBreaker(model, policy, clock, on_change, self._link, random)
 
+    def limiter(
+        self, deployment: str, rpm: int | None, tpm: int | None, clock: Clock
+    ) -> RateLimiter:
+        """The rate limiter of ``deployment`` (its id, ``"<name>[<deployment>]"``); called by
+        `LLMManager.register_model` for each deployment of a group.
+
+        With ``rpm`` or ``tpm`` set, a `SharedRateLimiter`: the limits hold for the whole
+        fleet (every process that registers the same group on this namespace), one round trip
+        per admission; without either, the in-process counter the ``lowest_usage`` strategy
+        reads (no round trip).
+
+        Raises:
+            ConfigurationError: ``rpm`` or ``tpm`` is not a positive int or None.
+        """
+        if rpm is None and tpm is None:
+            from reliable_llm._ratelimit import LocalRateLimiter
+
+            return LocalRateLimiter(rpm, tpm, clock)
+        from reliable_llm.backends._redis_limits import SharedRateLimiter
+
+        return SharedRateLimiter(deployment, rpm, tpm, clock, self._link)
+
     def cache(self, local: InMemoryCache) -> RedisCache:
         """The shared cache, with ``local`` answering during an outage."""
         from reliable_llm.backends._redis_cache import RedisCache
@@ -154,6 +208,31 @@ class RedisState:
 
             self._flight = SharedFlight(self._link, self.flight_lease)
         return self._flight
+
+    def ping(self) -> float:
+        """Check now that Redis answers with these credentials; for a startup or readiness
+        check (requests never need it: an unavailable Redis only degrades them).
+
+        Returns:
+            The round trip in seconds.
+
+        Raises:
+            ConfigurationError: Redis refused the credentials, or did not answer within
+                ``connect_timeout`` plus ``timeout``; names the error, never the URL.
+        """
+        import time
+
+        link = self._link
+        started = time.perf_counter()
+        try:
+            link.client.ping()
+        except link.errors as exc:
+            raise ConfigurationError(
+                f"Redis did not answer PING ({type(exc).__name__}: {exc}); check the URL's "
+                "host, port, password and scheme (redis:// or rediss://)"
+            ) from None
+        link.succeeded()
+        return time.perf_counter() - started
 
     @property
     def available(self) -> bool:

@@ -43,6 +43,15 @@ from reliable_llm._errors import ProviderError, RateLimitError
 from reliable_llm._policies import BreakerPolicy
 from reliable_llm.backends._redis_link import Link
 from reliable_llm.backends._redis_lua import ALLOWED, COOLING, TRIAL
+from reliable_llm.backends._redis_pipeline import (
+    Preadmitted,
+    ascript,
+    script,
+    void_key,
+    void_later,
+    void_now,
+    void_soon,
+)
 
 if TYPE_CHECKING:
     from reliable_llm._types import Attempt
@@ -54,6 +63,7 @@ _ALLOWED = Admission.ALLOWED
 _REJECTED = Admission.REJECTED
 Answer = tuple[int, int, int, int, int]  # verdict, state, generation, wait_ms, failures
 Fallback = Callable[[], None] | None
+Record = Callable[[ModelBreaker, Ticket, "Attempt | None"], None]
 
 
 def _ms(seconds: float) -> int:
@@ -88,6 +98,8 @@ class SharedBreaker(ModelBreaker):
         "_gen",
         "_keys",
         "_link",
+        "_opened_alone",
+        "_pre",
     )
 
     def __init__(
@@ -113,7 +125,12 @@ class SharedBreaker(ModelBreaker):
         self._admitted: contextvars.ContextVar[int] = contextvars.ContextVar(
             f"reliable_llm_admitted_{model}"
         )
+        # An admission decided in the request's first round trip, for its first attempt.
+        self._pre: contextvars.ContextVar[Preadmitted | None] = contextvars.ContextVar(
+            f"reliable_llm_preadmitted_{model}", default=None
+        )
         self._failures = 0
+        self._opened_alone = False  # opened by this process while Redis was unavailable
         # Until when (our monotonic seconds) the fleet's breaker is open or the model cools
         # down: admissions are rejected here without a round trip.
         self._blocked_until = 0.0
@@ -123,6 +140,9 @@ class SharedBreaker(ModelBreaker):
 
     def _adopt(self, answer: Answer) -> None:
         _, state, gen, wait_ms, failures = answer
+        if state == 0 and self.state is BreakerState.OPEN and self._forgotten(gen):
+            return
+        self._opened_alone = False  # Redis knows the fleet's state now
         self._gen = gen
         self._failures = failures
         now = self._clock.monotonic()
@@ -151,6 +171,28 @@ class SharedBreaker(ModelBreaker):
                 else:
                     self._cb.half_open()
         self._flush()
+
+    def _forgotten(self, gen: int) -> bool:
+        """Whether Redis says closed while this process holds an open window Redis never
+        saw or lost: one opened here alone while Redis was unavailable, or any, when the
+        fleet's generation went back (a restarted, flushed or failed-over Redis). The window
+        is written back (a FAILURE that opens for the time left), never shortened."""
+        if not (self._opened_alone or gen < self._gen):
+            return False
+        left = self._trial_at - self._clock.monotonic()
+        if left <= 0:
+            return False
+        # Rejected here without asking until then, even before the write-back's answer.
+        self._blocked_until = max(self._blocked_until, self._trial_at)
+        self._ask("FAILURE", (gen, "", 1, _ms(left), 0, 0, 0))
+        return True
+
+    def _alone(self, record: Record, admission: Ticket, call: Attempt | None) -> None:
+        """Record an outcome in this process only (Redis unavailable) with ``record`` (a
+        `ModelBreaker` method), remembering whether it opened the breaker."""
+        record(self, admission, call)
+        if self.state is BreakerState.OPEN:
+            self._opened_alone = True
 
     def _ask(self, script: str, args: tuple[object, ...], fallback: Fallback = None) -> None:
         """Have Redis decide (one round trip); ``fallback`` runs instead when it cannot.
@@ -197,37 +239,70 @@ class SharedBreaker(ModelBreaker):
 
         Rejected at once, without a round trip, while the fleet's breaker is known to be
         open or the model cools down. A half-open trial is a lease on the fleet's one trial
-        slot, held for ``lease`` seconds at most.
+        slot, held for ``lease`` seconds at most. An admission decided with the request's
+        first round trip (`preadmit`) is taken here without another.
         """
+        held = self._pre.get()
+        if held is not None and (ticket := held.take()) is not None:
+            return ticket
         if self._clock.monotonic() < self._blocked_until:
             return _REJECTED
         link = self._link
         if not link.usable():
             return super().admit(lease)
         token = link.token()
+        keys = (*self._keys, void_key(link, token))
         try:
-            answer = link.scripts["ADMIT"](keys=self._keys, args=(_ms(lease), token))
+            answer = script(link, "GUARDED_ADMIT")(keys=keys, args=(_ms(lease), token))
         except link.errors as exc:
+            link.failed(exc)
+            void_soon(link, token, self._keys[1:2], _ms(lease))  # it may run late
+            return super().admit(lease)
+        except BaseException:  # interrupted on the wire: a trial granted there is freed
+            void_now(link, token, self._keys[1:2], _ms(lease))
+            raise
+        link.succeeded()
+        return self._ticket(answer, token, lease)
+
+    async def aadmit(self, lease: float = 60.0) -> Ticket:
+        """Async twin of `admit` (the asyncio client: the event loop never waits on Redis).
+
+        A task cancelled (or a Redis call timed out) while the admission is on the wire
+        frees the trial it may have been granted, from a task of its loop.
+        """
+        held = self._pre.get()
+        if held is not None and (ticket := held.take()) is not None:
+            return ticket
+        if self._clock.monotonic() < self._blocked_until:
+            return _REJECTED
+        link = self._link
+        if not link.usable():
+            return super().admit(lease)
+        token = link.token()
+        keys = (*self._keys, void_key(link, token))
+        try:
+            answer = await ascript(link, "GUARDED_ADMIT", keys, (_ms(lease), token))
+        except BaseException as exc:
+            void_later(link, token, self._keys[1:2], _ms(lease))
+            if not isinstance(exc, link.errors):
+                raise
             link.failed(exc)
             return super().admit(lease)
         link.succeeded()
         return self._ticket(answer, token, lease)
 
-    async def aadmit(self, lease: float = 60.0) -> Ticket:
-        """Async twin of `admit` (the asyncio client: the event loop never waits on Redis)."""
+    # -- pre-admission: the first attempt's ADMIT, run inside the request's first round trip --
+
+    def admission_keys(self) -> tuple[str, ...] | None:
+        """The keys ``ADMIT`` reads, or None when `admit` would reject without asking Redis."""
         if self._clock.monotonic() < self._blocked_until:
-            return _REJECTED
-        link = self._link
-        if not link.usable():
-            return super().admit(lease)
-        token = link.token()
-        try:
-            answer = await link.ascript("ADMIT", self._keys, (_ms(lease), token))
-        except link.errors as exc:
-            link.failed(exc)
-            return super().admit(lease)
-        link.succeeded()
-        return self._ticket(answer, token, lease)
+            return None
+        return self._keys[:3]
+
+    def preadmit(self, raw: list[object], token: str, lease: float) -> Preadmitted:
+        """Offer the ``ADMIT`` answer ``raw`` (run with ``token``) to this thread's or task's
+        next `admit`; the caller must `Preadmitted.close` it once the request is done."""
+        return Preadmitted(self, self._ticket(raw, token, lease), self._pre)
 
     def _ticket(self, raw: list[object], token: str, lease: float) -> Ticket:
         """The ticket of an ``ADMIT`` answer, mirrored into this process first."""
@@ -235,6 +310,8 @@ class SharedBreaker(ModelBreaker):
         self._adopt(answer)  # type: ignore[arg-type]
         verdict = answer[0]
         if verdict == ALLOWED:
+            if self.state is BreakerState.OPEN:  # an open window Redis forgot: written back
+                return _REJECTED
             self._admitted.set(answer[2])
             return _ALLOWED
         if verdict == COOLING:
@@ -341,7 +418,9 @@ class SharedBreaker(ModelBreaker):
         args = (gen, shared or "", policy.failure_threshold, _ms(policy.recovery_timeout))
         cap = policy.max_recovery_timeout
         growth = (0 if cap is None else _ms(cap), int(policy.recovery_jitter * self._draw() * 1000))
-        fallback = None if shared else lambda: ModelBreaker.record_failure(self, admission, call)
+        fallback = (
+            None if shared else lambda: self._alone(ModelBreaker.record_failure, admission, call)
+        )
         self._ask("FAILURE", (*args, _cooldown_ms(cooldown), *growth), fallback)
 
     def _cool(self, cooldown: float | None) -> None:

@@ -133,6 +133,47 @@ class RedisCache:
             else:
                 link.succeeded()
 
+    # -- for the round trips of `SharedFlight.begin` and `SharedFlight.finish` ------------------
+
+    def name(self, key: str) -> str:
+        """The Redis key of the entry under ``key``."""
+        return self._prefix + key
+
+    def decoded(self, key: str, raw: bytes) -> Mapping[str, Any]:
+        """The entry ``raw`` read from Redis under ``key``.
+
+        Raises:
+            ValueError: It is not a JSON object (it is evicted first).
+        """
+        try:
+            value = _decode(raw)
+        except ValueError:
+            self.delete(key)
+            raise
+        assert value is not None
+        return value
+
+    async def adecoded(self, key: str, raw: bytes) -> Mapping[str, Any]:
+        """Async twin of `decoded`."""
+        try:
+            value = _decode(raw)
+        except ValueError:
+            await self.adelete(key)
+            raise
+        assert value is not None
+        return value
+
+    def stage(
+        self, key: str, value: Mapping[str, Any], ttl: float | None
+    ) -> tuple[str, int | None]:
+        """Store ``value`` in this process's cache; its JSON text and expiry in ms for Redis.
+
+        Raises:
+            ValueError: ``value`` is not JSON-encodable (NaN, say).
+        """
+        self._local.set(key, value, ttl)
+        return _dumps(value), _ms(ttl)
+
     def clear(self) -> None:
         """Remove every entry of this namespace, in Redis and here."""
         self._local.clear()

@@ -54,6 +54,15 @@ def _redis() -> Any:
     return redis
 
 
+_NO_CONNECTION = ("No connection available.",)
+
+
+def _owning(client: Any) -> Any:
+    """``client``, made to close its own pool (as ``Redis.from_url``'s clients do)."""
+    client.auto_close_connection_pool = True
+    return client
+
+
 class Link:
     """Sync and asyncio Redis clients for one URL, the registered scripts, and the health."""
 
@@ -63,6 +72,8 @@ class Link:
         namespace: str,
         timeout: float,
         probe_backoff: tuple[float, float],
+        max_connections: int = 16,
+        connect_timeout: float = 0.1,
     ) -> None:
         redis = _redis()
         from redis.backoff import NoBackoff
@@ -72,12 +83,18 @@ class Link:
         self._url = url
         self._options: dict[str, Any] = {
             "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
+            "socket_connect_timeout": connect_timeout,
             "health_check_interval": 0,
         }
-        # No client-side retries: a failed call is an outage, handled once, here.
-        self.client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **self._options)
+        # No client-side retries: a failed call is an outage, handled once, here. At most
+        # ``max_connections`` connections (per process, and per event loop for asyncio); a
+        # call waits up to ``timeout`` for one, then decides locally (see `failed`).
+        self._options["retry"] = Retry(NoBackoff(), 0)
+        self._pooling = {"max_connections": max_connections, "timeout": timeout}
+        pool = redis.BlockingConnectionPool.from_url(url, **self._pooling, **self._options)
+        self.client = _owning(redis.Redis(connection_pool=pool))
         self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._connection_error: type[BaseException] = redis.ConnectionError
         self.scripts = {
             name: self.client.register_script(_source(name))
             for name in (*_BREAKER_SCRIPTS, *_WINDOW_SCRIPTS)
@@ -121,11 +138,13 @@ class Link:
         loop = asyncio.get_running_loop()
         pair = self._async.get(loop)
         if pair is None:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
 
-            client = Redis.from_url(self._url, retry=Retry(NoBackoff(), 0), **self._options)
+            options = {**self._options, "retry": Retry(NoBackoff(), 0)}
+            pool = BlockingConnectionPool.from_url(self._url, **self._pooling, **options)
+            client = _owning(Redis(connection_pool=pool))
             pair = self._async[loop] = (client, {})
         return pair
 
@@ -162,7 +181,14 @@ class Link:
             return True
 
     def failed(self, exc: BaseException) -> None:
-        """A Redis call failed or timed out: start (or prolong) the outage."""
+        """A Redis call failed or timed out: start (or prolong) the outage.
+
+        Not when every pooled connection stayed in use for the whole timeout: Redis is
+        fine, this process is busy; that one call decides locally (redis-py raises a plain
+        ``ConnectionError("No connection available.")`` for it, told apart by its text).
+        """
+        if isinstance(exc, self._connection_error) and exc.args == _NO_CONNECTION:
+            return
         now = self.clock.monotonic()
         with self._lock:
             first = self.down_since is None

@@ -89,9 +89,9 @@ class WindowedSharedBreaker(SharedBreaker):
             *self._window_args,
         )
         if failed:
-            fallback = lambda: ModelBreaker.record_failure(self, admission, call)  # noqa: E731
+            fallback = lambda: self._alone(ModelBreaker.record_failure, admission, call)  # noqa: E731
         else:
-            fallback = lambda: ModelBreaker.record_success(self, admission, call)  # noqa: E731
+            fallback = lambda: self._alone(ModelBreaker.record_success, admission, call)  # noqa: E731
         self._ask("WINDOW_OUTCOME", args, fallback)
 
     def record_success(self, admission: Ticket, call: Attempt | None = None) -> None:

@@ -552,3 +552,28 @@ def test_each_driver_waits_on_the_group_and_takes_the_slot_freed_first(
     for t in holders.values():
         t.join(5)
     assert clock.monotonic() == 0.0 and len(_queue(manager)) == 0
+
+
+def test_group_waiters_are_served_first_come_first_served(clock: FakeClock) -> None:
+    """Three requests queued in turn on a full group run in the order they queued once a
+    slot frees."""
+    held = _Held(clock)
+    manager = held.manager
+    holders = [threading.Thread(target=manager.generate, args=(f"hold-{x}",)) for x in ("a", "b")]
+    for t in holders:
+        t.start()
+    _until(lambda: all(_bulkhead(manager, f"g[{x}]").in_flight == 1 for x in ("a", "b")))
+    waiters = []
+    for i in range(3):
+        waiter = threading.Thread(target=manager.generate, args=(f"w{i}",), kwargs={"timeout": 60})
+        waiter.start()
+        waiters.append(waiter)
+        _until(lambda i=i: len(_queue(manager)) == i + 1)  # type: ignore[misc]
+    held.gates["b"].set()
+    for waiter in waiters:
+        waiter.join(5)
+    assert [prompt for _, prompt in held.calls if prompt.startswith("w")] == ["w0", "w1", "w2"]
+    held.gates["a"].set()
+    for t in holders:
+        t.join(5)
+    assert len(_queue(manager)) == 0

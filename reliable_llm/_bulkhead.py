@@ -17,9 +17,13 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from reliable_llm._clock import Clock, wait_event, wait_future
 from reliable_llm._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from reliable_llm._groupwait import GroupQueue
 
 __all__ = ["Bulkhead", "check_max_concurrent_calls"]
 
@@ -46,7 +50,7 @@ class Bulkhead:
     its highest value so far is ``peak``.
     """
 
-    __slots__ = ("_lock", "_waiters", "in_flight", "limit", "peak")
+    __slots__ = ("_lock", "_waiters", "group", "in_flight", "limit", "peak")
 
     def __init__(self, limit: int | None) -> None:
         self.limit = check_max_concurrent_calls(limit)
@@ -54,6 +58,7 @@ class Bulkhead:
         self._waiters: deque[Callable[[], None]] = deque()  # how to wake each waiting call
         self.in_flight = 0
         self.peak = 0
+        self.group: GroupQueue | None = None  # set by a group of several deployments
 
     def try_acquire(self) -> bool:
         """Take a slot if one is free; True when taken (then `release` it exactly once)."""
@@ -72,8 +77,13 @@ class Bulkhead:
         with self._lock:
             self.in_flight -= 1
             wake = self._waiters.popleft() if self._waiters else None
+            # Read under this lock: a group waiter queues before it looks for a slot here
+            # (under this lock too), so it is either seen queued now or sees the slot free.
+            group = self.group if self.group is not None and self.group.waiting() else None
         if wake is not None:
             wake()  # outside the lock: it may take the lock (or a loop's) itself
+        elif group is not None:
+            group.wake_one()
 
     def _take_or_queue(self, wake: Callable[[], None], again: bool) -> bool:
         """Take a slot if one is free, else queue ``wake`` for the next release (at the
@@ -97,6 +107,8 @@ class Bulkhead:
             passed = self._waiters.popleft() if self._waiters else None
         if passed is not None:
             passed()
+        elif self.group is not None:
+            self.group.wake_one()
 
     def _withdraw(self, wake: Callable[[], None]) -> None:
         """A waiter gives up: leave the queue, or, if a release already woke it, pass the

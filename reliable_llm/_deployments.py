@@ -27,6 +27,7 @@ from reliable_llm._bulkhead import Bulkhead, check_max_concurrent_calls
 from reliable_llm._clock import Clock
 from reliable_llm._errors import ConfigurationError
 from reliable_llm._gate import DeploymentState, GatedProvider
+from reliable_llm._groupwait import GroupQueue
 from reliable_llm._provider import Provider
 from reliable_llm._ratelimit import LocalRateLimiter, RateLimiter, check_limit
 from reliable_llm._types import ChatRequest, ChatResponse
@@ -180,6 +181,7 @@ class DeploymentGroup:
         self._full_until = -math.inf  # some deployment refused a call; known full until then
         self._pick = getattr(self, f"_pick_{self.strategy}")
         self._weighted = self.strategy == "weighted"
+        self.queue: GroupQueue | None = None  # its waiters, when it has several deployments
 
     def attach(self, members: Sequence[Any], states: Sequence[DeploymentState]) -> None:
         """Set the deployments (their entries, in order) once they are built."""
@@ -188,6 +190,11 @@ class DeploymentGroup:
         n = len(self.members)
         self._orders = tuple(self.members[i:] + self.members[:i] for i in range(n))
         self._table = _STALE
+        if n > 1:  # waiters wait on the group: a slot given back anywhere wakes them
+            self.queue = GroupQueue(self)
+            for state in self.states:
+                if state.bulkhead is not None:
+                    state.bulkhead.group = self.queue
 
     # -- keeping the tables fresh ---------------------------------------------------------------
 
@@ -223,6 +230,61 @@ class DeploymentGroup:
         table = _Table(tuple(eligible), tuple(cumulative), total, recheck_at)
         self._table = table
         return table
+
+    # -- room, for a request that found its deployment full ----------------------------------
+
+    def has_room(self, index: int, now: float) -> bool:
+        """Whether the deployment at ``index`` could take a call now: its breaker closed, a
+        free slot in its bulkhead, and past the time its rate limit said it has room."""
+        if self.members[index].breaker.state is not _CLOSED:
+            return False
+        state = self.states[index]
+        bulkhead = state.bulkhead
+        if bulkhead is not None and _full(bulkhead):
+            return False
+        return state.ready_at <= now
+
+    def room_elsewhere(self, bulkhead: Bulkhead, now: float) -> bool:
+        """Whether a deployment other than the one behind ``bulkhead`` has room now."""
+        for i, state in enumerate(self.states):
+            if state.bulkhead is not bulkhead and self.has_room(i, now):
+                return True
+        return False
+
+    def next_ready(self, now: float) -> float:
+        """The earliest clock time after ``now`` at which a deployment held back only by
+        its rate limit has room again (inf when none is)."""
+        soonest = math.inf
+        for i, state in enumerate(self.states):
+            if now < state.ready_at < soonest and self.members[i].breaker.state is _CLOSED:
+                bulkhead = state.bulkhead
+                if (
+                    bulkhead is None
+                    or bulkhead.limit is None
+                    or bulkhead.in_flight < bulkhead.limit
+                ):
+                    soonest = state.ready_at
+        return soonest
+
+    def ready_time(self, index: int, now: float) -> float:
+        """When the deployment at ``index`` has room: ``now`` if it has, its rate limit's
+        time if only that holds it back, else inf (a full bulkhead frees at no known time)."""
+        if self.has_room(index, now):
+            return now
+        if self.members[index].breaker.state is not _CLOSED:
+            return math.inf
+        state = self.states[index]
+        bulkhead = state.bulkhead
+        if bulkhead is not None and _full(bulkhead):
+            return math.inf
+        return state.ready_at
+
+    def regroup(self, now: float) -> tuple[Any, ...]:
+        """The deployments in the order a request re-runs the group's choice after waiting:
+        the strategy's order, those with room now first, then by when they have room."""
+        members = self.members
+        order = self.order()
+        return tuple(sorted(order, key=lambda e: self.ready_time(members.index(e), now)))
 
     # -- one request ----------------------------------------------------------------------------
 
@@ -301,6 +363,11 @@ class DeploymentGroup:
             "strategy": self.strategy,
             "deployments": {e.name: e.provider.describe() for e in self.members},
         }
+
+
+def _full(bulkhead: Bulkhead) -> bool:
+    limit = bulkhead.limit
+    return limit is not None and bulkhead.in_flight >= limit
 
 
 def deployment_state(

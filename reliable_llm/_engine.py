@@ -43,6 +43,10 @@ class Engine:
 
     __slots__ = ("clock", "emit", "random")
 
+    #: Whether a deployment group's waiter may go on in a new order (`Plan.regroup`): this
+    #: engine's loops start the route again then.
+    regroups = True
+
     def __init__(self, clock: Clock, random: Callable[[], float], emit: EventHook) -> None:
         self.clock = clock
         self.random = random
@@ -89,36 +93,40 @@ class Engine:
 
     def run(self, plan: Plan) -> ChatResponse:
         """Serve the plan with blocking calls."""
-        for index, entry in enumerate(plan.entries):
-            breaker = entry.breaker
-            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
-                failure = skipped  # cannot take the request's content: not called
-            elif (
-                (ticket := breaker.admit(plan.per_attempt)) is _REJECTED
-                # cooling down (only a shared breaker has cooldowns), last model: wait if it
-                # fits, then ask again
-                and (not breaker.remote or (ticket := self._waited_out(plan, index)) is _REJECTED)
-                # open; in panic mode it may take a trial early
-                and (
-                    not breaker.panic_threshold
-                    or (ticket := breaker.admit_in_panic(plan.entries, plan.per_attempt))
-                    is _REJECTED
-                )
-            ):
-                failure = entry.rejection() if breaker.remote else entry.circuit_open
-            else:
-                tries = ModelAttempts(self, entry, plan, ticket)
-                try:
-                    response = self._complete(tries)
-                    if response is not None:
-                        return response
-                finally:
-                    tries.release()
-                assert tries.failure is not None
-                failure = tries.failure
-            if plan.give_up(index, failure, self.emit):
-                break
-        raise plan.error()
+        while True:  # again only when a group's waiter goes on in a new order
+            for index, entry in enumerate(plan.entries):
+                breaker = entry.breaker
+                if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                    failure = skipped  # cannot take the request's content: not called
+                elif (
+                    (ticket := breaker.admit(plan.per_attempt)) is _REJECTED
+                    # cooling down (only a shared breaker has cooldowns), last model: wait if it
+                    # fits, then ask again
+                    and (
+                        not breaker.remote or (ticket := self._waited_out(plan, index)) is _REJECTED
+                    )
+                    # open; in panic mode it may take a trial early
+                    and (
+                        not breaker.panic_threshold
+                        or (ticket := breaker.admit_in_panic(plan.entries, plan.per_attempt))
+                        is _REJECTED
+                    )
+                ):
+                    failure = entry.rejection() if breaker.remote else entry.circuit_open
+                else:
+                    tries = ModelAttempts(self, entry, plan, ticket)
+                    try:
+                        response = self._complete(tries)
+                        if response is not None:
+                            return response
+                    finally:
+                        tries.release()
+                    assert tries.failure is not None
+                    failure = tries.failure
+                if plan.give_up(index, failure, self.emit):
+                    break
+            if not plan.regrouped():
+                raise plan.error()
 
     def _complete(self, tries: ModelAttempts) -> ChatResponse | None:
         provider = tries.provider
@@ -143,45 +151,51 @@ class Engine:
 
     async def arun(self, plan: Plan) -> ChatResponse:
         """Serve the plan without blocking the event loop."""
-        for index, entry in enumerate(plan.entries):
-            breaker = entry.breaker  # a shared breaker is asked without blocking the loop
-            lease = plan.per_attempt
-            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
-                failure = skipped  # cannot take the request's content: not called
-            elif (
-                (ticket := await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease))
-                is _REJECTED
-                # cooling down (only a shared breaker has cooldowns), last model: wait if it
-                # fits, then ask again
-                and (
-                    not breaker.remote
-                    or (ticket := await self._awaited_out(plan, index)) is _REJECTED
-                )
-                # open; in panic mode it may take a trial early
-                and (
-                    not breaker.panic_threshold
-                    or (
-                        ticket := await breaker.aadmit_in_panic(plan.entries, lease)
+        while True:  # again only when a group's waiter goes on in a new order
+            for index, entry in enumerate(plan.entries):
+                breaker = entry.breaker  # a shared breaker is asked without blocking the loop
+                lease = plan.per_attempt
+                if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                    failure = skipped  # cannot take the request's content: not called
+                elif (
+                    (
+                        ticket := await breaker.aadmit(lease)
                         if breaker.remote
-                        else breaker.admit_in_panic(plan.entries, lease)
+                        else breaker.admit(lease)
                     )
                     is _REJECTED
-                )
-            ):
-                failure = entry.rejection() if breaker.remote else entry.circuit_open
-            else:
-                tries = ModelAttempts(self, entry, plan, ticket)
-                try:
-                    response = await self._acomplete(tries)
-                    if response is not None:
-                        return response
-                finally:
-                    tries.release()
-                assert tries.failure is not None
-                failure = tries.failure
-            if plan.give_up(index, failure, self.emit):
-                break
-        raise plan.error()
+                    # cooling down (only a shared breaker has cooldowns), last model: wait if it
+                    # fits, then ask again
+                    and (
+                        not breaker.remote
+                        or (ticket := await self._awaited_out(plan, index)) is _REJECTED
+                    )
+                    # open; in panic mode it may take a trial early
+                    and (
+                        not breaker.panic_threshold
+                        or (
+                            ticket := await breaker.aadmit_in_panic(plan.entries, lease)
+                            if breaker.remote
+                            else breaker.admit_in_panic(plan.entries, lease)
+                        )
+                        is _REJECTED
+                    )
+                ):
+                    failure = entry.rejection() if breaker.remote else entry.circuit_open
+                else:
+                    tries = ModelAttempts(self, entry, plan, ticket)
+                    try:
+                        response = await self._acomplete(tries)
+                        if response is not None:
+                            return response
+                    finally:
+                        tries.release()
+                    assert tries.failure is not None
+                    failure = tries.failure
+                if plan.give_up(index, failure, self.emit):
+                    break
+            if not plan.regrouped():
+                raise plan.error()
 
     async def _acomplete(self, tries: ModelAttempts) -> ChatResponse | None:
         provider = tries.provider
@@ -240,36 +254,40 @@ class Engine:
     def _open_route(self, plan: Plan, start: int) -> _Opened | None:
         """From the model at ``start`` on, the first whose stream opens: its index, attempts
         (released by the caller), source and first chunk. None when the route has ended."""
-        entries = plan.entries
-        for index in range(start, len(entries)):
-            entry = entries[index]
-            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
-                if plan.give_up(index, skipped, self.emit):  # cannot take the content
-                    return None
-                continue
-            ticket = entry.breaker.admit(plan.per_attempt)
-            if ticket is _REJECTED:
-                ticket = self._waited_out(plan, index)
-            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
-                not entry.breaker.panic_threshold
-                or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt)) is _REJECTED
-            ):
-                if plan.give_up(index, entry.rejection(), self.emit):
-                    return None
-                continue
-            tries = ModelAttempts(self, entry, plan, ticket)
-            opened = None
-            try:
-                opened = self._open(tries)
-            finally:
-                if opened is None:
-                    tries.release()
-            if opened is not None:
-                return index, tries, opened[0], opened[1]
-            assert tries.failure is not None
-            if plan.give_up(index, tries.failure, self.emit):
+        while True:  # again only when a group's waiter goes on in a new order
+            entries = plan.entries
+            for index in range(start, len(entries)):
+                entry = entries[index]
+                if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                    if plan.give_up(index, skipped, self.emit):  # cannot take the content
+                        break
+                    continue
+                ticket = entry.breaker.admit(plan.per_attempt)
+                if ticket is _REJECTED:
+                    ticket = self._waited_out(plan, index)
+                if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                    not entry.breaker.panic_threshold
+                    or (ticket := entry.breaker.admit_in_panic(entries, plan.per_attempt))
+                    is _REJECTED
+                ):
+                    if plan.give_up(index, entry.rejection(), self.emit):
+                        break
+                    continue
+                tries = ModelAttempts(self, entry, plan, ticket)
+                opened = None
+                try:
+                    opened = self._open(tries)
+                finally:
+                    if opened is None:
+                        tries.release()
+                if opened is not None:
+                    return index, tries, opened[0], opened[1]
+                assert tries.failure is not None
+                if plan.give_up(index, tries.failure, self.emit):
+                    break
+            if not plan.regrouped():
                 return None
-        return None
+            start = 0
 
     def _open(self, tries: ModelAttempts) -> tuple[_Source, StreamChunk | None] | None:
         provider = tries.provider
@@ -339,43 +357,46 @@ class Engine:
 
     async def _aopen_route(self, plan: Plan, start: int) -> _AOpened | None:
         """Async twin of `_open_route`."""
-        entries = plan.entries
-        for index in range(start, len(entries)):
-            entry = entries[index]
-            if plan.has_parts and (skipped := plan.fit(entry)) is not None:
-                if plan.give_up(index, skipped, self.emit):  # cannot take the content
-                    return None
-                continue
-            breaker = entry.breaker  # a shared breaker is asked without blocking the loop
-            lease = plan.per_attempt
-            ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
-            if ticket is _REJECTED:
-                ticket = await self._awaited_out(plan, index)
-            if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
-                not breaker.panic_threshold
-                or (
-                    ticket := await breaker.aadmit_in_panic(entries, lease)
-                    if breaker.remote
-                    else breaker.admit_in_panic(entries, lease)
-                )
-                is _REJECTED
-            ):
-                if plan.give_up(index, entry.rejection(), self.emit):
-                    return None
-                continue
-            tries = ModelAttempts(self, entry, plan, ticket)
-            opened = None
-            try:
-                opened = await self._aopen(tries)
-            finally:
-                if opened is None:
-                    tries.release()
-            if opened is not None:
-                return index, tries, opened[0], opened[1]
-            assert tries.failure is not None
-            if plan.give_up(index, tries.failure, self.emit):
+        while True:  # again only when a group's waiter goes on in a new order
+            entries = plan.entries
+            for index in range(start, len(entries)):
+                entry = entries[index]
+                if plan.has_parts and (skipped := plan.fit(entry)) is not None:
+                    if plan.give_up(index, skipped, self.emit):  # cannot take the content
+                        break
+                    continue
+                breaker = entry.breaker  # a shared breaker is asked without blocking the loop
+                lease = plan.per_attempt
+                ticket = await breaker.aadmit(lease) if breaker.remote else breaker.admit(lease)
+                if ticket is _REJECTED:
+                    ticket = await self._awaited_out(plan, index)
+                if ticket is _REJECTED and (  # open; in panic mode it may take a trial early
+                    not breaker.panic_threshold
+                    or (
+                        ticket := await breaker.aadmit_in_panic(entries, lease)
+                        if breaker.remote
+                        else breaker.admit_in_panic(entries, lease)
+                    )
+                    is _REJECTED
+                ):
+                    if plan.give_up(index, entry.rejection(), self.emit):
+                        break
+                    continue
+                tries = ModelAttempts(self, entry, plan, ticket)
+                opened = None
+                try:
+                    opened = await self._aopen(tries)
+                finally:
+                    if opened is None:
+                        tries.release()
+                if opened is not None:
+                    return index, tries, opened[0], opened[1]
+                assert tries.failure is not None
+                if plan.give_up(index, tries.failure, self.emit):
+                    break
+            if not plan.regrouped():
                 return None
-        return None
+            start = 0
 
     async def _aopen(
         self, tries: ModelAttempts

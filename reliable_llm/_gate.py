@@ -9,7 +9,9 @@ so a blocking call that the manager stopped waiting for keeps its slot until it 
 
 What a refused call leads to (skip the deployment, wait, or fail) is decided by
 `reliable_llm._capacity.at_capacity`; when it decides to wait for a slot, it leaves word in
-`SLOT_WAIT` and the gate waits at the bulkhead on the request's next call.
+`SLOT_WAIT` and the gate waits at the bulkhead on the request's next call: in a group of
+several deployments, on the group's queue (`reliable_llm._groupwait`), woken by a slot given
+back on any of them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, NoReturn
 
 from reliable_llm._bulkhead import Bulkhead
 from reliable_llm._clock import Clock
+from reliable_llm._groupwait import GroupQueue
 from reliable_llm._provider import Provider
 from reliable_llm._ratelimit import RateLimiter, Refusal, Reservation
 from reliable_llm._types import ChatRequest, ChatResponse, StreamChunk, Usage
@@ -49,10 +52,11 @@ LATENCY_WEIGHT = 0.3
 _POLL_MIN, _POLL_MAX, _POLL_UNKNOWN = 0.001, 0.1, 0.01
 
 # Leave for the next call of one request to wait for a slot of one deployment: (the request,
-# the deployment's state, the clock time to wait until). Set by `at_capacity`, read by the
-# gate; the request's identity keeps it from applying to any other call in the same context.
-SLOT_WAIT: contextvars.ContextVar[tuple[object, object, float] | None] = contextvars.ContextVar(
-    "reliable_llm_slot_wait", default=None
+# the deployment's state, the clock time to wait until, the group's queue to wait on or None
+# to wait at the deployment's own bulkhead). Set by `at_capacity`, read by the gate; the
+# request's identity keeps it from applying to any other call in the same context.
+SLOT_WAIT: contextvars.ContextVar[tuple[object, object, float, GroupQueue | None] | None] = (
+    contextvars.ContextVar("reliable_llm_slot_wait", default=None)
 )
 
 
@@ -113,7 +117,17 @@ class DeploymentState:
     deployment that fails fast does not look fast. None until the first call.
     """
 
-    __slots__ = ("bulkhead", "full_until", "index", "latency", "limiter", "name", "weight")
+    __slots__ = (
+        "announce",
+        "bulkhead",
+        "full_until",
+        "index",
+        "latency",
+        "limiter",
+        "name",
+        "ready_at",
+        "weight",
+    )
 
     def __init__(
         self,
@@ -130,6 +144,8 @@ class DeploymentState:
         self.bulkhead = bulkhead
         self.latency: float | None = None
         self.full_until = -math.inf  # refused a call; known full until then (clock seconds)
+        self.ready_at = -math.inf  # refused a call at a rate limit; room again then
+        self.announce = True  # the next wait for its capacity is logged at INFO
 
     def observe(self, seconds: float, ok: bool) -> None:
         """Fold one call's duration into the latency average."""
@@ -204,18 +220,20 @@ class GatedProvider(Provider):
 
     # -- taking and giving back -------------------------------------------------------------
 
-    def _slot_deadline(self, request: ChatRequest, timeout: float | None) -> float | None:
-        """The clock time until which this call may wait for a bulkhead slot: None unless the
-        routing layer left leave for this request at this deployment; at most half the
-        attempt's timeout from now, so the wait ends (and is retried) before the attempt
-        could time out."""
+    def _slot_wait(
+        self, request: ChatRequest, timeout: float | None
+    ) -> tuple[float, GroupQueue | None] | None:
+        """The clock time until which this call may wait for a bulkhead slot, and the group
+        queue to wait on (None: the bulkhead's own): None unless the routing layer left leave
+        for this request at this deployment; at most half the attempt's timeout from now, so
+        the wait ends (and is retried) before the attempt could time out."""
         leave = SLOT_WAIT.get()
         if leave is None or leave[0] is not request or leave[1] is not self.state:
             return None
         deadline = leave[2]
         if timeout is not None:
             deadline = min(deadline, self._clock.monotonic() + timeout / 2)
-        return deadline
+        return deadline, leave[3]
 
     def _full(self) -> CapacityExceeded:
         state = self.state
@@ -224,16 +242,28 @@ class GatedProvider(Provider):
     def _wait_for_slot(self, request: ChatRequest, timeout: float | None) -> None:
         bulkhead = self.state.bulkhead
         assert bulkhead is not None
-        deadline = self._slot_deadline(request, timeout)
-        if deadline is None or not bulkhead.wait(self._clock, deadline):
+        leave = self._slot_wait(request, timeout)
+        if leave is None:
             raise self._full()
+        deadline, group = leave
+        if group is None:
+            if not bulkhead.wait(self._clock, deadline):
+                raise self._full()
+        elif not group.wait(bulkhead, self._clock, deadline):
+            raise self._full()  # time up, or another deployment of the group has room
 
     async def _await_slot(self, request: ChatRequest, timeout: float | None) -> None:
         bulkhead = self.state.bulkhead
         assert bulkhead is not None
-        deadline = self._slot_deadline(request, timeout)
-        if deadline is None or not await bulkhead.await_slot(self._clock, deadline):
+        leave = self._slot_wait(request, timeout)
+        if leave is None:
             raise self._full()
+        deadline, group = leave
+        if group is None:
+            if not await bulkhead.await_slot(self._clock, deadline):
+                raise self._full()
+        elif not await group.await_slot(bulkhead, self._clock, deadline):
+            raise self._full()  # time up, or another deployment of the group has room
 
     def _reserve(self, request: ChatRequest) -> Reservation | None:
         """The rate-limit reservation of a call holding its slot (the slot is given back if

@@ -63,6 +63,10 @@ class HedgingEngine(Engine):
 
     __slots__ = ("_delays", "latencies", "policy")
 
+    # Its races walk the route by index: a group's waiter waits at the deployment it reached
+    # (the engine's own loops, used for unhedged requests, would restart the route).
+    regroups = False
+
     def __init__(
         self,
         clock: Clock,

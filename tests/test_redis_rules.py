@@ -19,7 +19,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis_server import RedisServer
+from redis_server import RedisServer, debug_sleep
 
 from reliable_llm import (
     AllModelsFailedError,
@@ -535,11 +535,55 @@ async def test_async_panic_asks_redis_without_blocking_the_loop(
 
     link = two.shared_state._link  # type: ignore[union-attr]
     link.scripts["PANIC"] = link.scripts["ADMIT"] = blocking
+    link.scripts["pipeline.GUARDED_PANIC"] = link.scripts["pipeline.GUARDED_ADMIT"] = blocking
     try:
         assert await two.agenerate("q") == "primary"
         assert models["b"].calls == 2
     finally:
         await two.aclose()
+
+
+async def test_a_panic_trial_cancelled_on_the_wire_is_freed(redis_url: str, namespace: str) -> None:
+    """A task cancelled while its panic admission waits on a slow Redis frees the panic trial
+    it was granted there: another process takes it at once, not after the lease expires."""
+    clock = FakeClock()
+    a, b, c = (
+        RedisState(redis_url, namespace=namespace, timeout=2.0).breaker(n, PANIC, clock, None)
+        for n in "abc"
+    )
+
+    def open_all() -> None:  # off the loop: outcomes recorded there would travel as tasks
+        for opened in (a, b, c):
+            opened.record_failure(opened.admit())
+
+    await asyncio.to_thread(open_all)
+    route = [Member(a), Member(b), Member(c)]
+    assert a.panics(route)
+    await a._link.aclient().ping()  # type: ignore[attr-defined]  # connected before the sleep
+    sleeper = debug_sleep(redis_url, 0.3)
+    task = asyncio.create_task(a.aadmit_in_panic(route, 60.0))
+    await asyncio.sleep(0.05)  # its round trip is on the wire
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.to_thread(sleeper.join, 5)
+    await _settled_link(a)
+    assert raw(redis_url).exists(f"{namespace}:trial:a") == 0
+    other = RedisState(redis_url, namespace=namespace).breaker("a", PANIC, FakeClock(), None)
+    assert isinstance(other.admit_in_panic([Member(other), Member(b), Member(c)], 60.0), Trial)
+    for breaker in (a, b, c, other):
+        await breaker._link.aclose()  # type: ignore[attr-defined]
+        breaker._link.close()  # type: ignore[attr-defined]
+
+
+async def _settled_link(breaker: ModelBreaker) -> None:
+    """Wait (up to 2 s) until the tasks ``breaker``'s link sent on this loop are done."""
+    link = breaker._link  # type: ignore[attr-defined]
+    for _ in range(2000):
+        if not link._tasks:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("tasks still on their way to Redis after 2 s")
 
 
 async def test_async_outcomes_feed_the_fleet_window_without_blocking_the_loop(

@@ -334,11 +334,16 @@ class SharedBreaker(ModelBreaker):
         if self._clock.monotonic() < self._cool_until:
             return _REJECTED
         token = link.token()
+        keys = (*self._keys, void_key(link, token))
         try:
-            answer = link.scripts["PANIC"](keys=self._keys, args=(_ms(lease), token))
+            answer = script(link, "GUARDED_PANIC")(keys=keys, args=(_ms(lease), token))
         except link.errors as exc:
             link.failed(exc)
+            void_soon(link, token, self._keys[1:2], _ms(lease))  # it may run late
             return super().admit_in_panic(route, lease)
+        except BaseException:  # interrupted on the wire: a trial granted there is freed
+            void_now(link, token, self._keys[1:2], _ms(lease))
+            raise
         link.succeeded()
         return self._panic_ticket(answer, token, lease)
 
@@ -352,9 +357,13 @@ class SharedBreaker(ModelBreaker):
         if self._clock.monotonic() < self._cool_until:
             return _REJECTED
         token = link.token()
+        keys = (*self._keys, void_key(link, token))
         try:
-            answer = await link.ascript("PANIC", self._keys, (_ms(lease), token))
-        except link.errors as exc:
+            answer = await ascript(link, "GUARDED_PANIC", keys, (_ms(lease), token))
+        except BaseException as exc:  # a trial granted on the wire is freed from a task
+            void_later(link, token, self._keys[1:2], _ms(lease))
+            if not isinstance(exc, link.errors):
+                raise
             link.failed(exc)
             return super().admit_in_panic(route, lease)
         link.succeeded()

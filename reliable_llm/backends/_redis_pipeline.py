@@ -30,6 +30,7 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from reliable_llm.backends import _redis_lua as lua
+from reliable_llm.backends import _redis_lua_windows as lua_windows
 
 if TYPE_CHECKING:
     from reliable_llm._breaker import Ticket
@@ -40,6 +41,7 @@ __all__ = [
     "BEGIN",
     "FINISH",
     "GUARDED_ADMIT",
+    "GUARDED_PANIC",
     "VOID",
     "Preadmitted",
     "ascript",
@@ -67,6 +69,15 @@ GUARDED_ADMIT = (
     + lua.ADMIT
 )
 """``ADMIT``, unless its caller abandoned it (`VOID` ran first)."""
+
+GUARDED_PANIC = (
+    """
+-- KEYS: those of PANIC, then the void marker of this admission's token (last).
+"""
+    + _VOIDED % "1, 0, 0, 0, 0"
+    + lua_windows.PANIC
+)
+"""``PANIC`` (a panic trial), unless its caller abandoned it (`VOID` ran first)."""
 
 BEGIN = (
     """
@@ -123,7 +134,13 @@ end
 return freed
 """
 
-_SOURCES = {"BEGIN": BEGIN, "FINISH": FINISH, "VOID": VOID, "GUARDED_ADMIT": GUARDED_ADMIT}
+_SOURCES = {
+    "BEGIN": BEGIN,
+    "FINISH": FINISH,
+    "VOID": VOID,
+    "GUARDED_ADMIT": GUARDED_ADMIT,
+    "GUARDED_PANIC": GUARDED_PANIC,
+}
 _lock = threading.Lock()
 
 

@@ -569,7 +569,9 @@ async def test_a_panic_trial_cancelled_on_the_wire_is_freed(redis_url: str, name
     await asyncio.to_thread(sleeper.join, 5)
     await _settled_link(a)
     assert raw(redis_url).exists(f"{namespace}:trial:a") == 0
-    other = RedisState(redis_url, namespace=namespace).breaker("a", PANIC, FakeClock(), None)
+    other = RedisState(redis_url, namespace=namespace, timeout=0.5).breaker(
+        "a", PANIC, FakeClock(), None
+    )
     assert isinstance(other.admit_in_panic([Member(other), Member(b), Member(c)], 60.0), Trial)
     for breaker in (a, b, c, other):
         await breaker._link.aclose()  # type: ignore[attr-defined]

@@ -15,8 +15,8 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reliable_llm._clock import Clock, SystemClock
 from reliable_llm._events import Event, SharedStateDegraded, SharedStateRecovered
@@ -55,6 +55,27 @@ def _redis() -> Any:
 
 
 _NO_CONNECTION = ("No connection available.",)
+
+T = TypeVar("T")
+
+
+async def kept(call: Awaitable[T]) -> T:
+    """Await a redis-py asyncio call without losing a cancellation that arrives meanwhile.
+
+    redis-py's asyncio client may absorb a cancellation to keep its connection in step with
+    the server, and return the reply as if nothing happened; the request would then go on
+    (and call the model) although its task was cancelled, or its ``asyncio.timeout`` ran
+    out. A cancellation requested during the call (`asyncio.Task.cancelling` grew) is raised
+    here, after the reply, so the caller's cleanup (freeing what the reply granted) runs.
+    """
+    import asyncio
+
+    task = asyncio.current_task()
+    before = task.cancelling() if task is not None else 0
+    result = await call
+    if task is not None and task.cancelling() > before:
+        raise asyncio.CancelledError
+    return result
 
 
 def _owning(client: Any) -> Any:
@@ -161,7 +182,7 @@ class Link:
         script = scripts.get(name)
         if script is None:
             script = scripts[name] = client.register_script(_source(name))
-        return await script(keys=keys, args=args)
+        return await kept(script(keys=keys, args=args))
 
     # -- health ---------------------------------------------------------------------------------
 

@@ -75,7 +75,7 @@ class RedisState:
             for a leader whose process died.
         max_probe_interval: Longest wait in seconds between probes of an unavailable Redis.
         connect_timeout: Seconds opening a connection may take (default: ``timeout``, at
-            least 0.1 s). Connections are opened rarely (they are pooled and reused), and on a
+            least 0.25 s). Connections are opened rarely (they are pooled and reused), and on a
             busy event loop or over TLS opening one takes longer than a call; a Redis that
             refuses connections fails at once.
         max_connections: Connections to Redis this process keeps at most (and each event loop,
@@ -120,8 +120,8 @@ class RedisState:
                 f"max_connections must be an int >= 1, got {max_connections!r}; pass e.g. 16"
             )
         if connect_timeout is None:
-            connect_timeout = max(self.timeout, 0.1)
-        self.connect_timeout = _seconds("connect_timeout", connect_timeout, "pass e.g. 0.1")
+            connect_timeout = max(self.timeout, 0.25)
+        self.connect_timeout = _seconds("connect_timeout", connect_timeout, "pass e.g. 0.25")
         self.namespace = namespace
         from reliable_llm.backends._redis_link import Link
 

@@ -56,6 +56,9 @@ def _redis() -> Any:
 
 _NO_CONNECTION = ("No connection available.",)
 
+TIMEOUTS_FOR_OUTAGE = 3
+"""Redis calls in a row that must time out (none answered between them) to start an outage."""
+
 T = TypeVar("T")
 
 
@@ -137,6 +140,8 @@ class Link:
         self.down_since: float | None = None
         self._retry_at = 0.0
         self._probes = 0  # probes granted by `usable` whose answer is still to come
+        self._timeouts = (redis.TimeoutError, TimeoutError)
+        self._timed_out = 0  # calls in a row that timed out (reset by any answer)
 
     def token(self) -> str:
         """A token no other holder in the fleet uses (for trial and single-flight leases)."""
@@ -207,9 +212,18 @@ class Link:
         Not when every pooled connection stayed in use for the whole timeout: Redis is
         fine, this process is busy; that one call decides locally (redis-py raises a plain
         ``ConnectionError("No connection available.")`` for it, told apart by its text).
+        Nor for a timeout, until `TIMEOUTS_FOR_OUTAGE` calls in a row timed out; a refused
+        or reset connection starts the outage at once.
         """
         if isinstance(exc, self._connection_error) and exc.args == _NO_CONNECTION:
             return
+        if isinstance(exc, self._timeouts) and self.down_since is None:
+            # A timeout is ambiguous: a stalled Redis, or a process too busy to read its
+            # reply in time (a burst on one event loop, CPU starvation). It takes
+            # TIMEOUTS_FOR_OUTAGE in a row, with no answer between them, to mean Redis.
+            self._timed_out += 1
+            if self._timed_out < TIMEOUTS_FOR_OUTAGE:
+                return
         now = self.clock.monotonic()
         with self._lock:
             first = self.down_since is None
@@ -234,6 +248,7 @@ class Link:
 
     def succeeded(self) -> None:
         """A Redis call answered: end the outage, if there was one."""
+        self._timed_out = 0
         if self.down_since is None:
             return
         with self._lock:

@@ -19,6 +19,7 @@ from redis_server import RedisServer
 from reliable_llm import ConfigurationError, LLMManager
 from reliable_llm.backends import RedisState
 from reliable_llm.events import SharedStateDegraded
+from reliable_llm.testing import FakeClock
 
 
 def _manager(state: RedisState, events: list[Any]) -> LLMManager:
@@ -121,3 +122,23 @@ def test_ping_checks_the_server_and_its_credentials(redis_url: str, tmp_path: An
     server = RedisServer(tmp_path)  # a free port nobody serves
     with pytest.raises(ConfigurationError, match="Redis did not answer PING"):
         RedisState(server.url).ping()
+
+
+def test_timeouts_start_an_outage_only_three_in_a_row(redis_url: str, namespace: str) -> None:
+    """Two timed-out calls with an answer between them are a busy process, not an outage;
+    three in a row are (one SharedStateDegraded); a refused connection is one at once."""
+    state = RedisState(redis_url, namespace=namespace)
+    events: list[Any] = []
+    state.attach(events.append, FakeClock())
+    link = state._link
+    for _ in range(3):
+        link.failed(redis.TimeoutError("Timeout reading from socket"))
+        link.failed(TimeoutError("timed out"))
+        link.succeeded()  # another call of this process was answered
+    assert state.available and _degraded(events) == []
+    for _ in range(3):
+        link.failed(redis.TimeoutError("Timeout reading from socket"))
+    assert not state.available and len(_degraded(events)) == 1
+    refused = RedisState(redis_url, namespace=namespace)
+    refused._link.failed(redis.ConnectionError("Error 111 connecting: Connection refused."))
+    assert not refused.available

@@ -68,20 +68,19 @@ class RedisState:
         url: A redis-py URL: ``redis://[[user]:password@]host:port/db``, ``rediss://...``
             (TLS) or ``unix:///path/to/redis.sock``. Never shown in reprs, logs or errors.
         namespace: Prefix of every key; processes share state only within one namespace.
-        timeout: Seconds any one Redis call may take (its reply) before Redis is
-            considered unavailable; 10 ms by default. On loopback a decision script takes
-            about 0.07 ms alone and 0.5 ms at the median with 8 processes calling at once
-            (p99 4 ms, 10 ms under CPU oversubscription) on 2 cores; in that drill a 10 ms
-            bound timed out 0 of 8,000 healthy calls (5 ms: 3; with 4 more CPU-bound
-            processes, 10 ms: 0.4 %, 5 ms: 1.8 %). A timeout costs one outage (in-process
-            state until the probe 0.5 s later), so raise it for a Redis across zones, whose
-            round trip alone can take several ms.
+        timeout: Seconds any one Redis call may take (its reply) before it is decided
+            in-process; three such calls in a row start an outage. 10 ms by default. On
+            loopback a decision script takes about 0.07 ms alone and 0.5 ms at the median
+            with 8 processes calling at once (p99 4 ms, 10 ms under CPU oversubscription) on
+            2 cores; in that drill a 10 ms bound timed out 0 of 8,000 healthy calls (5 ms:
+            3; with 4 more CPU-bound processes, 10 ms: 0.4 %, 5 ms: 1.8 %). Raise it for a
+            Redis across zones, whose round trip alone can take several ms.
         flight_lease: Seconds a single-flight leader's lease lasts without renewal (it is
             renewed every third of that while the leader works): how long followers wait
             for a leader whose process died.
         max_probe_interval: Longest wait in seconds between probes of an unavailable Redis.
         connect_timeout: Seconds opening a connection may take (default: ``timeout``, at
-            least 0.1 s). Connections are opened rarely (they are pooled and reused), and on a
+            least 0.25 s). Connections are opened rarely (they are pooled and reused), and on a
             busy event loop or over TLS opening one takes longer than a call; a Redis that
             refuses connections fails at once.
         max_connections: Connections to Redis this process keeps at most (and each event loop,
@@ -126,8 +125,8 @@ class RedisState:
                 f"max_connections must be an int >= 1, got {max_connections!r}; pass e.g. 16"
             )
         if connect_timeout is None:
-            connect_timeout = max(self.timeout, 0.1)
-        self.connect_timeout = _seconds("connect_timeout", connect_timeout, "pass e.g. 0.1")
+            connect_timeout = max(self.timeout, 0.25)
+        self.connect_timeout = _seconds("connect_timeout", connect_timeout, "pass e.g. 0.25")
         self.namespace = namespace
         from reliable_llm.backends._redis_link import Link
 

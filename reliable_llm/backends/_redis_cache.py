@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reliable_llm._cache import InMemoryCache
-from reliable_llm.backends._redis_link import Link
+from reliable_llm.backends._redis_link import Link, kept
 
 __all__ = ["COUNT_FOR", "RedisCache"]
 
@@ -96,7 +96,7 @@ class RedisCache:
         link = self._link
         if link.usable():
             try:
-                raw = await link.aclient().get(self._prefix + key)
+                raw = await kept(link.aclient().get(self._prefix + key))
             except link.errors as exc:
                 link.failed(exc)
             else:
@@ -115,7 +115,7 @@ class RedisCache:
         link = self._link
         if link.usable():
             try:
-                await link.aclient().set(self._prefix + key, text, px=_ms(ttl))
+                await kept(link.aclient().set(self._prefix + key, text, px=_ms(ttl)))
             except link.errors as exc:
                 link.failed(exc)
             else:
@@ -127,7 +127,7 @@ class RedisCache:
         link = self._link
         if link.usable():
             try:
-                await link.aclient().delete(self._prefix + key)
+                await kept(link.aclient().delete(self._prefix + key))
             except link.errors as exc:
                 link.failed(exc)
             else:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reliable_llm._clock import Clock
 from reliable_llm._singleflight import FlightTimeout
-from reliable_llm.backends._redis_link import Link
+from reliable_llm.backends._redis_link import Link, kept
 from reliable_llm.backends._redis_pipeline import (
     FOLLOW,
     HIT,
@@ -213,7 +213,7 @@ class SharedFlight:
                 return None, None
             token = link.token()
             try:
-                taken = await link.aclient().set(name, token, nx=True, px=self._ms())
+                taken = await kept(link.aclient().set(name, token, nx=True, px=self._ms()))
             except link.errors as exc:
                 link.failed(exc)
                 return None, None

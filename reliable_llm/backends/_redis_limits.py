@@ -50,6 +50,7 @@ from reliable_llm._ratelimit import (
     Reservation,
     check_limit,
 )
+from reliable_llm.backends._redis_link import kept
 
 if TYPE_CHECKING:
     from reliable_llm._clock import Clock
@@ -259,7 +260,7 @@ class SharedRateLimiter:
         if not link.usable():
             return self._alone(tokens)
         try:
-            answer = await self._scripts()[0](keys=self._keys, args=(tokens, *self._args))
+            answer = await kept(self._scripts()[0](keys=self._keys, args=(tokens, *self._args)))
         except link.errors as exc:
             link.failed(exc)
             return self._alone(tokens)
@@ -301,7 +302,7 @@ class SharedRateLimiter:
             return
         link = self._link
         try:
-            total = await self._scripts()[1](keys=self._keys, args=(reservation, tokens))
+            total = await kept(self._scripts()[1](keys=self._keys, args=(reservation, tokens)))
         except link.errors as exc:
             link.failed(exc)
             return

@@ -15,8 +15,8 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reliable_llm._clock import Clock, SystemClock
 from reliable_llm._events import Event, SharedStateDegraded, SharedStateRecovered
@@ -55,6 +55,30 @@ def _redis() -> Any:
 
 
 _NO_CONNECTION = ("No connection available.",)
+
+TIMEOUTS_FOR_OUTAGE = 3
+"""Redis calls in a row that must time out (none answered between them) to start an outage."""
+
+T = TypeVar("T")
+
+
+async def kept(call: Awaitable[T]) -> T:
+    """Await a redis-py asyncio call without losing a cancellation that arrives meanwhile.
+
+    redis-py's asyncio client may absorb a cancellation to keep its connection in step with
+    the server, and return the reply as if nothing happened; the request would then go on
+    (and call the model) although its task was cancelled, or its ``asyncio.timeout`` ran
+    out. A cancellation requested during the call (`asyncio.Task.cancelling` grew) is raised
+    here, after the reply, so the caller's cleanup (freeing what the reply granted) runs.
+    """
+    import asyncio
+
+    task = asyncio.current_task()
+    before = task.cancelling() if task is not None else 0
+    result = await call
+    if task is not None and task.cancelling() > before:
+        raise asyncio.CancelledError
+    return result
 
 
 def _owning(client: Any) -> Any:
@@ -116,6 +140,8 @@ class Link:
         self.down_since: float | None = None
         self._retry_at = 0.0
         self._probes = 0  # probes granted by `usable` whose answer is still to come
+        self._timeouts = (redis.TimeoutError, TimeoutError)
+        self._timed_out = 0  # calls in a row that timed out (reset by any answer)
 
     def token(self) -> str:
         """A token no other holder in the fleet uses (for trial and single-flight leases)."""
@@ -161,7 +187,7 @@ class Link:
         script = scripts.get(name)
         if script is None:
             script = scripts[name] = client.register_script(_source(name))
-        return await script(keys=keys, args=args)
+        return await kept(script(keys=keys, args=args))
 
     # -- health ---------------------------------------------------------------------------------
 
@@ -186,9 +212,18 @@ class Link:
         Not when every pooled connection stayed in use for the whole timeout: Redis is
         fine, this process is busy; that one call decides locally (redis-py raises a plain
         ``ConnectionError("No connection available.")`` for it, told apart by its text).
+        Nor for a timeout, until `TIMEOUTS_FOR_OUTAGE` calls in a row timed out; a refused
+        or reset connection starts the outage at once.
         """
         if isinstance(exc, self._connection_error) and exc.args == _NO_CONNECTION:
             return
+        if isinstance(exc, self._timeouts) and self.down_since is None:
+            # A timeout is ambiguous: a stalled Redis, or a process too busy to read its
+            # reply in time (a burst on one event loop, CPU starvation). It takes
+            # TIMEOUTS_FOR_OUTAGE in a row, with no answer between them, to mean Redis.
+            self._timed_out += 1
+            if self._timed_out < TIMEOUTS_FOR_OUTAGE:
+                return
         now = self.clock.monotonic()
         with self._lock:
             first = self.down_since is None
@@ -213,6 +248,7 @@ class Link:
 
     def succeeded(self) -> None:
         """A Redis call answered: end the outage, if there was one."""
+        self._timed_out = 0
         if self.down_since is None:
             return
         with self._lock:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from reliable_llm.backends import _redis_lua as lua
 from reliable_llm.backends import _redis_lua_windows as lua_windows
+from reliable_llm.backends._redis_link import kept
 
 if TYPE_CHECKING:
     from reliable_llm._breaker import Ticket
@@ -166,7 +167,7 @@ async def ascript(link: Link, name: str, keys: Sequence[str], args: Sequence[obj
     found = scripts.get(f"pipeline.{name}")
     if found is None:
         found = scripts[f"pipeline.{name}"] = client.register_script(_SOURCES[name])
-    return await found(keys=keys, args=args)
+    return await kept(found(keys=keys, args=args))
 
 
 _RETRIES = (0.1, 0.2, 0.4)  # seconds between the tries of a background VOID

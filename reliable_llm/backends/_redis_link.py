@@ -260,7 +260,7 @@ class Link:
                 self._retry_at = now + self._backoff
             emitters = tuple(self._emitters) if first else ()
         if first:
-            detail = f"{type(exc).__name__}: {exc}"
+            detail = f"{type(exc).__name__}: {str(exc).strip()}"
             logger.warning(
                 "shared state (redis) unavailable, going on with in-process state: %s", detail
             )

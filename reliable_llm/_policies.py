@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -22,6 +23,18 @@ __all__ = [
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigurationError(message)
+
+
+def _percent_hint(owner: str, name: str, value: object) -> None:
+    """Warn when a percentage looks like a fraction (0.5 meant as 50 %): it is accepted, as
+    it may be meant, but it opens (or caps) at well under one percent."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1:
+        warnings.warn(
+            f"{owner}.{name}={value!r} is a percentage: {value:g} %, not {value * 100:g} %; "
+            f"pass {value * 100:g} for {value * 100:g} %",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _is_number(value: object) -> bool:
@@ -131,6 +144,7 @@ class RetryPolicy:
             "RetryPolicy.retry_budget_percent must be None (no budget) or a percentage from 0 "
             f"to 100 such as 20.0, got {self.retry_budget_percent!r}",
         )
+        _percent_hint("RetryPolicy", "retry_budget_percent", self.retry_budget_percent)
         _check(
             _is_count(self.retry_budget_min_retries) and self.retry_budget_min_retries >= 0,
             "RetryPolicy.retry_budget_min_retries must be an int >= 0, "
@@ -248,6 +262,7 @@ class BreakerPolicy:
             "BreakerPolicy.failure_rate_threshold must be None (open on consecutive failures) "
             f"or a percentage > 0 and <= 100 such as 50.0, got {self.failure_rate_threshold!r}",
         )
+        _percent_hint("BreakerPolicy", "failure_rate_threshold", self.failure_rate_threshold)
         _check(
             _is_count(self.minimum_number_of_calls) and self.minimum_number_of_calls >= 1,
             "BreakerPolicy.minimum_number_of_calls must be an int >= 1, "
@@ -301,6 +316,7 @@ class BreakerPolicy:
             "BreakerPolicy.slow_call_rate_threshold must be a percentage > 0 and <= 100, "
             f"got {self.slow_call_rate_threshold!r}",
         )
+        _percent_hint("BreakerPolicy", "slow_call_rate_threshold", self.slow_call_rate_threshold)
         _check(
             self.max_recovery_timeout is None
             or (
@@ -321,6 +337,7 @@ class BreakerPolicy:
             "BreakerPolicy.panic_threshold must be None (no panic mode) or a percentage > 0 "
             f"and <= 100 such as 50.0, got {self.panic_threshold!r}",
         )
+        _percent_hint("BreakerPolicy", "panic_threshold", self.panic_threshold)
 
     @property
     def windowed(self) -> bool:

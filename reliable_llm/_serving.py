@@ -278,7 +278,9 @@ class Server:
             return self._run(plan)
         fleet = self.shared
         if fleet is not None and fleet.covers(self.cache):
-            return self._serve_fleet(plan, fleet)
+            from reliable_llm._serving_fleet import serve_fleet
+
+            return serve_fleet(self, plan, fleet)
         cached = self.lookup(plan)
         if cached is not None:
             return cached
@@ -299,7 +301,9 @@ class Server:
             # Recheck as we take the lead: an identical request may just have landed.
             response = self.lookup(plan) if flight is not None else None
             if response is None and flight is not None and self.shared is not None:
-                token, response = self._join_fleet(plan)
+                from reliable_llm._serving_fleet import join_fleet
+
+                token, response = join_fleet(self, plan)
             if response is None:
                 self.emit(CacheMiss(plan.requested))
                 response = self._run(plan)
@@ -312,43 +316,6 @@ class Server:
                 self.shared.release(plan.key, token)
             if flight is not None:
                 flight.land()
-
-    def _join_fleet(
-        self, plan: Plan, follow: bool = False
-    ) -> tuple[str | None, ChatResponse | None]:
-        """Lead the fleet's flight (a token to release) or get its leader's cached answer."""
-        assert self.shared is not None and plan.key is not None
-        try:
-            token, response = self.shared.join(
-                plan.key, plan.deadline, self.clock, lambda: self.lookup(plan), follow
-            )
-        except FlightTimeout:
-            raise self._waited_too_long(plan) from None
-        except BaseException:
-            self._finished(plan, None, True, False, None)
-            raise
-        if token is not None:  # an identical request may have landed as we took the lease
-            response = self.lookup(plan)
-        return token, response
-
-    async def _ajoin_fleet(
-        self, plan: Plan, follow: bool = False
-    ) -> tuple[str | None, ChatResponse | None]:
-        """Async twin of `_join_fleet`."""
-        assert self.shared is not None and plan.key is not None
-
-        try:
-            token, response = await self.shared.ajoin(
-                plan.key, plan.deadline, self.clock, lambda: self.alookup(plan), follow
-            )
-        except FlightTimeout:
-            raise self._waited_too_long(plan) from None
-        except BaseException:
-            self._finished(plan, None, True, False, None)
-            raise
-        if token is not None:
-            response = await self.alookup(plan)
-        return token, response
 
     # -- the fleet's cache and flight: one round trip before, one after -------------------------
 
@@ -364,144 +331,6 @@ class Server:
         self.emit(CacheHit(plan.requested, response.model))
         return response
 
-    def _fleet_value(self, plan: Plan, response: ChatResponse | None) -> Mapping[str, Any] | None:
-        """What the leader stores as it frees the lease: its fresh, complete answer, if any."""
-        if response is None or response.cached or response.finish_reason not in _CACHEABLE_FINISH:
-            return None
-        return response.to_dict()
-
-    def _serve_fleet(self, plan: Plan, fleet: SharedFlight) -> ChatResponse:
-        """`serve` on the fleet's cache: one round trip reads the entry, takes the lease and
-        the first model's admission (`SharedFlight.begin`); one stores the answer and frees
-        the lease (`SharedFlight.finish`). Identical requests of this process wait for its
-        leader without a round trip."""
-        key = plan.key
-        assert key is not None
-        try:
-            flight, shared = self.flight.join(_slot(plan), plan.deadline - self.clock.monotonic())
-        except FlightTimeout:
-            raise self._waited_too_long(plan) from None
-        except BaseException:  # a follower interrupted while it waited: count it
-            self._finished(plan, None, True, False, None)
-            raise
-        if shared is not None:
-            return self._followed(plan, shared)
-        if flight is None:  # a call made while leading this very request: on its own
-            cached = self.lookup(plan)
-            if cached is not None:
-                return cached
-            self.emit(CacheMiss(plan.requested))
-            return self._run(plan)
-        cache: RedisCache = self.cache  # type: ignore[assignment]
-        begun: Begun | None = None
-        token = response = None
-        try:
-            try:
-                begun = fleet.begin(key, cache, plan.entries[0].breaker, plan.per_attempt)
-            except Exception as exc:  # an unreadable entry, evicted: a miss
-                self._cache_failed(plan, "get", exc)
-                token, response = self._join_fleet(plan)
-            except BaseException:
-                self._finished(plan, None, True, False, None)
-                raise
-            else:
-                if begun is None:  # Redis unavailable: this process's cache, on its own
-                    response = self.lookup(plan)
-                elif begun.entry is not None:
-                    response = self._entry_answer(plan, begun.entry)
-                    if response is None:
-                        if _decoded(begun.entry) is None:  # unreadable: evicted
-                            self._delete(key)
-                        token, response = self._join_fleet(plan)
-                elif begun.token is None:  # another process leads: wait for its answer
-                    token, response = self._join_fleet(plan, follow=True)
-                else:
-                    token = begun.token
-            if response is None:
-                self.emit(CacheMiss(plan.requested))
-                response = self._run(plan, store=token is None)
-            flight.result = response
-            return response
-        finally:
-            try:
-                if begun is not None:
-                    begun.close()
-                if token is not None:
-                    try:
-                        fleet.finish(key, token, cache, self._fleet_value(plan, response), plan.ttl)
-                    except Exception as exc:
-                        self._cache_failed(plan, "set", exc)
-            finally:
-                flight.land()
-
-    async def _aserve_fleet(self, plan: Plan, fleet: SharedFlight) -> ChatResponse:
-        """Async twin of `_serve_fleet`."""
-        key = plan.key
-        assert key is not None
-        try:
-            flight, shared = await self.flight.ajoin(
-                _slot(plan), plan.deadline - self.clock.monotonic()
-            )
-        except FlightTimeout:
-            raise self._waited_too_long(plan) from None
-        except BaseException:  # a follower interrupted while it waited: count it
-            self._finished(plan, None, True, False, None)
-            raise
-        if shared is not None:
-            return self._followed(plan, shared)
-        if flight is None:  # a call made while leading this very request: on its own
-            cached = await self.alookup(plan)
-            if cached is not None:
-                return cached
-            self.emit(CacheMiss(plan.requested))
-            return await self._arun(plan)
-        cache: RedisCache = self.cache  # type: ignore[assignment]
-        begun: Begun | None = None
-        token = response = None
-        try:
-            try:
-                begun = await fleet.abegin(key, cache, plan.entries[0].breaker, plan.per_attempt)
-            except Exception as exc:  # an unreadable entry, evicted: a miss
-                self._cache_failed(plan, "get", exc)
-                token, response = await self._ajoin_fleet(plan)
-            except BaseException:
-                self._finished(plan, None, True, False, None)
-                raise
-            else:
-                if begun is None:  # Redis unavailable: this process's cache, on its own
-                    response = await self.alookup(plan)
-                elif begun.entry is not None:
-                    response = self._entry_answer(plan, begun.entry)
-                    if response is None:
-                        if _decoded(begun.entry) is None:  # unreadable: evicted
-                            await cache.adelete(key)
-                        token, response = await self._ajoin_fleet(plan)
-                elif begun.token is None:  # another process leads: wait for its answer
-                    token, response = await self._ajoin_fleet(plan, follow=True)
-                else:
-                    token = begun.token
-            if response is None:
-                self.emit(CacheMiss(plan.requested))
-                response = await self._arun(plan, store=token is None)
-            flight.result = response
-            return response
-        finally:
-            try:
-                if begun is not None:
-                    begun.close()
-                if token is not None:
-                    import asyncio
-
-                    # Shielded: a caller cancelled while the answer is being written still
-                    # leaves it written, and the lease freed.
-                    value = self._fleet_value(plan, response)
-                    try:
-                        await asyncio.shield(fleet.afinish(key, token, cache, value, plan.ttl))
-                    except Exception as exc:
-                        self._cache_failed(plan, "set", exc)
-            finally:
-                flight.land()
-
     async def aserve(self, plan: Plan) -> ChatResponse:
         """Async twin of `serve`."""
         if self.tracer is not None and plan.trace is None:
@@ -510,7 +339,9 @@ class Server:
             return await self._arun(plan)
         fleet = self.shared
         if fleet is not None and fleet.covers(self.cache):
-            return await self._aserve_fleet(plan, fleet)
+            from reliable_llm._serving_fleet import aserve_fleet
+
+            return await aserve_fleet(self, plan, fleet)
         cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
         if cached is not None:
             return cached
@@ -529,7 +360,9 @@ class Server:
         try:
             response = await self.alookup(plan) if flight is not None else None
             if response is None and flight is not None and self.shared is not None:
-                token, response = await self._ajoin_fleet(plan)
+                from reliable_llm._serving_fleet import ajoin_fleet
+
+                token, response = await ajoin_fleet(self, plan)
             if response is None:
                 self.emit(CacheMiss(plan.requested))
                 response = await self._arun(plan)

@@ -117,3 +117,30 @@ def test_a_policy_of_the_wrong_type_is_a_configuration_error(
     instead of an AttributeError later."""
     with pytest.raises(ConfigurationError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: BreakerPolicy(failure_rate_threshold=0.5), "failure_rate_threshold"),
+        (
+            lambda: BreakerPolicy(slow_call_duration_threshold=2.0, slow_call_rate_threshold=0.8),
+            "slow_call_rate_threshold",
+        ),
+        (lambda: BreakerPolicy(panic_threshold=0.5), "panic_threshold"),
+        (lambda: RetryPolicy(retry_budget_percent=0.2), "retry_budget_percent"),
+    ],
+)
+def test_a_percentage_that_looks_like_a_fraction_warns(
+    make: Callable[[], object], name: str
+) -> None:
+    """0.5 where a percentage belongs is accepted (it may be meant) with a warning naming the
+    field and the value that means 50 %; 50.0 gives no warning."""
+    with pytest.warns(UserWarning, match=rf"{name}=0\.\d is a percentage: .* pass \d+ for"):
+        make()
+
+
+def test_percentages_of_one_and_above_do_not_warn() -> None:
+    """Whole percentages, the documented form, pass silently (warnings are errors here)."""
+    BreakerPolicy(failure_rate_threshold=50.0, panic_threshold=1, slow_call_rate_threshold=100)
+    RetryPolicy(retry_budget_percent=20.0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -142,3 +144,46 @@ def test_timeouts_start_an_outage_only_three_in_a_row(redis_url: str, namespace:
     refused = RedisState(redis_url, namespace=namespace)
     refused._link.failed(redis.ConnectionError("Error 111 connecting: Connection refused."))
     assert not refused.available
+
+
+_LOOPS = """
+import asyncio, gc, sys
+import redis
+from reliable_llm import LLMManager
+from reliable_llm.backends import RedisState
+
+url, namespace = sys.argv[1], sys.argv[2]
+manager = LLMManager(shared_state=RedisState(url, namespace=namespace))
+
+async def model(prompt, **kwargs):
+    return "ok"
+
+manager.register_model("m", model)
+clients = redis.Redis.from_url(url)
+before = clients.info("clients")["connected_clients"]
+
+async def job(n):
+    await asyncio.gather(*(manager.agenerate(f"q{n}-{i}") for i in range(3)))
+
+for n in range(30):
+    asyncio.run(job(n))
+gc.collect()
+print(clients.info("clients")["connected_clients"] - before)
+"""
+
+
+def test_event_loops_closed_without_aclose_do_not_pile_up_connections(
+    redis_url: str, namespace: str
+) -> None:
+    """One manager used from 30 short-lived loops (asyncio.run per job, as in Celery tasks),
+    none closed with aclose(): Redis keeps the connections of one loop, not of all 30. (In a
+    process of its own: the dropped loops' transports warn when collected.)"""
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _LOOPS, redis_url, namespace],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    grown = int(done.stdout.strip())
+    assert grown <= 4, f"{grown} more Redis clients after 30 loops"

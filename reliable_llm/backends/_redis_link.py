@@ -168,11 +168,31 @@ class Link:
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
 
+            self._drop_closed_loops()
             options = {**self._options, "retry": Retry(NoBackoff(), 0)}
             pool = BlockingConnectionPool.from_url(self._url, **self._pooling, **options)
             client = _owning(Redis(connection_pool=pool))
             pair = self._async[loop] = (client, {})
         return pair
+
+    def _drop_closed_loops(self) -> None:
+        """Let go of the clients of event loops that were closed without `aclose` (each
+        ``asyncio.run`` makes a loop): their connections are shut down, so Redis frees them
+        at once and this process's sockets close when collected, instead of one client per
+        finished loop piling up until Redis refuses new clients."""
+        import contextlib
+        import socket
+
+        for loop in [loop for loop in self._async if loop.is_closed()]:
+            client = self._async.pop(loop)[0]
+            pool = client.connection_pool
+            connections = getattr(pool, "_available_connections", [])
+            for connection in (*connections, *getattr(pool, "_in_use_connections", ())):
+                transport = getattr(getattr(connection, "_writer", None), "transport", None)
+                raw = transport.get_extra_info("socket") if transport is not None else None
+                if raw is not None:
+                    with contextlib.suppress(OSError):  # already gone
+                        raw.shutdown(socket.SHUT_RDWR)
 
     def background(self, loop: asyncio.AbstractEventLoop, call: Coroutine[Any, Any, None]) -> None:
         """Run ``call`` as a task on ``loop`` (kept until done; `aclose` waits for it)."""
@@ -240,7 +260,7 @@ class Link:
                 self._retry_at = now + self._backoff
             emitters = tuple(self._emitters) if first else ()
         if first:
-            detail = f"{type(exc).__name__}: {exc}"
+            detail = f"{type(exc).__name__}: {str(exc).strip()}"
             logger.warning(
                 "shared state (redis) unavailable, going on with in-process state: %s", detail
             )

@@ -153,7 +153,7 @@ from reliable_llm import LLMManager
 from reliable_llm.backends import RedisState
 
 url, namespace = sys.argv[1], sys.argv[2]
-manager = LLMManager(shared_state=RedisState(url, namespace=namespace))
+manager = LLMManager(shared_state=RedisState(url, namespace=namespace, timeout=0.5))
 
 async def model(prompt, **kwargs):
     return "ok"

@@ -9,20 +9,13 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reliable_llm._breaker import BreakerState, ModelBreaker
+from reliable_llm._breaker import BreakerState
 from reliable_llm._cache import CacheBackend, InMemoryCache, cache_size
 from reliable_llm._chatstream import AsyncChatStream, ChatStream
 from reliable_llm._classify import ErrorClassifier
 from reliable_llm._clock import Clock, SystemClock
 from reliable_llm._deployments import (
     Deployment,
-    DeploymentGroup,
-    GroupProvider,
-    as_deployments,
-    check_strategy,
-    deployment_id,
-    deployment_state,
-    gate,
 )
 from reliable_llm._engine import Engine
 from reliable_llm._errors import ConfigurationError
@@ -43,13 +36,13 @@ from reliable_llm._policies import (
     check_policy,
 )
 from reliable_llm._provider import Provider
-from reliable_llm._registry import ModelEntry, Registry, as_provider, check_name
+from reliable_llm._registration import Registrar
+from reliable_llm._registry import ModelEntry, Registry
 from reliable_llm._render import MetricsSnapshot, metrics_html, metrics_table
 from reliable_llm._request import MessagesInput, check_flag, check_prompt
-from reliable_llm._retry_budget import RetryBudget
 from reliable_llm._serving import Server
 from reliable_llm._types import ChatResponse
-from reliable_llm._validation import Validator, as_validators
+from reliable_llm._validation import Validator
 
 if TYPE_CHECKING:
     from reliable_llm.backends._redis import RedisState
@@ -149,6 +142,7 @@ class LLMManager:
         else:
             self.cache = InMemoryCache(self.cache_policy, self.clock)
         self.metrics = MetricsCollector()
+        self._registrar = Registrar(self)
         hooks = tuple(hooks)
         for hook in hooks:
             check_hook(hook)
@@ -257,148 +251,17 @@ class LLMManager:
                 empty group, a bad `Deployment` value, an unknown ``strategy``, ``strategy``
                 for a single model, or a validator that is not a sync callable.
         """
-        checks = as_validators("validators", validators)
-        retry = check_policy("retry", retry, RetryPolicy, "RetryPolicy(max_retries=3)")
-        breaker = check_policy("breaker", breaker, BreakerPolicy, "BreakerPolicy()")
-        if isinstance(inference_fn, list | tuple | Deployment):
-            specs = (inference_fn,) if isinstance(inference_fn, Deployment) else inference_fn
-            self._register_group(
-                name, specs, metadata, replace, retry, breaker, classify_error, strategy, checks
-            )
-            return
-        if strategy is not None:
-            raise ConfigurationError(
-                f"strategy={strategy!r} applies to a deployment group; register model "
-                f"{name!r} with a list of deployments, e.g. [provider_a, provider_b]"
-            )
-        provider = as_provider(name, inference_fn)
-        provider.warm()
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
-        entry = self._entry(
+        self._registrar.register(
             name,
-            provider,
+            inference_fn,
             metadata,
+            replace,
             retry,
             breaker,
             classify_error,
-            self._on_breaker_change,
-            validators=checks,
+            strategy,
+            validators,
         )
-        self._registry.add(entry, replace, lambda old: self._track(name, (name,), old))
-
-    def _entry(
-        self,
-        name: str,
-        provider: Provider,
-        metadata: Mapping[str, Any] | None,
-        retry: RetryPolicy | None,
-        breaker: BreakerPolicy | None,
-        classify_error: ErrorClassifier | None,
-        on_change: Callable[[str, BreakerState, BreakerState], None] | None,
-        **group: Any,
-    ) -> ModelEntry:
-        """The registry entry of a model, or of one deployment of a group (``member_of=``),
-        or of a group itself (``group=``): the one place an entry is built."""
-        retry = retry or self.retry_policy
-        return ModelEntry(
-            name=name,
-            provider=provider,
-            metadata=dict(metadata or {}),
-            breaker=(ModelBreaker if self.shared_state is None else self.shared_state.breaker)(
-                name,
-                breaker or self.breaker_policy,
-                self.clock,
-                on_change,
-                self._random,
-            ),
-            retry=retry,
-            classifier=classify_error,
-            budget=RetryBudget.for_policy(retry, self.clock),
-            **group,
-        )
-
-    def _track(self, name: str, reported: Sequence[str], old: ModelEntry | None) -> None:
-        """Report ``reported`` (a model, or a group's deployments) in the metrics from now on,
-        and stop reporting what ``name`` (``old``) was before."""
-        if old is not None and old.group is not None:
-            for member in old.group.members:
-                if member.name not in reported:
-                    self.metrics.forget(member.name)
-        elif name not in reported:
-            self.metrics.forget(name)
-        for each in reported:
-            self.metrics.track(each)
-
-    def _register_group(
-        self,
-        name: str,
-        models: Sequence[object],
-        metadata: Mapping[str, Any] | None,
-        replace: bool,
-        retry: RetryPolicy | None,
-        breaker: BreakerPolicy | None,
-        classify_error: ErrorClassifier | None,
-        strategy: str | None,
-        checks: tuple[Validator, ...],
-    ) -> None:
-        """Register ``name`` as a deployment group (see `register_model`)."""
-        check_name(name)
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise ConfigurationError(f"metadata must be a dict, got {type(metadata).__name__}")
-        strategy = check_strategy("weighted" if strategy is None else strategy)
-        specs = as_deployments(name, models)
-        group = DeploymentGroup(name, strategy, self.clock, self._random)
-        members: list[ModelEntry] = []
-        states = []
-        for index, spec in enumerate(specs):
-            member_id = deployment_id(name, spec, index)
-            provider = as_provider(member_id, spec.model)
-            provider.warm()
-            if self.shared_state is None:
-                state = deployment_state(spec, member_id, index, strategy, self.clock)
-            else:  # limits held by the fleet: each deployment's window is in Redis
-                make = functools.partial(self.shared_state.limiter, member_id)
-                state = deployment_state(spec, member_id, index, strategy, self.clock, make)
-            states.append(state)
-            members.append(
-                self._entry(
-                    member_id,
-                    gate(provider, state, strategy, self.clock),
-                    {**(metadata or {}), **(spec.metadata or {})},
-                    retry,
-                    breaker,
-                    classify_error,
-                    self._group_listener(group, index),
-                    member_of=group,
-                    validators=checks,
-                )
-            )
-        group.attach(members, states)
-        # The group's own entry describes it; requests use its deployments' entries (and
-        # breakers: the group's breaker is never consulted).
-        entry = self._entry(
-            name,
-            GroupProvider(group),
-            metadata,
-            retry,
-            breaker,
-            classify_error,
-            None,
-            group=group,
-            validators=checks,
-        )
-        ids = tuple(m.name for m in members)
-        self._registry.add(entry, replace, lambda old: self._track(name, ids, old), members)
-
-    def _group_listener(
-        self, group: DeploymentGroup, index: int
-    ) -> Callable[[str, BreakerState, BreakerState], None]:
-        def on_change(model: str, old: BreakerState, new: BreakerState) -> None:
-            group.on_transition(index, old, new)
-            self._on_breaker_change(model, old, new)
-
-        return on_change
 
     def set_active_model(self, name: str) -> None:
         """Make ``name`` the first model every request tries.

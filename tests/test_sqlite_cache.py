@@ -9,7 +9,9 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from drivers import ask_with
@@ -337,3 +339,32 @@ def test_unusable_path_is_a_configuration_error(tmp_path: Path, kind: str) -> No
         path = tmp_path / "missing" / "c.db"
     with pytest.raises(ConfigurationError, match=r"cannot use .*c\.db"):
         SQLiteCache(path)
+
+
+def _open_at(path: str, when: float, results: Any) -> None:
+    """A worker process: open the cache at ``when`` (with the others) and write to it."""
+    while time.time() < when:
+        pass
+    try:
+        SQLiteCache(path).set("k", {"pid": os.getpid()}, None)
+        results.put("ok")
+    except Exception as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Six processes open one new cache file at the same instant, eight times over: every one
+    opens it (the race to switch it to WAL mode once ended in 'database is locked')."""
+    context = multiprocessing.get_context("fork")
+    outcomes: list[str] = []
+    for round_ in range(8):
+        path = str(tmp_path / f"c{round_}.db")
+        results = context.Queue()
+        when = time.time() + 0.2
+        workers = [context.Process(target=_open_at, args=(path, when, results)) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        outcomes += [results.get(timeout=60) for _ in workers]
+        for worker in workers:
+            worker.join(60)
+    assert outcomes == ["ok"] * 48

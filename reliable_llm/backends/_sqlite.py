@@ -85,6 +85,25 @@ def _check_bound(name: str, value: object, *, seconds: bool = False) -> None:
         raise ConfigurationError(f"SQLiteCache {name} must be {kind}, got {value!r}")
 
 
+def _use_wal(connection: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch the file to WAL mode unless it is in it already (the mode is the file's).
+
+    Several processes opening a new file at once race for the switch, which takes an
+    exclusive lock; SQLite answers a loser SQLITE_BUSY at once, without its busy handler, so
+    the switch is tried again (every 10 ms, up to ``patience`` seconds, as busy_timeout)."""
+    give_up = time.monotonic() + patience
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchall()[0][0] != "wal":
+                connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= give_up:
+                raise
+        time.sleep(0.01)
+
+
 class SQLiteCache:
     """A `reliable_llm.CacheBackend` persisted in a SQLite file, shared by threads and processes.
 
@@ -181,7 +200,7 @@ class SQLiteCache:
         try:
             connection.execute("PRAGMA busy_timeout = 30000")
             self._check_ours(connection)  # before WAL mode: another app's file stays as it was
-            connection.execute("PRAGMA journal_mode = WAL")
+            _use_wal(connection)
             connection.execute("PRAGMA synchronous = NORMAL")
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, _SCHEMA_VERSION):

@@ -160,22 +160,23 @@ class Plan:
         self.given_up.append(failure.model)
         entries = self.entries
         reason = failure.reason
-        resume: tuple[ModelEntry, ...] | None = None
-        if reason in _AT_LIMIT:  # a group's waiter may go on in a new order (`regrouped`)
-            resume = getattr(self, "resume", None)
-        if resume is not None:
-            nxt: str | None = resume[0].name
-        else:
-            nxt = entries[index + 1].name if index + 1 < len(entries) else None
         entry = entries[index]
+        resume: tuple[ModelEntry, ...] | None = None
         if failure is entry.circuit_open:
             # Skipped while its breaker is open, the common give-up during an outage: the
             # event (immutable) is built once per next model and reused.
+            nxt = entries[index + 1].name if index + 1 < len(entries) else None
             event = entry.open_events.get(nxt)
             if event is None:
                 event = entry.open_events[nxt] = FallbackTaken(failure.model, nxt, reason)
             emit(event)
         else:
+            if reason in _AT_LIMIT:  # a group's waiter may go on in a new order (`regrouped`)
+                resume = getattr(self, "resume", None)
+            if resume is not None:
+                nxt = resume[0].name
+            else:
+                nxt = entries[index + 1].name if index + 1 < len(entries) else None
             emit(FallbackTaken(failure.model, nxt, reason))
         # Routine while a model is down (the breaker's own transitions are warnings, and a
         # failed request is raised to its caller): logged at INFO, built only when enabled.

@@ -259,6 +259,29 @@ class Server:
                 await self._astore(plan, response)
         return response
 
+    def join_here(self, plan: Plan) -> tuple[Flight[ChatResponse] | None, ChatResponse | None]:
+        """Join this process's flight of identical requests (`SingleFlight.join`) within the
+        plan's deadline; a follower that waited too long, or was interrupted, is counted."""
+        try:
+            return self.flight.join(_slot(plan), plan.deadline - self.clock.monotonic())
+        except FlightTimeout:
+            raise self._waited_too_long(plan) from None
+        except BaseException:  # a follower interrupted while it waited: count it
+            self._finished(plan, None, True, False, None)
+            raise
+
+    async def ajoin_here(
+        self, plan: Plan
+    ) -> tuple[Flight[ChatResponse] | None, ChatResponse | None]:
+        """Async twin of `join_here`."""
+        try:
+            return await self.flight.ajoin(_slot(plan), plan.deadline - self.clock.monotonic())
+        except FlightTimeout:
+            raise self._waited_too_long(plan) from None
+        except BaseException:  # a follower interrupted while it waited: count it
+            self._finished(plan, None, True, False, None)
+            raise
+
     def _followed(self, plan: Plan, shared: ChatResponse) -> ChatResponse:
         """The answer an identical in-flight request obtained: the caller's own copy."""
         self.emit(CacheHit(plan.requested, shared.model))
@@ -284,13 +307,7 @@ class Server:
         cached = self.lookup(plan)
         if cached is not None:
             return cached
-        try:
-            flight, shared = self.flight.join(_slot(plan), plan.deadline - self.clock.monotonic())
-        except FlightTimeout:
-            raise self._waited_too_long(plan) from None
-        except BaseException:  # a follower interrupted while it waited: count it
-            self._finished(plan, None, True, False, None)
-            raise
+        flight, shared = self.join_here(plan)
         if shared is not None:
             return self._followed(plan, shared)
         return self._lead(plan, flight)
@@ -345,15 +362,7 @@ class Server:
         cached = self.lookup(plan) if self._aget is None else await self.alookup(plan)
         if cached is not None:
             return cached
-        try:
-            flight, shared = await self.flight.ajoin(
-                _slot(plan), plan.deadline - self.clock.monotonic()
-            )
-        except FlightTimeout:
-            raise self._waited_too_long(plan) from None
-        except BaseException:  # a follower interrupted while it waited: count it
-            self._finished(plan, None, True, False, None)
-            raise
+        flight, shared = await self.ajoin_here(plan)
         if shared is not None:
             return self._followed(plan, shared)
         token = None

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from reliable_llm._events import CacheMiss
-from reliable_llm._serving import _CACHEABLE_FINISH, _decoded, _slot
+from reliable_llm._serving import _CACHEABLE_FINISH, _decoded
 from reliable_llm._singleflight import FlightTimeout
 
 if TYPE_CHECKING:
@@ -79,13 +79,7 @@ def serve_fleet(server: Server, plan: Plan, fleet: SharedFlight) -> ChatResponse
     leader without a round trip."""
     key = plan.key
     assert key is not None
-    try:
-        flight, shared = server.flight.join(_slot(plan), plan.deadline - server.clock.monotonic())
-    except FlightTimeout:
-        raise server._waited_too_long(plan) from None
-    except BaseException:  # a follower interrupted while it waited: count it
-        server._finished(plan, None, True, False, None)
-        raise
+    flight, shared = server.join_here(plan)
     if shared is not None:
         return server._followed(plan, shared)
     if flight is None:  # a call made while leading this very request: on its own
@@ -141,15 +135,7 @@ async def aserve_fleet(server: Server, plan: Plan, fleet: SharedFlight) -> ChatR
     """Async twin of `serve_fleet`."""
     key = plan.key
     assert key is not None
-    try:
-        flight, shared = await server.flight.ajoin(
-            _slot(plan), plan.deadline - server.clock.monotonic()
-        )
-    except FlightTimeout:
-        raise server._waited_too_long(plan) from None
-    except BaseException:  # a follower interrupted while it waited: count it
-        server._finished(plan, None, True, False, None)
-        raise
+    flight, shared = await server.ajoin_here(plan)
     if shared is not None:
         return server._followed(plan, shared)
     if flight is None:  # a call made while leading this very request: on its own

@@ -247,22 +247,45 @@ class SharedBreaker(ModelBreaker):
             return ticket
         if self._clock.monotonic() < self._blocked_until:
             return _REJECTED
+        decided = self._guarded("GUARDED_ADMIT", lease) if self._link.usable() else None
+        return super().admit(lease) if decided is None else self._ticket(*decided, lease)
+
+    def _guarded(self, name: str, lease: float) -> tuple[list[object], str] | None:
+        """Run the admission script ``name`` (``GUARDED_ADMIT`` or ``GUARDED_PANIC``): its
+        answer and the caller's token, or None when Redis failed (decide in-process).
+
+        Interrupted on the wire (Ctrl-C), the trial a late answer granted is freed before
+        the interruption goes on; a failed or timed-out call's late command is voided."""
         link = self._link
-        if not link.usable():
-            return super().admit(lease)
         token = link.token()
         keys = (*self._keys, void_key(link, token))
         try:
-            answer = script(link, "GUARDED_ADMIT")(keys=keys, args=(_ms(lease), token))
+            answer = script(link, name)(keys=keys, args=(_ms(lease), token))
         except link.errors as exc:
             link.failed(exc)
             void_soon(link, token, self._keys[1:2], _ms(lease))  # it may run late
-            return super().admit(lease)
+            return None
         except BaseException:  # interrupted on the wire: a trial granted there is freed
             void_now(link, token, self._keys[1:2], _ms(lease))
             raise
         link.succeeded()
-        return self._ticket(answer, token, lease)
+        return answer, token
+
+    async def _aguarded(self, name: str, lease: float) -> tuple[list[object], str] | None:
+        """Async twin of `_guarded`: a cancelled task frees its trial from a task of its loop."""
+        link = self._link
+        token = link.token()
+        keys = (*self._keys, void_key(link, token))
+        try:
+            answer = await ascript(link, name, keys, (_ms(lease), token))
+        except BaseException as exc:
+            void_later(link, token, self._keys[1:2], _ms(lease))
+            if not isinstance(exc, link.errors):
+                raise
+            link.failed(exc)
+            return None
+        link.succeeded()
+        return answer, token
 
     async def aadmit(self, lease: float = 60.0) -> Ticket:
         """Async twin of `admit` (the asyncio client: the event loop never waits on Redis).
@@ -275,21 +298,11 @@ class SharedBreaker(ModelBreaker):
             return ticket
         if self._clock.monotonic() < self._blocked_until:
             return _REJECTED
-        link = self._link
-        if not link.usable():
-            return super().admit(lease)
-        token = link.token()
-        keys = (*self._keys, void_key(link, token))
-        try:
-            answer = await ascript(link, "GUARDED_ADMIT", keys, (_ms(lease), token))
-        except BaseException as exc:
-            void_later(link, token, self._keys[1:2], _ms(lease))
-            if not isinstance(exc, link.errors):
-                raise
-            link.failed(exc)
-            return super().admit(lease)
-        link.succeeded()
-        return self._ticket(answer, token, lease)
+        if self._link.usable():
+            decided = await self._aguarded("GUARDED_ADMIT", lease)
+            if decided is not None:
+                return self._ticket(*decided, lease)
+        return super().admit(lease)
 
     # -- pre-admission: the first attempt's ADMIT, run inside the request's first round trip --
 
@@ -333,19 +346,10 @@ class SharedBreaker(ModelBreaker):
             return super().admit_in_panic(route, lease)
         if self._clock.monotonic() < self._cool_until:
             return _REJECTED
-        token = link.token()
-        keys = (*self._keys, void_key(link, token))
-        try:
-            answer = script(link, "GUARDED_PANIC")(keys=keys, args=(_ms(lease), token))
-        except link.errors as exc:
-            link.failed(exc)
-            void_soon(link, token, self._keys[1:2], _ms(lease))  # it may run late
+        decided = self._guarded("GUARDED_PANIC", lease)
+        if decided is None:
             return super().admit_in_panic(route, lease)
-        except BaseException:  # interrupted on the wire: a trial granted there is freed
-            void_now(link, token, self._keys[1:2], _ms(lease))
-            raise
-        link.succeeded()
-        return self._panic_ticket(answer, token, lease)
+        return self._panic_ticket(*decided, lease)
 
     async def aadmit_in_panic(self, route: Sequence[HasBreaker], lease: float = 60.0) -> Ticket:
         """Async twin of `admit_in_panic` (the asyncio client)."""
@@ -356,18 +360,10 @@ class SharedBreaker(ModelBreaker):
             return super().admit_in_panic(route, lease)
         if self._clock.monotonic() < self._cool_until:
             return _REJECTED
-        token = link.token()
-        keys = (*self._keys, void_key(link, token))
-        try:
-            answer = await ascript(link, "GUARDED_PANIC", keys, (_ms(lease), token))
-        except BaseException as exc:  # a trial granted on the wire is freed from a task
-            void_later(link, token, self._keys[1:2], _ms(lease))
-            if not isinstance(exc, link.errors):
-                raise
-            link.failed(exc)
+        decided = await self._aguarded("GUARDED_PANIC", lease)
+        if decided is None:
             return super().admit_in_panic(route, lease)
-        link.succeeded()
-        return self._panic_ticket(answer, token, lease)
+        return self._panic_ticket(*decided, lease)
 
     def _panic_ticket(self, raw: list[object], token: str, lease: float) -> Ticket:
         ticket = self._ticket(raw, token, lease)
